@@ -1,0 +1,513 @@
+/* gateway.c: h2o server, listeners, ZeroMQ integration and /healthz.
+ *
+ * ZeroMQ sockets join h2o's loop through their ZMQ_FD: each is dup()ed (h2o
+ * closes the fds it owns; ZeroMQ must keep its own) and watched with
+ * H2O_SOCKET_FLAG_DONT_READ.  Because ZMQ_FD is edge-triggered, every rpc
+ * object is also processed once per loop iteration before h2o waits.
+ *
+ * A request that waits on the back end keeps its state in a heap object and
+ * holds a token in the request's memory pool; if the client goes away, the
+ * pool's dispose clears the back-pointer so a late reply touches nothing.
+ */
+#include "gateway.h"
+
+#include "clock.h"
+#include "envelope.pb.h"
+#include "log.h"
+#include "status.h"
+
+#include <errno.h>
+#include <h2o.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zmq.h>
+#include <arpa/inet.h>
+
+const struct config_key gateway_config_keys[] = {
+    SVC_COMMON_KEYS(struct gateway_cfg, "gateway", "tcp://127.0.0.1:17150"),
+    CONFIG_STR_KEY("http.listen", struct gateway_cfg, http_listen, "127.0.0.1:18080",
+                   "host:port for the CMQ HTTP API"),
+    CONFIG_STR_KEY("https.listen", struct gateway_cfg, https_listen, "",
+                   "host:port for HTTPS (HTTP/1.1 and HTTP/2); empty disables"),
+    CONFIG_STR_KEY("https.cert", struct gateway_cfg, tls_cert, "", "PEM certificate chain file"),
+    CONFIG_STR_KEY("https.key", struct gateway_cfg, tls_key, "", "PEM private key file"),
+    CONFIG_STR_KEY("tcp.listen", struct gateway_cfg, tcp_listen, "",
+                   "host:port reserved for the CMQ TCP protocol"),
+    CONFIG_STR_KEY("metadata.endpoint", struct gateway_cfg, metadata, "tcp://127.0.0.1:17100",
+                   "the metadata service"),
+    CONFIG_STR_KEY("scheduler.endpoint", struct gateway_cfg, scheduler,
+                   "tcp://127.0.0.1:17110", "the scheduler service"),
+    CONFIG_STR_KEY("storage.endpoints", struct gateway_cfg, storage, "tcp://127.0.0.1:17120",
+                   "comma-separated storage node endpoints"),
+    CONFIG_INT_KEY("health.timeout_ms", struct gateway_cfg, health_timeout_ms, "1000", 10,
+                   60000, "how long /healthz waits for each service"),
+    CONFIG_INT_KEY("http.max_body_bytes", struct gateway_cfg, max_body_bytes, "1048576", 1024,
+                   64 << 20, "largest request body accepted"),
+};
+const size_t gateway_config_n_keys = sizeof gateway_config_keys / sizeof gateway_config_keys[0];
+
+/* One back-end peer whose health /healthz reports. */
+struct backend {
+    char name[64];
+    struct rpc_client *client;
+};
+
+struct zwatch {
+    h2o_socket_t *sock;
+    struct gateway *gw;
+};
+
+struct listener {
+    h2o_socket_t *sock;
+    h2o_accept_ctx_t accept;
+    char addr[64];
+};
+
+struct gateway {
+    struct gateway_cfg cfg;
+    h2o_globalconf_t h2o_config;
+    h2o_context_t ctx;
+    h2o_evloop_t *loop;
+    SSL_CTX *ssl;
+    struct listener http, https;
+    void *zctx;
+    struct rpc_server *server;
+    struct backend backends[GATEWAY_MAX_STORAGE + 2];
+    int n_backends;
+    struct zwatch watches[GATEWAY_MAX_STORAGE + 4];
+    int n_watches;
+    uint64_t inflight;
+    uint64_t requests;
+    uint64_t started_ms;
+};
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int signo) { stop_signal = signo; }
+
+/* ---------- listeners ---------- */
+
+static int parse_hostport(const char *s, struct sockaddr_in *sa)
+{
+    char host[64];
+    const char *colon = strrchr(s, ':');
+    if (!colon || (size_t)(colon - s) >= sizeof host)
+        return -1;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port <= 0 || port > 65535)
+        return -1;
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &sa->sin_addr) != 1)
+        return -1;
+    return 0;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    if (err)
+        return;
+    h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+    if (sock)
+        h2o_accept(listener->data, sock);
+}
+
+static int open_listener(struct gateway *gw, struct listener *l, const char *addr, SSL_CTX *ssl)
+{
+    struct sockaddr_in sa;
+    if (parse_hostport(addr, &sa) != 0) {
+        log_error("listen_failed", "addr=%s reason=\"not host:port\"", addr);
+        return CMQ_EINVAL;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0)
+        return status_from_errno(errno);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, SOMAXCONN) != 0) {
+        int e = errno;
+        log_error("listen_failed", "addr=%s reason=\"%s\"", addr, strerror(e));
+        close(fd);
+        return e == EADDRINUSE ? CMQ_EBUSY : status_from_errno(e);
+    }
+    snprintf(l->addr, sizeof l->addr, "%s", addr);
+    l->accept.ctx = &gw->ctx;
+    l->accept.hosts = gw->h2o_config.hosts;
+    l->accept.ssl_ctx = ssl;
+    l->sock = h2o_evloop_socket_create(gw->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    l->sock->data = &l->accept;
+    h2o_socket_read_start(l->sock, on_accept);
+    return CMQ_OK;
+}
+
+static void close_listener(struct listener *l)
+{
+    if (!l->sock)
+        return;
+    h2o_socket_read_stop(l->sock);
+    h2o_socket_close(l->sock);
+    l->sock = NULL;
+}
+
+static SSL_CTX *open_tls(const struct gateway_cfg *cfg)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        char buf[256];
+        ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+        log_error("tls_failed", "cert=%s key=%s reason=\"%s\"", cfg->tls_cert, cfg->tls_key, buf);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    return ctx;
+}
+
+/* ---------- ZeroMQ in the h2o loop ---------- */
+
+static void process_rpc(struct gateway *gw)
+{
+    if (gw->server)
+        rpc_server_process(gw->server);
+    for (int i = 0; i < gw->n_backends; i++)
+        rpc_client_process(gw->backends[i].client);
+}
+
+static void on_zmq_ready(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    struct zwatch *w = sock->data;
+    process_rpc(w->gw);
+}
+
+static int watch_fd(struct gateway *gw, int zfd)
+{
+    if (gw->n_watches == (int)(sizeof gw->watches / sizeof gw->watches[0]))
+        return CMQ_ELIMIT;
+    int fd = dup(zfd);
+    if (fd < 0)
+        return status_from_errno(errno);
+    struct zwatch *w = &gw->watches[gw->n_watches++];
+    w->gw = gw;
+    w->sock = h2o_evloop_socket_create(gw->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->sock->data = w;
+    h2o_socket_read_start(w->sock, on_zmq_ready);
+    return CMQ_OK;
+}
+
+static void health_rpc(struct rpc_server *srv, struct rpc_call *call, void *arg)
+{
+    (void)srv;
+    struct gateway *gw = arg;
+    if (rpc_call_request(call)->type != cmq_MsgType_MSG_HEALTH) {
+        rpc_reply_status(call, CMQ_EUNSUPPORTED, "gateway answers health only");
+        return;
+    }
+    cmq_HealthReply r = cmq_HealthReply_init_zero;
+    snprintf(r.service, sizeof r.service, "gateway");
+    snprintf(r.node_id, sizeof r.node_id, "%s", gw->cfg.common.node_id);
+    snprintf(r.version, sizeof r.version, "%s", CMQ_VERSION);
+    r.uptime_ms = clock_mono_ms() - gw->started_ms;
+    r.requests = gw->requests;
+    r.pid = (uint32_t)getpid();
+    snprintf(r.detail, sizeof r.detail, "http=%s https=%s inflight=%llu", gw->cfg.http_listen,
+             gw->cfg.https_listen[0] ? gw->cfg.https_listen : "off",
+             (unsigned long long)gw->inflight);
+    rpc_reply_pb(call, cmq_HealthReply_fields, &r);
+}
+
+static int add_backend(struct gateway *gw, const char *name, const char *endpoint)
+{
+    struct backend *b = &gw->backends[gw->n_backends];
+    snprintf(b->name, sizeof b->name, "%s", name);
+    int rc = rpc_client_open(gw->zctx, &endpoint, 1, &b->client);
+    if (rc != CMQ_OK) {
+        log_error("backend_failed", "name=%s endpoint=%s status=%s", name, endpoint,
+                  status_name(rc));
+        return rc;
+    }
+    gw->n_backends++;
+    return watch_fd(gw, rpc_client_fd(b->client, 0));
+}
+
+/* ---------- /healthz ---------- */
+
+struct healthz {
+    h2o_req_t *req;       /* NULL once the client went away */
+    struct gateway *gw;
+    int waiting;
+    char up[GATEWAY_MAX_STORAGE + 2];
+    char names[GATEWAY_MAX_STORAGE + 2][64];
+};
+
+struct healthz_token {
+    struct healthz *hz;
+};
+
+static void healthz_maybe_free(struct healthz *hz)
+{
+    if (!hz->req && hz->waiting == 0)
+        free(hz);
+}
+
+static void healthz_req_gone(void *p)
+{
+    struct healthz *hz = ((struct healthz_token *)p)->hz;
+    if (hz->req) {
+        hz->req = NULL;
+        hz->gw->inflight--;
+    }
+    healthz_maybe_free(hz);
+}
+
+static void healthz_respond(struct healthz *hz)
+{
+    struct gateway *gw = hz->gw;
+    h2o_req_t *req = hz->req;
+    char body[2048];
+    int all = 1;
+    size_t n = (size_t)snprintf(body, sizeof body, "{\"services\":{\"gateway\":\"up\"");
+    for (int i = 0; i < gw->n_backends; i++) {
+        all &= hz->up[i];
+        n += (size_t)snprintf(body + n, sizeof body - n, ",\"%s\":\"%s\"", hz->names[i],
+                              hz->up[i] ? "up" : "down");
+    }
+    n += (size_t)snprintf(body + n, sizeof body - n, "},\"status\":\"%s\"}\n",
+                          all ? "ok" : "degraded");
+    req->res.status = all ? 200 : 503;
+    req->res.reason = all ? "OK" : "Service Unavailable";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json"));
+    hz->req = NULL;
+    gw->inflight--;
+    h2o_send_inline(req, h2o_strdup(&req->pool, body, n).base, n);
+}
+
+struct healthz_probe {
+    struct healthz *hz;
+    int index;
+};
+
+static void healthz_done(void *arg, const struct rpc_result *res)
+{
+    struct healthz_probe *p = arg;
+    struct healthz *hz = p->hz;
+    if (res->status == CMQ_OK && res->msg) {
+        cmq_HealthReply r = cmq_HealthReply_init_zero;
+        if (rpc_pb_decode(cmq_HealthReply_fields, &r, res->msg->body, res->msg->body_len) ==
+            CMQ_OK) {
+            hz->up[p->index] = 1;
+            if (r.node_id[0])
+                snprintf(hz->names[p->index], sizeof hz->names[p->index], "%s", r.node_id);
+        }
+    }
+    free(p);
+    hz->waiting--;
+    if (hz->waiting == 0 && hz->req)
+        healthz_respond(hz);
+    healthz_maybe_free(hz);
+}
+
+static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct gateway *gw = *(struct gateway **)(self + 1);
+    gw->requests++;
+    struct healthz *hz = calloc(1, sizeof *hz);
+    if (!hz)
+        return -1;
+    hz->gw = gw;
+    hz->req = req;
+    gw->inflight++;
+    struct healthz_token *tok = h2o_mem_alloc_shared(&req->pool, sizeof *tok, healthz_req_gone);
+    tok->hz = hz;
+    struct rpc_opts opts = {.timeout_ms = (int)gw->cfg.health_timeout_ms, .attempts = 1, .peer = 0};
+    for (int i = 0; i < gw->n_backends; i++) {
+        snprintf(hz->names[i], sizeof hz->names[i], "%s", gw->backends[i].name);
+        struct healthz_probe *p = malloc(sizeof *p);
+        if (!p)
+            continue;
+        *p = (struct healthz_probe){hz, i};
+        cmq_HealthRequest hr = cmq_HealthRequest_init_zero;
+        uint8_t *body;
+        size_t len;
+        if (rpc_pb_encode(cmq_HealthRequest_fields, &hr, &body, &len) != CMQ_OK) {
+            free(p);
+            continue;
+        }
+        if (rpc_client_call(gw->backends[i].client, cmq_MsgType_MSG_HEALTH, body, len, &opts,
+                            healthz_done, p) == CMQ_OK)
+            hz->waiting++;
+        else
+            free(p);
+        free(body);
+    }
+    if (hz->waiting == 0)
+        healthz_respond(hz);
+    return 0;
+}
+
+static void register_handler(struct gateway *gw, h2o_hostconf_t *host, const char *path,
+                             int (*fn)(h2o_handler_t *, h2o_req_t *))
+{
+    h2o_pathconf_t *pc = h2o_config_register_path(host, path, 0);
+    h2o_handler_t *h = h2o_create_handler(pc, sizeof *h + sizeof gw);
+    h->on_req = fn;
+    memcpy(h + 1, &gw, sizeof gw);
+}
+
+/* ---------- lifecycle ---------- */
+
+int gateway_open(const struct gateway_cfg *cfg, struct gateway **out)
+{
+    struct gateway *gw = calloc(1, sizeof *gw);
+    if (!gw)
+        return CMQ_ENOMEM;
+    gw->cfg = *cfg;
+    gw->started_ms = clock_mono_ms();
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    h2o_config_init(&gw->h2o_config);
+    gw->h2o_config.max_request_entity_size = (size_t)cfg->max_body_bytes;
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&gw->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    register_handler(gw, host, "/healthz", on_healthz);
+    gw->loop = h2o_evloop_create();
+    h2o_context_init(&gw->ctx, gw->loop, &gw->h2o_config);
+
+    int rc = CMQ_OK;
+    gw->zctx = zmq_ctx_new();
+    if (!gw->zctx) {
+        rc = CMQ_EINTERNAL;
+        goto fail;
+    }
+    rc = rpc_server_open(gw->zctx, cfg->common.listen, health_rpc, gw, &gw->server);
+    if (rc != CMQ_OK) {
+        log_error("listen_failed", "endpoint=%s status=%s", cfg->common.listen, status_name(rc));
+        goto fail;
+    }
+    if ((rc = watch_fd(gw, rpc_server_fd(gw->server))) != CMQ_OK)
+        goto fail;
+    if ((rc = add_backend(gw, "metadata", cfg->metadata)) != CMQ_OK ||
+        (rc = add_backend(gw, "scheduler", cfg->scheduler)) != CMQ_OK)
+        goto fail;
+    char list[sizeof cfg->storage];
+    memcpy(list, cfg->storage, sizeof list);
+    int idx = 0;
+    for (char *save, *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
+        while (*ep == ' ')
+            ep++;
+        if (idx == GATEWAY_MAX_STORAGE) {
+            log_error("config_failed", "key=storage.endpoints reason=\"more than %d\"",
+                      GATEWAY_MAX_STORAGE);
+            rc = CMQ_ELIMIT;
+            goto fail;
+        }
+        char name[32];
+        snprintf(name, sizeof name, "storage-%d", ++idx);
+        if ((rc = add_backend(gw, name, ep)) != CMQ_OK)
+            goto fail;
+    }
+    if ((rc = open_listener(gw, &gw->http, cfg->http_listen, NULL)) != CMQ_OK)
+        goto fail;
+    if (cfg->https_listen[0]) {
+        gw->ssl = open_tls(cfg);
+        if (!gw->ssl) {
+            rc = CMQ_EINVAL;
+            goto fail;
+        }
+        if ((rc = open_listener(gw, &gw->https, cfg->https_listen, gw->ssl)) != CMQ_OK)
+            goto fail;
+    }
+    log_info("start", "service=gateway version=%s pid=%d http=%s https=%s tcp=%s rpc=%s",
+             CMQ_VERSION, (int)getpid(), cfg->http_listen,
+             cfg->https_listen[0] ? cfg->https_listen : "off",
+             cfg->tcp_listen[0] ? cfg->tcp_listen : "off", cfg->common.listen);
+    *out = gw;
+    return CMQ_OK;
+fail:
+    gateway_close(gw);
+    return rc;
+}
+
+int gateway_run(struct gateway *gw)
+{
+    uint64_t deadline = 0;
+    for (;;) {
+        process_rpc(gw);
+        if (stop_signal && !deadline) {
+            log_info("stopping", "signo=%d grace_ms=%lld inflight=%llu", (int)stop_signal,
+                     (long long)gw->cfg.common.stop_grace_ms, (unsigned long long)gw->inflight);
+            close_listener(&gw->http);
+            close_listener(&gw->https);
+            deadline = clock_mono_ms() + (uint64_t)gw->cfg.common.stop_grace_ms;
+        }
+        if (deadline) {
+            if (gw->inflight == 0) {
+                log_info("stop", "reason=idle");
+                break;
+            }
+            if (clock_mono_ms() >= deadline) {
+                log_warn("stop", "reason=grace_expired inflight=%llu",
+                         (unsigned long long)gw->inflight);
+                break;
+            }
+        }
+        int wait = 10;
+        for (int i = 0; i < gw->n_backends; i++) {
+            int t = rpc_client_next_timeout_ms(gw->backends[i].client);
+            if (t >= 0 && t < wait)
+                wait = t;
+        }
+        h2o_evloop_run(gw->loop, wait);
+    }
+    log_info("exit", "status=0");
+    return 0;
+}
+
+void gateway_close(struct gateway *gw)
+{
+    if (!gw)
+        return;
+    close_listener(&gw->http);
+    close_listener(&gw->https);
+    for (int i = 0; i < gw->n_watches; i++) {
+        h2o_socket_read_stop(gw->watches[i].sock);
+        h2o_socket_close(gw->watches[i].sock);
+    }
+    /* Let h2o finish closing sockets before the context goes. */
+    if (gw->loop)
+        h2o_evloop_run(gw->loop, 0);
+    for (int i = 0; i < gw->n_backends; i++)
+        rpc_client_close(gw->backends[i].client);
+    rpc_server_close(gw->server);
+    if (gw->zctx)
+        zmq_ctx_term(gw->zctx);
+    if (gw->loop) {
+        h2o_context_dispose(&gw->ctx);
+        h2o_evloop_destroy(gw->loop);
+    }
+    h2o_config_dispose(&gw->h2o_config);
+    if (gw->ssl)
+        SSL_CTX_free(gw->ssl);
+    free(gw);
+}

@@ -1,0 +1,42 @@
+/* gateway.h: the cmq-gateway service (h2o HTTP/HTTPS front end).
+ *
+ * Owns: the h2o event loop and listeners (HTTP, HTTPS with HTTP/2 over ALPN),
+ * the ZeroMQ clients to metadata, scheduler and every storage node, and a
+ * ZeroMQ ROUTER answering health.  Durable state: none.
+ */
+#ifndef CMQ_GATEWAY_H
+#define CMQ_GATEWAY_H
+
+#include "config.h"
+#include "svc.h"
+
+#define GATEWAY_MAX_STORAGE 16
+
+struct gateway_cfg {
+    struct svc_common_cfg common;
+    char http_listen[64];
+    char https_listen[64];
+    char tls_cert[256];
+    char tls_key[256];
+    char tcp_listen[64];
+    char metadata[RPC_ENDPOINT_MAX];
+    char scheduler[RPC_ENDPOINT_MAX];
+    char storage[GATEWAY_MAX_STORAGE * RPC_ENDPOINT_MAX];
+    int64_t health_timeout_ms;
+    int64_t max_body_bytes;
+};
+
+extern const struct config_key gateway_config_keys[];
+extern const size_t gateway_config_n_keys;
+
+struct gateway;
+
+/* Opens listeners and clients as configured (cfg copied).  Logs and returns
+ * a status on failure (CMQ_EBUSY: a port is taken). */
+int gateway_open(const struct gateway_cfg *cfg, struct gateway **out);
+/* Runs until SIGTERM/SIGINT, then drains in-flight requests (bounded by
+ * node.stop_grace_ms).  Returns 0 for a clean stop. */
+int gateway_run(struct gateway *gw);
+void gateway_close(struct gateway *gw);
+
+#endif
