@@ -1,0 +1,129 @@
+/* file.c: system-call wrappers for the segment log; see file.h. */
+#include "file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "status.h"
+
+int file_open(const char *path, int flags, int *fd)
+{
+    int f;
+    do
+        f = open(path, flags | O_CLOEXEC, 0644);
+    while (f < 0 && errno == EINTR);
+    if (f < 0)
+        return status_from_errno(errno);
+    *fd = f;
+    return 0;
+}
+
+int file_pread(int fd, void *buf, size_t len, uint64_t off, size_t *got)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return status_from_errno(errno);
+        }
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    *got = done;
+    return 0;
+}
+
+int file_pwritev_all(int fd, struct iovec *iov, int iovcnt, uint64_t off)
+{
+    while (iovcnt > 0) {
+        ssize_t w = pwritev(fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return status_from_errno(errno);
+        }
+        off += (uint64_t)w;
+        size_t left = (size_t)w;
+        while (iovcnt > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    return 0;
+}
+
+int file_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+    struct iovec iov = {(void *)buf, len};
+    return file_pwritev_all(fd, &iov, 1, off);
+}
+
+int file_fdatasync(int fd)
+{
+    /* Not retried on EINTR-like failures: after a failed fdatasync the page
+     * cache state is unknown, so the caller must fail the log. */
+    return fdatasync(fd) == 0 ? 0 : status_from_errno(errno);
+}
+
+int file_fsync(int fd)
+{
+    return fsync(fd) == 0 ? 0 : status_from_errno(errno);
+}
+
+int file_truncate(int fd, uint64_t len)
+{
+    int r;
+    do
+        r = ftruncate(fd, (off_t)len);
+    while (r < 0 && errno == EINTR);
+    return r == 0 ? 0 : status_from_errno(errno);
+}
+
+int file_preallocate(int fd, uint64_t len)
+{
+    int r = posix_fallocate(fd, 0, (off_t)len); /* returns the error number */
+    return r == 0 ? 0 : status_from_errno(r);
+}
+
+int file_size(int fd, uint64_t *size)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return status_from_errno(errno);
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+int file_fsync_dir(const char *dir)
+{
+    int fd, s = file_open(dir, O_RDONLY | O_DIRECTORY, &fd);
+    if (s)
+        return s;
+    s = file_fsync(fd);
+    close(fd);
+    return s;
+}
+
+int file_rename(const char *from, const char *to)
+{
+    return rename(from, to) == 0 ? 0 : status_from_errno(errno);
+}
+
+int file_unlink(const char *path)
+{
+    if (unlink(path) == 0 || errno == ENOENT)
+        return 0;
+    return status_from_errno(errno);
+}

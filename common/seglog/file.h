@@ -1,0 +1,37 @@
+/* file.h: the file-system seam of the segment log.
+ *
+ * Thin wrappers over the system calls the log uses.  errno is converted to a
+ * status here, once (status_from_errno); short reads and writes and EINTR
+ * are handled here so callers see all-or-nothing.  Internal to common/seglog.
+ */
+#ifndef CMQ_SEGLOG_FILE_H
+#define CMQ_SEGLOG_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+/* Opens `path` (borrowed) with open(2) flags; *fd receives the descriptor. */
+int file_open(const char *path, int flags, int *fd);
+
+/* Reads up to `len` bytes at `off`; *got receives how many (short at EOF). */
+int file_pread(int fd, void *buf, size_t len, uint64_t off, size_t *got);
+
+/* Writes all of `iov` (array modified in place) at `off`. */
+int file_pwritev_all(int fd, struct iovec *iov, int iovcnt, uint64_t off);
+int file_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+
+int file_fdatasync(int fd);
+int file_fsync(int fd);
+int file_truncate(int fd, uint64_t len);
+/* Reserves blocks for [0, len) so appends never hit ENOSPC or extend the file. */
+int file_preallocate(int fd, uint64_t len);
+int file_size(int fd, uint64_t *size);
+/* fsyncs the directory `dir` (borrowed), making renames and unlinks durable. */
+int file_fsync_dir(const char *dir);
+int file_rename(const char *from, const char *to);
+/* Unlinks; a missing file is not an error. */
+int file_unlink(const char *path);
+
+#endif

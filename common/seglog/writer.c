@@ -1,0 +1,222 @@
+/* writer.c: the segment log's writer thread; see seglog_writer.h.
+ *
+ * State shared between the two threads, all under `mu`:
+ *   queue  - submitted, not yet taken by the thread (FIFO);
+ *   done   - finished by the thread, callbacks not yet run (FIFO);
+ *   pending- submitted and not yet polled (bounded by max_pending);
+ *   stop   - set once by seglog_writer_stop.
+ * The thread holds a batch privately between taking it from `queue` and
+ * appending it to `done`; the caller does not touch a request in between.
+ */
+#include "seglog_writer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "status.h"
+
+struct fifo {
+    struct seglog_write_req *head, *tail;
+};
+
+struct seglog_writer {
+    struct seglog *log;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct fifo queue, done;
+    unsigned pending, max_pending;
+    int stop;
+    int efd;
+    struct seglog_writer_stats st;
+};
+
+static void fifo_push(struct fifo *f, struct seglog_write_req *r)
+{
+    r->next_ = NULL;
+    if (f->tail)
+        f->tail->next_ = r;
+    else
+        f->head = r;
+    f->tail = r;
+}
+
+static void fifo_splice(struct fifo *dst, struct fifo *src)
+{
+    if (!src->head)
+        return;
+    if (dst->tail)
+        dst->tail->next_ = src->head;
+    else
+        dst->head = src->head;
+    dst->tail = src->tail;
+    src->head = src->tail = NULL;
+}
+
+static void run_batch(struct seglog_writer *w, struct seglog_write_req *batch)
+{
+    const struct seglog_hardstate *hs = NULL;
+    struct seglog_hardstate hs_copy;
+    for (struct seglog_write_req *r = batch; r; r = r->next_) {
+        int st = CMQ_OK;
+        if (r->truncate_from)
+            st = seglog_truncate_suffix(w->log, r->truncate_from);
+        if (!st && r->n)
+            st = seglog_append(w->log, r->entries, r->n);
+        r->status_ = st;
+        if (r->hardstate)
+            hs = r->hardstate;
+    }
+    /* One fdatasync for the whole batch: this is the group commit. */
+    int st = seglog_sync(w->log);
+    if (!st && hs) {
+        hs_copy = *hs;
+        st = seglog_hardstate_save(w->log, &hs_copy);
+        if (st) {
+            for (struct seglog_write_req *r = batch; r; r = r->next_)
+                if (r->hardstate && !r->status_)
+                    r->status_ = st;
+            st = CMQ_OK;
+        }
+    }
+    if (st)
+        for (struct seglog_write_req *r = batch; r; r = r->next_)
+            if (!r->status_)
+                r->status_ = st;
+}
+
+static void *writer_main(void *arg)
+{
+    struct seglog_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->queue.head && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->queue.head)
+            break; /* stopping and drained */
+        struct fifo batch = w->queue;
+        w->queue.head = w->queue.tail = NULL;
+        pthread_mutex_unlock(&w->mu);
+
+        run_batch(w, batch.head);
+
+        pthread_mutex_lock(&w->mu);
+        fifo_splice(&w->done, &batch);
+        w->st.batches++;
+        uint64_t one = 1;
+        /* The counter cannot overflow in practice; a failed write only
+         * delays the wake-up until the next batch. */
+        ssize_t wr = write(w->efd, &one, sizeof one);
+        (void)wr;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int seglog_writer_start(struct seglog *log, unsigned max_pending, struct seglog_writer **out)
+{
+    *out = NULL;
+    if (max_pending == 0)
+        return CMQ_EINVAL;
+    struct seglog_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return CMQ_ENOMEM;
+    w->log = log;
+    w->max_pending = max_pending;
+    w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->efd < 0) {
+        int st = status_from_errno(errno);
+        free(w);
+        return st;
+    }
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    int e = pthread_create(&w->thread, NULL, writer_main, w);
+    if (e) {
+        close(w->efd);
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        free(w);
+        return status_from_errno(e);
+    }
+    *out = w;
+    return CMQ_OK;
+}
+
+int seglog_writer_fd(const struct seglog_writer *w)
+{
+    return w->efd;
+}
+
+int seglog_writer_submit(struct seglog_writer *w, struct seglog_write_req *req)
+{
+    if (!req->done || (req->n && !req->entries))
+        return CMQ_EINVAL;
+    pthread_mutex_lock(&w->mu);
+    int st = CMQ_OK;
+    if (w->stop)
+        st = CMQ_ESHUTDOWN;
+    else if (w->pending >= w->max_pending)
+        st = CMQ_ELIMIT;
+    if (!st) {
+        req->status_ = CMQ_OK;
+        fifo_push(&w->queue, req);
+        w->pending++;
+        w->st.submitted++;
+        pthread_cond_signal(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return st;
+}
+
+size_t seglog_writer_poll(struct seglog_writer *w)
+{
+    uint64_t v;
+    ssize_t r = read(w->efd, &v, sizeof v); /* EAGAIN when nothing: fine */
+    (void)r;
+    pthread_mutex_lock(&w->mu);
+    struct seglog_write_req *head = w->done.head;
+    w->done.head = w->done.tail = NULL;
+    pthread_mutex_unlock(&w->mu);
+    size_t n = 0;
+    while (head) {
+        struct seglog_write_req *next = head->next_;
+        head->next_ = NULL;
+        head->done(head, head->status_); /* may free or resubmit head */
+        head = next;
+        n++;
+    }
+    if (n) {
+        pthread_mutex_lock(&w->mu);
+        w->pending -= (unsigned)n;
+        w->st.completed += n;
+        pthread_mutex_unlock(&w->mu);
+    }
+    return n;
+}
+
+void seglog_writer_stats(struct seglog_writer *w, struct seglog_writer_stats *out)
+{
+    pthread_mutex_lock(&w->mu);
+    *out = w->st;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void seglog_writer_stop(struct seglog_writer *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    seglog_writer_poll(w);
+    close(w->efd);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}
