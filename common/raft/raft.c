@@ -43,6 +43,7 @@ struct progress {
     uint64_t pending_snapshot;
     uint32_t snap_elapsed;
     uint64_t read_ack;
+    uint64_t hb_match; /* match at the previous heartbeat answer */
     int vote_state;
     uint64_t *infl; /* ring of last indexes of APPENDs in flight */
     uint32_t infl_start;
@@ -788,7 +789,8 @@ static void handle_append_resp(struct raft *r, struct progress *pr, const struct
             while (probe > r->snap.index && term_at(r, probe) > m->hint_term)
                 probe--;
         }
-        pr->next = max_u64(probe + 1, pr->match + 1);
+        /* next never passes the rejected index itself: it did not match */
+        pr->next = max_u64(min_u64(probe + 1, m->index), pr->match + 1);
         become_probe(r, pr);
         send_appends(r, pr, false);
         return;
@@ -856,6 +858,14 @@ static void step_leader(struct raft *r, const struct raft_msg *m)
     case RAFT_MSG_HEARTBEAT_RESP:
         pr->recent_active = true;
         pr->probe_sent = false;
+        if (pr->state == PR_REPLICATE && pr->infl_count > 0 && pr->match == pr->hb_match &&
+            pr->match < last_index(r)) {
+            /* A whole heartbeat round without progress: the APPENDs in flight
+             * (or their answers) were lost.  Probe again from match. */
+            pr->next = pr->match + 1;
+            become_probe(r, pr);
+        }
+        pr->hb_match = pr->match;
         if (m->read_seq > pr->read_ack) {
             pr->read_ack = m->read_seq;
             check_reads(r);
@@ -1617,6 +1627,7 @@ const struct raft_entry *raft_entry_at(const struct raft *r, uint64_t index)
 {
     return ent_at(r, index);
 }
+const struct raft_snapshot *raft_get_snapshot(const struct raft *r) { return &r->snap; }
 void raft_get_config(const struct raft *r, struct raft_config *out) { *out = r->config; }
 uint64_t raft_config_index(const struct raft *r) { return r->config_index; }
 

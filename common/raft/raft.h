@@ -359,6 +359,10 @@ uint64_t raft_term_at(const struct raft *r, uint64_t index);
 /* The entry at `index` if it is still in memory (borrowed until the next call
  * that changes the log), else NULL. */
 const struct raft_entry *raft_entry_at(const struct raft *r, uint64_t index);
+/* The latest snapshot (metadata and data), owned by the node and valid until
+ * the next call that changes it (raft_compact, raft_step, raft_advance).  After
+ * raft_compact, this is what the caller persists as the new snapshot. */
+const struct raft_snapshot *raft_get_snapshot(const struct raft *r);
 /* The configuration in force (the latest one in the log, committed or not). */
 void raft_get_config(const struct raft *r, struct raft_config *out);
 /* Index of the entry that set the configuration in force (the snapshot index
