@@ -868,7 +868,7 @@ static int recover_last(struct seglog *log, struct seg *s, uint64_t prev_term)
     st = scan_segment(log, s, UINT64_MAX, prev_term, &sc);
     if (st)
         return st;
-    uint64_t found_off, found_index;
+    uint64_t found_off = 0, found_index = 0;
     int nonzero;
     st = scan_tail(log, s, sc.end_off, sc.last + 1, &found_off, &found_index, &nonzero);
     if (st)
