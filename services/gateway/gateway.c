@@ -249,33 +249,34 @@ static int add_backend(struct gateway *gw, const char *name, const char *endpoin
 /* ---------- /healthz ---------- */
 
 struct healthz {
-    h2o_req_t *req;       /* NULL once the client went away */
+    h2o_req_t *req;
     struct gateway *gw;
-    int waiting;
+    int waiting;   /* probes not yet answered */
+    int responded; /* the response was handed to h2o */
+    int gone;      /* the request's pool was disposed */
     char up[GATEWAY_MAX_STORAGE + 2];
     char names[GATEWAY_MAX_STORAGE + 2][64];
 };
 
+/* Lives in the request's pool; its dispose tells us the request is gone. */
 struct healthz_token {
     struct healthz *hz;
 };
 
-static void healthz_maybe_free(struct healthz *hz)
-{
-    if (!hz->req && hz->waiting == 0)
-        free(hz);
-}
-
+/* The state is freed by whichever happens last: the request's disposal or
+ * the last probe's answer. */
 static void healthz_req_gone(void *p)
 {
     struct healthz *hz = ((struct healthz_token *)p)->hz;
-    if (hz->req) {
-        hz->req = NULL;
+    hz->gone = 1;
+    if (!hz->responded)
         hz->gw->inflight--;
-    }
-    healthz_maybe_free(hz);
+    if (hz->waiting == 0)
+        free(hz);
 }
 
+/* Sends the response.  h2o may dispose the request (and so free hz) before
+ * this returns: callers must not touch hz afterwards. */
 static void healthz_respond(struct healthz *hz)
 {
     struct gateway *gw = hz->gw;
@@ -294,7 +295,7 @@ static void healthz_respond(struct healthz *hz)
     req->res.reason = all ? "OK" : "Service Unavailable";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    H2O_STRLIT("application/json"));
-    hz->req = NULL;
+    hz->responded = 1;
     gw->inflight--;
     h2o_send_inline(req, h2o_strdup(&req->pool, body, n).base, n);
 }
@@ -318,10 +319,12 @@ static void healthz_done(void *arg, const struct rpc_result *res)
         }
     }
     free(p);
-    hz->waiting--;
-    if (hz->waiting == 0 && hz->req)
+    if (--hz->waiting > 0)
+        return;
+    if (hz->gone)
+        free(hz);
+    else if (!hz->responded)
         healthz_respond(hz);
-    healthz_maybe_free(hz);
 }
 
 static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
