@@ -926,8 +926,17 @@ static int recover(struct seglog *log)
     int st = list_dir(log);
     if (st)
         return st;
-    if (log->n_segs == 0)
+    if (log->n_segs == 0) {
+        if (!log->opts.create) {
+            set_err(log, "%s: no segment files and opts.create is off", log->dir);
+            return CMQ_ENOTFOUND;
+        }
         return seg_create(log, log->opts.first_index);
+    }
+    if (log->segs[0].first == 0) {
+        set_err(log, "%s/%020d.seg: index 0 is not a valid first index", log->dir, 0);
+        return CMQ_ECORRUPT;
+    }
     for (size_t i = 0; i + 1 < log->n_segs; i++)
         log->segs[i].last = log->segs[i + 1].first - 1;
     uint64_t prev_term = 0;

@@ -55,7 +55,9 @@ struct seglog_writer_stats {
 };
 
 /* Starts the writer thread for `log` (borrowed: it must outlive the writer;
- * while the writer runs, only it may append, truncate, reset or compact).
+ * while the writer runs, only it may append, sync, truncate or reset the log,
+ * so those stay in submission order; seglog_compact_prefix and the readers
+ * may be called from any thread).
  * At most `max_pending` requests may be submitted and not yet polled.
  * On success *out owns the writer. */
 int seglog_writer_start(struct seglog *log, unsigned max_pending, struct seglog_writer **out);
