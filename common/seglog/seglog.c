@@ -643,7 +643,7 @@ static int seg_create(struct seglog *log, uint64_t first)
         return fail(log, st, "segment creation", path);
     }
     /* The previous active segment becomes sealed. */
-    if (log->n_segs > 0 && active(log)->fd >= 0) {
+    if (log->n_segs > 0 && active(log)->fd >= 0 && !active(log)->counted) {
         active(log)->counted = 1;
         log->open_sealed++;
     }
@@ -1102,9 +1102,18 @@ int seglog_append(struct seglog *log, const struct seglog_entry *entries, size_t
             m++;
         }
         if (m == 0) {
-            /* Full: roll over.  check_opts guarantees a record fits an empty segment. */
-            assert(s->last >= s->first);
-            st = seg_create(log, entries[k].index);
+            /* Full: roll over.  check_opts guarantees a record fits an empty
+             * segment of the current size; an empty active segment created
+             * with a smaller segment_bytes (options changed across a restart)
+             * is replaced instead. */
+            if (s->last < s->first) {
+                wait_not_syncing(log);
+                st = seg_remove(log, log->n_segs - 1);
+                if (!st && log->n_segs > 0)
+                    seg_uncount(log, active(log));
+            }
+            if (!st)
+                st = seg_create(log, entries[k].index);
             continue;
         }
         st = write_chunk(log, entries + k, m);

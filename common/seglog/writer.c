@@ -180,20 +180,18 @@ size_t seglog_writer_poll(struct seglog_writer *w)
     pthread_mutex_lock(&w->mu);
     struct seglog_write_req *head = w->done.head;
     w->done.head = w->done.tail = NULL;
-    pthread_mutex_unlock(&w->mu);
     size_t n = 0;
+    for (struct seglog_write_req *q = head; q; q = q->next_)
+        n++;
+    /* Released before the callbacks run, so they may submit again. */
+    w->pending -= (unsigned)n;
+    w->st.completed += n;
+    pthread_mutex_unlock(&w->mu);
     while (head) {
         struct seglog_write_req *next = head->next_;
         head->next_ = NULL;
         head->done(head, head->status_); /* may free or resubmit head */
         head = next;
-        n++;
-    }
-    if (n) {
-        pthread_mutex_lock(&w->mu);
-        w->pending -= (unsigned)n;
-        w->st.completed += n;
-        pthread_mutex_unlock(&w->mu);
     }
     return n;
 }

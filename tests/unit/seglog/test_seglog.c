@@ -272,3 +272,78 @@ Test(seglog, many_segments_with_few_open_descriptors)
         assert_entry(log, (k * 7919) % 1000 + 1, 1);
     seglog_close(log);
 }
+
+Test(seglog, empty_payloads_round_trip)
+{
+    /* Raft's leader no-op entries carry no payload. */
+    struct seglog *log = t_open();
+    struct seglog_entry e[3] = {{.term = 1, .index = 1, .type = 9},
+                                {.term = 1, .index = 2, .type = 9},
+                                {.term = 2, .index = 3, .type = 9}};
+    cr_assert_eq(seglog_append(log, e, 3), CMQ_OK);
+    cr_assert_eq(seglog_sync(log), CMQ_OK);
+    seglog_close(log);
+    log = t_open();
+    cr_assert_eq(seglog_last_index(log), 3);
+    struct seglog_entry back;
+    cr_assert_eq(seglog_read(log, 3, &back, NULL, 0), CMQ_OK);
+    cr_assert_eq(back.len, 0);
+    cr_assert_eq(back.term, 2);
+    cr_assert_eq(back.type, 9);
+    seglog_close(log);
+}
+
+Test(seglog, segment_size_may_change_across_restarts)
+{
+    struct seglog *log = t_open();
+    t_append(log, 1, 100, 1);
+    cr_assert_eq(seglog_sync(log), CMQ_OK);
+    seglog_close(log);
+    /* Bigger segments and records from now on; old segments keep their size. */
+    struct seglog_opts o = t_opts();
+    o.segment_bytes = 4 * T_SEGMENT_BYTES;
+    o.max_record_bytes = 2 * T_SEGMENT_BYTES;
+    char err[SEGLOG_ERR_MAX];
+    cr_assert_eq(seglog_open(t_dir, &o, &log, err), CMQ_OK, "%s", err);
+    static uint8_t big[2 * T_SEGMENT_BYTES];
+    struct seglog_entry e = {.term = 1, .index = 101, .len = sizeof big, .data = big};
+    cr_assert_eq(seglog_append(log, &e, 1), CMQ_OK);
+    t_append(log, 102, 200, 1);
+    cr_assert_eq(seglog_sync(log), CMQ_OK);
+    seglog_close(log);
+    cr_assert_eq(seglog_open(t_dir, &o, &log, err), CMQ_OK, "%s", err);
+    assert_range(log, 1, 100, 1);
+    assert_range(log, 102, 200, 1);
+    seglog_close(log);
+}
+
+Test(seglog, an_empty_small_active_segment_is_replaced_for_a_bigger_record)
+{
+    struct seglog *log = t_open();
+    t_append(log, 1, 100, 1);
+    cr_assert_eq(seglog_reset(log, 200), CMQ_OK); /* one empty 4 KiB segment */
+    seglog_close(log);
+    struct seglog_opts o = t_opts();
+    o.segment_bytes = 4 * T_SEGMENT_BYTES;
+    o.max_record_bytes = 2 * T_SEGMENT_BYTES;
+    char err[SEGLOG_ERR_MAX];
+    cr_assert_eq(seglog_open(t_dir, &o, &log, err), CMQ_OK, "%s", err);
+    static uint8_t big[2 * T_SEGMENT_BYTES];
+    struct seglog_entry e = {.term = 1, .index = 200, .len = sizeof big, .data = big};
+    cr_assert_eq(seglog_append(log, &e, 1), CMQ_OK);
+    t_append(log, 201, 230, 2);
+    cr_assert_eq(seglog_sync(log), CMQ_OK);
+    seglog_close(log);
+    char path[512];
+    t_path(path, sizeof path, 200, ".seg");
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq((uint64_t)st.st_size, 4 * T_SEGMENT_BYTES, "recreated at the new size");
+    cr_assert_eq(seglog_open(t_dir, &o, &log, err), CMQ_OK, "%s", err);
+    uint8_t buf[sizeof big];
+    struct seglog_entry back;
+    cr_assert_eq(seglog_read(log, 200, &back, buf, sizeof buf), CMQ_OK);
+    cr_assert_eq(back.len, sizeof big);
+    assert_range(log, 201, 230, 2);
+    seglog_close(log);
+}
