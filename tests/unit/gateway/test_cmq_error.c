@@ -1,0 +1,139 @@
+/* test_cmq_error.c: services/gateway/api/cmq_error.c: the §12 table, the
+ * status map, message formatting and the error envelope (§2.3). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmq_error.h"
+#include "json.h"
+#include "status.h"
+
+Test(cmq_error_table, every_row_is_well_formed)
+{
+    for (int e = 0; e < CMQERR_COUNT_; e++) {
+        int code = cmq_error_code(e);
+        const char *text = cmq_error_text(e);
+        cr_assert_not_null(text);
+        cr_assert_not_null(cmq_error_id(e));
+        if (e == CMQERR_OK) {
+            cr_assert_eq(code, 0);
+            continue;
+        }
+        cr_assert(code >= 4000 && code <= 7000 && code % 10 == 0, "%s: %d", cmq_error_id(e),
+                  code);
+        cr_assert_gt(strlen(text), 0, "%s", cmq_error_id(e));
+        int m = cmq_error_module(e);
+        cr_assert(m == 0 || (m >= 10000 && m < 11000), "%s", cmq_error_id(e));
+        /* At most one hole, and only %s. */
+        const char *pct = strchr(text, '%');
+        if (pct) {
+            cr_assert_eq(pct[1], 's', "%s", cmq_error_id(e));
+            cr_assert_null(strchr(pct + 1, '%'), "%s", cmq_error_id(e));
+        }
+    }
+}
+
+Test(cmq_error_table, spec_rows)
+{
+    static const struct {
+        enum cmq_err e;
+        int code, module;
+    } rows[] = {
+        {CMQERR_AUTH_FAILED, 4100, 10030},      {CMQERR_SECRET_ID_NOT_EXIST, 4100, 10270},
+        {CMQERR_SECRET_ID_STATUS, 4100, 10080}, {CMQERR_QUEUE_NOT_EXIST, 4440, 10100},
+        {CMQERR_TOPIC_NOT_EXIST, 4440, 10600},  {CMQERR_NO_MESSAGE, 7000, 10200},
+        {CMQERR_MSG_TOO_BIG, 4400, 10230},      {CMQERR_RECEIPT_HANDLE_INVALID, 4430, 10260},
+        {CMQERR_DELETE_PARTIAL, 6010, 10150},   {CMQERR_DELETE_ALL_FAILED, 6020, 10290},
+        {CMQERR_BATCH_SIZE, 4000, 10370},       {CMQERR_NOT_CONSEQUENT, 4000, 10380},
+        {CMQERR_PARAM_NOT_REPEATABLE, 4000, 10330}, {CMQERR_QUEUE_EXISTS, 4460, 0},
+        {CMQERR_DELAY_RANGE, 4000, 10692},      {CMQERR_ENDPOINT_BLANK, 4510, 10570},
+        {CMQERR_SUBSCRIPTION_QUOTA, 4500, 10480}, {CMQERR_NO_MATCH, 6030, 10730},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        cr_assert_eq(cmq_error_code(rows[i].e), rows[i].code, "%s", cmq_error_id(rows[i].e));
+        cr_assert_eq(cmq_error_module(rows[i].e), rows[i].module, "%s",
+                     cmq_error_id(rows[i].e));
+    }
+}
+
+Test(cmq_error_message, module_prefix_and_argument)
+{
+    char buf[256];
+    cmq_error_message(CMQERR_QUEUE_NOT_EXIST, NULL, buf, sizeof(buf));
+    cr_assert_str_eq(buf, "(10100)queue is not existed, or deleted");
+    cmq_error_message(CMQERR_PARAM_RANGE, "delaySeconds", buf, sizeof(buf));
+    cr_assert_str_eq(buf, "(10350)parameter delaySeconds value or length is out of range");
+    cmq_error_message(CMQERR_BATCH_SIZE, "msgBody", buf, sizeof(buf));
+    cr_assert_str_eq(buf, "(10370)msgBody parameter batch size is out of range");
+    cmq_error_message(CMQERR_MISSING_PARAM, NULL, buf, sizeof(buf));
+    cr_assert_str_eq(buf, "(10390)lacked of required parameter ");
+    cmq_error_message(CMQERR_QUEUE_EXISTS, NULL, buf, sizeof(buf));
+    cr_assert_str_eq(buf, "queue is already existed, case insensitive");
+    /* snprintf-like truncation. */
+    size_t full = cmq_error_message(CMQERR_NO_MESSAGE, NULL, buf, 5);
+    cr_assert_eq(full, strlen("(10200)no message"));
+    cr_assert_str_eq(buf, "(102");
+}
+
+Test(cmq_error_status, every_status_has_a_row)
+{
+    for (int s = 0; s < CMQ_STATUS_COUNT_; s++) {
+        enum cmq_err e = cmq_error_from_status(s);
+        cr_assert(e >= 0 && e < CMQERR_COUNT_);
+        cr_assert_eq(e == CMQERR_OK, s == CMQ_OK, "%s", status_name(s));
+    }
+    cr_assert_eq(cmq_error_from_status(CMQ_EAUTH), CMQERR_AUTH_FAILED);
+    cr_assert_eq(cmq_error_from_status(CMQ_EEMPTY), CMQERR_NO_MESSAGE);
+    cr_assert_eq(cmq_error_from_status(CMQ_ESTALE), CMQERR_RECEIPT_HANDLE_INVALID);
+    cr_assert_eq(cmq_error_from_status(CMQ_ETIMEDOUT), CMQERR_INTERNAL);
+    cr_assert_eq(cmq_error_code(cmq_error_from_status(CMQ_ENOTLEADER)), 6000);
+    cr_assert_eq(cmq_error_from_status(-1), CMQERR_INTERNAL);
+    cr_assert_eq(cmq_error_from_status(9999), CMQERR_INTERNAL);
+}
+
+Test(cmq_error_reply, envelope_bytes)
+{
+    struct json *j = json_create(1024);
+    cr_assert_eq(cmq_error_reply(j, CMQERR_PARAM_TYPE, "delaySeconds", "req-7"), CMQ_OK);
+    const char *out;
+    size_t len;
+    cr_assert_eq(json_finish(j, &out, &len), CMQ_OK);
+    cr_assert_str_eq(out, "{\"code\":4000,\"message\":\"(10360)parameter delaySeconds error "
+                          "type\",\"requestId\":\"req-7\"}");
+    json_reset(j);
+    struct cmq_fault f;
+    cmq_fault_set(&f, CMQERR_ACTION_NAME_NOT_EXIST, "Bad\"Action\n", CMQ_EUNSUPPORTED);
+    cr_assert_eq(cmq_error_reply_fault(j, &f, NULL), CMQ_OK);
+    cr_assert_eq(json_finish(j, &out, &len), CMQ_OK);
+    cr_assert_str_eq(out, "{\"code\":4000,\"message\":\"(10430)action name Bad\\\"Action\\n is "
+                          "not existed\",\"requestId\":\"\"}");
+    json_destroy(j);
+}
+
+Test(cmq_error_reply, success_envelope_with_more_members)
+{
+    struct json *j = json_create(1024);
+    json_obj_begin(j);
+    cmq_error_envelope(j, CMQERR_OK, NULL, "r");
+    json_kv_id(j, "msgId", 42);
+    json_obj_end(j);
+    const char *out;
+    size_t len;
+    cr_assert_eq(json_finish(j, &out, &len), CMQ_OK);
+    cr_assert_str_eq(out, "{\"code\":0,\"message\":\"\",\"requestId\":\"r\",\"msgId\":\"42\"}");
+    json_destroy(j);
+}
+
+Test(cmq_fault, long_arguments_are_truncated)
+{
+    char name[200];
+    memset(name, 'n', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    struct cmq_fault f;
+    cr_assert_eq(cmq_fault_set(&f, CMQERR_PARAM_RANGE, name, CMQ_EINVAL), CMQ_EINVAL);
+    cr_assert_eq(strlen(f.arg), CMQ_FAULT_ARG_MAX + 3);
+    cr_assert_str_eq(f.arg + CMQ_FAULT_ARG_MAX, "...");
+    cr_assert_eq(cmq_fault_set(NULL, CMQERR_PARAM_RANGE, name, CMQ_ELIMIT), CMQ_ELIMIT);
+    cmq_fault_set(&f, CMQERR_INTERNAL, NULL, CMQ_ENOMEM);
+    cr_assert_str_eq(f.arg, "");
+}
