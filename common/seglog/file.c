@@ -5,6 +5,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,6 +72,59 @@ int file_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
     struct iovec iov = {(void *)buf, len};
     return file_pwritev_all(fd, &iov, 1, off);
+}
+
+int file_next_data(int fd, uint64_t off, uint64_t end, uint64_t *start, uint64_t *stop)
+{
+    enum { N_EXT = 32 };
+    struct {
+        struct fiemap fm;
+        struct fiemap_extent ext[N_EXT];
+    } q;
+    while (off < end) {
+        memset(&q, 0, sizeof q);
+        q.fm.fm_start = off;
+        q.fm.fm_length = end - off;
+        q.fm.fm_flags = FIEMAP_FLAG_SYNC;
+        q.fm.fm_extent_count = N_EXT;
+        if (ioctl(fd, FS_IOC_FIEMAP, &q.fm) != 0) {
+            if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EINVAL) {
+                *start = off;
+                *stop = end;
+                return 0;
+            }
+            return status_from_errno(errno);
+        }
+        if (q.fm.fm_mapped_extents == 0)
+            return CMQ_ENOTFOUND; /* only holes left */
+        for (uint32_t i = 0; i < q.fm.fm_mapped_extents; i++) {
+            const struct fiemap_extent *e = &q.ext[i];
+            uint64_t es = e->fe_logical, ee = e->fe_logical + e->fe_length;
+            if (ee <= off || (e->fe_flags & FIEMAP_EXTENT_UNWRITTEN))
+                continue;
+            *start = es > off ? es : off;
+            *stop = ee < end ? ee : end;
+            if (*start < *stop)
+                return 0;
+        }
+        const struct fiemap_extent *last = &q.ext[q.fm.fm_mapped_extents - 1];
+        if (last->fe_flags & FIEMAP_EXTENT_LAST)
+            return CMQ_ENOTFOUND;
+        uint64_t next = last->fe_logical + last->fe_length;
+        if (next <= off)
+            break; /* no progress: be safe and scan the rest */
+        off = next;
+    }
+    if (off >= end)
+        return CMQ_ENOTFOUND;
+    *start = off;
+    *stop = end;
+    return 0;
+}
+
+void file_advise_random(int fd, int on)
+{
+    (void)posix_fadvise(fd, 0, 0, on ? POSIX_FADV_RANDOM : POSIX_FADV_NORMAL);
 }
 
 int file_fdatasync(int fd)

@@ -22,6 +22,16 @@ int file_pread(int fd, void *buf, size_t len, uint64_t off, size_t *got);
 int file_pwritev_all(int fd, struct iovec *iov, int iovcnt, uint64_t off);
 int file_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 
+/* The next range [*start, *stop) within [off, end) that may hold non-zero
+ * bytes.  Holes and unwritten (preallocated, never written) extents read as
+ * zeros and are skipped; the file is synced first (FIEMAP_FLAG_SYNC) so no
+ * dirty page hides behind an unwritten extent.  CMQ_ENOTFOUND when the rest
+ * is all zeros.  Where the file system cannot tell, the range is [off, end). */
+int file_next_data(int fd, uint64_t off, uint64_t end, uint64_t *start, uint64_t *stop);
+
+/* Hints random (no read-ahead) or normal access; advisory, never fails. */
+void file_advise_random(int fd, int on);
+
 int file_fdatasync(int fd);
 int file_fsync(int fd);
 int file_truncate(int fd, uint64_t len);

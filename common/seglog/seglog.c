@@ -379,48 +379,103 @@ static int scan_segment(struct seglog *log, struct seg *s, uint64_t stop_last, u
 /* After the last segment's first bad record at `from`: searches the rest of
  * the file for a valid record with index >= expect.  *found_off gets its
  * offset (or 0); *nonzero is set when any byte from `from` on is not zero. */
+/* Is there a valid record with index >= expect at `off`?  Reads with its own
+ * buffer (*buf, allocated on first use, max record size), so the caller's
+ * reader window stays valid.  Candidates are rare: only non-zero words that
+ * start with the record magic. */
+static int tail_candidate(struct seglog *log, int fd, uint64_t off, uint64_t size, uint64_t expect,
+                          uint8_t **buf, uint64_t *index)
+{
+    size_t cap = (size_t)seg_rec_bytes(log->opts.max_record_bytes);
+    if (!*buf && !(*buf = malloc(cap)))
+        return -CMQ_ENOMEM;
+    size_t got;
+    int st = file_pread(fd, *buf, SEG_REC_HDR_BYTES, off, &got);
+    if (st)
+        return -st;
+    if (got < SEG_REC_HDR_BYTES || rec_hdr_problem(*buf, off, size, log->opts.max_record_bytes) ||
+        get_le64(*buf + 24) < expect)
+        return 0;
+    uint32_t len = get_le32(*buf + 12);
+    st = file_pread(fd, *buf, SEG_REC_HDR_BYTES + (size_t)len, off, &got);
+    if (st)
+        return -st;
+    if (got < SEG_REC_HDR_BYTES + (size_t)len || !rec_crc_ok(*buf))
+        return 0;
+    *index = get_le64(*buf + 24);
+    return 1;
+}
+
+/* After the last segment's first bad record at `from`: searches the rest of
+ * the file for a valid record with index >= expect.  *found_off gets its
+ * offset (or 0); *nonzero is set when any byte from `from` on is not zero.
+ * Holes and unwritten preallocated extents are skipped (they read as zeros),
+ * so a clean restart does not read the whole preallocated tail. */
 static int scan_tail(struct seglog *log, struct seg *s, uint64_t from, uint64_t expect,
                      uint64_t *found_off, uint64_t *found_index, int *nonzero)
 {
     struct reader rd;
     int st = reader_init(&rd, log, s->fd);
+    uint8_t *cand = NULL;
     *found_off = 0;
     *nonzero = 0;
     if (st) {
         reader_free(&rd);
         return st;
     }
-    uint64_t size = rd.file_size;
-    for (uint64_t off = from; off + 8 <= size; off += 8) {
-        const uint8_t *p;
-        long n = reader_get(&rd, off, SEG_REC_HDR_BYTES, &p);
-        if (n < 0) {
-            st = (int)-n;
+    uint64_t size = rd.file_size, off = from;
+    file_advise_random(s->fd, 1); /* read only what is scanned */
+    while (!st && !*found_off && off + 8 <= size) {
+        /* Skip what the file system knows to be zeros (unwritten extents of
+         * the preallocation, holes): a clean restart reads almost nothing. */
+        uint64_t a, b;
+        st = file_next_data(s->fd, off, size, &a, &b);
+        if (st == CMQ_ENOTFOUND) {
+            st = CMQ_OK;
             break;
         }
-        if (n < 8)
+        if (st)
             break;
-        if (get_le64(p) != 0)
-            *nonzero = 1;
-        if (n < SEG_REC_HDR_BYTES || off == from || get_le32(p) != SEG_REC_MAGIC)
-            continue;
-        if (rec_hdr_problem(p, off, size, log->opts.max_record_bytes))
-            continue;
-        if (get_le64(p + 24) < expect)
-            continue;
-        uint32_t len = get_le32(p + 12);
-        n = reader_get(&rd, off, SEG_REC_HDR_BYTES + (size_t)len, &p);
-        if (n < 0) {
-            st = (int)-n;
-            break;
+        off = a > off ? a & ~(uint64_t)(SEG_REC_ALIGN - 1) : off;
+        while (!st && !*found_off && off + 8 <= b) {
+            const uint8_t *p;
+            size_t want = b - off < rd.cap ? (size_t)(b - off) : rd.cap;
+            long n = reader_get(&rd, off, want, &p);
+            if (n < 0) {
+                st = (int)-n;
+                break;
+            }
+            if (n < 8) {
+                off = b;
+                break;
+            }
+            uint64_t words = (uint64_t)n / 8;
+            for (uint64_t w = 0; w < words; w++) {
+                uint64_t v;
+                memcpy(&v, p + 8 * w, sizeof v);
+                if (v == 0)
+                    continue;
+                *nonzero = 1;
+                uint64_t at = off + 8 * w;
+                if (at == from || get_le32(p + 8 * w) != SEG_REC_MAGIC)
+                    continue;
+                long r = tail_candidate(log, s->fd, at, size, expect, &cand, found_index);
+                if (r < 0) {
+                    st = (int)-r;
+                    break;
+                }
+                if (r) {
+                    *found_off = at;
+                    break;
+                }
+            }
+            off += 8 * words;
         }
-        if ((size_t)n == SEG_REC_HDR_BYTES + len && rec_crc_ok(p)) {
-            *found_off = off;
-            *found_index = get_le64(p + 24);
-            *nonzero = 1;
-            break;
-        }
+        if (off < b)
+            off = b;
     }
+    file_advise_random(s->fd, 0);
+    free(cand);
     reader_free(&rd);
     return st;
 }
