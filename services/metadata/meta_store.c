@@ -1,0 +1,1101 @@
+/* meta_store.c: the database (open, schema migrations, transactions, change
+ * events) and accounts, keys and ACL grants.
+ *
+ * Invariants:
+ *  1. Every mutation is one BEGIN IMMEDIATE ... COMMIT; a failed check rolls
+ *     back everything the request wrote.  Events are emitted only after the
+ *     COMMIT succeeded, each with the version that COMMIT wrote.
+ *  2. meta.version grows by one per committed mutation (never reused), so a
+ *     subscriber that sees a gap in MetaEvent.version knows to re-read.
+ *  3. A SecretKey is never stored or logged in clear (meta_secret.h); a key's
+ *     ciphertext is bound to its SecretId.
+ *  4. PRAGMA user_version is the schema version; migrations run in order, each
+ *     in its own transaction, at open.
+ */
+#include "meta_internal.h"
+
+#include "clock.h"
+#include "crypto.h"
+#include "status.h"
+
+#include <ctype.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEYS_PER_ACCOUNT_MAX 20
+#define GRANTS_PER_KEY_MAX 100
+#define APPID_FIRST 1300000001ull
+#define APPID_MAX 9999999999ull
+
+/* ---- schema ---- */
+
+static const char schema_v1[] =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO meta VALUES ('version', '0');"
+    "CREATE TABLE accounts ("
+    "  appid INTEGER PRIMARY KEY, name TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+    "CREATE TABLE keys ("
+    "  secret_id TEXT PRIMARY KEY,"
+    "  appid INTEGER NOT NULL REFERENCES accounts(appid),"
+    "  enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),"
+    "  restricted INTEGER NOT NULL CHECK (restricted IN (0, 1)),"
+    "  secret_nonce BLOB NOT NULL, secret_ct BLOB NOT NULL, secret_tag BLOB NOT NULL,"
+    "  created_ms INTEGER NOT NULL, modified_ms INTEGER NOT NULL);"
+    "CREATE INDEX keys_appid ON keys(appid);"
+    "CREATE TABLE acl ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  secret_id TEXT NOT NULL REFERENCES keys(secret_id) ON DELETE CASCADE,"
+    "  action TEXT NOT NULL, action_lower TEXT NOT NULL,"
+    "  rtype TEXT NOT NULL CHECK (rtype IN ('*', 'queue', 'topic')),"
+    "  pattern TEXT NOT NULL, is_prefix INTEGER NOT NULL CHECK (is_prefix IN (0, 1)),"
+    "  created_ms INTEGER NOT NULL,"
+    "  UNIQUE (secret_id, action_lower, rtype, pattern, is_prefix));"
+    "CREATE TABLE nodes ("
+    "  node_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, raft_endpoint TEXT NOT NULL,"
+    "  up INTEGER NOT NULL CHECK (up IN (0, 1)),"
+    "  registered_ms INTEGER NOT NULL, state_ms INTEGER NOT NULL);"
+    "CREATE TABLE partitions ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  preferred_leader TEXT NOT NULL REFERENCES nodes(node_id),"
+    "  leader TEXT REFERENCES nodes(node_id),"
+    "  leader_term INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE TABLE replicas ("
+    "  partition_id INTEGER NOT NULL REFERENCES partitions(id),"
+    "  node_id TEXT NOT NULL REFERENCES nodes(node_id),"
+    "  slot INTEGER NOT NULL,"
+    "  PRIMARY KEY (partition_id, node_id));"
+    "CREATE INDEX replicas_node ON replicas(node_id);"
+    "CREATE TABLE queues ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  appid INTEGER NOT NULL REFERENCES accounts(appid),"
+    "  name TEXT NOT NULL, name_lower TEXT NOT NULL,"
+    "  queue_id TEXT NOT NULL UNIQUE,"
+    "  partition_id INTEGER REFERENCES partitions(id),"
+    "  max_msg_heap_num INTEGER NOT NULL, polling_wait_s INTEGER NOT NULL,"
+    "  visibility_timeout_s INTEGER NOT NULL, max_msg_size INTEGER NOT NULL,"
+    "  msg_retention_s INTEGER NOT NULL, rewind_s INTEGER NOT NULL,"
+    "  dlq_row INTEGER REFERENCES queues(id), dlq_policy INTEGER NOT NULL DEFAULT 0,"
+    "  dlq_max_receive_count INTEGER NOT NULL DEFAULT 0,"
+    "  dlq_max_ttl_s INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL, modified_ms INTEGER NOT NULL,"
+    "  UNIQUE (appid, name_lower));"
+    "CREATE INDEX queues_partition ON queues(partition_id);"
+    "CREATE INDEX queues_dlq ON queues(dlq_row);"
+    "CREATE TABLE topics ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  appid INTEGER NOT NULL REFERENCES accounts(appid),"
+    "  name TEXT NOT NULL, name_lower TEXT NOT NULL,"
+    "  topic_id TEXT NOT NULL UNIQUE,"
+    "  partition_id INTEGER REFERENCES partitions(id),"
+    "  max_msg_size INTEGER NOT NULL, msg_retention_s INTEGER NOT NULL,"
+    "  filter_type INTEGER NOT NULL CHECK (filter_type IN (1, 2)),"
+    "  created_ms INTEGER NOT NULL, modified_ms INTEGER NOT NULL,"
+    "  UNIQUE (appid, name_lower));"
+    "CREATE INDEX topics_partition ON topics(partition_id);"
+    "CREATE TABLE subscriptions ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  topic_row INTEGER NOT NULL REFERENCES topics(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL, name_lower TEXT NOT NULL,"
+    "  sub_id TEXT NOT NULL UNIQUE,"
+    "  protocol TEXT NOT NULL CHECK (protocol IN ('http', 'queue')),"
+    "  endpoint TEXT NOT NULL, endpoint_queue_id TEXT NOT NULL DEFAULT '',"
+    "  notify_strategy TEXT NOT NULL, notify_content_format TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL, modified_ms INTEGER NOT NULL,"
+    "  UNIQUE (topic_row, name_lower));"
+    "CREATE TABLE sub_lists ("
+    "  sub_row INTEGER NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,"
+    "  kind INTEGER NOT NULL CHECK (kind IN (1, 2)),"   /* 1 filter tag, 2 binding key */
+    "  idx INTEGER NOT NULL, value TEXT NOT NULL,"
+    "  PRIMARY KEY (sub_row, kind, idx));"
+    "CREATE TABLE tombstones ("
+    "  kind TEXT NOT NULL, appid INTEGER NOT NULL, name_lower TEXT NOT NULL,"
+    "  deleted_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (kind, appid, name_lower)) WITHOUT ROWID;";
+
+/* migrations[i] takes user_version i to i + 1.  Append only. */
+static const char *const migrations[] = {schema_v1};
+_Static_assert(sizeof migrations / sizeof migrations[0] == META_SCHEMA_VERSION,
+               "one migration per schema version");
+
+/* ---- helpers shared with meta_ns.c and meta_place.c ---- */
+
+uint64_t meta_now_ms(struct meta_store *s)
+{
+    return s->o.now_ms ? s->o.now_ms(s->o.clock_arg) : clock_wall_ms();
+}
+
+int meta_fail(struct meta_err *e, int status, int32_t code, int32_t module, const char *param,
+              const char *fmt, ...)
+{
+    if (!e)
+        return status;
+    e->status = status;
+    e->cmq_code = code;
+    e->cmq_module = module;
+    snprintf(e->param, sizeof e->param, "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->reason, sizeof e->reason, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int meta_db_fail(struct meta_store *s, struct meta_err *e, const char *what)
+{
+    return meta_fail(e, CMQ_EIO, 6000, 10050, NULL, "database error in %s: %s", what,
+                     sqlite3_errmsg(s->db));
+}
+
+sqlite3_stmt *meta_prepare(struct meta_store *s, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    return st;
+}
+
+void meta_col_text(sqlite3_stmt *st, int col, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(out, cap, "%s", t ? (const char *)t : "");
+}
+
+int64_t meta_query_int(struct meta_store *s, const char *sql, int64_t dflt, int *ok)
+{
+    sqlite3_stmt *st = meta_prepare(s, sql);
+    int64_t v = dflt;
+    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+    if (rc == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    if (ok)
+        *ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
+    sqlite3_finalize(st);
+    return v;
+}
+
+int meta_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 1 || n > META_NAME_MAX || !isalpha((unsigned char)name[0]) ||
+        (unsigned char)name[0] >= 0x80)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c >= 0x80 || !(isalnum(c) || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+void meta_lower(const char *in, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; in[i] && i + 1 < cap; i++)
+        out[i] = (char)tolower((unsigned char)in[i]);
+    out[i] = '\0';
+}
+
+/* Draws from `alphabet` without modulo bias. */
+static int random_chars(const char *alphabet, char *out, size_t n)
+{
+    size_t m = strlen(alphabet), limit = 256 - 256 % m, i = 0;
+    uint8_t buf[64];
+    while (i < n) {
+        if (crypto_random(buf, sizeof buf) != 0)
+            return CMQ_EINTERNAL;
+        for (size_t j = 0; j < sizeof buf && i < n; j++)
+            if (buf[j] < limit)
+                out[i++] = alphabet[buf[j] % m];
+    }
+    OPENSSL_cleanse(buf, sizeof buf);
+    out[n] = '\0';
+    return CMQ_OK;
+}
+
+int meta_random_id(const char *prefix, char *out, size_t cap)
+{
+    size_t p = strlen(prefix);
+    if (cap < p + 13)
+        return CMQ_EINVAL;
+    memcpy(out, prefix, p);
+    return random_chars("0123456789abcdefghijklmnopqrstuvwxyz", out + p, 12);
+}
+
+int meta_account_exists(struct meta_store *s, uint64_t appid, struct meta_err *e)
+{
+    sqlite3_stmt *st = meta_prepare(s, "SELECT 1 FROM accounts WHERE appid = ?");
+    if (!st)
+        return meta_db_fail(s, e, "account lookup");
+    sqlite3_bind_int64(st, 1, (int64_t)appid);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return CMQ_OK;
+    if (rc != SQLITE_DONE)
+        return meta_db_fail(s, e, "account lookup");
+    return meta_fail(e, CMQ_ENOTFOUND, 4000, 10440, "appid", "account %llu does not exist",
+                     (unsigned long long)appid);
+}
+
+/* ---- transactions and events ---- */
+
+static int exec_sql(struct meta_store *s, const char *sql)
+{
+    return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? CMQ_OK : CMQ_EIO;
+}
+
+int meta_tx_begin(struct meta_store *s, struct meta_err *e)
+{
+    if (s->in_tx)
+        return meta_fail(e, CMQ_EINTERNAL, 6000, 10050, NULL, "nested transaction");
+    if (exec_sql(s, "BEGIN IMMEDIATE") != CMQ_OK)
+        return meta_db_fail(s, e, "begin");
+    s->in_tx = 1;
+    s->n_pending = 0;
+    return CMQ_OK;
+}
+
+void meta_tx_rollback(struct meta_store *s)
+{
+    if (!s->in_tx)
+        return;
+    exec_sql(s, "ROLLBACK");
+    s->in_tx = 0;
+    s->n_pending = 0;
+}
+
+int meta_tx_commit(struct meta_store *s, struct meta_err *e)
+{
+    uint64_t version = 0;
+    if (s->n_pending > 0) {
+        if (exec_sql(s, "UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                        "WHERE key = 'version'") != CMQ_OK) {
+            int st = meta_db_fail(s, e, "version bump");
+            meta_tx_rollback(s);
+            return st;
+        }
+        version = (uint64_t)meta_query_int(
+            s, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'version'", 0, NULL);
+    }
+    if (exec_sql(s, "COMMIT") != CMQ_OK) {
+        int st = meta_db_fail(s, e, "commit");
+        meta_tx_rollback(s);
+        return st;
+    }
+    s->in_tx = 0;
+    size_t n = s->n_pending;
+    s->n_pending = 0;
+    for (size_t i = 0; i < n; i++) {
+        s->pending[i].version = version;
+        if (s->o.on_event)
+            s->o.on_event(s->o.event_arg, &s->pending[i]);
+    }
+    return CMQ_OK;
+}
+
+cmq_MetaEvent *meta_event_add(struct meta_store *s, const char *kind)
+{
+    if (s->n_pending == s->cap_pending) {
+        size_t cap = s->cap_pending ? 2 * s->cap_pending : 16;
+        cmq_MetaEvent *p = realloc(s->pending, cap * sizeof *p);
+        if (!p)
+            return NULL;
+        s->pending = p;
+        s->cap_pending = cap;
+    }
+    cmq_MetaEvent *ev = &s->pending[s->n_pending++];
+    *ev = (cmq_MetaEvent)cmq_MetaEvent_init_zero;
+    snprintf(ev->kind, sizeof ev->kind, "%s", kind);
+    return ev;
+}
+
+uint64_t meta_store_version(struct meta_store *s)
+{
+    return (uint64_t)meta_query_int(
+        s, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'version'", 0, NULL);
+}
+
+int meta_store_schema_version(struct meta_store *s)
+{
+    return (int)meta_query_int(s, "PRAGMA user_version", -1, NULL);
+}
+
+/* ---- open / close ---- */
+
+static int migrate(struct meta_store *s, struct meta_err *e)
+{
+    int ok;
+    int64_t v = meta_query_int(s, "PRAGMA user_version", 0, &ok);
+    if (!ok)
+        return meta_db_fail(s, e, "reading user_version");
+    if (v > META_SCHEMA_VERSION)
+        return meta_fail(e, CMQ_EUNSUPPORTED, 0, 0, NULL,
+                         "database schema version %lld is newer than this binary's (%d)",
+                         (long long)v, META_SCHEMA_VERSION);
+    for (; v < META_SCHEMA_VERSION; v++) {
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %lld", (long long)v + 1);
+        if (exec_sql(s, "BEGIN IMMEDIATE") != CMQ_OK)
+            return meta_db_fail(s, e, "migration begin");
+        if (exec_sql(s, migrations[v]) != CMQ_OK || exec_sql(s, pragma) != CMQ_OK) {
+            int st = meta_db_fail(s, e, "migration");
+            exec_sql(s, "ROLLBACK");
+            return st;
+        }
+        if (exec_sql(s, "COMMIT") != CMQ_OK) {
+            int st = meta_db_fail(s, e, "migration commit");
+            exec_sql(s, "ROLLBACK");
+            return st;
+        }
+    }
+    return CMQ_OK;
+}
+
+/* Records the master key's id on first use; refuses a different key later. */
+static int check_master_key(struct meta_store *s, struct meta_err *e)
+{
+    char id[META_MASTER_KEY_ID_LEN + 1], stored[64] = "";
+    meta_master_key_id(s->master_key, id);
+    sqlite3_stmt *st = meta_prepare(s, "SELECT value FROM meta WHERE key = 'master_key_id'");
+    if (!st)
+        return meta_db_fail(s, e, "master key id");
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        meta_col_text(st, 0, stored, sizeof stored);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return strcmp(stored, id) == 0
+                   ? CMQ_OK
+                   : meta_fail(e, CMQ_EAUTH, 0, 0, NULL,
+                               "the master key (id %s) is not the one this database's secrets "
+                               "were encrypted with (id %s)",
+                               id, stored);
+    st = meta_prepare(s, "INSERT INTO meta VALUES ('master_key_id', ?)");
+    if (!st)
+        return meta_db_fail(s, e, "master key id");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? CMQ_OK : meta_db_fail(s, e, "master key id");
+}
+
+int meta_store_open(const struct meta_store_opts *opts, struct meta_store **out,
+                    struct meta_err *err)
+{
+    *out = NULL;
+    if (!opts->path || !opts->master_key)
+        return meta_fail(err, CMQ_EINVAL, 0, 0, NULL, "path and master key are required");
+    struct meta_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return meta_fail(err, CMQ_ENOMEM, 0, 0, NULL, "out of memory");
+    s->o = *opts;
+    s->o.path = NULL; /* borrowed only during open */
+    s->o.master_key = NULL;
+    memcpy(s->master_key, opts->master_key, META_MASTER_KEY_LEN);
+    if (s->o.queues_per_account <= 0)
+        s->o.queues_per_account = META_QUEUES_PER_ACCOUNT_DEFAULT;
+    if (s->o.topics_per_account <= 0)
+        s->o.topics_per_account = META_TOPICS_PER_ACCOUNT_DEFAULT;
+    if (s->o.subs_per_topic <= 0)
+        s->o.subs_per_topic = META_SUBS_PER_TOPIC_DEFAULT;
+    if (s->o.name_reuse_wait_ms == 0)
+        s->o.name_reuse_wait_ms = 10000;
+    if (s->o.node_timeout_ms <= 0)
+        s->o.node_timeout_ms = 10000;
+    if (s->o.replicas <= 0)
+        s->o.replicas = 3;
+    if (s->o.partitions_per_node <= 0)
+        s->o.partitions_per_node = 2;
+    if (s->o.replicas > 5)
+        return meta_store_close(s),
+               meta_fail(err, CMQ_EINVAL, 0, 0, NULL, "replicas must be 1..5");
+
+    int st;
+    if (sqlite3_open_v2(opts->path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        st = meta_fail(err, CMQ_EIO, 0, 0, NULL, "cannot open %s: %s", opts->path,
+                       s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        meta_store_close(s);
+        return st;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    /* WAL: readers never block the writer.  synchronous=FULL: a COMMIT is on
+     * disk when it returns, so a reply never promises what a crash loses. */
+    if (exec_sql(s, "PRAGMA journal_mode = WAL") != CMQ_OK ||
+        exec_sql(s, "PRAGMA synchronous = FULL") != CMQ_OK ||
+        exec_sql(s, "PRAGMA foreign_keys = ON") != CMQ_OK) {
+        st = meta_db_fail(s, err, "pragmas");
+        meta_store_close(s);
+        return st;
+    }
+    char mode[16] = "";
+    sqlite3_stmt *q = meta_prepare(s, "PRAGMA journal_mode");
+    if (q && sqlite3_step(q) == SQLITE_ROW)
+        meta_col_text(q, 0, mode, sizeof mode);
+    sqlite3_finalize(q);
+    if (strcmp(mode, "wal") != 0) {
+        st = meta_fail(err, CMQ_EIO, 0, 0, NULL, "%s: WAL mode not available (mode %s)",
+                       opts->path, mode);
+        meta_store_close(s);
+        return st;
+    }
+    if ((st = migrate(s, err)) != CMQ_OK || (st = check_master_key(s, err)) != CMQ_OK) {
+        meta_store_close(s);
+        return st;
+    }
+    s->opened_ms = meta_now_ms(s);
+    *out = s;
+    return CMQ_OK;
+}
+
+void meta_store_close(struct meta_store *s)
+{
+    if (!s)
+        return;
+    if (s->in_tx)
+        meta_tx_rollback(s);
+    if (s->db)
+        sqlite3_close_v2(s->db);
+    OPENSSL_cleanse(s->master_key, sizeof s->master_key);
+    free(s->pending);
+    free(s);
+}
+
+/* ---- accounts ---- */
+
+static int account_load(struct meta_store *s, uint64_t appid, cmq_Account *out,
+                        struct meta_err *e)
+{
+    sqlite3_stmt *st = meta_prepare(
+        s, "SELECT name, created_ms,"
+           " (SELECT COUNT(*) FROM keys k WHERE k.appid = a.appid),"
+           " (SELECT COUNT(*) FROM queues q WHERE q.appid = a.appid),"
+           " (SELECT COUNT(*) FROM topics t WHERE t.appid = a.appid)"
+           " FROM accounts a WHERE appid = ?");
+    if (!st)
+        return meta_db_fail(s, e, "account load");
+    sqlite3_bind_int64(st, 1, (int64_t)appid);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = (cmq_Account)cmq_Account_init_zero;
+        out->appid = appid;
+        meta_col_text(st, 0, out->name, sizeof out->name);
+        out->create_time = (uint64_t)sqlite3_column_int64(st, 1) / 1000;
+        out->key_count = (uint32_t)sqlite3_column_int(st, 2);
+        out->queue_count = (uint32_t)sqlite3_column_int(st, 3);
+        out->topic_count = (uint32_t)sqlite3_column_int(st, 4);
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return meta_fail(e, CMQ_ENOTFOUND, 4000, 10440, "appid", "account %llu does not exist",
+                         (unsigned long long)appid);
+    return rc == SQLITE_ROW ? CMQ_OK : meta_db_fail(s, e, "account load");
+}
+
+static int printable(const char *t)
+{
+    for (; *t; t++)
+        if ((unsigned char)*t < 0x20 || *t == 0x7f)
+            return 0;
+    return 1;
+}
+
+int meta_account_create(struct meta_store *s, const cmq_AccountCreateRequest *req,
+                        cmq_Account *out, struct meta_err *e)
+{
+    if (strlen(req->name) > META_NAME_MAX || !printable(req->name))
+        return meta_fail(e, CMQ_EINVAL, 4000, 10350, "name",
+                         "account name must be at most 64 printable characters");
+    if (req->appid > APPID_MAX)
+        return meta_fail(e, CMQ_EINVAL, 4000, 10350, "appid", "appid must be 1..%llu",
+                         (unsigned long long)APPID_MAX);
+    int st = meta_tx_begin(s, e);
+    if (st != CMQ_OK)
+        return st;
+    uint64_t appid = req->appid;
+    if (appid == 0) {
+        int ok;
+        int64_t max = meta_query_int(s, "SELECT MAX(appid) FROM accounts", 0, &ok);
+        if (!ok)
+            goto db;
+        appid = (uint64_t)max < APPID_FIRST ? APPID_FIRST : (uint64_t)max + 1;
+        if (appid > APPID_MAX) {
+            meta_tx_rollback(s);
+            return meta_fail(e, CMQ_ELIMIT, 0, 0, "appid", "no appid left");
+        }
+    } else if (meta_account_exists(s, appid, NULL) == CMQ_OK) {
+        meta_tx_rollback(s);
+        return meta_fail(e, CMQ_EEXIST, 0, 0, "appid", "account %llu already exists",
+                         (unsigned long long)appid);
+    }
+    sqlite3_stmt *ins = meta_prepare(s, "INSERT INTO accounts VALUES (?, ?, ?)");
+    if (!ins)
+        goto db;
+    sqlite3_bind_int64(ins, 1, (int64_t)appid);
+    sqlite3_bind_text(ins, 2, req->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(ins, 3, (int64_t)meta_now_ms(s));
+    int rc = sqlite3_step(ins);
+    sqlite3_finalize(ins);
+    if (rc != SQLITE_DONE)
+        goto db;
+    cmq_MetaEvent *ev = meta_event_add(s, "account.created");
+    if (ev)
+        ev->appid = appid;
+    if ((st = meta_tx_commit(s, e)) != CMQ_OK)
+        return st;
+    return account_load(s, appid, out, e);
+db:
+    st = meta_db_fail(s, e, "account create");
+    meta_tx_rollback(s);
+    return st;
+}
+
+/* offset / limit for operator lists (not the CMQ list rules). */
+static void plain_page(const cmq_ListRequest *req, int64_t max, int64_t *offset, int64_t *limit)
+{
+    *offset = req->has_offset && req->offset > 0 ? req->offset : 0;
+    *limit = req->has_limit && req->limit > 0 ? req->limit : max;
+    if (*limit > max)
+        *limit = max;
+}
+
+int meta_account_list(struct meta_store *s, const cmq_ListRequest *req, cmq_AccountList *out,
+                      struct meta_err *e)
+{
+    *out = (cmq_AccountList)cmq_AccountList_init_zero;
+    int64_t offset, limit;
+    plain_page(req, (int64_t)(sizeof out->accounts / sizeof out->accounts[0]), &offset, &limit);
+    int ok;
+    out->total_count = (uint32_t)meta_query_int(s, "SELECT COUNT(*) FROM accounts", 0, &ok);
+    sqlite3_stmt *st = meta_prepare(s, "SELECT appid FROM accounts ORDER BY appid LIMIT ? OFFSET ?");
+    if (!ok || !st) {
+        sqlite3_finalize(st);
+        return meta_db_fail(s, e, "account list");
+    }
+    sqlite3_bind_int64(st, 1, limit);
+    sqlite3_bind_int64(st, 2, offset);
+    uint64_t ids[sizeof out->accounts / sizeof out->accounts[0]];
+    pb_size_t n = 0;
+    while (n < limit && sqlite3_step(st) == SQLITE_ROW)
+        ids[n++] = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    for (pb_size_t i = 0; i < n; i++) {
+        int rc = account_load(s, ids[i], &out->accounts[i], e);
+        if (rc != CMQ_OK)
+            return rc;
+    }
+    out->accounts_count = n;
+    return CMQ_OK;
+}
+
+/* ---- keys ---- */
+
+#define SECRET_ID_RANDOM 32
+#define SECRET_KEY_LEN 32
+static const char alnum62[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+static int key_row(struct meta_store *s, const char *secret_id, cmq_Key *out, int with_secret,
+                   struct meta_err *e)
+{
+    sqlite3_stmt *st = meta_prepare(
+        s, "SELECT appid, enabled, restricted, secret_nonce, secret_ct, secret_tag,"
+           " created_ms, modified_ms FROM keys WHERE secret_id = ?");
+    if (!st)
+        return meta_db_fail(s, e, "key load");
+    sqlite3_bind_text(st, 1, secret_id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st), res = CMQ_OK;
+    if (rc == SQLITE_DONE) {
+        res = meta_fail(e, CMQ_ENOTFOUND, 4100, 10270, "SecretId", "secret id is not existed");
+    } else if (rc != SQLITE_ROW) {
+        res = meta_db_fail(s, e, "key load");
+    } else {
+        *out = (cmq_Key)cmq_Key_init_zero;
+        snprintf(out->secret_id, sizeof out->secret_id, "%s", secret_id);
+        out->appid = (uint64_t)sqlite3_column_int64(st, 0);
+        out->enabled = sqlite3_column_int(st, 1) != 0;
+        out->restricted = sqlite3_column_int(st, 2) != 0;
+        out->create_time = (uint64_t)sqlite3_column_int64(st, 6) / 1000;
+        out->modify_time = (uint64_t)sqlite3_column_int64(st, 7) / 1000;
+        if (with_secret) {
+            int nl = sqlite3_column_bytes(st, 3), cl = sqlite3_column_bytes(st, 4),
+                tl = sqlite3_column_bytes(st, 5);
+            if (nl != META_SECRET_NONCE_LEN || tl != META_SECRET_TAG_LEN || cl <= 0 ||
+                cl >= (int)sizeof out->secret_key) {
+                res = meta_fail(e, CMQ_ECORRUPT, 6000, 10050, NULL,
+                                "stored secret of %s is malformed", secret_id);
+            } else {
+                res = meta_secret_open(s->master_key, secret_id, sqlite3_column_blob(st, 3),
+                                       sqlite3_column_blob(st, 4), (size_t)cl,
+                                       sqlite3_column_blob(st, 5), out->secret_key);
+                out->secret_key[cl] = '\0';
+                if (res != CMQ_OK)
+                    res = meta_fail(e, res, 6000, 10050, NULL,
+                                    "stored secret of %s does not decrypt", secret_id);
+            }
+        }
+    }
+    sqlite3_finalize(st);
+    return res;
+}
+
+int meta_key_create(struct meta_store *s, const cmq_KeyCreateRequest *req, cmq_Key *out,
+                    struct meta_err *e)
+{
+    char secret_id[4 + SECRET_ID_RANDOM + 1], secret[SECRET_KEY_LEN + 1];
+    uint8_t nonce[META_SECRET_NONCE_LEN], tag[META_SECRET_TAG_LEN], ct[SECRET_KEY_LEN];
+    memcpy(secret_id, "AKID", 4);
+    if (random_chars(alnum62, secret_id + 4, SECRET_ID_RANDOM) != CMQ_OK ||
+        random_chars(alnum62, secret, SECRET_KEY_LEN) != CMQ_OK ||
+        meta_secret_seal(s->master_key, secret_id, secret, SECRET_KEY_LEN, nonce, ct, tag) !=
+            CMQ_OK) {
+        OPENSSL_cleanse(secret, sizeof secret);
+        return meta_fail(e, CMQ_EINTERNAL, 6000, 10050, NULL, "cannot generate a key");
+    }
+    int st = meta_tx_begin(s, e);
+    if (st != CMQ_OK)
+        goto out;
+    if ((st = meta_account_exists(s, req->appid, e)) != CMQ_OK) {
+        meta_tx_rollback(s);
+        goto out;
+    }
+    sqlite3_stmt *q = meta_prepare(s, "SELECT COUNT(*) FROM keys WHERE appid = ?");
+    if (!q)
+        goto db;
+    sqlite3_bind_int64(q, 1, (int64_t)req->appid);
+    int64_t n = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+    sqlite3_finalize(q);
+    if (n < 0)
+        goto db;
+    if (n >= KEYS_PER_ACCOUNT_MAX) {
+        meta_tx_rollback(s);
+        st = meta_fail(e, CMQ_ELIMIT, 0, 0, "appid", "account %llu already has %d keys",
+                       (unsigned long long)req->appid, KEYS_PER_ACCOUNT_MAX);
+        goto out;
+    }
+    uint64_t now = meta_now_ms(s);
+    q = meta_prepare(s, "INSERT INTO keys VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)");
+    if (!q)
+        goto db;
+    sqlite3_bind_text(q, 1, secret_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 2, (int64_t)req->appid);
+    sqlite3_bind_int(q, 3, req->restricted ? 1 : 0);
+    sqlite3_bind_blob(q, 4, nonce, sizeof nonce, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(q, 5, ct, SECRET_KEY_LEN, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(q, 6, tag, sizeof tag, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 7, (int64_t)now);
+    sqlite3_bind_int64(q, 8, (int64_t)now);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE)
+        goto db;
+    cmq_MetaEvent *ev = meta_event_add(s, "key.created");
+    if (ev) {
+        ev->appid = req->appid;
+        snprintf(ev->id, sizeof ev->id, "%s", secret_id);
+    }
+    if ((st = meta_tx_commit(s, e)) != CMQ_OK)
+        goto out;
+    st = key_row(s, secret_id, out, 0, e);
+    if (st == CMQ_OK)
+        memcpy(out->secret_key, secret, sizeof secret);
+    goto out;
+db:
+    st = meta_db_fail(s, e, "key create");
+    meta_tx_rollback(s);
+out:
+    OPENSSL_cleanse(secret, sizeof secret);
+    return st;
+}
+
+int meta_key_set_enabled(struct meta_store *s, const char *secret_id, int enabled, cmq_Key *out,
+                         struct meta_err *e)
+{
+    int st = meta_tx_begin(s, e);
+    if (st != CMQ_OK)
+        return st;
+    cmq_Key k;
+    if ((st = key_row(s, secret_id, &k, 0, e)) != CMQ_OK) {
+        meta_tx_rollback(s);
+        return st;
+    }
+    sqlite3_stmt *q =
+        meta_prepare(s, "UPDATE keys SET enabled = ?, modified_ms = ? WHERE secret_id = ?");
+    if (!q) {
+        st = meta_db_fail(s, e, "key update");
+        meta_tx_rollback(s);
+        return st;
+    }
+    sqlite3_bind_int(q, 1, enabled ? 1 : 0);
+    sqlite3_bind_int64(q, 2, (int64_t)meta_now_ms(s));
+    sqlite3_bind_text(q, 3, secret_id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) {
+        st = meta_db_fail(s, e, "key update");
+        meta_tx_rollback(s);
+        return st;
+    }
+    cmq_MetaEvent *ev = meta_event_add(s, enabled ? "key.enabled" : "key.disabled");
+    if (ev) {
+        ev->appid = k.appid;
+        snprintf(ev->id, sizeof ev->id, "%s", secret_id);
+    }
+    if ((st = meta_tx_commit(s, e)) != CMQ_OK)
+        return st;
+    return key_row(s, secret_id, out, 0, e);
+}
+
+int meta_key_get_secret(struct meta_store *s, const char *secret_id, cmq_Key *out,
+                        struct meta_err *e)
+{
+    if (strncmp(secret_id, "AKID", 4) != 0)
+        return meta_fail(e, CMQ_EAUTH, 4000, 10450, "SecretId",
+                         "secret id dosen't begin with AKID");
+    int st = key_row(s, secret_id, out, 0, e);
+    if (st != CMQ_OK)
+        return st;
+    if (!out->enabled)
+        return meta_fail(e, CMQ_EAUTH, 4100, 10080, "SecretId", "secret id status error");
+    return key_row(s, secret_id, out, 1, e);
+}
+
+int meta_key_list(struct meta_store *s, uint64_t appid, cmq_KeyList *out, struct meta_err *e)
+{
+    *out = (cmq_KeyList)cmq_KeyList_init_zero;
+    sqlite3_stmt *st = meta_prepare(
+        s, appid ? "SELECT secret_id FROM keys WHERE appid = ? ORDER BY created_ms, secret_id"
+                 : "SELECT secret_id FROM keys ORDER BY appid, created_ms, secret_id");
+    if (!st)
+        return meta_db_fail(s, e, "key list");
+    if (appid)
+        sqlite3_bind_int64(st, 1, (int64_t)appid);
+    char ids[sizeof out->keys / sizeof out->keys[0]][sizeof out->keys[0].secret_id];
+    pb_size_t n = 0;
+    while (n < sizeof out->keys / sizeof out->keys[0] && sqlite3_step(st) == SQLITE_ROW)
+        meta_col_text(st, 0, ids[n++], sizeof ids[0]);
+    sqlite3_finalize(st);
+    for (pb_size_t i = 0; i < n; i++) {
+        int rc = key_row(s, ids[i], &out->keys[i], 0, e);
+        if (rc != CMQ_OK)
+            return rc;
+    }
+    out->keys_count = n;
+    return CMQ_OK;
+}
+
+/* ---- ACL ---- */
+
+struct acl_resource {
+    char rtype[8];     /* "*", "queue", "topic" */
+    char pattern[72];
+    int is_prefix;
+};
+
+/* "*" | ("queue"|"topic") ":" (NAME | PREFIX "*") */
+static int acl_parse_resource(const char *r, struct acl_resource *out)
+{
+    memset(out, 0, sizeof *out);
+    if (strcmp(r, "*") == 0) {
+        strcpy(out->rtype, "*");
+        out->is_prefix = 1;
+        return CMQ_OK;
+    }
+    const char *colon = strchr(r, ':');
+    if (!colon)
+        return CMQ_EINVAL;
+    size_t tl = (size_t)(colon - r);
+    if (!((tl == 5 && strncmp(r, "queue", 5) == 0) || (tl == 5 && strncmp(r, "topic", 5) == 0)))
+        return CMQ_EINVAL;
+    memcpy(out->rtype, r, tl);
+    const char *name = colon + 1;
+    size_t nl = strlen(name);
+    if (nl > 0 && name[nl - 1] == '*') {
+        out->is_prefix = 1;
+        nl--;
+    }
+    if (nl > META_NAME_MAX)
+        return CMQ_EINVAL;
+    memcpy(out->pattern, name, nl);
+    out->pattern[nl] = '\0';
+    if (!out->is_prefix)
+        return meta_name_valid(out->pattern) ? CMQ_OK : CMQ_EINVAL;
+    /* A prefix is the start of a valid name: letter first, then name chars. */
+    for (size_t i = 0; i < nl; i++) {
+        unsigned char c = (unsigned char)out->pattern[i];
+        if (c >= 0x80 || !(i == 0 ? isalpha(c) : (isalnum(c) || c == '-')))
+            return CMQ_EINVAL;
+    }
+    return CMQ_OK;
+}
+
+static void acl_format_resource(const char *rtype, const char *pattern, int is_prefix, char *out,
+                                size_t cap)
+{
+    if (strcmp(rtype, "*") == 0)
+        snprintf(out, cap, "*");
+    else
+        snprintf(out, cap, "%s:%s%s", rtype, pattern, is_prefix ? "*" : "");
+}
+
+static int acl_action_valid(const char *a)
+{
+    if (strcmp(a, "*") == 0)
+        return 1;
+    size_t n = strlen(a);
+    if (n < 1 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)a[i] >= 0x80 || !isalpha((unsigned char)a[i]))
+            return 0;
+    return 1;
+}
+
+static void acl_fill(sqlite3_stmt *st, cmq_AclEntry *out)
+{
+    /* columns: id, secret_id, action, rtype, pattern, is_prefix, created_ms */
+    char rtype[8], pattern[72];
+    *out = (cmq_AclEntry)cmq_AclEntry_init_zero;
+    out->id = (uint64_t)sqlite3_column_int64(st, 0);
+    meta_col_text(st, 1, out->secret_id, sizeof out->secret_id);
+    meta_col_text(st, 2, out->action, sizeof out->action);
+    meta_col_text(st, 3, rtype, sizeof rtype);
+    meta_col_text(st, 4, pattern, sizeof pattern);
+    acl_format_resource(rtype, pattern, sqlite3_column_int(st, 5), out->resource,
+                        sizeof out->resource);
+    out->create_time = (uint64_t)sqlite3_column_int64(st, 6) / 1000;
+}
+
+#define ACL_COLS "id, secret_id, action, rtype, pattern, is_prefix, created_ms"
+
+int meta_acl_grant(struct meta_store *s, const cmq_AclEntry *req, cmq_AclEntry *out,
+                   struct meta_err *e)
+{
+    struct acl_resource r;
+    if (!acl_action_valid(req->action))
+        return meta_fail(e, CMQ_EINVAL, 4000, 10110, "action",
+                         "action must be an Action name (letters) or '*'");
+    if (acl_parse_resource(req->resource, &r) != CMQ_OK)
+        return meta_fail(e, CMQ_EINVAL, 4000, 10110, "resource",
+                         "resource must be '*', 'queue:NAME', 'topic:NAME', or a prefix "
+                         "ending in '*' such as 'queue:orders-*'");
+    char action_lower[72];
+    meta_lower(req->action, action_lower, sizeof action_lower);
+    int st = meta_tx_begin(s, e);
+    if (st != CMQ_OK)
+        return st;
+    cmq_Key k;
+    if ((st = key_row(s, req->secret_id, &k, 0, e)) != CMQ_OK) {
+        meta_tx_rollback(s);
+        return st;
+    }
+    sqlite3_stmt *q = meta_prepare(s, "SELECT COUNT(*) FROM acl WHERE secret_id = ?");
+    if (!q)
+        goto db;
+    sqlite3_bind_text(q, 1, req->secret_id, -1, SQLITE_TRANSIENT);
+    int64_t n = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+    sqlite3_finalize(q);
+    if (n < 0)
+        goto db;
+    if (n >= GRANTS_PER_KEY_MAX) {
+        meta_tx_rollback(s);
+        return meta_fail(e, CMQ_ELIMIT, 0, 0, "secret_id", "key already has %d grants",
+                         GRANTS_PER_KEY_MAX);
+    }
+    q = meta_prepare(s, "INSERT INTO acl (secret_id, action, action_lower, rtype, pattern,"
+                        " is_prefix, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    if (!q)
+        goto db;
+    sqlite3_bind_text(q, 1, req->secret_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, req->action, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 3, action_lower, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 4, r.rtype, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 5, r.pattern, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, 6, r.is_prefix);
+    sqlite3_bind_int64(q, 7, (int64_t)meta_now_ms(s));
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc == SQLITE_CONSTRAINT) {
+        meta_tx_rollback(s);
+        return meta_fail(e, CMQ_EEXIST, 0, 0, NULL, "the key already has this grant");
+    }
+    if (rc != SQLITE_DONE)
+        goto db;
+    int64_t id = sqlite3_last_insert_rowid(s->db);
+    cmq_MetaEvent *ev = meta_event_add(s, "acl.granted");
+    if (ev) {
+        ev->appid = k.appid;
+        snprintf(ev->id, sizeof ev->id, "%s", req->secret_id);
+    }
+    if ((st = meta_tx_commit(s, e)) != CMQ_OK)
+        return st;
+    q = meta_prepare(s, "SELECT " ACL_COLS " FROM acl WHERE id = ?");
+    if (!q)
+        return meta_db_fail(s, e, "acl load");
+    sqlite3_bind_int64(q, 1, id);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        acl_fill(q, out);
+    sqlite3_finalize(q);
+    return CMQ_OK;
+db:
+    st = meta_db_fail(s, e, "acl grant");
+    meta_tx_rollback(s);
+    return st;
+}
+
+int meta_acl_revoke(struct meta_store *s, const cmq_AclEntry *req, cmq_AclEntry *out,
+                    struct meta_err *e)
+{
+    struct acl_resource r;
+    char action_lower[72];
+    sqlite3_stmt *q;
+    if (req->id == 0) {
+        if (acl_parse_resource(req->resource, &r) != CMQ_OK || !acl_action_valid(req->action))
+            return meta_fail(e, CMQ_EINVAL, 4000, 10110, NULL,
+                             "revoke needs a grant id, or secret id, action and resource");
+        meta_lower(req->action, action_lower, sizeof action_lower);
+    }
+    int st = meta_tx_begin(s, e);
+    if (st != CMQ_OK)
+        return st;
+    if (req->id) {
+        q = meta_prepare(s, "SELECT " ACL_COLS " FROM acl WHERE id = ?");
+        if (!q)
+            goto db;
+        sqlite3_bind_int64(q, 1, (int64_t)req->id);
+    } else {
+        q = meta_prepare(s, "SELECT " ACL_COLS " FROM acl WHERE secret_id = ? AND"
+                            " action_lower = ? AND rtype = ? AND pattern = ? AND is_prefix = ?");
+        if (!q)
+            goto db;
+        sqlite3_bind_text(q, 1, req->secret_id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 2, action_lower, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 3, r.rtype, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 4, r.pattern, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(q, 5, r.is_prefix);
+    }
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        acl_fill(q, out);
+    sqlite3_finalize(q);
+    if (rc == SQLITE_DONE || (rc == SQLITE_ROW && req->secret_id[0] &&
+                              strcmp(req->secret_id, out->secret_id) != 0)) {
+        meta_tx_rollback(s);
+        return meta_fail(e, CMQ_ENOTFOUND, 0, 0, NULL, "no such grant");
+    }
+    if (rc != SQLITE_ROW)
+        goto db;
+    q = meta_prepare(s, "DELETE FROM acl WHERE id = ?");
+    if (!q)
+        goto db;
+    sqlite3_bind_int64(q, 1, (int64_t)out->id);
+    rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE)
+        goto db;
+    cmq_MetaEvent *ev = meta_event_add(s, "acl.revoked");
+    if (ev)
+        snprintf(ev->id, sizeof ev->id, "%s", out->secret_id);
+    return meta_tx_commit(s, e);
+db:
+    st = meta_db_fail(s, e, "acl revoke");
+    meta_tx_rollback(s);
+    return st;
+}
+
+int meta_acl_list(struct meta_store *s, const char *secret_id, cmq_AclList *out,
+                  struct meta_err *e)
+{
+    *out = (cmq_AclList)cmq_AclList_init_zero;
+    cmq_Key k;
+    int st = key_row(s, secret_id, &k, 0, e);
+    if (st != CMQ_OK)
+        return st;
+    sqlite3_stmt *q = meta_prepare(s, "SELECT " ACL_COLS " FROM acl WHERE secret_id = ? ORDER BY id");
+    if (!q)
+        return meta_db_fail(s, e, "acl list");
+    sqlite3_bind_text(q, 1, secret_id, -1, SQLITE_TRANSIENT);
+    while (out->entries_count < sizeof out->entries / sizeof out->entries[0] &&
+           sqlite3_step(q) == SQLITE_ROW)
+        acl_fill(q, &out->entries[out->entries_count++]);
+    sqlite3_finalize(q);
+    return CMQ_OK;
+}
+
+static void acl_denied(cmq_AclCheckReply *out, const struct meta_err *e)
+{
+    out->allowed = false;
+    if (!e)
+        return;
+    out->cmq_code = e->cmq_code;
+    out->cmq_module = e->cmq_module;
+    snprintf(out->reason, sizeof out->reason, "%s", e->reason);
+}
+
+int meta_acl_check(struct meta_store *s, const cmq_AclCheckRequest *req, cmq_AclCheckReply *out,
+                   struct meta_err *e)
+{
+    *out = (cmq_AclCheckReply)cmq_AclCheckReply_init_zero;
+    cmq_Key k;
+    int st = key_row(s, req->secret_id, &k, 0, e);
+    if (st != CMQ_OK)
+        return st;
+    if (!k.enabled)
+        return meta_fail(e, CMQ_EAUTH, 4100, 10080, "SecretId", "secret id status error");
+    out->appid = k.appid;
+    const char *rt = req->resource_type;
+    if (rt[0] && strcmp(rt, "queue") != 0 && strcmp(rt, "topic") != 0)
+        return meta_fail(e, CMQ_EINVAL, 4000, 10110, "resource_type",
+                         "resource type must be queue, topic or empty");
+    if (req->owner_appid && req->owner_appid != k.appid) {
+        meta_fail(e, CMQ_EDENIED, 4000, 10461, NULL,
+                  "no cam authentication: the key belongs to account %llu, not %llu",
+                  (unsigned long long)k.appid, (unsigned long long)req->owner_appid);
+        acl_denied(out, e);
+        return CMQ_OK;
+    }
+    if (!k.restricted) {
+        out->allowed = true;
+        return CMQ_OK;
+    }
+    char action_lower[72];
+    meta_lower(req->action, action_lower, sizeof action_lower);
+    /* A grant matches when its action is '*' or the action, and its resource
+     * is '*', or the same type with the exact name, or the same type with a
+     * prefix of the name.  An account-level action (no name, e.g. ListQueue)
+     * matches only grants on every name of its type ("queue:*") or '*'. */
+    sqlite3_stmt *q = meta_prepare(
+        s, "SELECT id FROM acl WHERE secret_id = ?1"
+           " AND (action = '*' OR action_lower = ?2)"
+           " AND (rtype = '*' OR (rtype = ?3 AND ("
+           "   (?4 = '' AND is_prefix = 1 AND pattern = '')"
+           "   OR (?4 <> '' AND is_prefix = 0 AND pattern = ?4)"
+           "   OR (?4 <> '' AND is_prefix = 1 AND substr(?4, 1, length(pattern)) = pattern))))"
+           " ORDER BY id LIMIT 1");
+    if (!q)
+        return meta_db_fail(s, e, "acl check");
+    sqlite3_bind_text(q, 1, req->secret_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, action_lower, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 3, rt, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 4, req->resource_name, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        out->allowed = true;
+        out->grant_id = (uint64_t)sqlite3_column_int64(q, 0);
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return meta_db_fail(s, e, "acl check");
+    if (!out->allowed) {
+        meta_fail(e, CMQ_EDENIED, 4000, 10461, NULL,
+                  "no cam authentication: no grant for %s on %s%s%s", req->action,
+                  rt[0] ? rt : "account", req->resource_name[0] ? ":" : "", req->resource_name);
+        acl_denied(out, e);
+    }
+    return CMQ_OK;
+}
