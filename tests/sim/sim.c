@@ -185,8 +185,10 @@ struct node {
     bool original;
     uint32_t incarnation;
     uint32_t tick_period;
+    uint32_t disk_delay; /* a write completes within this many steps */
     uint64_t next_tick;
     uint64_t down_until;
+    uint64_t crash_at; /* scheduled crash (0 = none) */
     /* disk */
     struct raft_hard_state hs;
     struct dentry *log;
@@ -234,6 +236,9 @@ struct sim {
     size_t n_net;
     bool blocked[MAX_SLOTS][MAX_SLOTS];
     uint32_t drop_pct, dup_pct, max_delay;
+    uint32_t crash_rate, leader_crash_rate, partition_rate; /* per 10 000 steps */
+    uint32_t new_leader_crash_pct; /* chance a new leader crashes within a few steps */
+    uint32_t max_entries_per_msg, max_inflight, election_ticks;
     bool faults;
     /* oracle */
     struct map leader_of_term;  /* term -> leader id */
@@ -458,6 +463,8 @@ static void check_leader(struct sim *s, struct node *n)
     if (l == NULL) {
         map_put(&s->leader_of_term, term, n->id);
         s->n_elections++;
+        if (s->faults && rn(s, 100) < s->new_leader_crash_pct)
+            n->crash_at = s->now + 1 + rn(s, 20);
         ev(s, "n%" PRIu64 " leader term=%" PRIu64 " last=%" PRIu64, n->id, term,
            raft_last_index(n->r));
     } else if (*l != n->id) {
@@ -535,10 +542,10 @@ static struct raft_options node_options(struct sim *s, struct node *n)
 {
     struct raft_options o = {0};
     o.id = n->id;
-    o.election_ticks = 10;
+    o.election_ticks = s->election_ticks;
     o.heartbeat_ticks = 2;
-    o.max_inflight = 4;
-    o.max_entries_per_msg = 8;
+    o.max_inflight = s->max_inflight;
+    o.max_entries_per_msg = s->max_entries_per_msg;
     o.max_msg_bytes = 4096;
     o.max_uncommitted = 512;
     o.max_pending_reads = 16;
@@ -638,8 +645,9 @@ static void node_crash(struct sim *s, struct node *n)
     raft_destroy(n->r);
     n->r = NULL;
     n->up = false;
+    n->crash_at = 0;
     n->incarnation++;
-    n->down_until = s->now + 50 + rn(s, 400);
+    n->down_until = s->now + 10 + rn(s, rn(s, 2) ? 60 : 400);
     ev(s, "n%" PRIu64 " crash", n->id);
 }
 
@@ -700,7 +708,10 @@ static void drain(struct sim *s, struct node *n)
                 mirror_append(s, n, &rd.entries[i]);
             struct write w;
             uint64_t last_done = n->n_wq ? n->wq[n->n_wq - 1].done_at : s->now;
-            w.done_at = last_done + rn(s, 6);
+            /* latency counts from submission; writes still finish in order */
+            w.done_at = s->now + rn(s, n->disk_delay + 1);
+            if (w.done_at < last_done)
+                w.done_at = last_done;
             w.n = rd.n_entries;
             w.e = xmalloc(w.n * sizeof(*w.e));
             for (size_t i = 0; i < w.n; i++) {
@@ -1009,11 +1020,16 @@ static void sim_step(struct sim *s)
     if (s->faults) {
         if (chance(s, 1000))
             do_propose(s);
-        if (chance(s, 15))
+        if (chance(s, s->partition_rate))
             do_partition(s);
-        if (chance(s, 20)) {
+        if (chance(s, s->crash_rate)) {
             struct node *n = &s->nodes[rn(s, (uint32_t)s->n_slots)];
             node_crash(s, n);
+        }
+        if (chance(s, s->leader_crash_rate)) {
+            struct node *l = a_leader(s);
+            if (l != NULL)
+                node_crash(s, l);
         }
         if (chance(s, 25))
             do_member_change(s);
@@ -1033,6 +1049,8 @@ static void sim_step(struct sim *s)
         struct node *n = &s->nodes[i];
         if (!n->up && n->down_until <= s->now)
             node_restart(s, n);
+        else if (n->up && n->crash_at != 0 && n->crash_at <= s->now && s->faults)
+            node_crash(s, n);
     }
     deliver(s);
     for (int i = 0; i < s->n_slots && !s->failed; i++) {
@@ -1063,6 +1081,15 @@ static void sim_init(struct sim *s, uint64_t seed, uint32_t bugs, bool trace)
     s->dup_pct = 1;
     s->max_delay = 6;
     s->faults = true;
+    /* each seed picks its own weather: calm, stormy, or in between */
+    s->crash_rate = 5 + rn(s, 40);
+    s->leader_crash_rate = rn(s, 3) == 0 ? 0 : rn(s, 40);
+    s->partition_rate = 5 + rn(s, 30);
+    s->new_leader_crash_pct = rn(s, 2) ? 0 : rn(s, 60);
+    static const uint32_t epm[] = {1, 2, 8, 64}, infl[] = {1, 2, 4, 8};
+    s->max_entries_per_msg = epm[rn(s, 4)];
+    s->max_inflight = infl[rn(s, 4)];
+    s->election_ticks = rn(s, 3) == 0 ? 5 : 10;
     s->net = xmalloc(NET_MAX * sizeof(*s->net));
     s->initial.n = (uint32_t)s->n_initial;
     for (int i = 0; i < s->n_initial; i++) {
@@ -1074,6 +1101,7 @@ static void sim_init(struct sim *s, uint64_t seed, uint32_t bugs, bool trace)
         n->id = (uint64_t)i + 1;
         n->original = i < s->n_initial;
         n->tick_period = 8 + rn(s, 7);
+        n->disk_delay = rn(s, 2) ? 5 : 1 + rn(s, 40);
         node_boot(s, n);
     }
 }
@@ -1103,8 +1131,28 @@ static void sim_free(struct sim *s)
     free(s->props);
 }
 
-/* Heals every fault, lets the cluster settle, and checks durability: every
- * member of the final configuration applied every acknowledged command. */
+/* True when every member of the leader's configuration applied every
+ * acknowledged command. */
+static bool converged(struct sim *s, struct node *l, bool report)
+{
+    struct raft_config c;
+    raft_get_config(l->r, &c);
+    bool ok = true;
+    for (uint32_t i = 0; i < c.n; i++) {
+        struct node *n = node_of(s, c.nodes[i].id);
+        if (n->up && n->applied >= s->max_acked_index)
+            continue;
+        ok = false;
+        if (report)
+            fail(s, "durability: member %" PRIu64 " applied %" PRIu64
+                 " < acknowledged %" PRIu64, n->id, n->applied, s->max_acked_index);
+    }
+    return ok;
+}
+
+/* Heals every fault, lets the cluster settle (up to `settle` steps), and checks
+ * durability: every member of the final configuration applied every
+ * acknowledged command. */
 static void sim_final(struct sim *s, uint64_t settle)
 {
     s->faults = false;
@@ -1126,6 +1174,8 @@ static void sim_final(struct sim *s, uint64_t settle)
             s->faults = false;
             proposed = s->next_cmd != before;
         }
+        if (l && proposed && (s->now & 63) == 0 && converged(s, l, false))
+            break;
     }
     if (s->failed)
         return;
@@ -1134,14 +1184,7 @@ static void sim_final(struct sim *s, uint64_t settle)
         fail(s, "liveness: no leader after healing for %" PRIu64 " steps", settle);
         return;
     }
-    struct raft_config c;
-    raft_get_config(l->r, &c);
-    for (uint32_t i = 0; i < c.n; i++) {
-        struct node *n = node_of(s, c.nodes[i].id);
-        if (n->applied < s->max_acked_index)
-            fail(s, "durability: member %" PRIu64 " applied %" PRIu64
-                 " < acknowledged %" PRIu64, n->id, n->applied, s->max_acked_index);
-    }
+    converged(s, l, true);
     /* every acknowledged command sits where the state machines agree it is */
     for (size_t i = 0; i < s->acked.cap; i++) {
         if (!s->acked.k[i])
@@ -1159,7 +1202,7 @@ static bool run_seed(uint64_t seed, uint64_t steps, uint32_t bugs, bool trace, b
     for (uint64_t i = 0; i < steps && !s->failed; i++)
         sim_step(s);
     if (!s->failed)
-        sim_final(s, 3000);
+        sim_final(s, 40000);
     bool ok = !s->failed;
     if (!ok && !trace) {
         printf("FAIL seed=%" PRIu64 ": %s\n", seed, s->why);
