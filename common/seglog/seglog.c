@@ -137,6 +137,12 @@ static int fail(struct seglog *log, int status, const char *what, const char *pa
     return status;
 }
 
+/* The test seam (seglog_opts.fault): nonzero fails operation `op`. */
+static int inject(const struct seglog *log, const char *op)
+{
+    return log->opts.fault ? log->opts.fault(log->opts.fault_arg, op) : CMQ_OK;
+}
+
 static void seg_uncount(struct seglog *log, struct seg *s)
 {
     if (s->counted) {
@@ -642,7 +648,9 @@ static int seg_cut(struct seglog *log, struct seg *s, uint64_t off, uint64_t fro
 {
     char path[PATH_MAX_];
     seg_path(log, s->first, ".seg", path);
-    int st = file_truncate(s->fd, off);
+    int st = inject(log, "truncate");
+    if (!st)
+        st = file_truncate(s->fd, off);
     if (!st)
         st = file_preallocate(s->fd, s->size);
     if (!st)
@@ -672,7 +680,9 @@ static int seg_create(struct seglog *log, uint64_t first)
     seg_path(log, first, ".seg.tmp", tmp);
     seg_path(log, first, ".seg", path);
     int fd = -1, ifd = -1;
-    int st = file_open(tmp, O_RDWR | O_CREAT | O_TRUNC, &fd);
+    int st = inject(log, "create");
+    if (!st)
+        st = file_open(tmp, O_RDWR | O_CREAT | O_TRUNC, &fd);
     if (!st)
         st = file_preallocate(fd, log->opts.segment_bytes);
     if (!st) {
@@ -1107,7 +1117,9 @@ static int write_chunk(struct seglog *log, const struct seglog_entry *e, size_t 
     }
     assert(off <= s->size);
     char path[PATH_MAX_];
-    int st = file_pwritev_all(s->fd, log->iov, iovcnt, start);
+    int st = inject(log, "write");
+    if (!st)
+        st = file_pwritev_all(s->fd, log->iov, iovcnt, start);
     if (st) {
         seg_path(log, s->first, ".seg", path);
         return fail(log, st, "write", path);
@@ -1214,6 +1226,7 @@ int seglog_sync(struct seglog *log)
     log->syncing = 1;
     pthread_mutex_unlock(&log->mu);
 
+    st = inject(log, "fdatasync");
     for (size_t i = 0; !st && i < nf; i++)
         st = file_fdatasync(fds[i]);
     free(fds);
@@ -1460,7 +1473,9 @@ int seglog_hardstate_save(struct seglog *log, const struct seglog_hardstate *hs)
     snprintf(path, sizeof path, "%s/hardstate", log->dir);
     pthread_mutex_lock(&log->hs_mu);
     int fd = -1;
-    int st = file_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, &fd);
+    int st = inject(log, "hardstate");
+    if (!st)
+        st = file_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, &fd);
     if (!st)
         st = file_pwrite_all(fd, b, sizeof b, 0);
     if (!st)

@@ -59,6 +59,13 @@ struct seglog_opts {
     uint32_t max_open_segments;  /* sealed segments kept open for reads (>= 1) */
     uint64_t first_index;        /* first index of a brand-new log (>= 1) */
     int create;                  /* nonzero: create the directory / log if missing */
+    /* Fault-injection seam for tests; NULL in production.  Called before
+     * each write-side file operation with its name ("write", "fdatasync",
+     * "create", "truncate", "hardstate"); a nonzero return makes that
+     * operation fail with that status as if the system call had.  May be
+     * called from the writer thread.  `fault_arg` is borrowed. */
+    int (*fault)(void *fault_arg, const char *op);
+    void *fault_arg;
 };
 
 /* The Raft hard state (Raft paper fig. 2: currentTerm, votedFor; plus the
