@@ -48,6 +48,7 @@
 
 #include "file.h"
 #include "format.h"
+#include "log.h"
 #include "status.h"
 
 _Static_assert(SEG_FILE_HDR_BYTES + SEG_REC_HDR_BYTES + 8 <= SEGLOG_SEGMENT_BYTES_MIN,
@@ -712,6 +713,10 @@ static int seg_create(struct seglog *log, uint64_t first)
         active(log)->counted = 1;
         log->open_sealed++;
     }
+    /* The next sync also fdatasyncs the sealed segment's .idx, so a clean
+     * restart can trust it. */
+    if (log->n_segs > 0)
+        active(log)->dirty = 1;
     struct seg *s = &log->segs[log->n_segs++];
     *s = (struct seg){.first = first, .last = first - 1, .size = log->opts.segment_bytes,
                       .tail = SEG_FILE_HDR_BYTES, .lru = ++log->tick, .fd = fd, .idx_fd = ifd};
@@ -951,7 +956,11 @@ static int recover_last(struct seglog *log, struct seg *s, uint64_t prev_term)
     if (st)
         return st;
     if (nonzero || fsize != s->size) {
-        /* A torn tail: cut it so the next append starts on zeros (I2). */
+        /* A torn tail: cut it so the next append starts on zeros (I2).  A
+         * rare event the operator should see, so the library logs it. */
+        log_warn("seglog_torn_tail", "file=%s offset=%" PRIu64 " reason=\"%s\" last_index=%" PRIu64,
+                 path, sc.end_off, sc.bad ? sc.bad : "end", sc.last);
+        log->st.tail_cuts++;
         st = seg_cut(log, s, sc.end_off, sc.last + 1);
         if (st)
             return st;

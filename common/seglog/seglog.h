@@ -160,6 +160,7 @@ struct seglog_stats {
     uint64_t syncs;         /* seglog_sync calls that ran fdatasync */
     uint64_t segments;      /* segment files now in the log */
     uint64_t idx_rebuilds;  /* .idx files rebuilt from their segment */
+    uint64_t tail_cuts;     /* torn tails cut at open (also logged as seglog_torn_tail) */
 };
 void seglog_stats(struct seglog *log, struct seglog_stats *out);
 

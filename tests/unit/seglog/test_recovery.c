@@ -84,6 +84,11 @@ Test(recovery, zeroed_tail_at_every_byte_of_the_last_record)
 Test(recovery, clean_restart_on_a_preallocated_zero_tail)
 {
     uint64_t first = write_log(N);
+    struct seglog *log = t_open();
+    struct seglog_stats stats;
+    seglog_stats(log, &stats);
+    cr_assert_eq(stats.tail_cuts, 0, "nothing to cut after a clean close");
+    seglog_close(log);
     char path[512];
     t_path(path, sizeof path, first, ".seg");
     struct stat st;
@@ -98,6 +103,11 @@ Test(recovery, bad_crc_in_the_last_record_is_a_torn_tail)
     char path[512];
     t_path(path, sizeof path, first, ".seg");
     t_flip_byte(path, t_offset(first, N) + SEG_REC_HDR_BYTES);
+    struct seglog *log = t_open();
+    struct seglog_stats st;
+    seglog_stats(log, &st);
+    cr_assert_eq(st.tail_cuts, 1);
+    seglog_close(log);
     assert_recovered_to(N - 1);
 }
 
