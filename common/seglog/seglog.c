@@ -383,9 +383,6 @@ static int scan_segment(struct seglog *log, struct seg *s, uint64_t stop_last, u
     return st;
 }
 
-/* After the last segment's first bad record at `from`: searches the rest of
- * the file for a valid record with index >= expect.  *found_off gets its
- * offset (or 0); *nonzero is set when any byte from `from` on is not zero. */
 /* Is there a valid record with index >= expect at `off`?  Reads with its own
  * buffer (*buf, allocated on first use, max record size), so the caller's
  * reader window stays valid.  Candidates are rare: only non-zero words that
@@ -533,8 +530,8 @@ static int seg_rebuild_idx(struct seglog *log, struct seg *s, uint64_t prev_term
         char path[PATH_MAX_];
         seg_path(log, s->first, ".seg", path);
         set_err(log, "%s: offset %" PRIu64 ": %s where index %" PRIu64
-                " was expected (segment is not the last one)", path, sc.end_off, sc.bad,
-                sc.last + 1);
+                " was expected (the segment should hold up to index %" PRIu64 ")", path,
+                sc.end_off, sc.bad ? sc.bad : "end of scan", sc.last + 1, s->last);
         return CMQ_ECORRUPT;
     }
     return CMQ_OK;
@@ -889,7 +886,7 @@ static int recover_sealed(struct seglog *log, struct seg *s, uint64_t prev_term,
         ok = 1;
         uint64_t probe[2] = {s->first, s->last};
         for (int k = 0; k < 2 && ok; k++) {
-            uint8_t e[IDX_ENTRY_BYTES];
+            uint8_t e[IDX_ENTRY_BYTES] = {0};
             st = file_pread(s->idx_fd, e, sizeof e,
                             IDX_FILE_HDR_BYTES + (probe[k] - s->first) * IDX_ENTRY_BYTES, &got);
             if (st)
@@ -945,8 +942,8 @@ static int recover_last(struct seglog *log, struct seg *s, uint64_t prev_term)
         return st;
     if (found_off) {
         set_err(log, "%s: offset %" PRIu64 ": %s, but a valid record (index %" PRIu64
-                ") follows at offset %" PRIu64 "; refusing to drop it", path, sc.end_off, sc.bad,
-                found_index, found_off);
+                ") follows at offset %" PRIu64 "; refusing to drop it", path, sc.end_off,
+                sc.bad ? sc.bad : "bad record", found_index, found_off);
         return CMQ_ECORRUPT;
     }
     s->last = sc.last;
