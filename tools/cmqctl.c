@@ -7,6 +7,7 @@
  * error or did not answer, 2 usage.
  */
 #include "envelope.pb.h"
+#include "raft.pb.h"
 #include "rpc.h"
 #include "status.h"
 
@@ -26,11 +27,94 @@ static void usage(FILE *f)
             "usage: cmqctl COMMAND [options]\n\n"
             "commands:\n"
             "  health --endpoint EP [--timeout-ms N]   ask one service for its health\n"
+            "  raft-status --endpoint EP [--timeout-ms N]\n"
+            "                                           a storage node's partitions: role, term,\n"
+            "                                           leader, commit, applied, durable\n"
 #ifdef CMQCTL_HAVE_META
             "  account | key | acl | nodes | partitions ...  metadata operations\n"
             "                                             (cmqctl account --help)\n"
 #endif
             "\nexit codes: 0 ok, 1 error or no answer, 2 usage\n");
+}
+
+/* Parses --endpoint / --timeout-ms for the single-endpoint commands. */
+static int endpoint_args(int argc, char **argv, const char *cmd, const char **endpoint,
+                         int *timeout_ms)
+{
+    static const struct option opts[] = {
+        {"endpoint", required_argument, NULL, 'e'},
+        {"timeout-ms", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int o;
+    *endpoint = NULL;
+    *timeout_ms = 1000;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "e:t:h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'e': *endpoint = optarg; break;
+        case 't': *timeout_ms = atoi(optarg); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!*endpoint || *timeout_ms <= 0) {
+        fprintf(stderr, "cmqctl %s: --endpoint is required (and --timeout-ms > 0)\n", cmd);
+        return 2;
+    }
+    return -1;
+}
+
+/* Sends one request with an encoded `req`; on success decodes the reply into
+ * `reply`.  Returns the status. */
+static int call_one(const char *endpoint, int timeout_ms, uint32_t type, const pb_msgdesc_t *req_fields,
+                    const void *req, const pb_msgdesc_t *reply_fields, void *reply)
+{
+    void *zctx = zmq_ctx_new();
+    uint8_t *body;
+    size_t len;
+    int st = rpc_pb_encode(req_fields, req, &body, &len);
+    if (st == CMQ_OK) {
+        struct rpc_sync_result res;
+        struct rpc_opts ro = {.timeout_ms = timeout_ms, .attempts = 1, .peer = 0};
+        st = rpc_call_sync(zctx, &endpoint, 1, type, body, len, &ro, &res);
+        free(body);
+        if (st == CMQ_OK && rpc_pb_decode(reply_fields, reply, res.body, res.body_len) != CMQ_OK)
+            st = CMQ_ECORRUPT;
+        rpc_sync_result_free(&res);
+    }
+    zmq_ctx_term(zctx);
+    return st;
+}
+
+static int cmd_raft_status(int argc, char **argv)
+{
+    const char *endpoint;
+    int timeout_ms;
+    int rc = endpoint_args(argc, argv, "raft-status", &endpoint, &timeout_ms);
+    if (rc >= 0)
+        return rc;
+    cmq_PartitionStatusRequest req = cmq_PartitionStatusRequest_init_zero;
+    cmq_PartitionStatusReply r = cmq_PartitionStatusReply_init_zero;
+    int st = call_one(endpoint, timeout_ms, cmq_RaftMsgType_RAFT_WIRE_STATUS,
+                      cmq_PartitionStatusRequest_fields, &req, cmq_PartitionStatusReply_fields, &r);
+    if (st != CMQ_OK) {
+        printf("status=down endpoint=%s error=%s\n", endpoint, status_name(st));
+        return 1;
+    }
+    static const char *const roles[] = {"follower", "pre-candidate", "candidate", "leader"};
+    for (pb_size_t i = 0; i < r.partitions_count; i++) {
+        const cmq_PartitionStatus *p = &r.partitions[i];
+        printf("node=%llu partition=%u role=%s term=%llu leader=%llu commit=%llu applied=%llu "
+               "last=%llu durable=%llu first=%llu\n",
+               (unsigned long long)r.node, p->partition, roles[p->role & 3],
+               (unsigned long long)p->term, (unsigned long long)p->leader,
+               (unsigned long long)p->commit, (unsigned long long)p->applied,
+               (unsigned long long)p->last_index, (unsigned long long)p->durable,
+               (unsigned long long)p->first_index);
+    }
+    return 0;
 }
 
 static int cmd_health(int argc, char **argv)
@@ -93,6 +177,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "health") == 0)
         return cmd_health(argc - 1, argv + 1);
+    if (strcmp(cmd, "raft-status") == 0)
+        return cmd_raft_status(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;

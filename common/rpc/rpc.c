@@ -501,6 +501,23 @@ int rpc_client_call(struct rpc_client *c, uint32_t type, const void *body, size_
     return CMQ_OK;
 }
 
+int rpc_client_send_oneway(struct rpc_client *c, int peer, uint32_t type, const void *body,
+                           size_t body_len)
+{
+    if (peer < 0 || peer >= c->n)
+        return CMQ_EINVAL;
+    struct rpc_msg m = {.request_id = 0, .type = type, .body = body, .body_len = body_len};
+    uint8_t *frame;
+    size_t len;
+    int rc = rpc_msg_encode(&m, &frame, &len);
+    if (rc != CMQ_OK)
+        return rc;
+    if (zmq_send(c->peers[peer].sock, frame, len, ZMQ_DONTWAIT) < 0)
+        rc = CMQ_EUNAVAIL;
+    free(frame);
+    return rc;
+}
+
 static int peer_index(const struct rpc_client *c, const char *endpoint)
 {
     for (int i = 0; i < c->n; i++)

@@ -57,7 +57,8 @@ int rpc_pb_decode(const pb_msgdesc_t *fields, void *msg, const uint8_t *buf, siz
 struct rpc_server;
 struct rpc_call;
 
-/* Runs once per request.  `call` stays valid until rpc_reply/rpc_drop. */
+/* Runs once per request.  `call` stays valid until rpc_reply/rpc_drop.
+ * One-way messages (request_id 0) arrive the same way; drop them after use. */
 typedef void (*rpc_handler_fn)(struct rpc_server *srv, struct rpc_call *call, void *arg);
 
 /* Binds a ROUTER to `endpoint` (copied) on ZeroMQ context `zctx` (borrowed).
@@ -123,6 +124,13 @@ int rpc_client_fd(const struct rpc_client *c, int peer);
  * never from inside this call.  Returns CMQ_OK or CMQ_ENOMEM / CMQ_EINVAL. */
 int rpc_client_call(struct rpc_client *c, uint32_t type, const void *body, size_t body_len,
                     const struct rpc_opts *opts, rpc_done_fn done, void *arg);
+/* Sends a one-way message (request_id 0: no reply is expected or tracked) to
+ * `peer`.  For traffic that has its own acknowledgements, such as Raft.
+ * Returns CMQ_OK, or CMQ_EUNAVAIL when the peer has no connection or its
+ * queue is full (the message is dropped; the sender's protocol retries). */
+int rpc_client_send_oneway(struct rpc_client *c, int peer, uint32_t type, const void *body,
+                           size_t body_len);
+
 /* Reads replies, runs callbacks, retries and expires requests. */
 void rpc_client_process(struct rpc_client *c);
 /* Milliseconds until the next deadline (-1: none pending). */

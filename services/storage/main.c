@@ -1,45 +1,22 @@
-/* cmq-storage: main.c only wires (config, data directory, svc frame, run).
- *
- * A storage node hosts Raft partitions whose logs are segment files under
- * data.dir (issue #4).  This process creates and locks its data directory,
- * so two nodes can never share one, and answers health.
- */
+/* cmq-storage: main.c only wires (config, data directory lock, svc frame,
+ * node, run).  The node (node.c) hosts the Raft partitions. */
 #include "config.h"
 #include "log.h"
+#include "node.h"
 #include "status.h"
 #include "svc.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct storage_cfg {
-    struct svc_common_cfg common;
-    char data_dir[256];
-    char raft_listen[RPC_ENDPOINT_MAX];
-    char metadata[RPC_ENDPOINT_MAX];
-    char scheduler[RPC_ENDPOINT_MAX];
-};
-
-static const struct config_key keys[] = {
-    SVC_COMMON_KEYS(struct storage_cfg, "storage-1", "tcp://127.0.0.1:17120"),
-    CONFIG_STR_KEY("data.dir", struct storage_cfg, data_dir, "var/dev/storage-1",
-                   "directory holding this node's partitions (segment files)"),
-    CONFIG_STR_KEY("raft.listen", struct storage_cfg, raft_listen, "tcp://127.0.0.1:17121",
-                   "ZeroMQ endpoint for raft traffic from peer storage nodes"),
-    CONFIG_STR_KEY("metadata.endpoint", struct storage_cfg, metadata, "tcp://127.0.0.1:17100",
-                   "the metadata service"),
-    CONFIG_STR_KEY("scheduler.endpoint", struct storage_cfg, scheduler, "tcp://127.0.0.1:17110",
-                   "the scheduler service"),
-};
-
 /* Creates `dir` if needed and takes an exclusive lock on dir/LOCK for the
- * life of the process.  Returns the lock fd, or -1 after logging why. */
+ * life of the process, so two nodes can never share a data directory.
+ * Returns the lock fd, or -1 after logging why. */
 static int lock_data_dir(const char *dir)
 {
     if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
@@ -62,8 +39,8 @@ static int lock_data_dir(const char *dir)
 int main(int argc, char **argv)
 {
     struct storage_cfg cfg = {0};
-    int rc = svc_main_args(argc, argv, "storage", keys, sizeof keys / sizeof keys[0], &cfg,
-                           &cfg.common);
+    int rc = svc_main_args(argc, argv, "storage", storage_config_keys, storage_config_n_keys,
+                           &cfg, &cfg.common);
     if (rc >= 0)
         return rc;
     int lock_fd = lock_data_dir(cfg.data_dir);
@@ -74,8 +51,14 @@ int main(int argc, char **argv)
         close(lock_fd);
         return 1;
     }
-    log_info("data_dir", "dir=%s", cfg.data_dir);
+    struct node *n;
+    if (node_open(s, &cfg, &n) != CMQ_OK) {
+        svc_close(s);
+        close(lock_fd);
+        return 1;
+    }
     rc = svc_run(s);
+    node_close(n);
     svc_close(s);
     close(lock_fd);
     return rc;

@@ -1,0 +1,97 @@
+/* partition.h: one Raft group on this storage node.
+ *
+ * A partition joins the pure Raft core (common/raft) to its durable log
+ * (common/seglog, written by a seglog_writer thread so the loop never waits
+ * on fsync) and to the node's transport.  Its log *is* the message store:
+ * committed entries are handed to the owner's apply callback in order, and
+ * can be read back later by index (partition_read_entry).
+ *
+ * Owns: the raft node, the segment log and its writer thread, in-flight write
+ * requests, and the proposals waiting for their entries to commit.
+ * Does not own: the transport (send callback), the state machine (apply
+ * callback), the event loop (the owner watches partition_writer_fd and calls
+ * partition_on_writer, and calls partition_tick on its timer).
+ *
+ * Durability: an entry is reported to Raft as persisted only after the writer
+ * thread's fdatasync covering it returned; a changed term or vote is saved
+ * synchronously (write, fsync, rename, fsync dir) before any message of the
+ * same ready is sent.  Raft then commits only majority-durable entries.
+ *
+ * Not yet: snapshots and log compaction (the whole retained log is replayed
+ * into the state machine at start), membership changes driven by metadata.
+ */
+#ifndef CMQ_STORAGE_PARTITION_H
+#define CMQ_STORAGE_PARTITION_H
+
+#include "raft.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct partition;
+
+/* Sends `m` (borrowed for the call) to node m->to for partition `id`. */
+typedef void partition_send_fn(void *arg, uint32_t partition_id, const struct raft_msg *m);
+/* Applies one committed entry (borrowed for the call), in log order, exactly
+ * once per process life.  Returns a status that becomes the result of the
+ * proposal that created the entry (if it is still waiting on this node). */
+typedef int partition_apply_fn(void *arg, struct partition *p, const struct raft_entry *e);
+/* The role or the leader changed. */
+typedef void partition_role_fn(void *arg, struct partition *p, uint32_t role, uint64_t leader);
+
+struct partition_opts {
+    uint32_t id;                   /* partition id, > 0 */
+    uint64_t node_id;              /* this node's raft id, > 0 */
+    const struct raft_config *members; /* bootstrap membership (copied) */
+    const char *dir;               /* the log directory (copied); created if missing */
+    uint32_t election_ticks;
+    uint32_t heartbeat_ticks;
+    uint64_t seed;
+    uint64_t segment_bytes;        /* 0: seglog default */
+    partition_send_fn *send;
+    partition_apply_fn *apply;
+    partition_role_fn *on_role;    /* may be NULL */
+    void *arg;
+};
+
+/* Opens the log (recovering it), replays nothing yet, and starts the writer.
+ * On failure returns a status and a message in err (file and offset for a
+ * corrupt log). */
+int partition_open(const struct partition_opts *opts, struct partition **out, char err[512]);
+/* Stops the writer (finishing submitted writes), fails waiting proposals with
+ * CMQ_ESHUTDOWN, closes the log.  Accepts NULL. */
+void partition_close(struct partition *p);
+
+uint32_t partition_id(const struct partition *p);
+struct raft *partition_raft(struct partition *p);
+int partition_writer_fd(const struct partition *p);
+
+/* Drives the node: one clock tick; a message from a peer (borrowed); writer
+ * completions (call when partition_writer_fd is readable). */
+void partition_tick(struct partition *p);
+void partition_step(struct partition *p, const struct raft_msg *m);
+void partition_on_writer(struct partition *p);
+
+/* Called once the entry created by a proposal is applied (status from the
+ * apply callback), or fails (CMQ_ENOTLEADER when leadership was lost and the
+ * entry was overwritten, CMQ_ESHUTDOWN at close).  `index` is the entry's. */
+typedef void partition_done_fn(void *arg, int status, uint64_t index);
+
+/* Proposes one command (copied) on the leader.  Returns CMQ_OK (done runs
+ * later, never inside this call), CMQ_ENOTLEADER, CMQ_EBUSY, CMQ_ELIMIT,
+ * CMQ_ETOOBIG.  `done` may be NULL. */
+int partition_propose(struct partition *p, const void *cmd, size_t len, partition_done_fn *done,
+                      void *arg);
+
+/* Reads entry `index` back from the segment files; *buf is malloc'd (caller
+ * frees).  CMQ_ENOTFOUND when it is not stored. */
+int partition_read_entry(struct partition *p, uint64_t index, uint8_t **buf, size_t *len,
+                         uint64_t *term);
+
+struct partition_status {
+    uint32_t role;
+    uint64_t term, leader, commit, applied, last_index, durable, first_index;
+};
+void partition_status(struct partition *p, struct partition_status *out);
+
+#endif
