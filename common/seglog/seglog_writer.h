@@ -3,8 +3,8 @@
  *
  * The seam is deliberately narrow.  The loop thread owns a request (struct
  * seglog_write_req, caller-allocated) and submits it; the writer thread
- * takes every request queued so far, applies them in order (truncate, then
- * append) to the log, runs ONE seglog_sync for the whole batch (group
+ * takes every request queued so far, applies them in order (reset, truncate,
+ * then append) to the log, runs ONE seglog_sync for the whole batch (group
  * commit: everything submitted while the previous fdatasync ran shares the
  * next one), saves the newest hard state in the batch if any, and queues the
  * requests as done.  It then writes to an eventfd.  The loop watches that fd
@@ -34,7 +34,10 @@ typedef void seglog_write_done_fn(struct seglog_write_req *req, int status);
 /* Allocated and filled by the caller; everything it points to is borrowed
  * until `done` runs.  Zero-initialise it, then set the public fields. */
 struct seglog_write_req {
-    uint64_t truncate_from;                   /* 0: none; else truncate_suffix first */
+    uint64_t reset_next;                      /* 0: none; else seglog_reset(reset_next)
+                                                 first (a snapshot was installed) */
+    uint64_t truncate_from;                   /* 0: none; else truncate_suffix (after the
+                                                 reset); from > last_index is a no-op */
     const struct seglog_entry *entries;       /* n entries to append (may be 0) */
     size_t n;
     const struct seglog_hardstate *hardstate; /* NULL, or saved once the batch is durable */
@@ -53,6 +56,13 @@ struct seglog_writer_stats {
     uint64_t completed;  /* callbacks run */
     uint64_t batches;    /* rounds of the writer thread = fdatasync rounds */
 };
+
+/* Mapping from common/raft's ready loop (raft.h): a ready's snapshot gives
+ * reset_next = snapshot.index + 1; its entries give truncate_from =
+ * entries[0].index and the entries; a changed hard state goes in `hardstate`.
+ * Messages of that ready are sent from `done` (the hard state is durable
+ * then), and `done` with CMQ_OK is when to call raft_persisted(last index,
+ * last term). */
 
 /* Starts the writer thread for `log` (borrowed: it must outlive the writer;
  * while the writer runs, only it may append, sync, truncate or reset the log,

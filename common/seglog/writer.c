@@ -62,7 +62,9 @@ static void run_batch(struct seglog_writer *w, struct seglog_write_req *batch)
     struct seglog_hardstate hs_copy;
     for (struct seglog_write_req *r = batch; r; r = r->next_) {
         int st = CMQ_OK;
-        if (r->truncate_from)
+        if (r->reset_next)
+            st = seglog_reset(w->log, r->reset_next);
+        if (!st && r->truncate_from)
             st = seglog_truncate_suffix(w->log, r->truncate_from);
         if (!st && r->n)
             st = seglog_append(w->log, r->entries, r->n);

@@ -225,3 +225,43 @@ Test(writer, a_failed_append_reports_its_status)
     cr_assert_eq(seglog_last_index(g_log), 0);
     seglog_close(g_log);
 }
+
+static int g_snap_done;
+static void snap_done(struct seglog_write_req *req, int status)
+{
+    (void)req;
+    cr_assert_eq(status, CMQ_OK);
+    cr_assert_eq(g_next_done, 6, "after the five earlier requests");
+    g_snap_done = 1;
+}
+
+Test(writer, a_snapshot_reset_goes_through_the_writer_in_order)
+{
+    g_log = t_open();
+    struct seglog_writer *w;
+    cr_assert_eq(seglog_writer_start(g_log, 16, &w), CMQ_OK);
+    g_status = CMQ_OK;
+    struct job a[5], b;
+    g_next_done = 1;
+    g_snap_done = 0;
+    for (uint64_t i = 0; i < 5; i++) {
+        job_init(&a[i], i + 1, 1);
+        cr_assert_eq(seglog_writer_submit(w, &a[i].req), CMQ_OK);
+    }
+    /* Queued behind them: install a snapshot at 100, then append 101. */
+    job_init(&b, 101, 3);
+    b.req.reset_next = 101;
+    b.req.truncate_from = 101;
+    b.req.done = snap_done;
+    cr_assert_eq(seglog_writer_submit(w, &b.req), CMQ_OK);
+    while (!g_snap_done) {
+        struct pollfd p = {.fd = seglog_writer_fd(w), .events = POLLIN};
+        cr_assert_geq(poll(&p, 1, 5000), 1);
+        seglog_writer_poll(w);
+    }
+    seglog_writer_stop(w);
+    cr_assert_eq(seglog_first_index(g_log), 101);
+    cr_assert_eq(seglog_last_index(g_log), 101);
+    assert_entry(g_log, 101, 3);
+    seglog_close(g_log);
+}
