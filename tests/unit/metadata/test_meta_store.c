@@ -1,0 +1,439 @@
+/* test_meta_store.c: services/metadata/meta_store.c and meta_secret.c:
+ * schema and migrations, restart, the master key, accounts, keys and their
+ * sealed secrets, ACL grants and checks. */
+#include "meta_fixture.h"
+#include "meta_secret.h"
+
+#include <sqlite3.h>
+
+TestSuite(store, .init = fx_setup, .fini = fx_teardown);
+
+static int db_int(const char *sql)
+{
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+Test(store, migrates_an_empty_file_to_the_current_schema)
+{
+    cr_assert_eq(meta_store_schema_version(fx.s), META_SCHEMA_VERSION);
+    cr_assert_eq(db_int("PRAGMA user_version"), META_SCHEMA_VERSION);
+    cr_assert_eq(db_int("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN"
+                        " ('accounts','keys','acl','queues','topics','subscriptions','nodes',"
+                        "'partitions','replicas','tombstones','meta','sub_lists')"),
+                 12);
+}
+
+Test(store, uses_wal_and_foreign_keys)
+{
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+Test(store, refuses_a_schema_newer_than_the_binary)
+{
+    meta_store_close(fx.s);
+    fx.s = NULL;
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    struct meta_err e = {0};
+    cr_assert_eq(meta_store_open(&fx.opts, &fx.s, &e), CMQ_EUNSUPPORTED);
+    cr_assert(strstr(e.reason, "99") != NULL, "%s", e.reason);
+}
+
+Test(store, refuses_a_different_master_key)
+{
+    meta_store_close(fx.s);
+    fx.s = NULL;
+    uint8_t other[32] = {9};
+    struct meta_store_opts o = fx.opts;
+    o.master_key = other;
+    struct meta_err e = {0};
+    cr_assert_eq(meta_store_open(&o, &fx.s, &e), CMQ_EAUTH);
+    cr_assert(strstr(e.reason, "master key") != NULL, "%s", e.reason);
+    fx_reopen(); /* the right key still opens it */
+}
+
+Test(store, version_counts_committed_changes_and_events_carry_it)
+{
+    uint64_t v0 = meta_store_version(fx.s);
+    struct meta_err e = {0};
+    cr_assert_eq(qcreate("a1", NULL, &e), CMQ_OK);
+    cr_assert_eq(meta_store_version(fx.s), v0 + 1);
+    cr_assert_eq(fx.events[fx.n_events - 1].version, v0 + 1);
+    cr_assert_str_eq(fx.events[fx.n_events - 1].kind, "queue.created");
+    /* a rejected request changes nothing and publishes nothing */
+    int n = fx.n_events;
+    cr_assert_eq(qcreate("a1", NULL, &e), CMQ_EEXIST);
+    cr_assert_eq(meta_store_version(fx.s), v0 + 1);
+    cr_assert_eq(fx.n_events, n);
+}
+
+Test(store, restart_keeps_everything)
+{
+    struct meta_err e = {0};
+    cmq_KeyCreateRequest kr = {.appid = fx.appid};
+    cmq_Key k;
+    cr_assert_eq(meta_key_create(fx.s, &kr, &k, &e), CMQ_OK);
+    cr_assert_eq(qcreate("keepme", NULL, &e), CMQ_OK);
+    cr_assert_eq(tcreate("keeptopic", 2, NULL, &e), CMQ_OK);
+    cmq_SubRequest sr = sreq("keeptopic", "s1", "queue", "keepme");
+    sr.binding_keys_count = 1;
+    strcpy(sr.binding_keys[0], "a.*.c");
+    cmq_SubInfo si;
+    cr_assert_eq(meta_sub_create(fx.s, &sr, &si, &e), CMQ_OK, "%s", e.reason);
+    uint64_t v = meta_store_version(fx.s);
+
+    fx_reopen();
+    cr_assert_eq(meta_store_version(fx.s), v);
+    cmq_Key k2;
+    cr_assert_eq(meta_key_get_secret(fx.s, k.secret_id, &k2, &e), CMQ_OK, "%s", e.reason);
+    cr_assert_str_eq(k2.secret_key, k.secret_key);
+    cmq_QueueInfo qi;
+    cmq_NameRequest nr = nreq("keepme");
+    cr_assert_eq(meta_queue_get(fx.s, &nr, &qi, &e), CMQ_OK);
+    cr_assert_eq(qi.visibility_timeout, 30);
+    cmq_SubNameRequest snr = {.appid = fx.appid};
+    strcpy(snr.topic_name, "keeptopic");
+    strcpy(snr.subscription_name, "s1");
+    cr_assert_eq(meta_sub_get(fx.s, &snr, &si, &e), CMQ_OK);
+    cr_assert_eq(si.binding_keys_count, 1);
+    cr_assert_str_eq(si.binding_keys[0], "a.*.c");
+    cr_assert_str_eq(si.notify_content_format, "SIMPLIFIED");
+}
+
+/* ---- accounts ---- */
+
+Test(store, accounts_get_numeric_appids_and_may_choose_one)
+{
+    struct meta_err e = {0};
+    cmq_AccountCreateRequest r = cmq_AccountCreateRequest_init_zero;
+    cmq_Account a;
+    cr_assert_eq(meta_account_create(fx.s, &r, &a, &e), CMQ_OK);
+    cr_assert_eq(a.appid, fx.appid + 1);
+    r.appid = 1251234567;
+    cr_assert_eq(meta_account_create(fx.s, &r, &a, &e), CMQ_OK);
+    cr_assert_eq(a.appid, 1251234567);
+    assert_status(meta_account_create(fx.s, &r, &a, &e), CMQ_EEXIST, e);
+    cmq_ListRequest lr = cmq_ListRequest_init_zero;
+    cmq_AccountList al;
+    cr_assert_eq(meta_account_list(fx.s, &lr, &al, &e), CMQ_OK);
+    cr_assert_eq(al.total_count, 3);
+    cr_assert_eq(al.accounts[0].appid, 1251234567); /* ordered by appid */
+}
+
+/* ---- keys ---- */
+
+Test(store, key_has_akid_id_and_random_secret_that_round_trips)
+{
+    struct meta_err e = {0};
+    cmq_KeyCreateRequest kr = {.appid = fx.appid};
+    cmq_Key a, b, got;
+    cr_assert_eq(meta_key_create(fx.s, &kr, &a, &e), CMQ_OK, "%s", e.reason);
+    cr_assert_eq(meta_key_create(fx.s, &kr, &b, &e), CMQ_OK);
+    cr_assert_eq(strncmp(a.secret_id, "AKID", 4), 0);
+    cr_assert_eq(strlen(a.secret_id), 36);
+    cr_assert_eq(strlen(a.secret_key), 32);
+    cr_assert_str_neq(a.secret_key, b.secret_key);
+    cr_assert_str_neq(a.secret_id, b.secret_id);
+    cr_assert(a.enabled);
+    cr_assert_eq(meta_key_get_secret(fx.s, a.secret_id, &got, &e), CMQ_OK);
+    cr_assert_str_eq(got.secret_key, a.secret_key);
+    cr_assert_eq(got.appid, fx.appid);
+}
+
+Test(store, secret_is_not_stored_in_clear)
+{
+    struct meta_err e = {0};
+    cmq_KeyCreateRequest kr = {.appid = fx.appid};
+    cmq_Key k;
+    cr_assert_eq(meta_key_create(fx.s, &kr, &k, &e), CMQ_OK);
+    meta_store_close(fx.s);
+    fx.s = NULL;
+    /* no byte sequence of the secret in the database or its WAL */
+    const char *files[] = {"metadata.db", "metadata.db-wal"};
+    for (int f = 0; f < 2; f++) {
+        char p[400];
+        snprintf(p, sizeof p, "%s/%s", fx.dir, files[f]);
+        FILE *fp = fopen(p, "rb");
+        if (!fp)
+            continue;
+        static char buf[1 << 20];
+        size_t n = fread(buf, 1, sizeof buf, fp);
+        fclose(fp);
+        cr_assert_null(memmem(buf, n, k.secret_key, strlen(k.secret_key)), "secret in %s",
+                       files[f]);
+    }
+    fx_reopen();
+}
+
+Test(store, disabled_key_gives_no_secret_and_can_be_enabled_again)
+{
+    struct meta_err e = {0};
+    cmq_KeyCreateRequest kr = {.appid = fx.appid};
+    cmq_Key k, got;
+    cr_assert_eq(meta_key_create(fx.s, &kr, &k, &e), CMQ_OK);
+    cr_assert_eq(meta_key_set_enabled(fx.s, k.secret_id, 0, &got, &e), CMQ_OK);
+    cr_assert_not(got.enabled);
+    cr_assert_eq(got.secret_key[0], '\0');
+    assert_status(meta_key_get_secret(fx.s, k.secret_id, &got, &e), CMQ_EAUTH, e);
+    assert_cmq(e, 4100, 10080);
+    cr_assert_eq(got.secret_key[0], '\0');
+    cr_assert_eq(fx_count_events("key.disabled"), 1);
+    cr_assert_eq(meta_key_set_enabled(fx.s, k.secret_id, 1, &got, &e), CMQ_OK);
+    cr_assert_eq(meta_key_get_secret(fx.s, k.secret_id, &got, &e), CMQ_OK);
+}
+
+Test(store, unknown_and_malformed_secret_ids)
+{
+    struct meta_err e = {0};
+    cmq_Key got;
+    assert_status(meta_key_get_secret(fx.s, "AKIDnope", &got, &e), CMQ_ENOTFOUND, e);
+    assert_cmq(e, 4100, 10270);
+    assert_status(meta_key_get_secret(fx.s, "XKIDnope", &got, &e), CMQ_EAUTH, e);
+    assert_cmq(e, 4000, 10450);
+    cmq_Key k;
+    cr_assert_eq(meta_key_set_enabled(fx.s, "AKIDnope", 0, &k, &e), CMQ_ENOTFOUND);
+}
+
+Test(store, key_needs_an_existing_account_and_list_hides_secrets)
+{
+    struct meta_err e = {0};
+    cmq_KeyCreateRequest kr = {.appid = 42};
+    cmq_Key k;
+    assert_status(meta_key_create(fx.s, &kr, &k, &e), CMQ_ENOTFOUND, e);
+    kr.appid = fx.appid;
+    cr_assert_eq(meta_key_create(fx.s, &kr, &k, &e), CMQ_OK);
+    cmq_KeyList kl;
+    cr_assert_eq(meta_key_list(fx.s, fx.appid, &kl, &e), CMQ_OK);
+    cr_assert_eq(kl.keys_count, 1);
+    cr_assert_str_eq(kl.keys[0].secret_id, k.secret_id);
+    cr_assert_eq(kl.keys[0].secret_key[0], '\0');
+}
+
+Test(store, tampered_ciphertext_does_not_decrypt)
+{
+    struct meta_err e = {0};
+    cmq_KeyCreateRequest kr = {.appid = fx.appid};
+    cmq_Key k, got;
+    cr_assert_eq(meta_key_create(fx.s, &kr, &k, &e), CMQ_OK);
+    meta_store_close(fx.s);
+    fx.s = NULL;
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "UPDATE keys SET secret_ct = zeroblob(32)", NULL, NULL, NULL),
+                 SQLITE_OK);
+    sqlite3_close(db);
+    fx_reopen();
+    cr_assert_eq(meta_key_get_secret(fx.s, k.secret_id, &got, &e), CMQ_ECORRUPT);
+    cr_assert_eq(got.secret_key[0], '\0');
+}
+
+/* ---- secrets (meta_secret.c) ---- */
+
+Test(secret, seal_open_round_trip_and_binding_to_the_row)
+{
+    uint8_t key[32] = {1, 2, 3}, nonce[12], tag[16], ct[32], plain[33] = {0};
+    const char *secret = "0123456789abcdefABCDEF0123456789";
+    cr_assert_eq(meta_secret_seal(key, "AKIDone", secret, 32, nonce, ct, tag), CMQ_OK);
+    cr_assert_neq(memcmp(ct, secret, 32), 0);
+    cr_assert_eq(meta_secret_open(key, "AKIDone", nonce, ct, 32, tag, plain), CMQ_OK);
+    cr_assert_str_eq((char *)plain, secret);
+    /* same ciphertext under another SecretId, or another key, fails */
+    cr_assert_eq(meta_secret_open(key, "AKIDtwo", nonce, ct, 32, tag, plain), CMQ_ECORRUPT);
+    uint8_t other[32] = {1, 2, 4};
+    cr_assert_eq(meta_secret_open(other, "AKIDone", nonce, ct, 32, tag, plain), CMQ_ECORRUPT);
+    ct[5] ^= 1;
+    cr_assert_eq(meta_secret_open(key, "AKIDone", nonce, ct, 32, tag, plain), CMQ_ECORRUPT);
+}
+
+Test(secret, nonces_differ_per_seal)
+{
+    uint8_t key[32] = {0}, n1[12], n2[12], t[16], ct[8];
+    cr_assert_eq(meta_secret_seal(key, "AKIDx", "abcdefgh", 8, n1, ct, t), CMQ_OK);
+    cr_assert_eq(meta_secret_seal(key, "AKIDx", "abcdefgh", 8, n2, ct, t), CMQ_OK);
+    cr_assert_neq(memcmp(n1, n2, 12), 0);
+}
+
+Test(secret, master_key_parse_and_file)
+{
+    uint8_t k[32];
+    cr_assert_eq(meta_master_key_parse("  000102030405060708090a0b0c0d0e0f"
+                                       "101112131415161718191A1B1C1D1E1F\n",
+                                       k),
+                 CMQ_OK);
+    cr_assert_eq(k[31], 0x1f);
+    cr_assert_eq(meta_master_key_parse("0011", k), CMQ_EINVAL);
+    cr_assert_eq(meta_master_key_parse("zz0102030405060708090a0b0c0d0e0f"
+                                       "101112131415161718191a1b1c1d1e1f",
+                                       k),
+                 CMQ_EINVAL);
+    char dir[] = "/tmp/cmq-mk-XXXXXX", path[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/master.key", dir);
+    uint8_t a[32], b[32];
+    int created;
+    cr_assert_eq(meta_master_key_load(path, 0, a, &created), CMQ_ENOTFOUND);
+    cr_assert_eq(meta_master_key_load(path, 1, a, &created), CMQ_OK);
+    cr_assert(created);
+    cr_assert_eq(meta_master_key_load(path, 1, b, &created), CMQ_OK);
+    cr_assert_not(created);
+    cr_assert_eq(memcmp(a, b, 32), 0);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* ---- ACL ---- */
+
+TestSuite(acl, .init = fx_setup, .fini = fx_teardown);
+
+static cmq_Key new_key(uint64_t appid, int restricted)
+{
+    struct meta_err e = {0};
+    cmq_KeyCreateRequest kr = {.appid = appid, .restricted = restricted};
+    cmq_Key k;
+    cr_assert_eq(meta_key_create(fx.s, &kr, &k, &e), CMQ_OK, "%s", e.reason);
+    return k;
+}
+
+static int grant(const char *sid, const char *action, const char *resource, struct meta_err *e)
+{
+    cmq_AclEntry r = cmq_AclEntry_init_zero, out;
+    snprintf(r.secret_id, sizeof r.secret_id, "%s", sid);
+    snprintf(r.action, sizeof r.action, "%s", action);
+    snprintf(r.resource, sizeof r.resource, "%s", resource);
+    return meta_acl_grant(fx.s, &r, &out, e);
+}
+
+static bool allowed(const char *sid, const char *action, const char *type, const char *name,
+                    uint64_t owner)
+{
+    cmq_AclCheckRequest r = cmq_AclCheckRequest_init_zero;
+    snprintf(r.secret_id, sizeof r.secret_id, "%s", sid);
+    snprintf(r.action, sizeof r.action, "%s", action);
+    snprintf(r.resource_type, sizeof r.resource_type, "%s", type);
+    snprintf(r.resource_name, sizeof r.resource_name, "%s", name);
+    r.owner_appid = owner;
+    cmq_AclCheckReply out;
+    struct meta_err e = {0};
+    cr_assert_eq(meta_acl_check(fx.s, &r, &out, &e), CMQ_OK, "%s", e.reason);
+    if (!out.allowed) {
+        cr_assert_eq(out.cmq_code, 4000);
+        cr_assert_eq(out.cmq_module, 10461);
+        cr_assert(out.reason[0]);
+    }
+    return out.allowed;
+}
+
+Test(acl, unrestricted_key_may_do_anything_in_its_own_account_only)
+{
+    cmq_Key k = new_key(fx.appid, 0);
+    cr_assert(allowed(k.secret_id, "SendMessage", "queue", "q1", 0));
+    cr_assert(allowed(k.secret_id, "SendMessage", "queue", "q1", fx.appid));
+    cr_assert_not(allowed(k.secret_id, "SendMessage", "queue", "q1", fx.appid + 999));
+}
+
+Test(acl, restricted_key_needs_a_grant_exact_or_prefix)
+{
+    cmq_Key k = new_key(fx.appid, 1);
+    struct meta_err e = {0};
+    cr_assert_not(allowed(k.secret_id, "SendMessage", "queue", "orders", 0));
+    cr_assert_eq(grant(k.secret_id, "SendMessage", "queue:orders", &e), CMQ_OK, "%s", e.reason);
+    cr_assert(allowed(k.secret_id, "SendMessage", "queue", "orders", 0));
+    cr_assert(allowed(k.secret_id, "sendmessage", "queue", "orders", 0)); /* action: any case */
+    cr_assert_not(allowed(k.secret_id, "SendMessage", "queue", "orders2", 0));
+    cr_assert_not(allowed(k.secret_id, "ReceiveMessage", "queue", "orders", 0));
+    cr_assert_not(allowed(k.secret_id, "SendMessage", "topic", "orders", 0));
+
+    cr_assert_eq(grant(k.secret_id, "ReceiveMessage", "queue:ord-*", &e), CMQ_OK);
+    cr_assert(allowed(k.secret_id, "ReceiveMessage", "queue", "ord-1", 0));
+    cr_assert(allowed(k.secret_id, "ReceiveMessage", "queue", "ord-", 0));
+    cr_assert_not(allowed(k.secret_id, "ReceiveMessage", "queue", "ord1", 0));
+    cr_assert_not(allowed(k.secret_id, "ReceiveMessage", "queue", "Ord-1", 0)); /* names: exact case */
+    /* account-level actions (ListQueue) need a grant on every name of the type */
+    cr_assert_not(allowed(k.secret_id, "ListQueue", "queue", "", 0));
+    cr_assert_eq(grant(k.secret_id, "ListQueue", "queue:*", &e), CMQ_OK);
+    cr_assert(allowed(k.secret_id, "ListQueue", "queue", "", 0));
+
+    cr_assert_eq(grant(k.secret_id, "*", "topic:news*", &e), CMQ_OK);
+    cr_assert(allowed(k.secret_id, "PublishMessage", "topic", "news-eu", 0));
+    cr_assert_not(allowed(k.secret_id, "PublishMessage", "topic", "sport", 0));
+    cr_assert_eq(grant(k.secret_id, "PublishMessage", "*", &e), CMQ_OK);
+    cr_assert(allowed(k.secret_id, "PublishMessage", "topic", "sport", 0));
+}
+
+Test(acl, grants_never_cross_accounts)
+{
+    cmq_AccountCreateRequest ar = cmq_AccountCreateRequest_init_zero;
+    cmq_Account other;
+    struct meta_err e = {0};
+    cr_assert_eq(meta_account_create(fx.s, &ar, &other, &e), CMQ_OK);
+    cmq_Key k = new_key(other.appid, 1);
+    cr_assert_eq(grant(k.secret_id, "*", "*", &e), CMQ_OK);
+    cr_assert(allowed(k.secret_id, "SendMessage", "queue", "q", other.appid));
+    cr_assert_not(allowed(k.secret_id, "SendMessage", "queue", "q", fx.appid));
+}
+
+Test(acl, revoke_by_fields_or_id_and_list)
+{
+    cmq_Key k = new_key(fx.appid, 1);
+    struct meta_err e = {0};
+    cr_assert_eq(grant(k.secret_id, "SendMessage", "queue:a", &e), CMQ_OK);
+    cr_assert_eq(grant(k.secret_id, "SendMessage", "queue:b*", &e), CMQ_OK);
+    assert_status(grant(k.secret_id, "sendMESSAGE", "queue:a", &e), CMQ_EEXIST, e);
+    cmq_AclList l;
+    cr_assert_eq(meta_acl_list(fx.s, k.secret_id, &l, &e), CMQ_OK);
+    cr_assert_eq(l.entries_count, 2);
+    cr_assert_str_eq(l.entries[1].resource, "queue:b*");
+
+    cmq_AclEntry r = cmq_AclEntry_init_zero, out;
+    strcpy(r.secret_id, k.secret_id);
+    strcpy(r.action, "SendMessage");
+    strcpy(r.resource, "queue:a");
+    cr_assert_eq(meta_acl_revoke(fx.s, &r, &out, &e), CMQ_OK, "%s", e.reason);
+    cr_assert_not(allowed(k.secret_id, "SendMessage", "queue", "a", 0));
+    assert_status(meta_acl_revoke(fx.s, &r, &out, &e), CMQ_ENOTFOUND, e);
+    r = (cmq_AclEntry)cmq_AclEntry_init_zero;
+    r.id = l.entries[1].id;
+    cr_assert_eq(meta_acl_revoke(fx.s, &r, &out, &e), CMQ_OK);
+    cr_assert_eq(meta_acl_list(fx.s, k.secret_id, &l, &e), CMQ_OK);
+    cr_assert_eq(l.entries_count, 0);
+}
+
+Test(acl, bad_grants_and_disabled_keys)
+{
+    cmq_Key k = new_key(fx.appid, 1);
+    struct meta_err e = {0};
+    assert_status(grant(k.secret_id, "Send Message", "queue:a", &e), CMQ_EINVAL, e);
+    assert_status(grant(k.secret_id, "SendMessage", "queues:a", &e), CMQ_EINVAL, e);
+    assert_status(grant(k.secret_id, "SendMessage", "queue:1a", &e), CMQ_EINVAL, e);
+    assert_status(grant(k.secret_id, "SendMessage", "queue:a_b", &e), CMQ_EINVAL, e);
+    assert_status(grant("AKIDmissing", "SendMessage", "queue:a", &e), CMQ_ENOTFOUND, e);
+    cmq_Key out;
+    cr_assert_eq(meta_key_set_enabled(fx.s, k.secret_id, 0, &out, &e), CMQ_OK);
+    cmq_AclCheckRequest r = cmq_AclCheckRequest_init_zero;
+    strcpy(r.secret_id, k.secret_id);
+    strcpy(r.action, "SendMessage");
+    strcpy(r.resource_type, "queue");
+    strcpy(r.resource_name, "a");
+    cmq_AclCheckReply rep;
+    assert_status(meta_acl_check(fx.s, &r, &rep, &e), CMQ_EAUTH, e);
+    assert_cmq(e, 4100, 10080);
+}
