@@ -13,7 +13,7 @@ Test(action, every_name_round_trips)
     cr_assert_eq(CMQ_ACTION_COUNT_ - 1, 25, "12 queue + 7 topic + 6 subscription actions");
     for (int a = CMQ_ACTION_NONE + 1; a < CMQ_ACTION_COUNT_; a++) {
         const char *n = action_name(a);
-        cr_assert_eq(action_lookup(n, strlen(n)), a, "%s", n);
+        cr_assert_eq((int)action_lookup(n, strlen(n)), a, "%s", n);
     }
     cr_assert_str_eq(action_name(CMQ_ACTION_NONE), "");
 }
