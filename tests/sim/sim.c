@@ -1163,6 +1163,7 @@ static void sim_final(struct sim *s, uint64_t settle)
             node_restart(s, &s->nodes[i]);
     uint64_t end = s->now + settle;
     bool proposed = false;
+    uint64_t progress_sum = 0, progress_at = s->now;
     while (s->now < end && !s->failed) {
         sim_step(s);
         struct node *l = a_leader(s);
@@ -1174,8 +1175,20 @@ static void sim_final(struct sim *s, uint64_t settle)
             s->faults = false;
             proposed = s->next_cmd != before;
         }
-        if (l && proposed && (s->now & 63) == 0 && converged(s, l, false))
-            break;
+        if ((s->now & 63) == 0) {
+            if (l && proposed && converged(s, l, false))
+                break;
+            /* give up early when nothing moves any more */
+            uint64_t sum = 0;
+            for (int i = 0; i < s->n_slots; i++)
+                sum += s->nodes[i].applied;
+            if (sum != progress_sum) {
+                progress_sum = sum;
+                progress_at = s->now;
+            } else if (s->now - progress_at > 8000) {
+                break;
+            }
+        }
     }
     if (s->failed)
         return;
