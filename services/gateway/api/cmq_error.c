@@ -151,3 +151,14 @@ int cmq_error_reply_fault(struct json *j, const struct cmq_fault *f, const char 
 {
     return cmq_error_reply(j, f->err, f->arg[0] ? f->arg : NULL, request_id);
 }
+
+void cmq_error_item(struct json *j, enum cmq_err e, const char *handle, size_t handle_len)
+{
+    char msg[256];
+    cmq_error_message(e, NULL, msg, sizeof(msg));
+    json_obj_begin(j);
+    json_kv_int(j, "code", cmq_error_code(e));
+    json_kv_cstr(j, "message", msg);
+    json_kv_str(j, "receiptHandle", handle, handle_len);
+    json_obj_end(j);
+}

@@ -177,4 +177,9 @@ int cmq_error_reply_fault(struct json *j, const struct cmq_fault *f, const char 
  * errorList, msgId) and closes it.  For success pass CMQERR_OK. */
 void cmq_error_envelope(struct json *j, enum cmq_err e, const char *arg, const char *request_id);
 
+/* Writes one errorList element of BatchDeleteMessage (§6.12) as an array
+ * element: {"code":N,"message":"(module)text","receiptHandle":"<handle>"}.
+ * `handle` is borrowed and copied `handle_len` bytes. */
+void cmq_error_item(struct json *j, enum cmq_err e, const char *handle, size_t handle_len);
+
 #endif

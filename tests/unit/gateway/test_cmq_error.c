@@ -137,3 +137,25 @@ Test(cmq_fault, long_arguments_are_truncated)
     cmq_fault_set(&f, CMQERR_INTERNAL, NULL, CMQ_ENOMEM);
     cr_assert_str_eq(f.arg, "");
 }
+
+Test(cmq_error_reply, batch_delete_partial_failure)
+{
+    struct json *j = json_create(1024);
+    json_obj_begin(j);
+    cmq_error_envelope(j, CMQERR_DELETE_PARTIAL, NULL, "r");
+    json_key(j, "errorList");
+    json_arr_begin(j);
+    cmq_error_item(j, CMQERR_RECEIPT_HANDLE_INVALID, "123", 3);
+    cmq_error_item(j, CMQERR_RECEIPT_HANDLE_FORMAT, "x\"y", 3);
+    json_arr_end(j);
+    json_obj_end(j);
+    const char *out;
+    size_t len;
+    cr_assert_eq(json_finish(j, &out, &len), CMQ_OK);
+    cr_assert_str_eq(out, "{\"code\":6010,\"message\":\"(10150)delete message partially failed\","
+                          "\"requestId\":\"r\",\"errorList\":[{\"code\":4430,\"message\":"
+                          "\"(10260)receipt handle is invalid\",\"receiptHandle\":\"123\"},"
+                          "{\"code\":4000,\"message\":\"(10470)receiptHandle error\","
+                          "\"receiptHandle\":\"x\\\"y\"}]}");
+    json_destroy(j);
+}
