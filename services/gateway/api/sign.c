@@ -190,13 +190,14 @@ static int try_variant(const struct params *p, const struct sign_request *req, u
     int rc = body_build(p, flags, &b);
     if (rc != CMQ_OK)
         return rc;
-    rc = CMQ_EAUTH;
-    for (size_t h = 0; h < req->n_hosts && rc == CMQ_EAUTH; h++) {
+    /* A candidate that is too long is skipped (the Host header is the
+     * client's; the alternates may still fit); none usable is EINVAL. */
+    rc = CMQ_EINVAL;
+    for (size_t h = 0; h < req->n_hosts && rc != CMQ_OK; h++) {
         char *start = prefix_put(&b, req->method, req->hosts[h], req->path);
-        if (!start) {
-            rc = CMQ_EINVAL;
-            break;
-        }
+        if (!start)
+            continue;
+        rc = CMQ_EAUTH;
         char mine[SIGN_B64_MAX];
         int m = mac_b64(&b, start, alg, key, key_len, mine);
         if (m != CMQ_OK) {

@@ -515,3 +515,20 @@ Test(nonce_cache, expiry_keys_and_bounded_table)
     nonce_cache_destroy(c);
     nonce_cache_destroy(NULL);
 }
+
+Test(sign_verify, over_long_host_candidates_are_skipped)
+{
+    struct params *p = signed_request("POST", "h", "1000", SIGN_HMAC_SHA1);
+    char huge[600];
+    memset(huge, 'x', sizeof(huge) - 1);
+    huge[sizeof(huge) - 1] = '\0';
+    const char *hosts[] = {huge, "h"};
+    struct sign_request req = {.method = "POST", .hosts = hosts, .n_hosts = 2, .path = PATH,
+                               .now_s = 1000};
+    struct cmq_fault f;
+    cr_assert_eq(sign_verify(p, &req, KEY, strlen(KEY), &f), CMQ_OK);
+    req.n_hosts = 1;
+    cr_assert_eq(sign_verify(p, &req, KEY, strlen(KEY), &f), CMQ_EINVAL);
+    cr_assert_eq(f.err, CMQERR_INVALID_REQUEST);
+    params_destroy(p);
+}
