@@ -5,7 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "limits.h"
+#include "cmq_limits.h"
 #include "status.h"
 #include "utf8.h"
 

@@ -8,7 +8,7 @@
  * (anywhere) is an error (4000/10330), because the signature covers every
  * parameter and two values for one name cannot both be meant.
  *
- * Everything is bounded (limits.h): the raw bytes of all parse calls
+ * Everything is bounded (cmq_limits.h): the raw bytes of all parse calls
  * together, the number of parameters, a name's length, a value's length.
  * Names must be 1..CMQ_PARAM_NAME_LEN_MAX printable ASCII bytes after
  * decoding; values must be well-formed UTF-8 (a value that is not cannot be

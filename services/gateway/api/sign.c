@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "crypto.h"
-#include "limits.h"
+#include "cmq_limits.h"
 #include "params.h"
 #include "status.h"
 

@@ -18,7 +18,7 @@
 
 #include "action.h"
 #include "json.h"
-#include "limits.h"
+#include "cmq_limits.h"
 #include "names.h"
 #include "params.h"
 #include "sign.h"

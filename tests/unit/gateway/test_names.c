@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "limits.h"
+#include "cmq_limits.h"
 #include "names.h"
 #include "status.h"
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
+#include "cmq_limits.h"
 #include "params.h"
 #include "status.h"
 

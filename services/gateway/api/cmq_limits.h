@@ -1,10 +1,14 @@
-/* limits.h: every limit of the CMQ HTTP API, in one place.
+/* cmq_limits.h: every limit of the CMQ HTTP API, in one place.
  *
  * The numbers come from shared/spec/cmq-http-api.md §6-§8 (attribute ranges)
  * and §11 (limits summary); where the spec offers a choice, the value here is
  * its "recommended default" and docs/http-api-notes.md says why.  Request-level
  * bounds (raw size, parameter count, name length) are ours: the parser in
  * params.c enforces them so a hostile request costs bounded memory and time.
+ *
+ * (Named cmq_limits.h, not limits.h: the api directory is on the include
+ * path of everything that uses gwapi_dep, and a "limits.h" there would
+ * shadow the C library's <limits.h>.)
  *
  * This header holds constants only.  The relations between them are checked
  * by the _Static_asserts at the end, so changing one number cannot silently
