@@ -10,6 +10,8 @@
  * pool's dispose clears the back-pointer so a late reply touches nothing.
  */
 #include "gateway.h"
+#include "gateway_internal.h"
+#include "call.h"
 
 #include "clock.h"
 #include "envelope.pb.h"
@@ -48,45 +50,11 @@ const struct config_key gateway_config_keys[] = {
                    "comma-separated storage node endpoints"),
     CONFIG_INT_KEY("health.timeout_ms", struct gateway_cfg, health_timeout_ms, "1000", 10,
                    60000, "how long /healthz waits for each service"),
-    CONFIG_INT_KEY("http.max_body_bytes", struct gateway_cfg, max_body_bytes, "1048576", 1024,
-                   64 << 20, "largest request body accepted"),
+    CONFIG_INT_KEY("http.max_body_bytes", struct gateway_cfg, max_body_bytes, "4194304", 1024,
+                   64 << 20, "largest request body h2o reads; the API itself answers 4000/10420 "
+                   "above 2 MiB"),
 };
 const size_t gateway_config_n_keys = sizeof gateway_config_keys / sizeof gateway_config_keys[0];
-
-/* One back-end peer whose health /healthz reports. */
-struct backend {
-    char name[64];
-    struct rpc_client *client;
-};
-
-struct zwatch {
-    h2o_socket_t *sock;
-    struct gateway *gw;
-};
-
-struct listener {
-    h2o_socket_t *sock;
-    h2o_accept_ctx_t accept;
-    char addr[64];
-};
-
-struct gateway {
-    struct gateway_cfg cfg;
-    h2o_globalconf_t h2o_config;
-    h2o_context_t ctx;
-    h2o_evloop_t *loop;
-    SSL_CTX *ssl;
-    struct listener http, https;
-    void *zctx;
-    struct rpc_server *server;
-    struct backend backends[GATEWAY_MAX_STORAGE + 2];
-    int n_backends;
-    struct zwatch watches[GATEWAY_MAX_STORAGE + 4];
-    int n_watches;
-    uint64_t inflight;
-    uint64_t requests;
-    uint64_t started_ms;
-};
 
 static volatile sig_atomic_t stop_signal;
 
@@ -142,6 +110,7 @@ static int open_listener(struct gateway *gw, struct listener *l, const char *add
         return e == EADDRINUSE ? CMQ_EBUSY : status_from_errno(e);
     }
     snprintf(l->addr, sizeof l->addr, "%s", addr);
+    l->port = ntohs(sa.sin_port);
     l->accept.ctx = &gw->ctx;
     l->accept.hosts = gw->h2o_config.hosts;
     l->accept.ssl_ctx = ssl;
@@ -249,38 +218,15 @@ static int add_backend(struct gateway *gw, const char *name, const char *endpoin
 /* ---------- /healthz ---------- */
 
 struct healthz {
-    h2o_req_t *req;
-    struct gateway *gw;
-    int waiting;   /* probes not yet answered */
-    int responded; /* the response was handed to h2o */
-    int gone;      /* the request's pool was disposed */
+    int waiting;
     char up[GATEWAY_MAX_STORAGE + 2];
     char names[GATEWAY_MAX_STORAGE + 2][64];
 };
 
-/* Lives in the request's pool; its dispose tells us the request is gone. */
-struct healthz_token {
-    struct healthz *hz;
-};
-
-/* The state is freed by whichever happens last: the request's disposal or
- * the last probe's answer. */
-static void healthz_req_gone(void *p)
+static void healthz_respond(struct gw_call *c)
 {
-    struct healthz *hz = ((struct healthz_token *)p)->hz;
-    hz->gone = 1;
-    if (!hz->responded)
-        hz->gw->inflight--;
-    if (hz->waiting == 0)
-        free(hz);
-}
-
-/* Sends the response.  h2o may dispose the request (and so free hz) before
- * this returns: callers must not touch hz afterwards. */
-static void healthz_respond(struct healthz *hz)
-{
-    struct gateway *gw = hz->gw;
-    h2o_req_t *req = hz->req;
+    struct gateway *gw = gw_call_gateway(c);
+    struct healthz *hz = gw_call_data(c);
     char body[2048];
     int all = 1;
     size_t n = (size_t)snprintf(body, sizeof body, "{\"services\":{\"gateway\":\"up\"");
@@ -291,77 +237,45 @@ static void healthz_respond(struct healthz *hz)
     }
     n += (size_t)snprintf(body + n, sizeof body - n, "},\"status\":\"%s\"}\n",
                           all ? "ok" : "degraded");
-    req->res.status = all ? 200 : 503;
-    req->res.reason = all ? "OK" : "Service Unavailable";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                   H2O_STRLIT("application/json"));
-    hz->responded = 1;
-    gw->inflight--;
-    h2o_send_inline(req, h2o_strdup(&req->pool, body, n).base, n);
+    gw_call_respond(c, all ? 200 : 503, "application/json", body, n);
 }
 
-struct healthz_probe {
-    struct healthz *hz;
-    int index;
-};
-
-static void healthz_done(void *arg, const struct rpc_result *res)
+static void healthz_done(struct gw_call *c, int index, int status, const struct rpc_msg *msg)
 {
-    struct healthz_probe *p = arg;
-    struct healthz *hz = p->hz;
-    if (res->status == CMQ_OK && res->msg) {
+    struct healthz *hz = gw_call_data(c);
+    if (status == CMQ_OK && msg) {
         cmq_HealthReply r = cmq_HealthReply_init_zero;
-        if (rpc_pb_decode(cmq_HealthReply_fields, &r, res->msg->body, res->msg->body_len) ==
-            CMQ_OK) {
-            hz->up[p->index] = 1;
+        if (rpc_pb_decode(cmq_HealthReply_fields, &r, msg->body, msg->body_len) == CMQ_OK) {
+            hz->up[index] = 1;
             if (r.node_id[0])
-                snprintf(hz->names[p->index], sizeof hz->names[p->index], "%s", r.node_id);
+                snprintf(hz->names[index], sizeof hz->names[index], "%s", r.node_id);
         }
     }
-    free(p);
-    if (--hz->waiting > 0)
-        return;
-    if (hz->gone)
-        free(hz);
-    else if (!hz->responded)
-        healthz_respond(hz);
+    if (--hz->waiting == 0)
+        healthz_respond(c);
 }
 
 static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
 {
     struct gateway *gw = *(struct gateway **)(self + 1);
     gw->requests++;
-    struct healthz *hz = calloc(1, sizeof *hz);
-    if (!hz)
+    struct gw_call *c = gw_call_begin(gw, req, sizeof(struct healthz));
+    if (!c)
         return -1;
-    hz->gw = gw;
-    hz->req = req;
-    gw->inflight++;
-    struct healthz_token *tok = h2o_mem_alloc_shared(&req->pool, sizeof *tok, healthz_req_gone);
-    tok->hz = hz;
+    struct healthz *hz = gw_call_data(c);
     struct rpc_opts opts = {.timeout_ms = (int)gw->cfg.health_timeout_ms, .attempts = 1, .peer = 0};
+    cmq_HealthRequest hr = cmq_HealthRequest_init_zero;
+    /* Hold across the loop so a synchronous failure cannot free the call. */
+    gw_call_hold(c);
     for (int i = 0; i < gw->n_backends; i++) {
         snprintf(hz->names[i], sizeof hz->names[i], "%s", gw->backends[i].name);
-        struct healthz_probe *p = malloc(sizeof *p);
-        if (!p)
-            continue;
-        *p = (struct healthz_probe){hz, i};
-        cmq_HealthRequest hr = cmq_HealthRequest_init_zero;
-        uint8_t *body;
-        size_t len;
-        if (rpc_pb_encode(cmq_HealthRequest_fields, &hr, &body, &len) != CMQ_OK) {
-            free(p);
-            continue;
-        }
-        if (rpc_client_call(gw->backends[i].client, cmq_MsgType_MSG_HEALTH, body, len, &opts,
-                            healthz_done, p) == CMQ_OK)
+        if (gw_call_backend(c, i, cmq_MsgType_MSG_HEALTH, cmq_HealthRequest_fields, &hr, &opts,
+                            healthz_done, i) == CMQ_OK)
             hz->waiting++;
-        else
-            free(p);
-        free(body);
     }
     if (hz->waiting == 0)
-        healthz_respond(hz);
+        healthz_respond(c);
+    gw_call_release(c);
     return 0;
 }
 
@@ -394,6 +308,10 @@ int gateway_open(const struct gateway_cfg *cfg, struct gateway **out)
     h2o_hostconf_t *host =
         h2o_config_register_host(&gw->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     register_handler(gw, host, "/healthz", on_healthz);
+    if (api_open(gw, host) != CMQ_OK) {
+        gateway_close(gw);
+        return CMQ_ENOMEM;
+    }
     gw->loop = h2o_evloop_create();
     h2o_context_init(&gw->ctx, gw->loop, &gw->h2o_config);
 
@@ -510,6 +428,7 @@ void gateway_close(struct gateway *gw)
         h2o_evloop_destroy(gw->loop);
     }
     h2o_config_dispose(&gw->h2o_config);
+    api_close(gw->api);
     if (gw->ssl)
         SSL_CTX_free(gw->ssl);
     free(gw);

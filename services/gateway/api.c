@@ -1,0 +1,629 @@
+/* api.c: the CMQ HTTP JSON API (spec cmq-http-api.md) on /v2/index.php and /.
+ *
+ * Pipeline per request: method and size checks -> form parameters from the
+ * query string and the body (whatever the Content-Type) -> Action -> the key
+ * for SecretId (cache, else metadata) -> signature (§4, both HMACs, the Host
+ * header and the host with its port toggled) -> ACL for restricted keys
+ * (metadata) -> the action.  Every answer is HTTP 200 with code/message/
+ * requestId (§2.3); every failure carries the spec's code, built in one place
+ * (services/gateway/api/cmq_error.h).
+ *
+ * Actions served here today: the queue management actions, via metadata.
+ * Message actions need the storage state machine (issue #4) and topic and
+ * subscription actions are the next step of issue #6: both answer a clear
+ * 6000 error naming the action until then.
+ */
+#include "call.h"
+#include "keycache.h"
+
+#include "action.h"
+#include "clock.h"
+#include "cmq_error.h"
+#include "json.h"
+#include "log.h"
+#include "metadata.pb.h"
+#include "params.h"
+#include "sign.h"
+#include "status.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define API_JSON_MAX (4u << 20)
+#define API_REQUEST_MAX (2u << 20) /* §2.2: reject raw requests over 2 MiB */
+#define API_TIMESTAMP_WINDOW_S 7200 /* §3: |now - Timestamp| */
+#define API_META_TIMEOUT_MS 3000
+
+struct api {
+    struct gateway *gw;
+    uint64_t seq;
+    unsigned boot_tag;
+};
+
+struct api_call {
+    struct api *api;
+    struct params *params;
+    enum cmq_action action;
+    char request_id[48];
+    char method[8];
+    char path[32];
+    char host[256];
+    char host_alt[264];
+    unsigned port;
+    struct key_entry key;
+};
+
+/* ---------- answers ---------- */
+
+static void respond_json(struct gw_call *c, struct json *j)
+{
+    const char *body;
+    size_t len;
+    if (json_finish(j, &body, &len) != CMQ_OK) {
+        static const char fallback[] = "{\"code\":6000,\"message\":\"(10050)server internal error\",\"requestId\":\"\"}";
+        gw_call_respond(c, 200, "application/json; charset=utf-8", fallback, sizeof fallback - 1);
+        return;
+    }
+    gw_call_respond(c, 200, "application/json; charset=utf-8", body, len);
+}
+
+static void reply_err(struct gw_call *c, enum cmq_err e, const char *arg)
+{
+    struct api_call *a = gw_call_data(c);
+    struct json *j = json_create(4096);
+    if (!j)
+        return;
+    cmq_error_reply(j, e, arg, a->request_id);
+    respond_json(c, j);
+    json_destroy(j);
+    if (e != CMQERR_OK)
+        log_debug("api_error", "request=%s action=%s code=%d module=%d secret_id=%s", a->request_id,
+                  action_name(a->action), cmq_error_code(e), cmq_error_module(e),
+                  a->key.secret_id[0] ? a->key.secret_id : "-");
+}
+
+static void reply_fault(struct gw_call *c, const struct cmq_fault *f)
+{
+    reply_err(c, f->err, f->arg[0] ? f->arg : NULL);
+}
+
+/* The row of the error table with this code and module, or CMQERR_COUNT_. */
+static enum cmq_err find_row(int code, int module)
+{
+    for (int e = 0; e < CMQERR_COUNT_; e++)
+        if (cmq_error_code((enum cmq_err)e) == code &&
+            (module == 0 || cmq_error_module((enum cmq_err)e) == module))
+            return (enum cmq_err)e;
+    return CMQERR_COUNT_;
+}
+
+/* A failed back-end reply: metadata's MetaError names the exact CMQ code;
+ * otherwise the status's default row (timeouts and unavailability: 6000). */
+static void reply_backend_error(struct gw_call *c, int status, const struct rpc_msg *msg)
+{
+    struct api_call *a = gw_call_data(c);
+    cmq_MetaError me = cmq_MetaError_init_zero;
+    if (msg && msg->body_len &&
+        rpc_pb_decode(cmq_MetaError_fields, &me, msg->body, msg->body_len) == CMQ_OK &&
+        me.cmq_code != 0) {
+        enum cmq_err row = find_row(me.cmq_code, me.cmq_module);
+        if (row != CMQERR_COUNT_) {
+            reply_err(c, row, me.param[0] ? me.param : NULL);
+            return;
+        }
+        struct json *j = json_create(4096);
+        if (!j)
+            return;
+        char message[300];
+        snprintf(message, sizeof message, "(%d)%s", me.cmq_module, me.reason);
+        json_obj_begin(j);
+        json_kv_int(j, "code", me.cmq_code);
+        json_kv_cstr(j, "message", message);
+        json_kv_cstr(j, "requestId", a->request_id);
+        json_obj_end(j);
+        respond_json(c, j);
+        json_destroy(j);
+        return;
+    }
+    if (status != CMQ_OK)
+        log_warn("api_backend_failed", "request=%s action=%s status=%s error=\"%s\"",
+                 a->request_id, action_name(a->action), status_name(status),
+                 msg && msg->error ? msg->error : "");
+    reply_err(c, cmq_error_from_status(status == CMQ_OK ? CMQ_EINTERNAL : status), NULL);
+}
+
+/* Starts a success response: {"code":0,"message":"","requestId":...; the
+ * caller adds members and calls finish_ok. */
+static struct json *begin_ok(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    struct json *j = json_create(API_JSON_MAX);
+    if (!j)
+        return NULL;
+    json_obj_begin(j);
+    cmq_error_envelope(j, CMQERR_OK, NULL, a->request_id);
+    return j;
+}
+
+static void finish_ok(struct gw_call *c, struct json *j)
+{
+    json_obj_end(j);
+    respond_json(c, j);
+    json_destroy(j);
+}
+
+static void meta_call(struct gw_call *c, uint32_t type, const pb_msgdesc_t *fields, const void *msg,
+                      gw_reply_fn *fn)
+{
+    struct rpc_opts opts = {.timeout_ms = API_META_TIMEOUT_MS, .attempts = 1, .peer = 0};
+    int rc = gw_call_backend(c, GW_BACKEND_METADATA, type, fields, msg, &opts, fn, 0);
+    if (rc != CMQ_OK)
+        reply_err(c, cmq_error_from_status(rc), NULL);
+}
+
+/* ---------- parameter helpers ---------- */
+
+/* Copies string parameter `key` (required) into out; on failure answers. */
+static int need_str(struct gw_call *c, const char *key, char *out, size_t cap)
+{
+    struct api_call *a = gw_call_data(c);
+    struct cmq_fault f = {0};
+    const char *v;
+    size_t len;
+    if (params_get_str(a->params, key, cap - 1, &v, &len, &f) != CMQ_OK) {
+        reply_fault(c, &f);
+        return -1;
+    }
+    memcpy(out, v, len);
+    out[len] = '\0';
+    return 0;
+}
+
+/* Optional integer parameter: 1 and *out set when present, 0 when absent,
+ * -1 after answering a type error.  Ranges are checked by metadata, which
+ * knows the spec's code for each attribute. */
+static int opt_int(struct gw_call *c, const char *key, int64_t *out)
+{
+    struct api_call *a = gw_call_data(c);
+    struct cmq_fault f = {0};
+    int rc = params_get_int(a->params, key, INT64_MIN, INT64_MAX, out, &f);
+    if (rc == CMQ_OK)
+        return 1;
+    if (rc == CMQ_ENOTFOUND)
+        return 0;
+    reply_fault(c, &f);
+    return -1;
+}
+
+/* ---------- queue management ---------- */
+
+static int queue_attrs_from_params(struct gw_call *c, cmq_QueueRequest *q)
+{
+    static const struct {
+        const char *key;
+        size_t has_off, val_off;
+    } attrs[] = {
+#define ATTR(k, f) {k, offsetof(cmq_QueueRequest, has_##f), offsetof(cmq_QueueRequest, f)}
+        ATTR("maxMsgHeapNum", max_msg_heap_num),
+        ATTR("pollingWaitSeconds", polling_wait_seconds),
+        ATTR("visibilityTimeout", visibility_timeout),
+        ATTR("maxMsgSize", max_msg_size),
+        ATTR("msgRetentionSeconds", msg_retention_seconds),
+        ATTR("rewindSeconds", rewind_seconds),
+#undef ATTR
+    };
+    for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
+        int64_t v;
+        int r = opt_int(c, attrs[i].key, &v);
+        if (r < 0)
+            return -1;
+        if (r) {
+            *(bool *)((char *)q + attrs[i].has_off) = true;
+            memcpy((char *)q + attrs[i].val_off, &v, sizeof v);
+        }
+    }
+    return 0;
+}
+
+static void on_queue_created(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+{
+    (void)tag;
+    if (gw_call_gone(c))
+        return;
+    cmq_QueueInfo qi = cmq_QueueInfo_init_zero;
+    if (status != CMQ_OK || rpc_pb_decode(cmq_QueueInfo_fields, &qi, msg->body, msg->body_len)) {
+        reply_backend_error(c, status, msg);
+        return;
+    }
+    struct json *j = begin_ok(c);
+    if (!j)
+        return;
+    json_kv_cstr(j, "queueId", qi.queue_id);
+    finish_ok(c, j);
+}
+
+static void write_queue_attrs(struct json *j, const cmq_QueueInfo *qi)
+{
+    json_kv_int(j, "maxMsgHeapNum", qi->max_msg_heap_num);
+    json_kv_int(j, "pollingWaitSeconds", qi->polling_wait_seconds);
+    json_kv_int(j, "visibilityTimeout", qi->visibility_timeout);
+    json_kv_int(j, "maxMsgSize", qi->max_msg_size);
+    json_kv_int(j, "msgRetentionSeconds", qi->msg_retention_seconds);
+    json_kv_int(j, "rewindSeconds", qi->rewind_seconds);
+}
+
+static void on_queue_set(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+{
+    (void)tag;
+    if (gw_call_gone(c))
+        return;
+    cmq_QueueInfo qi = cmq_QueueInfo_init_zero;
+    if (status != CMQ_OK || rpc_pb_decode(cmq_QueueInfo_fields, &qi, msg->body, msg->body_len)) {
+        reply_backend_error(c, status, msg);
+        return;
+    }
+    struct json *j = begin_ok(c);
+    if (!j)
+        return;
+    write_queue_attrs(j, &qi);
+    json_kv_cstr(j, "queueId", qi.queue_id);
+    finish_ok(c, j);
+}
+
+static void on_envelope_only(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+{
+    (void)tag;
+    if (gw_call_gone(c))
+        return;
+    if (status != CMQ_OK) {
+        reply_backend_error(c, status, msg);
+        return;
+    }
+    reply_err(c, CMQERR_OK, NULL);
+}
+
+static void on_queue_list(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+{
+    (void)tag;
+    if (gw_call_gone(c))
+        return;
+    cmq_QueueList ql = cmq_QueueList_init_zero;
+    if (status != CMQ_OK || rpc_pb_decode(cmq_QueueList_fields, &ql, msg->body, msg->body_len)) {
+        reply_backend_error(c, status, msg);
+        return;
+    }
+    struct json *j = begin_ok(c);
+    if (!j)
+        return;
+    json_kv_int(j, "totalCount", ql.total_count);
+    json_key(j, "queueList");
+    json_arr_begin(j);
+    for (pb_size_t i = 0; i < ql.queues_count; i++) {
+        json_obj_begin(j);
+        json_kv_cstr(j, "queueId", ql.queues[i].queue_id);
+        json_kv_cstr(j, "queueName", ql.queues[i].queue_name);
+        json_obj_end(j);
+    }
+    json_arr_end(j);
+    finish_ok(c, j);
+}
+
+static void do_create_or_set_queue(struct gw_call *c, int set)
+{
+    struct api_call *a = gw_call_data(c);
+    cmq_QueueRequest q = cmq_QueueRequest_init_zero;
+    q.appid = a->key.appid;
+    if (need_str(c, "queueName", q.name, sizeof q.name) || queue_attrs_from_params(c, &q))
+        return;
+    meta_call(c, set ? cmq_MetaMsgType_META_MSG_QUEUE_SET : cmq_MetaMsgType_META_MSG_QUEUE_CREATE,
+              cmq_QueueRequest_fields, &q, set ? on_queue_set : on_queue_created);
+}
+
+static void do_delete_queue(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    cmq_NameRequest r = cmq_NameRequest_init_zero;
+    r.appid = a->key.appid;
+    if (need_str(c, "queueName", r.name, sizeof r.name))
+        return;
+    meta_call(c, cmq_MetaMsgType_META_MSG_QUEUE_DELETE, cmq_NameRequest_fields, &r,
+              on_envelope_only);
+}
+
+static void do_list_queue(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    cmq_ListRequest r = cmq_ListRequest_init_zero;
+    r.appid = a->key.appid;
+    struct param_view pv;
+    if (params_find(a->params, "searchWord", &pv) && pv.val_len) {
+        if (pv.val_len >= sizeof r.search_word) {
+            reply_err(c, CMQERR_PARAM_RANGE, "searchWord");
+            return;
+        }
+        memcpy(r.search_word, pv.val, pv.val_len);
+    }
+    int rc;
+    if ((rc = opt_int(c, "offset", &r.offset)) < 0)
+        return;
+    r.has_offset = rc;
+    if ((rc = opt_int(c, "limit", &r.limit)) < 0)
+        return;
+    r.has_limit = rc;
+    meta_call(c, cmq_MetaMsgType_META_MSG_QUEUE_LIST, cmq_ListRequest_fields, &r, on_queue_list);
+}
+
+/* ---------- dispatch ---------- */
+
+static void dispatch(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    switch (a->action) {
+    case CMQ_ACTION_CREATE_QUEUE: do_create_or_set_queue(c, 0); return;
+    case CMQ_ACTION_SET_QUEUE_ATTRIBUTES: do_create_or_set_queue(c, 1); return;
+    case CMQ_ACTION_DELETE_QUEUE: do_delete_queue(c); return;
+    case CMQ_ACTION_LIST_QUEUE: do_list_queue(c); return;
+    default: {
+        /* Not served by this build yet (see the file comment): say so plainly. */
+        struct json *j = json_create(4096);
+        if (!j)
+            return;
+        char message[160];
+        snprintf(message, sizeof message, "(10050)action %s is not served by this server yet",
+                 action_name(a->action));
+        json_obj_begin(j);
+        json_kv_int(j, "code", 6000);
+        json_kv_cstr(j, "message", message);
+        json_kv_cstr(j, "requestId", a->request_id);
+        json_obj_end(j);
+        respond_json(c, j);
+        json_destroy(j);
+    }
+    }
+}
+
+/* ---------- authentication and authorisation ---------- */
+
+static void on_acl(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+{
+    (void)tag;
+    if (gw_call_gone(c))
+        return;
+    cmq_AclCheckReply r = cmq_AclCheckReply_init_zero;
+    if (status != CMQ_OK || rpc_pb_decode(cmq_AclCheckReply_fields, &r, msg->body, msg->body_len)) {
+        reply_backend_error(c, status, msg);
+        return;
+    }
+    if (!r.allowed) {
+        struct api_call *a = gw_call_data(c);
+        log_info("api_denied", "request=%s secret_id=%s action=%s reason=\"%s\"", a->request_id,
+                 a->key.secret_id, action_name(a->action), r.reason);
+        enum cmq_err row = find_row(r.cmq_code ? r.cmq_code : 4000, r.cmq_module ? r.cmq_module : 10461);
+        reply_err(c, row != CMQERR_COUNT_ ? row : CMQERR_NO_CAM_AUTH, NULL);
+        return;
+    }
+    dispatch(c);
+}
+
+/* The resource an action touches, for the ACL: ("queue", queueName),
+ * ("topic", topicName) or account-level (""). */
+static void acl_resource(struct api_call *a, cmq_AclCheckRequest *r)
+{
+    struct param_view pv;
+    if (params_find(a->params, "queueName", &pv) && pv.val_len < sizeof r->resource_name) {
+        snprintf(r->resource_type, sizeof r->resource_type, "queue");
+        memcpy(r->resource_name, pv.val, pv.val_len);
+    } else if (params_find(a->params, "topicName", &pv) && pv.val_len < sizeof r->resource_name) {
+        snprintf(r->resource_type, sizeof r->resource_type, "topic");
+        memcpy(r->resource_name, pv.val, pv.val_len);
+    }
+}
+
+static void authorise(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    if (!a->key.restricted) {
+        dispatch(c); /* an unrestricted key may do anything on its own account */
+        return;
+    }
+    cmq_AclCheckRequest r = cmq_AclCheckRequest_init_zero;
+    snprintf(r.secret_id, sizeof r.secret_id, "%s", a->key.secret_id);
+    snprintf(r.action, sizeof r.action, "%s", action_name(a->action));
+    acl_resource(a, &r);
+    meta_call(c, cmq_MetaMsgType_META_MSG_ACL_CHECK, cmq_AclCheckRequest_fields, &r, on_acl);
+}
+
+static void verify(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    if (!a->key.exists) {
+        log_info("api_auth_failed", "request=%s secret_id=%s reason=unknown_key", a->request_id,
+                 a->key.secret_id);
+        reply_err(c, CMQERR_SECRET_ID_NOT_EXIST, NULL);
+        return;
+    }
+    if (!a->key.enabled) {
+        log_info("api_auth_failed", "request=%s secret_id=%s reason=disabled_key", a->request_id,
+                 a->key.secret_id);
+        reply_err(c, CMQERR_SECRET_ID_STATUS, NULL);
+        return;
+    }
+    const char *hosts[2] = {a->host, a->host_alt};
+    struct sign_request sr = {
+        .method = a->method,
+        .hosts = hosts,
+        .n_hosts = a->host_alt[0] ? 2 : 1,
+        .path = a->path,
+        .now_s = clock_wall_s(),
+        .window_s = API_TIMESTAMP_WINDOW_S,
+        .nonces = NULL,
+    };
+    struct cmq_fault f = {0};
+    int rc = sign_verify(a->params, &sr, a->key.secret_key, strlen(a->key.secret_key), &f);
+    if (rc != CMQ_OK) {
+        log_info("api_auth_failed", "request=%s secret_id=%s reason=%s", a->request_id,
+                 a->key.secret_id, cmq_error_id(f.err));
+        reply_fault(c, &f);
+        return;
+    }
+    authorise(c);
+}
+
+static void on_key(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+{
+    (void)tag;
+    if (gw_call_gone(c))
+        return;
+    struct api_call *a = gw_call_data(c);
+    struct gateway *gw = gw_call_gateway(c);
+    struct key_entry e = {0};
+    snprintf(e.secret_id, sizeof e.secret_id, "%s", a->key.secret_id);
+    if (status == CMQ_OK) {
+        cmq_Key k = cmq_Key_init_zero;
+        if (rpc_pb_decode(cmq_Key_fields, &k, msg->body, msg->body_len) != CMQ_OK) {
+            reply_err(c, CMQERR_INTERNAL, NULL);
+            return;
+        }
+        e.exists = 1;
+        e.enabled = k.enabled;
+        e.restricted = k.restricted;
+        e.appid = k.appid;
+        snprintf(e.secret_key, sizeof e.secret_key, "%s", k.secret_key);
+    } else if (status != CMQ_ENOTFOUND) {
+        reply_backend_error(c, status, NULL);
+        return;
+    }
+    keycache_put(gw->keys, &e, clock_mono_ms());
+    a->key = e;
+    verify(c);
+}
+
+static void authenticate(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    struct gateway *gw = gw_call_gateway(c);
+    struct cmq_fault f = {0};
+    const char *id;
+    size_t len;
+    if (params_get_str(a->params, "SecretId", KEY_ID_MAX - 1, &id, &len, &f) != CMQ_OK) {
+        reply_fault(c, &f);
+        return;
+    }
+    memcpy(a->key.secret_id, id, len);
+    a->key.secret_id[len] = '\0';
+    const struct key_entry *e = keycache_get(gw->keys, a->key.secret_id, clock_mono_ms());
+    if (e) {
+        a->key = *e;
+        verify(c);
+        return;
+    }
+    cmq_KeyRequest kr = cmq_KeyRequest_init_zero;
+    snprintf(kr.secret_id, sizeof kr.secret_id, "%s", a->key.secret_id);
+    meta_call(c, cmq_MetaMsgType_META_MSG_KEY_GET_SECRET, cmq_KeyRequest_fields, &kr, on_key);
+}
+
+/* ---------- the handler ---------- */
+
+static void cleanup(void *data)
+{
+    struct api_call *a = data;
+    params_destroy(a->params);
+    OPENSSL_cleanse(&a->key, sizeof a->key);
+}
+
+static int on_request(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct api *api = *(struct api **)(self + 1);
+    struct gateway *gw = api->gw;
+    /* Only the two API paths; h2o matches "/" as a prefix of everything. */
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    int is_api = (path_len == 1 && req->path.base[0] == '/') ||
+                 (path_len == 13 && memcmp(req->path.base, "/v2/index.php", 13) == 0);
+    if (!is_api)
+        return -1; /* h2o answers 404 */
+    gw->requests++;
+    struct gw_call *c = gw_call_begin(gw, req, sizeof(struct api_call));
+    if (!c)
+        return -1;
+    struct api_call *a = gw_call_data(c);
+    gw_call_set_cleanup(c, cleanup);
+    a->api = api;
+    snprintf(a->request_id, sizeof a->request_id, "%08x-%llu", api->boot_tag,
+             (unsigned long long)++api->seq);
+    memcpy(a->path, req->path.base, path_len);
+    a->params = params_create();
+    if (!a->params) {
+        reply_err(c, CMQERR_INTERNAL, NULL);
+        return 0;
+    }
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        char m[16];
+        snprintf(m, sizeof m, "%.*s", (int)(req->method.len < 15 ? req->method.len : 15),
+                 req->method.base);
+        reply_err(c, CMQERR_BAD_METHOD, m);
+        return 0;
+    }
+    snprintf(a->method, sizeof a->method, "%.*s", (int)req->method.len, req->method.base);
+    if (req->entity.len + req->path.len > API_REQUEST_MAX) {
+        reply_err(c, CMQERR_REQUEST_TOO_BIG, "request");
+        return 0;
+    }
+    if (req->authority.len >= sizeof a->host) {
+        reply_err(c, CMQERR_INVALID_REQUEST, NULL);
+        return 0;
+    }
+    memcpy(a->host, req->authority.base, req->authority.len);
+    a->host[req->authority.len] = '\0';
+    a->port = req->scheme == &H2O_URL_SCHEME_HTTPS ? gw->https.port : gw->http.port;
+    if (sign_host_toggle_port(a->host, a->port, a->host_alt, sizeof a->host_alt) < 0)
+        a->host_alt[0] = '\0';
+    struct cmq_fault f = {0};
+    if (req->query_at != SIZE_MAX &&
+        params_parse(a->params, req->path.base + req->query_at + 1,
+                     req->path.len - req->query_at - 1, &f) != CMQ_OK) {
+        reply_fault(c, &f);
+        return 0;
+    }
+    if (req->entity.len && params_parse(a->params, req->entity.base, req->entity.len, &f) != CMQ_OK) {
+        reply_fault(c, &f);
+        return 0;
+    }
+    if (action_from_params(a->params, &a->action, &f) != CMQ_OK) {
+        reply_fault(c, &f);
+        return 0;
+    }
+    authenticate(c);
+    return 0;
+}
+
+int api_open(struct gateway *gw, h2o_hostconf_t *host)
+{
+    struct api *api = calloc(1, sizeof *api);
+    if (!api)
+        return CMQ_ENOMEM;
+    api->gw = gw;
+    api->boot_tag = (unsigned)(clock_wall_ms() ^ clock_mono_ns());
+    gw->keys = keycache_new(4096, 30000, 2000);
+    if (!gw->keys) {
+        free(api);
+        return CMQ_ENOMEM;
+    }
+    h2o_pathconf_t *pc = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *h = h2o_create_handler(pc, sizeof *h + sizeof api);
+    h->on_req = on_request;
+    memcpy(h + 1, &api, sizeof api);
+    gw->api = api;
+    return CMQ_OK;
+}
+
+void api_close(struct api *api)
+{
+    if (!api)
+        return;
+    keycache_free(api->gw->keys);
+    api->gw->keys = NULL;
+    free(api);
+}

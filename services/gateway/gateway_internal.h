@@ -1,0 +1,59 @@
+/* gateway_internal.h: the gateway's state, shared by its source files
+ * (gateway.c: loop, listeners, health; call.c: asynchronous HTTP requests;
+ * api.c: the CMQ API; keycache.c: secrets).  Not a public header. */
+#ifndef CMQ_GATEWAY_INTERNAL_H
+#define CMQ_GATEWAY_INTERNAL_H
+
+#include "gateway.h"
+
+#include <h2o.h>
+#include <openssl/ssl.h>
+
+/* Index of each back end in gateway.backends. */
+enum { GW_BACKEND_METADATA = 0, GW_BACKEND_SCHEDULER = 1, GW_BACKEND_STORAGE0 = 2 };
+
+struct backend {
+    char name[64];
+    struct rpc_client *client;
+};
+
+struct zwatch {
+    h2o_socket_t *sock;
+    struct gateway *gw;
+};
+
+struct listener {
+    h2o_socket_t *sock;
+    h2o_accept_ctx_t accept;
+    char addr[64];
+    unsigned port;
+};
+
+struct keycache;
+struct api;
+
+struct gateway {
+    struct gateway_cfg cfg;
+    h2o_globalconf_t h2o_config;
+    h2o_context_t ctx;
+    h2o_evloop_t *loop;
+    SSL_CTX *ssl;
+    struct listener http, https;
+    void *zctx;
+    struct rpc_server *server;
+    struct backend backends[GATEWAY_MAX_STORAGE + 2];
+    int n_backends;
+    struct zwatch watches[GATEWAY_MAX_STORAGE + 4];
+    int n_watches;
+    uint64_t inflight;
+    uint64_t requests;
+    uint64_t started_ms;
+    struct keycache *keys;
+    struct api *api;
+};
+
+/* api.c: registers /v2/index.php and / on `host`; frees with api_close. */
+int api_open(struct gateway *gw, h2o_hostconf_t *host);
+void api_close(struct api *api);
+
+#endif
