@@ -13,8 +13,7 @@
  * subscription actions are the next step of issue #6: both answer a clear
  * 6000 error naming the action until then.
  */
-#include "call.h"
-#include "keycache.h"
+#include "api_internal.h"
 
 #include "action.h"
 #include "clock.h"
@@ -31,10 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define API_JSON_MAX (4u << 20)
 #define API_REQUEST_MAX (2u << 20) /* §2.2: reject raw requests over 2 MiB */
 #define API_TIMESTAMP_WINDOW_S 7200 /* §3: |now - Timestamp| */
-#define API_META_TIMEOUT_MS 3000
 
 struct api {
     struct gateway *gw;
@@ -42,22 +39,10 @@ struct api {
     unsigned boot_tag;
 };
 
-struct api_call {
-    struct api *api;
-    struct params *params;
-    enum cmq_action action;
-    char request_id[48];
-    char method[8];
-    char path[32];
-    char host[256];
-    char host_alt[264];
-    unsigned port;
-    struct key_entry key;
-};
 
 /* ---------- answers ---------- */
 
-static void respond_json(struct gw_call *c, struct json *j)
+void api_respond_json(struct gw_call *c, struct json *j)
 {
     const char *body;
     size_t len;
@@ -69,14 +54,14 @@ static void respond_json(struct gw_call *c, struct json *j)
     gw_call_respond(c, 200, "application/json; charset=utf-8", body, len);
 }
 
-static void reply_err(struct gw_call *c, enum cmq_err e, const char *arg)
+void api_reply_err(struct gw_call *c, enum cmq_err e, const char *arg)
 {
     struct api_call *a = gw_call_data(c);
     struct json *j = json_create(4096);
     if (!j)
         return;
     cmq_error_reply(j, e, arg, a->request_id);
-    respond_json(c, j);
+    api_respond_json(c, j);
     json_destroy(j);
     if (e != CMQERR_OK)
         log_debug("api_error", "request=%s action=%s code=%d module=%d secret_id=%s", a->request_id,
@@ -84,13 +69,13 @@ static void reply_err(struct gw_call *c, enum cmq_err e, const char *arg)
                   a->key.secret_id[0] ? a->key.secret_id : "-");
 }
 
-static void reply_fault(struct gw_call *c, const struct cmq_fault *f)
+void api_reply_fault(struct gw_call *c, const struct cmq_fault *f)
 {
-    reply_err(c, f->err, f->arg[0] ? f->arg : NULL);
+    api_reply_err(c, f->err, f->arg[0] ? f->arg : NULL);
 }
 
 /* The row of the error table with this code and module, or CMQERR_COUNT_. */
-static enum cmq_err find_row(int code, int module)
+enum cmq_err api_find_row(int code, int module)
 {
     for (int e = 0; e < CMQERR_COUNT_; e++)
         if (cmq_error_code((enum cmq_err)e) == code &&
@@ -101,16 +86,16 @@ static enum cmq_err find_row(int code, int module)
 
 /* A failed back-end reply: metadata's MetaError names the exact CMQ code;
  * otherwise the status's default row (timeouts and unavailability: 6000). */
-static void reply_backend_error(struct gw_call *c, int status, const struct rpc_msg *msg)
+void api_reply_backend_error(struct gw_call *c, int status, const struct rpc_msg *msg)
 {
     struct api_call *a = gw_call_data(c);
     cmq_MetaError me = cmq_MetaError_init_zero;
     if (msg && msg->body_len &&
         rpc_pb_decode(cmq_MetaError_fields, &me, msg->body, msg->body_len) == CMQ_OK &&
         me.cmq_code != 0) {
-        enum cmq_err row = find_row(me.cmq_code, me.cmq_module);
+        enum cmq_err row = api_find_row(me.cmq_code, me.cmq_module);
         if (row != CMQERR_COUNT_) {
-            reply_err(c, row, me.param[0] ? me.param : NULL);
+            api_reply_err(c, row, me.param[0] ? me.param : NULL);
             return;
         }
         struct json *j = json_create(4096);
@@ -123,7 +108,7 @@ static void reply_backend_error(struct gw_call *c, int status, const struct rpc_
         json_kv_cstr(j, "message", message);
         json_kv_cstr(j, "requestId", a->request_id);
         json_obj_end(j);
-        respond_json(c, j);
+        api_respond_json(c, j);
         json_destroy(j);
         return;
     }
@@ -131,12 +116,12 @@ static void reply_backend_error(struct gw_call *c, int status, const struct rpc_
         log_warn("api_backend_failed", "request=%s action=%s status=%s error=\"%s\"",
                  a->request_id, action_name(a->action), status_name(status),
                  msg && msg->error ? msg->error : "");
-    reply_err(c, cmq_error_from_status(status == CMQ_OK ? CMQ_EINTERNAL : status), NULL);
+    api_reply_err(c, cmq_error_from_status(status == CMQ_OK ? CMQ_EINTERNAL : status), NULL);
 }
 
 /* Starts a success response: {"code":0,"message":"","requestId":...; the
- * caller adds members and calls finish_ok. */
-static struct json *begin_ok(struct gw_call *c)
+ * caller adds members and calls api_finish_ok. */
+struct json *api_begin_ok(struct gw_call *c)
 {
     struct api_call *a = gw_call_data(c);
     struct json *j = json_create(API_JSON_MAX);
@@ -147,33 +132,33 @@ static struct json *begin_ok(struct gw_call *c)
     return j;
 }
 
-static void finish_ok(struct gw_call *c, struct json *j)
+void api_finish_ok(struct gw_call *c, struct json *j)
 {
     json_obj_end(j);
-    respond_json(c, j);
+    api_respond_json(c, j);
     json_destroy(j);
 }
 
-static void meta_call(struct gw_call *c, uint32_t type, const pb_msgdesc_t *fields, const void *msg,
+void api_meta_call(struct gw_call *c, uint32_t type, const pb_msgdesc_t *fields, const void *msg,
                       gw_reply_fn *fn)
 {
     struct rpc_opts opts = {.timeout_ms = API_META_TIMEOUT_MS, .attempts = 1, .peer = 0};
     int rc = gw_call_backend(c, GW_BACKEND_METADATA, type, fields, msg, &opts, fn, 0);
     if (rc != CMQ_OK)
-        reply_err(c, cmq_error_from_status(rc), NULL);
+        api_reply_err(c, cmq_error_from_status(rc), NULL);
 }
 
 /* ---------- parameter helpers ---------- */
 
 /* Copies string parameter `key` (required) into out; on failure answers. */
-static int need_str(struct gw_call *c, const char *key, char *out, size_t cap)
+int api_need_str(struct gw_call *c, const char *key, char *out, size_t cap)
 {
     struct api_call *a = gw_call_data(c);
     struct cmq_fault f = {0};
     const char *v;
     size_t len;
     if (params_get_str(a->params, key, cap - 1, &v, &len, &f) != CMQ_OK) {
-        reply_fault(c, &f);
+        api_reply_fault(c, &f);
         return -1;
     }
     memcpy(out, v, len);
@@ -184,7 +169,7 @@ static int need_str(struct gw_call *c, const char *key, char *out, size_t cap)
 /* Optional integer parameter: 1 and *out set when present, 0 when absent,
  * -1 after answering a type error.  Ranges are checked by metadata, which
  * knows the spec's code for each attribute. */
-static int opt_int(struct gw_call *c, const char *key, int64_t *out)
+int api_opt_int(struct gw_call *c, const char *key, int64_t *out)
 {
     struct api_call *a = gw_call_data(c);
     struct cmq_fault f = {0};
@@ -193,166 +178,8 @@ static int opt_int(struct gw_call *c, const char *key, int64_t *out)
         return 1;
     if (rc == CMQ_ENOTFOUND)
         return 0;
-    reply_fault(c, &f);
+    api_reply_fault(c, &f);
     return -1;
-}
-
-/* ---------- queue management ---------- */
-
-static int queue_attrs_from_params(struct gw_call *c, cmq_QueueRequest *q)
-{
-    static const struct {
-        const char *key;
-        size_t has_off, val_off;
-    } attrs[] = {
-#define ATTR(k, f) {k, offsetof(cmq_QueueRequest, has_##f), offsetof(cmq_QueueRequest, f)}
-        ATTR("maxMsgHeapNum", max_msg_heap_num),
-        ATTR("pollingWaitSeconds", polling_wait_seconds),
-        ATTR("visibilityTimeout", visibility_timeout),
-        ATTR("maxMsgSize", max_msg_size),
-        ATTR("msgRetentionSeconds", msg_retention_seconds),
-        ATTR("rewindSeconds", rewind_seconds),
-#undef ATTR
-    };
-    for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
-        int64_t v;
-        int r = opt_int(c, attrs[i].key, &v);
-        if (r < 0)
-            return -1;
-        if (r) {
-            *(bool *)((char *)q + attrs[i].has_off) = true;
-            memcpy((char *)q + attrs[i].val_off, &v, sizeof v);
-        }
-    }
-    return 0;
-}
-
-static void on_queue_created(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
-{
-    (void)tag;
-    if (gw_call_gone(c))
-        return;
-    cmq_QueueInfo qi = cmq_QueueInfo_init_zero;
-    if (status != CMQ_OK || rpc_pb_decode(cmq_QueueInfo_fields, &qi, msg->body, msg->body_len)) {
-        reply_backend_error(c, status, msg);
-        return;
-    }
-    struct json *j = begin_ok(c);
-    if (!j)
-        return;
-    json_kv_cstr(j, "queueId", qi.queue_id);
-    finish_ok(c, j);
-}
-
-static void write_queue_attrs(struct json *j, const cmq_QueueInfo *qi)
-{
-    json_kv_int(j, "maxMsgHeapNum", qi->max_msg_heap_num);
-    json_kv_int(j, "pollingWaitSeconds", qi->polling_wait_seconds);
-    json_kv_int(j, "visibilityTimeout", qi->visibility_timeout);
-    json_kv_int(j, "maxMsgSize", qi->max_msg_size);
-    json_kv_int(j, "msgRetentionSeconds", qi->msg_retention_seconds);
-    json_kv_int(j, "rewindSeconds", qi->rewind_seconds);
-}
-
-static void on_queue_set(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
-{
-    (void)tag;
-    if (gw_call_gone(c))
-        return;
-    cmq_QueueInfo qi = cmq_QueueInfo_init_zero;
-    if (status != CMQ_OK || rpc_pb_decode(cmq_QueueInfo_fields, &qi, msg->body, msg->body_len)) {
-        reply_backend_error(c, status, msg);
-        return;
-    }
-    struct json *j = begin_ok(c);
-    if (!j)
-        return;
-    write_queue_attrs(j, &qi);
-    json_kv_cstr(j, "queueId", qi.queue_id);
-    finish_ok(c, j);
-}
-
-static void on_envelope_only(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
-{
-    (void)tag;
-    if (gw_call_gone(c))
-        return;
-    if (status != CMQ_OK) {
-        reply_backend_error(c, status, msg);
-        return;
-    }
-    reply_err(c, CMQERR_OK, NULL);
-}
-
-static void on_queue_list(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
-{
-    (void)tag;
-    if (gw_call_gone(c))
-        return;
-    cmq_QueueList ql = cmq_QueueList_init_zero;
-    if (status != CMQ_OK || rpc_pb_decode(cmq_QueueList_fields, &ql, msg->body, msg->body_len)) {
-        reply_backend_error(c, status, msg);
-        return;
-    }
-    struct json *j = begin_ok(c);
-    if (!j)
-        return;
-    json_kv_int(j, "totalCount", ql.total_count);
-    json_key(j, "queueList");
-    json_arr_begin(j);
-    for (pb_size_t i = 0; i < ql.queues_count; i++) {
-        json_obj_begin(j);
-        json_kv_cstr(j, "queueId", ql.queues[i].queue_id);
-        json_kv_cstr(j, "queueName", ql.queues[i].queue_name);
-        json_obj_end(j);
-    }
-    json_arr_end(j);
-    finish_ok(c, j);
-}
-
-static void do_create_or_set_queue(struct gw_call *c, int set)
-{
-    struct api_call *a = gw_call_data(c);
-    cmq_QueueRequest q = cmq_QueueRequest_init_zero;
-    q.appid = a->key.appid;
-    if (need_str(c, "queueName", q.name, sizeof q.name) || queue_attrs_from_params(c, &q))
-        return;
-    meta_call(c, set ? cmq_MetaMsgType_META_MSG_QUEUE_SET : cmq_MetaMsgType_META_MSG_QUEUE_CREATE,
-              cmq_QueueRequest_fields, &q, set ? on_queue_set : on_queue_created);
-}
-
-static void do_delete_queue(struct gw_call *c)
-{
-    struct api_call *a = gw_call_data(c);
-    cmq_NameRequest r = cmq_NameRequest_init_zero;
-    r.appid = a->key.appid;
-    if (need_str(c, "queueName", r.name, sizeof r.name))
-        return;
-    meta_call(c, cmq_MetaMsgType_META_MSG_QUEUE_DELETE, cmq_NameRequest_fields, &r,
-              on_envelope_only);
-}
-
-static void do_list_queue(struct gw_call *c)
-{
-    struct api_call *a = gw_call_data(c);
-    cmq_ListRequest r = cmq_ListRequest_init_zero;
-    r.appid = a->key.appid;
-    struct param_view pv;
-    if (params_find(a->params, "searchWord", &pv) && pv.val_len) {
-        if (pv.val_len >= sizeof r.search_word) {
-            reply_err(c, CMQERR_PARAM_RANGE, "searchWord");
-            return;
-        }
-        memcpy(r.search_word, pv.val, pv.val_len);
-    }
-    int rc;
-    if ((rc = opt_int(c, "offset", &r.offset)) < 0)
-        return;
-    r.has_offset = rc;
-    if ((rc = opt_int(c, "limit", &r.limit)) < 0)
-        return;
-    r.has_limit = rc;
-    meta_call(c, cmq_MetaMsgType_META_MSG_QUEUE_LIST, cmq_ListRequest_fields, &r, on_queue_list);
 }
 
 /* ---------- dispatch ---------- */
@@ -361,10 +188,10 @@ static void dispatch(struct gw_call *c)
 {
     struct api_call *a = gw_call_data(c);
     switch (a->action) {
-    case CMQ_ACTION_CREATE_QUEUE: do_create_or_set_queue(c, 0); return;
-    case CMQ_ACTION_SET_QUEUE_ATTRIBUTES: do_create_or_set_queue(c, 1); return;
-    case CMQ_ACTION_DELETE_QUEUE: do_delete_queue(c); return;
-    case CMQ_ACTION_LIST_QUEUE: do_list_queue(c); return;
+    case CMQ_ACTION_CREATE_QUEUE: api_do_create_or_set_queue(c, 0); return;
+    case CMQ_ACTION_SET_QUEUE_ATTRIBUTES: api_do_create_or_set_queue(c, 1); return;
+    case CMQ_ACTION_DELETE_QUEUE: api_do_delete_queue(c); return;
+    case CMQ_ACTION_LIST_QUEUE: api_do_list_queue(c); return;
     default: {
         /* Not served by this build yet (see the file comment): say so plainly. */
         struct json *j = json_create(4096);
@@ -378,7 +205,7 @@ static void dispatch(struct gw_call *c)
         json_kv_cstr(j, "message", message);
         json_kv_cstr(j, "requestId", a->request_id);
         json_obj_end(j);
-        respond_json(c, j);
+        api_respond_json(c, j);
         json_destroy(j);
     }
     }
@@ -393,15 +220,15 @@ static void on_acl(struct gw_call *c, int tag, int status, const struct rpc_msg 
         return;
     cmq_AclCheckReply r = cmq_AclCheckReply_init_zero;
     if (status != CMQ_OK || rpc_pb_decode(cmq_AclCheckReply_fields, &r, msg->body, msg->body_len)) {
-        reply_backend_error(c, status, msg);
+        api_reply_backend_error(c, status, msg);
         return;
     }
     if (!r.allowed) {
         struct api_call *a = gw_call_data(c);
         log_info("api_denied", "request=%s secret_id=%s action=%s reason=\"%s\"", a->request_id,
                  a->key.secret_id, action_name(a->action), r.reason);
-        enum cmq_err row = find_row(r.cmq_code ? r.cmq_code : 4000, r.cmq_module ? r.cmq_module : 10461);
-        reply_err(c, row != CMQERR_COUNT_ ? row : CMQERR_NO_CAM_AUTH, NULL);
+        enum cmq_err row = api_find_row(r.cmq_code ? r.cmq_code : 4000, r.cmq_module ? r.cmq_module : 10461);
+        api_reply_err(c, row != CMQERR_COUNT_ ? row : CMQERR_NO_CAM_AUTH, NULL);
         return;
     }
     dispatch(c);
@@ -432,7 +259,7 @@ static void authorise(struct gw_call *c)
     snprintf(r.secret_id, sizeof r.secret_id, "%s", a->key.secret_id);
     snprintf(r.action, sizeof r.action, "%s", action_name(a->action));
     acl_resource(a, &r);
-    meta_call(c, cmq_MetaMsgType_META_MSG_ACL_CHECK, cmq_AclCheckRequest_fields, &r, on_acl);
+    api_meta_call(c, cmq_MetaMsgType_META_MSG_ACL_CHECK, cmq_AclCheckRequest_fields, &r, on_acl);
 }
 
 static void verify(struct gw_call *c)
@@ -441,13 +268,13 @@ static void verify(struct gw_call *c)
     if (!a->key.exists) {
         log_info("api_auth_failed", "request=%s secret_id=%s reason=unknown_key", a->request_id,
                  a->key.secret_id);
-        reply_err(c, CMQERR_SECRET_ID_NOT_EXIST, NULL);
+        api_reply_err(c, CMQERR_SECRET_ID_NOT_EXIST, NULL);
         return;
     }
     if (!a->key.enabled) {
         log_info("api_auth_failed", "request=%s secret_id=%s reason=disabled_key", a->request_id,
                  a->key.secret_id);
-        reply_err(c, CMQERR_SECRET_ID_STATUS, NULL);
+        api_reply_err(c, CMQERR_SECRET_ID_STATUS, NULL);
         return;
     }
     const char *hosts[2] = {a->host, a->host_alt};
@@ -465,7 +292,7 @@ static void verify(struct gw_call *c)
     if (rc != CMQ_OK) {
         log_info("api_auth_failed", "request=%s secret_id=%s reason=%s", a->request_id,
                  a->key.secret_id, cmq_error_id(f.err));
-        reply_fault(c, &f);
+        api_reply_fault(c, &f);
         return;
     }
     authorise(c);
@@ -483,7 +310,7 @@ static void on_key(struct gw_call *c, int tag, int status, const struct rpc_msg 
     if (status == CMQ_OK) {
         cmq_Key k = cmq_Key_init_zero;
         if (rpc_pb_decode(cmq_Key_fields, &k, msg->body, msg->body_len) != CMQ_OK) {
-            reply_err(c, CMQERR_INTERNAL, NULL);
+            api_reply_err(c, CMQERR_INTERNAL, NULL);
             return;
         }
         e.exists = 1;
@@ -492,7 +319,7 @@ static void on_key(struct gw_call *c, int tag, int status, const struct rpc_msg 
         e.appid = k.appid;
         snprintf(e.secret_key, sizeof e.secret_key, "%s", k.secret_key);
     } else if (status != CMQ_ENOTFOUND) {
-        reply_backend_error(c, status, NULL);
+        api_reply_backend_error(c, status, NULL);
         return;
     }
     keycache_put(gw->keys, &e, clock_mono_ms());
@@ -508,7 +335,7 @@ static void authenticate(struct gw_call *c)
     const char *id;
     size_t len;
     if (params_get_str(a->params, "SecretId", KEY_ID_MAX - 1, &id, &len, &f) != CMQ_OK) {
-        reply_fault(c, &f);
+        api_reply_fault(c, &f);
         return;
     }
     memcpy(a->key.secret_id, id, len);
@@ -521,7 +348,7 @@ static void authenticate(struct gw_call *c)
     }
     cmq_KeyRequest kr = cmq_KeyRequest_init_zero;
     snprintf(kr.secret_id, sizeof kr.secret_id, "%s", a->key.secret_id);
-    meta_call(c, cmq_MetaMsgType_META_MSG_KEY_GET_SECRET, cmq_KeyRequest_fields, &kr, on_key);
+    api_meta_call(c, cmq_MetaMsgType_META_MSG_KEY_GET_SECRET, cmq_KeyRequest_fields, &kr, on_key);
 }
 
 /* ---------- the handler ---------- */
@@ -555,7 +382,7 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
     memcpy(a->path, req->path.base, path_len);
     a->params = params_create();
     if (!a->params) {
-        reply_err(c, CMQERR_INTERNAL, NULL);
+        api_reply_err(c, CMQERR_INTERNAL, NULL);
         return 0;
     }
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
@@ -563,16 +390,16 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
         char m[16];
         snprintf(m, sizeof m, "%.*s", (int)(req->method.len < 15 ? req->method.len : 15),
                  req->method.base);
-        reply_err(c, CMQERR_BAD_METHOD, m);
+        api_reply_err(c, CMQERR_BAD_METHOD, m);
         return 0;
     }
     snprintf(a->method, sizeof a->method, "%.*s", (int)req->method.len, req->method.base);
     if (req->entity.len + req->path.len > API_REQUEST_MAX) {
-        reply_err(c, CMQERR_REQUEST_TOO_BIG, "request");
+        api_reply_err(c, CMQERR_REQUEST_TOO_BIG, "request");
         return 0;
     }
     if (req->authority.len >= sizeof a->host) {
-        reply_err(c, CMQERR_INVALID_REQUEST, NULL);
+        api_reply_err(c, CMQERR_INVALID_REQUEST, NULL);
         return 0;
     }
     memcpy(a->host, req->authority.base, req->authority.len);
@@ -584,15 +411,15 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
     if (req->query_at != SIZE_MAX &&
         params_parse(a->params, req->path.base + req->query_at + 1,
                      req->path.len - req->query_at - 1, &f) != CMQ_OK) {
-        reply_fault(c, &f);
+        api_reply_fault(c, &f);
         return 0;
     }
     if (req->entity.len && params_parse(a->params, req->entity.base, req->entity.len, &f) != CMQ_OK) {
-        reply_fault(c, &f);
+        api_reply_fault(c, &f);
         return 0;
     }
     if (action_from_params(a->params, &a->action, &f) != CMQ_OK) {
-        reply_fault(c, &f);
+        api_reply_fault(c, &f);
         return 0;
     }
     authenticate(c);

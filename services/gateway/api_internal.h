@@ -1,0 +1,64 @@
+/* api_internal.h: shared by the CMQ API's source files (api.c: pipeline
+ * and dispatch; api_queue.c, ...: one file per group of actions).
+ *
+ * Every api_reply_* / api_respond_json answers the request (HTTP 200 with the
+ * spec's envelope); after it, the handler must not answer again. */
+#ifndef CMQ_GATEWAY_API_INTERNAL_H
+#define CMQ_GATEWAY_API_INTERNAL_H
+
+#include "call.h"
+#include "keycache.h"
+
+#include "action.h"
+#include "cmq_error.h"
+#include "json.h"
+#include "params.h"
+
+#define API_JSON_MAX (4u << 20)
+#define API_META_TIMEOUT_MS 3000
+
+struct api;
+
+/* Per-request state (gw_call_data of an API call). */
+struct api_call {
+    struct api *api;
+    struct params *params;
+    enum cmq_action action;
+    char request_id[48];
+    char method[8];
+    char path[32];
+    char host[256];
+    char host_alt[264];
+    unsigned port;
+    struct key_entry key;
+};
+
+/* Finishes `j` and sends it (200, application/json). */
+void api_respond_json(struct gw_call *c, struct json *j);
+/* Answers error row `e` ("%s" replaced by `arg`, may be NULL); CMQERR_OK gives
+ * the bare success envelope. */
+void api_reply_err(struct gw_call *c, enum cmq_err e, const char *arg);
+void api_reply_fault(struct gw_call *c, const struct cmq_fault *f);
+/* The error-table row with this code and module (module 0: any), or CMQERR_COUNT_. */
+enum cmq_err api_find_row(int code, int module);
+/* Answers a failed back-end reply: the exact code metadata named in its
+ * MetaError, else the status's default row. */
+void api_reply_backend_error(struct gw_call *c, int status, const struct rpc_msg *msg);
+/* A success object with the envelope written; add members, then api_finish_ok. */
+struct json *api_begin_ok(struct gw_call *c);
+void api_finish_ok(struct gw_call *c, struct json *j);
+/* Sends a request to metadata; `fn` runs with the reply (or the answer is an
+ * error if the request could not be sent). */
+void api_meta_call(struct gw_call *c, uint32_t type, const pb_msgdesc_t *fields, const void *msg,
+                   gw_reply_fn *fn);
+/* Required string parameter into `out` (cap bytes); -1 after answering. */
+int api_need_str(struct gw_call *c, const char *key, char *out, size_t cap);
+/* Optional integer: 1 (set), 0 (absent), -1 (answered a type error). */
+int api_opt_int(struct gw_call *c, const char *key, int64_t *out);
+
+/* api_queue.c */
+void api_do_create_or_set_queue(struct gw_call *c, int set);
+void api_do_delete_queue(struct gw_call *c);
+void api_do_list_queue(struct gw_call *c);
+
+#endif

@@ -1,0 +1,168 @@
+/* api_queue.c: queue management actions (spec §6.1-6.5) over metadata. */
+#include "api_internal.h"
+
+#include "metadata.pb.h"
+#include "status.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---------- queue management ---------- */
+
+static int queue_attrs_from_params(struct gw_call *c, cmq_QueueRequest *q)
+{
+    static const struct {
+        const char *key;
+        size_t has_off, val_off;
+    } attrs[] = {
+#define ATTR(k, f) {k, offsetof(cmq_QueueRequest, has_##f), offsetof(cmq_QueueRequest, f)}
+        ATTR("maxMsgHeapNum", max_msg_heap_num),
+        ATTR("pollingWaitSeconds", polling_wait_seconds),
+        ATTR("visibilityTimeout", visibility_timeout),
+        ATTR("maxMsgSize", max_msg_size),
+        ATTR("msgRetentionSeconds", msg_retention_seconds),
+        ATTR("rewindSeconds", rewind_seconds),
+#undef ATTR
+    };
+    for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
+        int64_t v;
+        int r = api_opt_int(c, attrs[i].key, &v);
+        if (r < 0)
+            return -1;
+        if (r) {
+            *(bool *)((char *)q + attrs[i].has_off) = true;
+            memcpy((char *)q + attrs[i].val_off, &v, sizeof v);
+        }
+    }
+    return 0;
+}
+
+static void on_queue_created(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+{
+    (void)tag;
+    if (gw_call_gone(c))
+        return;
+    cmq_QueueInfo qi = cmq_QueueInfo_init_zero;
+    if (status != CMQ_OK || rpc_pb_decode(cmq_QueueInfo_fields, &qi, msg->body, msg->body_len)) {
+        api_reply_backend_error(c, status, msg);
+        return;
+    }
+    struct json *j = api_begin_ok(c);
+    if (!j)
+        return;
+    json_kv_cstr(j, "queueId", qi.queue_id);
+    api_finish_ok(c, j);
+}
+
+static void write_queue_attrs(struct json *j, const cmq_QueueInfo *qi)
+{
+    json_kv_int(j, "maxMsgHeapNum", qi->max_msg_heap_num);
+    json_kv_int(j, "pollingWaitSeconds", qi->polling_wait_seconds);
+    json_kv_int(j, "visibilityTimeout", qi->visibility_timeout);
+    json_kv_int(j, "maxMsgSize", qi->max_msg_size);
+    json_kv_int(j, "msgRetentionSeconds", qi->msg_retention_seconds);
+    json_kv_int(j, "rewindSeconds", qi->rewind_seconds);
+}
+
+static void on_queue_set(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+{
+    (void)tag;
+    if (gw_call_gone(c))
+        return;
+    cmq_QueueInfo qi = cmq_QueueInfo_init_zero;
+    if (status != CMQ_OK || rpc_pb_decode(cmq_QueueInfo_fields, &qi, msg->body, msg->body_len)) {
+        api_reply_backend_error(c, status, msg);
+        return;
+    }
+    struct json *j = api_begin_ok(c);
+    if (!j)
+        return;
+    write_queue_attrs(j, &qi);
+    json_kv_cstr(j, "queueId", qi.queue_id);
+    api_finish_ok(c, j);
+}
+
+static void on_envelope_only(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+{
+    (void)tag;
+    if (gw_call_gone(c))
+        return;
+    if (status != CMQ_OK) {
+        api_reply_backend_error(c, status, msg);
+        return;
+    }
+    api_reply_err(c, CMQERR_OK, NULL);
+}
+
+static void on_queue_list(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+{
+    (void)tag;
+    if (gw_call_gone(c))
+        return;
+    cmq_QueueList ql = cmq_QueueList_init_zero;
+    if (status != CMQ_OK || rpc_pb_decode(cmq_QueueList_fields, &ql, msg->body, msg->body_len)) {
+        api_reply_backend_error(c, status, msg);
+        return;
+    }
+    struct json *j = api_begin_ok(c);
+    if (!j)
+        return;
+    json_kv_int(j, "totalCount", ql.total_count);
+    json_key(j, "queueList");
+    json_arr_begin(j);
+    for (pb_size_t i = 0; i < ql.queues_count; i++) {
+        json_obj_begin(j);
+        json_kv_cstr(j, "queueId", ql.queues[i].queue_id);
+        json_kv_cstr(j, "queueName", ql.queues[i].queue_name);
+        json_obj_end(j);
+    }
+    json_arr_end(j);
+    api_finish_ok(c, j);
+}
+
+void api_do_create_or_set_queue(struct gw_call *c, int set)
+{
+    struct api_call *a = gw_call_data(c);
+    cmq_QueueRequest q = cmq_QueueRequest_init_zero;
+    q.appid = a->key.appid;
+    if (api_need_str(c, "queueName", q.name, sizeof q.name) || queue_attrs_from_params(c, &q))
+        return;
+    api_meta_call(c, set ? cmq_MetaMsgType_META_MSG_QUEUE_SET : cmq_MetaMsgType_META_MSG_QUEUE_CREATE,
+              cmq_QueueRequest_fields, &q, set ? on_queue_set : on_queue_created);
+}
+
+void api_do_delete_queue(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    cmq_NameRequest r = cmq_NameRequest_init_zero;
+    r.appid = a->key.appid;
+    if (api_need_str(c, "queueName", r.name, sizeof r.name))
+        return;
+    api_meta_call(c, cmq_MetaMsgType_META_MSG_QUEUE_DELETE, cmq_NameRequest_fields, &r,
+              on_envelope_only);
+}
+
+void api_do_list_queue(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    cmq_ListRequest r = cmq_ListRequest_init_zero;
+    r.appid = a->key.appid;
+    struct param_view pv;
+    if (params_find(a->params, "searchWord", &pv) && pv.val_len) {
+        if (pv.val_len >= sizeof r.search_word) {
+            api_reply_err(c, CMQERR_PARAM_RANGE, "searchWord");
+            return;
+        }
+        memcpy(r.search_word, pv.val, pv.val_len);
+    }
+    int rc;
+    if ((rc = api_opt_int(c, "offset", &r.offset)) < 0)
+        return;
+    r.has_offset = rc;
+    if ((rc = api_opt_int(c, "limit", &r.limit)) < 0)
+        return;
+    r.has_limit = rc;
+    api_meta_call(c, cmq_MetaMsgType_META_MSG_QUEUE_LIST, cmq_ListRequest_fields, &r, on_queue_list);
+}
+
