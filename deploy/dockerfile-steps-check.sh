@@ -39,12 +39,14 @@ while [ $# -gt 0 ]; do
 done
 # BUILD_PKGS exactly as tools/cmq defines it (the array assignment only)
 BUILD_PKGS=$(bash -c "$(sed -n '/^BUILD_PKGS=(/,/)/p' "$CONTEXT/tools/cmq")"'; echo "${BUILD_PKGS[@]}"')
+TEST_PKGS=$(bash -c "$(sed -n '/^TEST_PKGS=(/,/)/p' "$CONTEXT/tools/cmq")"'; echo "${TEST_PKGS[@]}"')
 [ -n "$BUILD_PKGS" ] || { echo "dockerfile-steps-check: no BUILD_PKGS in $CONTEXT/tools/cmq" >&2; exit 1; }
-exec python3 - "$HERE/Dockerfile" "$CONTEXT" "$BUILD_PKGS" "$APT" "$KEEP" <<'PY'
+exec python3 - "$HERE/Dockerfile" "$CONTEXT" "$BUILD_PKGS" "$APT" "$KEEP" "$TEST_PKGS" <<'PY'
 import fnmatch, os, re, shlex, shutil, subprocess, sys, tempfile, time
 
 dockerfile, context, build_pkgs, apt, keep = sys.argv[1], sys.argv[2], sys.argv[3].split(), \
     sys.argv[4] == "1", sys.argv[5] == "1"
+test_pkgs = sys.argv[6].split()
 failures = []
 def ok(m): print("ok   " + m, flush=True)
 def bad(m): print("FAIL " + m, flush=True); failures.append(m)
@@ -110,6 +112,25 @@ def apt_packages(cmd):
     m = re.search(r"apt-get install\s+(.*?)(?:&&|;|$)", cmd)
     return [w for w in (m.group(1).split() if m else []) if not w.startswith("-")]
 
+# The image has BUILD_PKGS only; this machine may also have tools/cmq's
+# TEST_PKGS (Criterion), which would make meson build the tests here but not
+# in Docker.  Their pkg-config files are hidden from the RUN steps.
+pcdir = os.path.join(tmp, "pkgconfig")
+os.makedirs(pcdir)
+hidden = set()
+for pkg in test_pkgs:
+    r = subprocess.run(["dpkg", "-L", pkg], capture_output=True, text=True)
+    hidden |= {os.path.basename(l) for l in r.stdout.split() if l.endswith(".pc")}
+pc_path = subprocess.run(["pkg-config", "--variable", "pc_path", "pkg-config"],
+                         capture_output=True, text=True).stdout.strip()
+for d in pc_path.split(":"):
+    if os.path.isdir(d):
+        for f in os.listdir(d):
+            if f.endswith(".pc") and f not in hidden and not os.path.exists(os.path.join(pcdir, f)):
+                os.symlink(os.path.join(d, f), os.path.join(pcdir, f))
+if hidden:
+    ok("hidden from pkg-config (TEST_PKGS, not in the image): " + " ".join(sorted(hidden)))
+
 # ---------------------------------------------------------------- run
 args, env, stage, stages, workdir = {}, dict(os.environ), None, [], {}
 runtime_pkgs = None
@@ -125,7 +146,7 @@ try:
             image = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), ""), words[0])
             stage = words[2] if len(words) >= 3 and words[1].upper() == "AS" else str(len(stages))
             stages.append(stage)
-            env = dict(os.environ, **{k: v for k, v in args.items()})
+            env = dict(os.environ, PKG_CONFIG_LIBDIR=pcdir, **{k: v for k, v in args.items()})
             os.makedirs(os.path.join(tmp, stage), exist_ok=True)
             workdir[stage] = os.path.join(tmp, stage)
             ok("stage %s FROM %s%s" % (stage, image, "" if "bookworm" in image else "  (not bookworm!)"))

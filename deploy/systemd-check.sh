@@ -18,8 +18,14 @@
 #      hardening keys, After= metadata, PartOf/WantedBy cmq.target);
 #   4. every ExecStartPre (the --check-config) and the example configs:
 #      each exits 0 against the real binaries, and every key the binary
-#      accepts (--help) is set and commented in the example.
-# Nothing on the host is changed; nothing is started.
+#      accepts (--help) is set and commented in the example;
+#   5. the example 3-host layout played on this host: for every unit, its
+#      StateDirectory= made under the temp root and its ExecStart= run on the
+#      example config with the 10.0.0.x addresses moved to 127.0.0.1 and ports
+#      shifted by $CMQ_CHECK_PORT_OFFSET (21000); all must answer health and
+#      /healthz, then exit 0 on SIGTERM within the unit's TimeoutStopSec.
+#      (Runs without the sandbox: no systemd PID 1 here.)
+# Nothing outside the temp dir is changed.
 # DIR is a meson build directory (default: build).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,7 +44,14 @@ command -v systemd-analyze >/dev/null ||
     { echo "systemd-check: systemd-analyze is missing (apt-get install systemd)" >&2; exit 1; }
 
 R=$(mktemp -d /tmp/cmq-systemd-check.XXXXXX)
-trap 'rm -rf "$R"' EXIT
+declare -A PID CONF
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+    local p
+    for p in "${PID[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    rm -rf "$R"
+}
+trap cleanup EXIT
 U="$R/etc/systemd/system"
 mkdir -p "$R/usr/local/bin" "$U" "$R/etc/cmq" "$R/etc/sysusers.d" "$R/usr/lib/systemd" "$R/var/lib"
 # the host's own system units, so verify can resolve network-online.target etc.
@@ -57,7 +70,7 @@ fi
 for f in metadata scheduler gateway storage-1; do install -m 0644 "$HERE/config/$f.ini" "$R/etc/cmq/"; done
 # storage-2/3: the edits storage-1.ini's header describes
 for n in 2 3; do
-    sed -e "s/^id = storage-1/id = storage-$n/" \
+    sed -e "s/^id = storage-1/id = storage-$n/" -e "s/^id = 1\$/id = $n/" \
         -e "s|^listen = tcp://10.0.0.11:17120|listen = tcp://10.0.0.1$n:$((17120 + 2 * (n - 1)))|" \
         -e "s|^listen = tcp://10.0.0.11:17121|listen = tcp://10.0.0.1$n:$((17121 + 2 * (n - 1)))|" \
         -e "s|^dir = /var/lib/cmq/storage-1|dir = /var/lib/cmq/storage-$n|" \
@@ -132,7 +145,7 @@ for u in "${SERVICES[@]}"; do
     done < <(sed -n 's/^ExecStartPre=//p' "$U/$file")
 done
 
-# 5. the examples set (and comment) every key the binaries accept today
+# 4b. the examples set (and comment) every key the binaries accept today
 for f in metadata scheduler storage-1 gateway; do
     d=${f%-1}
     want=$("$BUILD/services/$d/cmq-$d" --help | awk '/^  [a-z_]+\.[a-z_.]+ /{print $1}' | sort)
@@ -148,6 +161,80 @@ for f in metadata scheduler storage-1 gateway; do
         [ -n "$extra" ] && bad "config/$f.ini sets keys cmq-$d does not list: $(tr "\n" " " <<<"$extra")"
         [ -n "$uncommented" ] && bad "keys without a comment line above: $(tr "\n" " " <<<"$uncommented")"
     fi
+done
+
+# 6. the example layout played on this host: each unit's StateDirectory made,
+#    its ExecStart run (as root, without the sandbox) on the example config
+#    with the 10.0.0.x / 0.0.0.0 addresses moved to 127.0.0.1 and every port
+#    shifted by $OFF; then health, /healthz, and SIGTERM -> exit 0 within the
+#    unit's TimeoutStopSec.
+OFF=${CMQ_CHECK_PORT_OFFSET:-21000}
+L="$R/local"
+mkdir -p "$L/etc/cmq/tls" "$L/var/lib" "$L/log"
+localize() {
+    sed -E -e 's/10\.0\.0\.1[123]/127.0.0.1/g' -e 's/(listen = )0\.0\.0\.0:/\1127.0.0.1:/' \
+        -e "s|/var/lib/cmq|$L/var/lib/cmq|g" -e "s|/etc/cmq/|$L/etc/cmq/|g" "$1" |
+        perl -pe "s/(?<=:)(1\d{4})\b/\$1+$OFF/ge"
+}
+for f in "$R"/etc/cmq/*.ini; do localize "$f" >"$L/etc/cmq/$(basename "$f")"; done
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=localhost" \
+    -keyout "$L/etc/cmq/tls/key.pem" -out "$L/etc/cmq/tls/cert.pem" >/dev/null 2>&1
+rpc_of() { # the [rpc] listen of a localized config
+    awk '/^\[/{s=$0} s=="[rpc]" && /^listen *=/{sub(/^listen *= */,""); print; exit}' "$1"
+}
+STARTED=()
+for u in "${SERVICES[@]}"; do
+    inst=""; file="$u"
+    case "$u" in *@*.service) inst=${u#*@}; inst=${inst%.service}; file="${u%%@*}@.service" ;; esac
+    sd=$(sed -n 's/^StateDirectory=//p' "$U/$file"); sd=${sd//%i/$inst}
+    [ -n "$sd" ] && install -d -m 0750 "$L/var/lib/$sd"
+    wd=$(sed -n 's/^WorkingDirectory=//p' "$U/$file"); wd=${wd//%i/$inst}
+    [ "$wd" = / ] || wd="$L$wd"
+    cmd=$(sed -n 's/^ExecStart=//p' "$U/$file"); cmd=${cmd//%i/$inst}
+    cmd=${cmd//\/usr\/local\/bin\//$R/usr/local/bin/}
+    cmd=${cmd//\/etc\/cmq\//$L/etc/cmq/}
+    CONF[$u]=$(sed -n 's/.*--config \([^ ]*\).*/\1/p' <<<"$cmd")
+    (cd "$wd" && exec $cmd) >"$L/log/$u.log" 2>&1 &
+    PID[$u]=$!
+    STARTED+=("$u")
+done
+deadline=$((SECONDS + 30))
+for u in "${STARTED[@]}"; do
+    ep=$(rpc_of "${CONF[$u]}")
+    until "$R/usr/local/bin/cmqctl" health --endpoint "$ep" --timeout-ms 500 >/dev/null 2>&1; do
+        if ! kill -0 "${PID[$u]}" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+            bad "$u (example config) is not healthy at $ep"; tail -n 3 "$L/log/$u.log"; break
+        fi
+        sleep 0.2
+    done
+done
+http=$(sed -n 's/^listen = \(127.0.0.1:[0-9]*\)$/\1/p' "$L/etc/cmq/gateway.ini" | head -n 1)
+body=$(python3 -c 'import sys,urllib.request,urllib.error
+try: r = urllib.request.urlopen("http://%s/healthz" % sys.argv[1], timeout=3); print(r.status, r.read().decode())
+except urllib.error.HTTPError as e: print(e.code, e.read().decode())
+except Exception as e: print(0, e)' "$http")
+if [[ "$body" == 200* ]] && ! grep -q down <<<"$body"; then
+    ok "example layout on 127.0.0.1 (ports +$OFF): all healthy; /healthz: $body"
+else
+    bad "example layout: /healthz answered: $body"
+fi
+for ((k = ${#STARTED[@]} - 1; k >= 0; k--)); do
+    u=${STARTED[$k]}; file=$u
+    case "$u" in *@*.service) file="${u%%@*}@.service" ;; esac
+    t=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)s$/\1/p' "$U/$file")
+    kill -TERM "${PID[$u]}" 2>/dev/null || true
+    end=$((SECONDS + t))
+    while kill -0 "${PID[$u]}" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
+    if kill -0 "${PID[$u]}" 2>/dev/null; then
+        kill -KILL "${PID[$u]}"; wait "${PID[$u]}" 2>/dev/null || true
+        bad "$u: still running ${t}s after SIGTERM (systemd would SIGKILL it and mark the unit failed)"
+        tail -n 2 "$L/log/$u.log"
+    elif wait "${PID[$u]}"; then
+        ok "$u: SIGTERM -> exit 0 within TimeoutStopSec=${t}s"
+    else
+        bad "$u: SIGTERM -> exit $?"
+    fi
+    unset "PID[$u]"   # reaped: the trap must not signal a PID that may be reused
 done
 
 [ $FAIL = 0 ] && echo "systemd-check: passed" || echo "systemd-check: FAILED"
