@@ -394,7 +394,7 @@ static const struct key_type key_types[] = {
 enum json_key_type json_key_type(const char *key)
 {
     for (size_t i = 0; i < sizeof(key_types) / sizeof(key_types[0]); i++)
-        if (strcmp(key_types[i].key, key) == 0)
+        if (key_types[i].key[0] == key[0] && strcmp(key_types[i].key, key) == 0)
             return key_types[i].type;
     return JSON_KEY_UNKNOWN;
 }

@@ -79,22 +79,41 @@ static int hexval(unsigned char c)
 
 long params_decode(const char *in, size_t len, char *out)
 {
+    /* Runs without '+' or '%' are copied whole; the next position of each
+     * is remembered (memchr is vectorised), so a long body costs O(len). */
+    const char *end = in + len;
+    const char *next_plus = memchr(in, '+', len);
+    const char *next_pct = memchr(in, '%', len);
+    const char *s = in;
     size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = in[i];
-        if (c == '+') {
+    while (s < end) {
+        if (next_plus && next_plus < s)
+            next_plus = memchr(s, '+', (size_t)(end - s));
+        if (next_pct && next_pct < s)
+            next_pct = memchr(s, '%', (size_t)(end - s));
+        const char *stop = end;
+        if (next_plus && next_plus < stop)
+            stop = next_plus;
+        if (next_pct && next_pct < stop)
+            stop = next_pct;
+        size_t run = (size_t)(stop - s);
+        memcpy(out + o, s, run);
+        o += run;
+        s = stop;
+        if (s == end)
+            break;
+        if (*s == '+') {
             out[o++] = ' ';
-        } else if (c == '%') {
-            if (len - i < 3)
+            s++;
+        } else {
+            if (end - s < 3)
                 return -1;
-            int hi = hexval((unsigned char)in[i + 1]);
-            int lo = hexval((unsigned char)in[i + 2]);
+            int hi = hexval((unsigned char)s[1]);
+            int lo = hexval((unsigned char)s[2]);
             if (hi < 0 || lo < 0)
                 return -1;
             out[o++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            out[o++] = c;
+            s += 3;
         }
     }
     return (long)o;

@@ -123,7 +123,8 @@ int params_get_list(const struct params *p, const char *base, size_t max_count, 
  * (NUL-terminated when cap > 0).  Returns the full length, like snprintf. */
 size_t params_encode(const struct params *p, char *out, size_t cap);
 
-/* Form-decodes `len` bytes of `in` into `out` (room for `len` bytes; the
+/* Form-decodes `len` bytes of `in` into `out` (room for `len` bytes, not
+ * overlapping `in`; the
  * decoded text is never longer).  Returns the decoded length, or -1 for a
  * malformed escape.  Exposed for tests. */
 long params_decode(const char *in, size_t len, char *out);
