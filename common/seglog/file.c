@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <string.h>
@@ -77,49 +78,56 @@ int file_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 int file_next_data(int fd, uint64_t off, uint64_t end, uint64_t *start, uint64_t *stop)
 {
     enum { N_EXT = 32 };
-    struct {
-        struct fiemap fm;
-        struct fiemap_extent ext[N_EXT];
-    } q;
+    /* struct fiemap ends in a flexible array of extents: allocate room. */
+    size_t bytes = sizeof(struct fiemap) + N_EXT * sizeof(struct fiemap_extent);
+    struct fiemap *fm = malloc(bytes);
+    if (!fm)
+        return CMQ_ENOMEM;
+    int st = CMQ_ENOTFOUND;
     while (off < end) {
-        memset(&q, 0, sizeof q);
-        q.fm.fm_start = off;
-        q.fm.fm_length = end - off;
-        q.fm.fm_flags = FIEMAP_FLAG_SYNC;
-        q.fm.fm_extent_count = N_EXT;
-        if (ioctl(fd, FS_IOC_FIEMAP, &q.fm) != 0) {
+        memset(fm, 0, bytes);
+        fm->fm_start = off;
+        fm->fm_length = end - off;
+        fm->fm_flags = FIEMAP_FLAG_SYNC;
+        fm->fm_extent_count = N_EXT;
+        if (ioctl(fd, FS_IOC_FIEMAP, fm) != 0) {
             if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EINVAL) {
-                *start = off;
+                *start = off; /* the file system cannot tell: scan it all */
                 *stop = end;
-                return 0;
+                st = CMQ_OK;
+            } else {
+                st = status_from_errno(errno);
             }
-            return status_from_errno(errno);
+            break;
         }
-        if (q.fm.fm_mapped_extents == 0)
-            return CMQ_ENOTFOUND; /* only holes left */
-        for (uint32_t i = 0; i < q.fm.fm_mapped_extents; i++) {
-            const struct fiemap_extent *e = &q.ext[i];
+        if (fm->fm_mapped_extents == 0)
+            break; /* only holes left */
+        for (uint32_t i = 0; i < fm->fm_mapped_extents && st != CMQ_OK; i++) {
+            const struct fiemap_extent *e = &fm->fm_extents[i];
             uint64_t es = e->fe_logical, ee = e->fe_logical + e->fe_length;
             if (ee <= off || (e->fe_flags & FIEMAP_EXTENT_UNWRITTEN))
                 continue;
             *start = es > off ? es : off;
             *stop = ee < end ? ee : end;
             if (*start < *stop)
-                return 0;
+                st = CMQ_OK;
         }
-        const struct fiemap_extent *last = &q.ext[q.fm.fm_mapped_extents - 1];
-        if (last->fe_flags & FIEMAP_EXTENT_LAST)
-            return CMQ_ENOTFOUND;
+        if (st == CMQ_OK)
+            break;
+        const struct fiemap_extent *last = &fm->fm_extents[fm->fm_mapped_extents - 1];
         uint64_t next = last->fe_logical + last->fe_length;
-        if (next <= off)
-            break; /* no progress: be safe and scan the rest */
+        if (last->fe_flags & FIEMAP_EXTENT_LAST)
+            break;
+        if (next <= off) {
+            *start = off; /* no progress: be safe and scan the rest */
+            *stop = end;
+            st = CMQ_OK;
+            break;
+        }
         off = next;
     }
-    if (off >= end)
-        return CMQ_ENOTFOUND;
-    *start = off;
-    *stop = end;
-    return 0;
+    free(fm);
+    return st;
 }
 
 void file_advise_random(int fd, int on)
