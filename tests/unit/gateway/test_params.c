@@ -442,3 +442,58 @@ Test(params_add, same_checks_as_parse)
     params_destroy(p);
     params_destroy(NULL);
 }
+
+/* The obvious byte-at-a-time decoder, to check the optimised one against. */
+static long reference_decode(const char *in, size_t len, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (in[i] == '+') {
+            out[o++] = ' ';
+        } else if (in[i] == '%') {
+            if (len - i < 3)
+                return -1;
+            char h[3] = {in[i + 1], in[i + 2], 0};
+            char *end;
+            if (h[0] == '+' || h[0] == '-' || h[0] == ' ' || h[1] == ' ')
+                return -1;
+            long v = strtol(h, &end, 16);
+            if (*end)
+                return -1;
+            out[o++] = (char)v;
+            i += 2;
+        } else {
+            out[o++] = in[i];
+        }
+    }
+    return (long)o;
+}
+
+Test(params_decode, agrees_with_a_reference_decoder)
+{
+    static const char alphabet[] = "a+%4F1Gz %";
+    uint64_t s = 88172645463325252ULL;
+    char in[64], a[64], b[64];
+    for (int round = 0; round < 200000; round++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        size_t len = (size_t)(s % sizeof(in));
+        uint64_t r = s;
+        for (size_t i = 0; i < len; i++) {
+            if (i % 16 == 0) {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                r = s;
+            }
+            in[i] = alphabet[r % (sizeof(alphabet) - 1)];
+            r /= sizeof(alphabet) - 1;
+        }
+        long x = params_decode(in, len, a);
+        long y = reference_decode(in, len, b);
+        cr_assert_eq(x, y, "%.*s", (int)len, in);
+        if (x > 0)
+            cr_assert(memcmp(a, b, (size_t)x) == 0, "%.*s", (int)len, in);
+    }
+}
