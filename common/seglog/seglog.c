@@ -20,6 +20,9 @@
  *       dirty segments with the mutex released: no segment may be closed or
  *       deleted (truncate, compact, reset and close wait on `cv`), and dirty
  *       segments are never evicted.
+ *   I6. A segment's records are fdatasync'ed before its successor is created,
+ *       so on disk every sealed segment is complete: only the last segment
+ *       can have a torn tail.
  *
  * Recovery (Raft paper section 5.3 relies on it: a log must never lose an
  * acknowledged entry, and must never invent one):
@@ -1184,6 +1187,19 @@ int seglog_append(struct seglog *log, const struct seglog_entry *entries, size_t
                 st = seg_remove(log, log->n_segs - 1);
                 if (!st && log->n_segs > 0)
                     seg_uncount(log, active(log));
+            } else {
+                /* I6: a segment is durable before its successor exists, so
+                 * after a crash every sealed segment holds all the records its
+                 * successor's name implies.  Once per segment, under the
+                 * mutex. */
+                st = inject(log, "fdatasync");
+                if (!st)
+                    st = file_fdatasync(s->fd);
+                if (st) {
+                    char path[PATH_MAX_];
+                    seg_path(log, s->first, ".seg", path);
+                    fail(log, st, "fdatasync before rollover", path);
+                }
             }
             if (!st)
                 st = seg_create(log, entries[k].index);

@@ -19,7 +19,11 @@
  * Threads: every function may be called from any thread; one mutex guards
  * the bookkeeping.  seglog_sync() releases that mutex while it waits for
  * fdatasync, so readers (seglog_read, seglog_term_at, ...) on an event loop
- * are never stalled by a sync.  Appends, truncations and compactions must be
+ * are never stalled by a group-commit sync.  Two rarer operations do sync
+ * with the mutex held: the append that rolls over to a new segment (it
+ * fdatasyncs the full segment first, so a sealed segment is always complete
+ * on disk) and seglog_truncate_suffix / seglog_reset (the cut is durable when
+ * they return).  Appends, truncations and compactions must be
  * issued in a meaningful order by one owner (normally the writer thread).
  *
  * Failure: after a write or fsync error the log is failed (like SQLite's
