@@ -51,6 +51,8 @@ struct svc;
 /* Creates the context, loop and server; logs event=start.  On failure logs
  * why and returns a status. */
 int svc_open(const char *service, const struct svc_common_cfg *common, struct svc **out);
+/* Terminates the ZeroMQ context: every socket the service opened in it
+ * (svc_zctx) must be closed before, or this waits for them forever. */
 void svc_close(struct svc *s);
 
 void *svc_zctx(struct svc *s);

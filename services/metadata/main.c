@@ -168,7 +168,9 @@ int main(int argc, char **argv)
     struct tick t = {m, (uint64_t)cfg.check_interval_ms};
     evloop_timer(svc_loop(s), t.interval_ms, on_tick, &t);
     rc = svc_run(s);
-    svc_close(s);
+    /* The PUB socket lives in svc's ZeroMQ context: close it first, or
+     * zmq_ctx_term in svc_close waits for it forever. */
     meta_service_close(m);
+    svc_close(s);
     return rc;
 }

@@ -491,7 +491,7 @@ int meta_nodes_check(struct meta_store *s)
             goto db;
         cmq_MetaEvent *ev = meta_event_add(s, "node.down");
         if (ev)
-            snprintf(ev->node_id, sizeof ev->node_id, "%s", down[i]);
+            snprintf(ev->node_id, sizeof ev->node_id, "%.*s", (int)sizeof ev->node_id - 1, down[i]);
         /* its leaderships are no longer known */
         q = meta_prepare(s, "SELECT id FROM partitions WHERE leader = ?");
         if (!q)
