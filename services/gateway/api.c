@@ -192,6 +192,17 @@ static void dispatch(struct gw_call *c)
     case CMQ_ACTION_SET_QUEUE_ATTRIBUTES: api_do_create_or_set_queue(c, 1); return;
     case CMQ_ACTION_DELETE_QUEUE: api_do_delete_queue(c); return;
     case CMQ_ACTION_LIST_QUEUE: api_do_list_queue(c); return;
+    case CMQ_ACTION_CREATE_TOPIC: api_do_create_topic(c); return;
+    case CMQ_ACTION_SET_TOPIC_ATTRIBUTES: api_do_set_topic(c); return;
+    case CMQ_ACTION_GET_TOPIC_ATTRIBUTES: api_do_get_topic(c); return;
+    case CMQ_ACTION_DELETE_TOPIC: api_do_delete_topic(c); return;
+    case CMQ_ACTION_LIST_TOPIC: api_do_list_topic(c); return;
+    case CMQ_ACTION_SUBSCRIBE: api_do_subscribe(c); return;
+    case CMQ_ACTION_SET_SUBSCRIPTION_ATTRIBUTES: api_do_set_subscription(c); return;
+    case CMQ_ACTION_GET_SUBSCRIPTION_ATTRIBUTES: api_do_get_subscription(c); return;
+    case CMQ_ACTION_UNSUBSCRIBE: api_do_unsubscribe(c); return;
+    case CMQ_ACTION_CLEAR_SUBSCRIPTION_FILTER_TAGS: api_do_clear_filter_tags(c); return;
+    case CMQ_ACTION_LIST_SUBSCRIPTION_BY_TOPIC: api_do_list_subscriptions(c); return;
     default: {
         /* Not served by this build yet (see the file comment): say so plainly. */
         struct json *j = json_create(4096);

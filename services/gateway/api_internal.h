@@ -61,4 +61,17 @@ void api_do_create_or_set_queue(struct gw_call *c, int set);
 void api_do_delete_queue(struct gw_call *c);
 void api_do_list_queue(struct gw_call *c);
 
+/* api_topic.c */
+void api_do_create_topic(struct gw_call *c);
+void api_do_set_topic(struct gw_call *c);
+void api_do_get_topic(struct gw_call *c);
+void api_do_delete_topic(struct gw_call *c);
+void api_do_list_topic(struct gw_call *c);
+void api_do_subscribe(struct gw_call *c);
+void api_do_set_subscription(struct gw_call *c);
+void api_do_get_subscription(struct gw_call *c);
+void api_do_unsubscribe(struct gw_call *c);
+void api_do_clear_filter_tags(struct gw_call *c);
+void api_do_list_subscriptions(struct gw_call *c);
+
 #endif
