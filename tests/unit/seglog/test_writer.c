@@ -265,3 +265,33 @@ Test(writer, a_snapshot_reset_goes_through_the_writer_in_order)
     assert_entry(g_log, 101, 3);
     seglog_close(g_log);
 }
+
+static int g_st[3];
+static void record_done(struct seglog_write_req *req, int status)
+{
+    g_st[(uintptr_t)req->user] = status + 100;
+}
+
+Test(writer, a_bad_request_in_a_batch_fails_alone)
+{
+    g_log = t_open();
+    struct seglog_writer *w;
+    cr_assert_eq(seglog_writer_start(g_log, 8, &w), CMQ_OK);
+    static uint8_t b[16];
+    struct seglog_entry e[3] = {{.term = 1, .index = 1, .len = 16, .data = b},
+                                {.term = 1, .index = 5, .len = 16, .data = b},
+                                {.term = 1, .index = 2, .len = 16, .data = b}};
+    struct seglog_write_req r[3];
+    memset(g_st, 0, sizeof g_st);
+    for (uintptr_t k = 0; k < 3; k++) {
+        r[k] = (struct seglog_write_req){.entries = &e[k], .n = 1, .done = record_done,
+                                         .user = (void *)k};
+        cr_assert_eq(seglog_writer_submit(w, &r[k]), CMQ_OK);
+    }
+    seglog_writer_stop(w);
+    cr_assert_eq(g_st[0], 100 + CMQ_OK);
+    cr_assert_eq(g_st[1], 100 + CMQ_EINVAL);
+    cr_assert_eq(g_st[2], 100 + CMQ_OK);
+    cr_assert_eq(seglog_last_index(g_log), 2);
+    seglog_close(g_log);
+}
