@@ -13,9 +13,12 @@
  * submission order.  Callbacks never run on the writer thread.
  *
  * Reads (seglog_read, seglog_term_at, ...) stay on the loop thread and call
- * the log directly: the log's mutex is not held during fdatasync, so they
- * wait at most for one append's write(2).  A request's entries are readable
- * as soon as the writer has appended them, before they are durable.
+ * the log directly: the log's mutex is not held during the group-commit
+ * fdatasync, so they usually wait at most for one append's pwritev; only a
+ * rollover (once per segment) or a truncation holds it across an fsync.  A
+ * request's entries are readable as soon as the writer has appended them,
+ * before they are durable.  Consecutive requests without reset/truncate are
+ * appended with one call.
  *
  * Not done here: retries (a failed write fails the log; reopen to recover),
  * and priorities.
