@@ -210,6 +210,7 @@ struct node {
 
 struct netmsg {
     uint64_t at;
+    uint64_t sent_at;
     struct raft_msg m;
 };
 
@@ -339,6 +340,7 @@ static void net_send(struct sim *s, const struct raft_msg *m)
                     m->snapshot.len;
         struct netmsg *nm = xmalloc(sz);
         nm->at = s->now + 1 + rn(s, s->max_delay);
+        nm->sent_at = s->now;
         nm->m = *m;
         struct raft_entry *ents = (struct raft_entry *)(nm + 1);
         uint8_t *p = (uint8_t *)(ents + m->n_entries);
@@ -414,8 +416,94 @@ static void mirror_append(struct sim *s, struct node *n, const struct raft_entry
     }
 }
 
+/* The durable end of a node's log: (term, index) of its last stored entry. */
+static void disk_last(const struct node *n, uint64_t *term, uint64_t *index)
+{
+    if (n->n_log > 0) {
+        *term = n->log[n->n_log - 1].term;
+        *index = n->log[n->n_log - 1].index;
+    } else if (n->has_snap) {
+        *term = n->snap.term;
+        *index = n->snap.index;
+    } else {
+        *term = *index = 0;
+    }
+}
+
+/* Whether a node's stored log holds (index, term); a snapshot past index
+ * counts as holding it (snapshots cover committed entries only). */
+static bool disk_has(const struct node *n, uint64_t index, uint64_t term)
+{
+    if (n->has_snap && n->snap.index >= index)
+        return true;
+    if (n->n_log == 0 || index < n->log[0].index || index > n->log[n->n_log - 1].index)
+        return false;
+    return n->log[index - n->log[0].index].term == term;
+}
+
+static bool later(uint64_t t1, uint64_t i1, uint64_t t2, uint64_t i2)
+{
+    return t1 > t2 || (t1 == t2 && i1 >= i2);
+}
+
+/* Commit safety, checked the moment a leader commits (c, tc): no voter that
+ * lacks the entry (in memory or on disk) may be able to collect a quorum of
+ * votes from voters judged by their durable logs (§5.4: every committed entry
+ * must be in every future leader's log).  In correct Raft a quorum holds the
+ * entry durably and refuses such a candidate; this catches an unsafe commit
+ * at once instead of waiting for a later election to overwrite it. */
+static void check_commit_safe(struct sim *s, struct node *l, uint64_t c, uint64_t tc)
+{
+    struct raft_config cfg;
+    raft_get_config(l->r, &cfg);
+    uint32_t q = raft_config_voters(&cfg) / 2 + 1;
+    for (uint32_t a = 0; a < cfg.n; a++) {
+        struct node *cand = node_of(s, cfg.nodes[a].id);
+        if (cand == NULL || cfg.nodes[a].role != RAFT_VOTER)
+            continue;
+        /* the candidate's log: in memory, or on disk after a crash */
+        for (int view = 0; view < 2; view++) {
+            uint64_t ct, ci;
+            if (view == 0) {
+                if (!cand->up)
+                    continue;
+                if (raft_snapshot_index(cand->r) >= c || raft_term_at(cand->r, c) == tc)
+                    continue;
+                ci = raft_last_index(cand->r);
+                ct = raft_term_at(cand->r, ci);
+            } else {
+                if (disk_has(cand, c, tc))
+                    continue;
+                disk_last(cand, &ct, &ci);
+            }
+            uint32_t votes = 0;
+            for (uint32_t b = 0; b < cfg.n; b++) {
+                struct node *v = node_of(s, cfg.nodes[b].id);
+                if (v == NULL || cfg.nodes[b].role != RAFT_VOTER)
+                    continue;
+                uint64_t vt, vi;
+                disk_last(v, &vt, &vi);
+                if (v == cand || later(ct, ci, vt, vi))
+                    votes++;
+            }
+            if (votes >= q) {
+                fail(s, "commit safety: leader %" PRIu64 " committed (%" PRIu64 ",%" PRIu64
+                     ") but node %" PRIu64 " could be elected without it", l->id, c, tc,
+                     cand->id);
+                return;
+            }
+        }
+    }
+}
+
 static void record_commits(struct sim *s, struct node *n)
 {
+    if (raft_role(n->r) == RAFT_LEADER && raft_commit_index(n->r) > n->commit_seen) {
+        uint64_t c = raft_commit_index(n->r);
+        uint64_t tc = raft_term_at(n->r, c);
+        if (tc != 0)
+            check_commit_safe(s, n, c, tc);
+    }
     uint64_t c = raft_commit_index(n->r);
     for (uint64_t i = n->commit_seen + 1; i <= c; i++) {
         uint64_t t = raft_term_at(n->r, i);
@@ -464,7 +552,7 @@ static void check_leader(struct sim *s, struct node *n)
         map_put(&s->leader_of_term, term, n->id);
         s->n_elections++;
         if (s->faults && rn(s, 100) < s->new_leader_crash_pct)
-            n->crash_at = s->now + 1 + rn(s, 20);
+            n->crash_at = s->now + 1 + (rn(s, 2) ? rn(s, 3) : rn(s, 40));
         ev(s, "n%" PRIu64 " leader term=%" PRIu64 " last=%" PRIu64, n->id, term,
            raft_last_index(n->r));
     } else if (*l != n->id) {
@@ -642,6 +730,17 @@ static void node_crash(struct sim *s, struct node *n)
     for (size_t i = 0; i < n->n_wq; i++)
         write_free(&n->wq[i]);
     n->n_wq = 0;
+    /* what it sent in the last two steps may still sit in its send buffers */
+    size_t kept = 0;
+    for (size_t i = 0; i < s->n_net; i++) {
+        struct netmsg *nm = s->net[i];
+        if (nm->m.from == n->id && nm->sent_at + 2 >= s->now && rn(s, 2)) {
+            free(nm);
+            continue;
+        }
+        s->net[kept++] = nm;
+    }
+    s->n_net = kept;
     raft_destroy(n->r);
     n->r = NULL;
     n->up = false;
@@ -698,7 +797,8 @@ static void drain(struct sim *s, struct node *n)
         }
         if (rd.hard_state_changed) {
             if (rd.hard_state.term < n->hs.term ||
-                (rd.hard_state.term == n->hs.term && n->hs.vote && rd.hard_state.vote != n->hs.vote))
+                (rd.hard_state.term == n->hs.term && n->hs.vote &&
+                 rd.hard_state.vote != n->hs.vote))
                 fail(s, "node %" PRIu64 " rewrote its vote in term %" PRIu64, n->id,
                      rd.hard_state.term);
             n->hs = rd.hard_state;
@@ -785,9 +885,21 @@ static struct node *a_leader(struct sim *s)
     return best;
 }
 
+/* Any node that believes it leads, newest term or not: a client that talks to a
+ * deposed leader creates the divergent suffixes that Figure 8 needs. */
+static struct node *any_leader(struct sim *s)
+{
+    struct node *c[MAX_SLOTS];
+    int n = 0;
+    for (int i = 0; i < s->n_slots; i++)
+        if (s->nodes[i].up && raft_role(s->nodes[i].r) == RAFT_LEADER)
+            c[n++] = &s->nodes[i];
+    return n ? c[rn(s, (uint32_t)n)] : NULL;
+}
+
 static void do_propose(struct sim *s)
 {
-    struct node *l = a_leader(s);
+    struct node *l = rn(s, 2) ? a_leader(s) : any_leader(s);
     if (l == NULL)
         return;
     uint32_t k = chance(s, 1000) ? 16 : 1 + rn(s, 4);
@@ -897,11 +1009,8 @@ static void do_compact(struct sim *s, struct node *n)
     uint64_t applied = raft_applied_index(n->r);
     if (applied < raft_snapshot_index(n->r) + 10 || n->applied != applied)
         return;
-    uint64_t at = applied - rn(s, 5);
-    if (at <= raft_snapshot_index(n->r))
-        return;
-    /* the application's image must be as of `at`: only snapshot at applied */
-    at = applied;
+    /* the application's image is of its state now, so it snapshots at applied */
+    uint64_t at = applied;
     struct snapimg img = {n->applied, n->sm_hash, vec_get(&n->chain, n->applied)};
     int rc = raft_compact(n->r, at, (const uint8_t *)&img, sizeof(img));
     if (rc != RAFT_OK) {
@@ -1085,7 +1194,7 @@ static void sim_init(struct sim *s, uint64_t seed, uint32_t bugs, bool trace)
     s->crash_rate = 5 + rn(s, 40);
     s->leader_crash_rate = rn(s, 3) == 0 ? 0 : rn(s, 40);
     s->partition_rate = 5 + rn(s, 30);
-    s->new_leader_crash_pct = rn(s, 2) ? 0 : rn(s, 60);
+    s->new_leader_crash_pct = rn(s, 3) == 0 ? 0 : 20 + rn(s, 60);
     static const uint32_t epm[] = {1, 2, 8, 64}, infl[] = {1, 2, 4, 8};
     s->max_entries_per_msg = epm[rn(s, 4)];
     s->max_inflight = infl[rn(s, 4)];
