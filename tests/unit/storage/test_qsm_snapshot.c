@@ -1,0 +1,2 @@
+#include "qsm_fixture.h"
+Test(x, y) {}
