@@ -43,6 +43,7 @@ struct progress {
     uint64_t pending_snapshot;
     uint32_t snap_elapsed;
     uint64_t read_ack;
+    bool departing; /* removed by an uncommitted configuration (leader only) */
     uint64_t hb_match; /* match at the previous heartbeat answer */
     int vote_state;
     uint64_t *infl; /* ring of last indexes of APPENDs in flight */
@@ -84,7 +85,7 @@ struct raft {
     /* configuration in force */
     struct raft_config config;
     uint64_t config_index;
-    struct progress prs[RAFT_MAX_NODES];
+    struct progress prs[RAFT_MAX_NODES + 1]; /* see PR_SLOTS */
     uint32_t n_prs;
     uint64_t *infl_mem;
 
@@ -305,22 +306,28 @@ static void pr_reset(struct raft *r, struct progress *pr)
     pr->infl_count = 0;
 }
 
+/* Progress slots: every member, plus one member a leader is removing (it
+ * keeps replicating to it until the removal commits, so the removed node
+ * learns it and stops campaigning; thesis §4.2.2). */
+#define PR_SLOTS (RAFT_MAX_NODES + 1)
+
 /* Makes `c` (set by the entry at `index`) the configuration in force and
- * rebuilds the progress table: members kept keep their progress. */
+ * rebuilds the progress table: members kept keep their progress.  A leader
+ * whose new configuration is not committed yet keeps departed members as
+ * non-voting "departing" entries. */
 static void config_apply(struct raft *r, const struct raft_config *c, uint64_t index)
 {
-    struct progress old[RAFT_MAX_NODES];
+    struct progress old[PR_SLOTS];
     uint32_t n_old = r->n_prs;
     memcpy(old, r->prs, sizeof(old));
-    uint64_t *bufs[RAFT_MAX_NODES];
-    bool used[RAFT_MAX_NODES] = {false};
-    for (uint32_t i = 0; i < RAFT_MAX_NODES; i++)
+    uint64_t *bufs[PR_SLOTS];
+    bool used[PR_SLOTS] = {false};
+    for (uint32_t i = 0; i < PR_SLOTS; i++)
         bufs[i] = r->infl_mem + (size_t)i * r->o.max_inflight;
 
     r->config = *c;
     r->config_index = index;
     r->n_prs = 0;
-    /* keep each kept member's ring buffer; hand out free buffers to new ones */
     for (uint32_t i = 0; i < c->n; i++) {
         struct progress *np = &r->prs[r->n_prs++];
         bool found = false;
@@ -331,22 +338,32 @@ static void config_apply(struct raft *r, const struct raft_config *c, uint64_t i
                 break;
             }
         }
-        if (found) {
-            for (uint32_t b = 0; b < RAFT_MAX_NODES; b++)
-                if (bufs[b] == np->infl)
-                    used[b] = true;
-        } else {
+        if (!found) {
             memset(np, 0, sizeof(*np));
             np->id = c->nodes[i].id;
-            np->infl = NULL;
             pr_reset(r, np);
         }
         np->voter = c->nodes[i].role == RAFT_VOTER;
+        np->departing = false;
     }
+    bool keep_departed = r->role == RAFT_LEADER && index > r->commit;
+    for (uint32_t j = 0; j < n_old && keep_departed; j++) {
+        if (old[j].id == r->o.id || config_find(c, old[j].id) >= 0 || r->n_prs >= PR_SLOTS)
+            continue;
+        struct progress *np = &r->prs[r->n_prs++];
+        *np = old[j];
+        np->voter = false;
+        np->departing = true;
+    }
+    /* ring buffers: kept entries keep theirs, new ones take free ones */
+    for (uint32_t i = 0; i < r->n_prs; i++)
+        for (uint32_t b = 0; b < PR_SLOTS; b++)
+            if (r->prs[i].infl != NULL && bufs[b] == r->prs[i].infl)
+                used[b] = true;
     for (uint32_t i = 0; i < r->n_prs; i++) {
         if (r->prs[i].infl != NULL)
             continue;
-        for (uint32_t b = 0; b < RAFT_MAX_NODES; b++) {
+        for (uint32_t b = 0; b < PR_SLOTS; b++) {
             if (!used[b]) {
                 used[b] = true;
                 r->prs[i].infl = bufs[b];
@@ -358,6 +375,16 @@ static void config_apply(struct raft *r, const struct raft_config *c, uint64_t i
     struct progress *self = pr_find(r, r->o.id);
     if (self != NULL)
         self->match = r->stable;
+}
+
+/* Drops departing members (the removal committed, or leadership ended). */
+static void drop_departing(struct raft *r)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < r->n_prs; i++)
+        if (!r->prs[i].departing)
+            r->prs[k++] = r->prs[i];
+    r->n_prs = k;
 }
 
 /* The configuration in force is the latest one in the log, committed or not
@@ -523,6 +550,7 @@ static void reset_common(struct raft *r, uint64_t term)
     reset_randomized_timeout(r);
     r->transferee = 0;
     r->n_pending = 0;
+    drop_departing(r);
     for (uint32_t i = 0; i < r->n_prs; i++) {
         pr_reset(r, &r->prs[i]);
         if (r->prs[i].id == r->o.id)
@@ -749,7 +777,7 @@ static void check_reads(struct raft *r);
 /* S3/S4: the quorum's durable index, committed only if it is of this term. */
 static void maybe_commit(struct raft *r)
 {
-    uint64_t m[RAFT_MAX_NODES];
+    uint64_t m[PR_SLOTS];
     uint32_t n = 0;
     for (uint32_t i = 0; i < r->n_prs; i++) {
         if (!r->prs[i].voter)
@@ -765,6 +793,8 @@ static void maybe_commit(struct raft *r)
     if (term_at(r, idx) != r->term && !bug(r, RAFT_BUG_COMMIT_OLD_TERM))
         return;
     r->commit = idx;
+    if (r->config_index <= r->commit)
+        drop_departing(r);
     if (r->config_index <= r->commit && !promotable(r)) {
         /* The change removing this leader is committed: step down (thesis §4.2.2). */
         become_follower(r, r->term, 0);
@@ -1544,7 +1574,7 @@ int raft_create(const struct raft_options *opts, const struct raft_boot *boot, s
     if (r == NULL)
         return RAFT_ENOMEM;
     r->o = o;
-    r->infl_mem = calloc((size_t)RAFT_MAX_NODES * o.max_inflight, sizeof(uint64_t));
+    r->infl_mem = calloc((size_t)PR_SLOTS * o.max_inflight, sizeof(uint64_t));
     r->pending = calloc(o.max_pending_reads, sizeof(*r->pending));
     r->reads = calloc(o.max_pending_reads, sizeof(*r->reads));
     if (r->infl_mem == NULL || r->pending == NULL || r->reads == NULL)

@@ -535,3 +535,23 @@ Test(restart, boots_from_hard_state_snapshot_and_log)
     cr_assert_eq(raft_create(&o, &b, &r), RAFT_EINVAL);
     raft_destroy(NULL);
 }
+
+Test(membership, removed_follower_learns_it_and_stays_quiet, .fini = teardown)
+{
+    start3();
+    heartbeat(1, 1);
+    cr_assert_eq(raft_change_member(C.nodes[1].r, 3, 0, true, NULL), RAFT_OK);
+    tc_drain(&C, 1);
+    tc_deliver(&C);
+    heartbeat(1, 2);
+    struct raft_config cfg;
+    raft_get_config(C.nodes[3].r, &cfg);
+    cr_assert_eq(cfg.n, 2, "the leader kept replicating until the removal committed");
+    int prevotes = C.sent_by_type[RAFT_MSG_PREVOTE];
+    tc_tick(&C, 3, 100);
+    cr_assert_eq(C.sent_by_type[RAFT_MSG_PREVOTE], prevotes, "a removed node never campaigns");
+    /* and the two-voter group still commits */
+    cr_assert_eq(tc_propose(&C, 1, 31), RAFT_OK);
+    tc_deliver(&C);
+    cr_assert_eq(COMMIT(1), LAST(1));
+}
