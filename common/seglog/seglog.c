@@ -20,6 +20,9 @@
  *       dirty segments with the mutex released: no segment may be closed or
  *       deleted (truncate, compact, reset and close wait on `cv`), and dirty
  *       segments are never evicted.
+ *   I7. While `readers` is nonzero, seglog_read calls are in pread on pinned
+ *       segments with the mutex released: a pinned segment is never evicted,
+ *       and nothing is closed, cut or deleted (those wait for readers == 0).
  *   I6. A segment's records are fdatasync'ed before its successor is created,
  *       so on disk every sealed segment is complete: only the last segment
  *       can have a torn tail.
@@ -73,6 +76,7 @@ struct seg {
     uint64_t lru;
     int fd, idx_fd;  /* -1 when closed */
     int counted;     /* open and sealed: counted in open_sealed */
+    int pins;        /* readers in pread on fd with the mutex released */
     int dirty;       /* written since the last sync */
 };
 
@@ -81,6 +85,7 @@ struct seglog {
     pthread_cond_t cv;
     pthread_mutex_t hs_mu; /* serialises hard-state saves */
     int syncing;
+    unsigned readers; /* seglog_read calls in pread with the mutex released */
     char *dir;
     struct seglog_opts opts;
     struct seg *segs;
@@ -173,7 +178,7 @@ static void evict(struct seglog *log, const struct seg *keep)
         struct seg *victim = NULL;
         for (size_t i = 0; i + 1 < log->n_segs; i++) {
             struct seg *s = &log->segs[i];
-            if (s->fd < 0 || s->dirty || s == keep)
+            if (s->fd < 0 || s->dirty || s->pins || s == keep)
                 continue;
             if (!victim || s->lru < victim->lru)
                 victim = s;
@@ -184,11 +189,17 @@ static void evict(struct seglog *log, const struct seg *keep)
     }
 }
 
-static int wait_not_syncing(struct seglog *log)
+static void wait_not_syncing(struct seglog *log)
 {
     while (log->syncing)
         pthread_cond_wait(&log->cv, &log->mu);
-    return 0;
+}
+
+/* Before closing, cutting or deleting segments (I5, I7). */
+static void wait_quiet(struct seglog *log)
+{
+    while (log->syncing || log->readers)
+        pthread_cond_wait(&log->cv, &log->mu);
 }
 
 /* ---- sequential reader used by scans ---- */
@@ -574,41 +585,40 @@ static int idx_lookup(struct seglog *log, struct seg *s, uint64_t i, uint64_t *t
     return CMQ_ECORRUPT;
 }
 
-/* Reads and validates the record of index `i` at `off`.  The payload goes to
- * buf (cap bytes); CMQ_ETOOBIG when it does not fit (*len still set). */
-static int rec_read(struct seglog *log, struct seg *s, uint64_t i, uint64_t off, uint64_t want_term,
-                    struct seglog_entry *out, void *buf, size_t cap)
+/* Reads and validates the record of index `i` at `off` of a segment whose
+ * descriptor `fd` is pinned (I7); runs without the mutex, so it touches no
+ * shared state.  The payload goes to buf (cap bytes); CMQ_ETOOBIG when it
+ * does not fit (out->len still set).  On CMQ_ECORRUPT, *why says what. */
+static int rec_read(int fd, uint64_t size, uint32_t max_record, uint64_t i, uint64_t off,
+                    uint64_t want_term, struct seglog_entry *out, void *buf, size_t cap,
+                    const char **why)
 {
-    char path[PATH_MAX_];
     uint8_t h[SEG_REC_HDR_BYTES];
     size_t got;
-    int st = file_pread(s->fd, h, sizeof h, off, &got);
+    *why = NULL;
+    int st = file_pread(fd, h, sizeof h, off, &got);
     if (st)
         return st;
-    const char *why = got < sizeof h ? "short header"
-                                     : rec_hdr_problem(h, off, s->size, log->opts.max_record_bytes);
-    if (!why && get_le64(h + 24) != i)
-        why = "index differs from the .idx";
-    if (!why && get_le64(h + 16) != want_term)
-        why = "term differs from the .idx";
-    uint32_t len = why ? 0 : get_le32(h + 12);
-    if (!why) {
-        out->len = len;
-        if (len > cap)
-            return CMQ_ETOOBIG;
-        st = file_pread(s->fd, buf, len, off + SEG_REC_HDR_BYTES, &got);
-        if (st)
-            return st;
-        if (got < len)
-            why = "short payload";
-        else if ((crc32c(crc32c(0, h + 8, SEG_REC_HDR_BYTES - 8), buf, len)) != get_le32(h + 4))
-            why = "bad CRC";
-    }
-    if (why) {
-        seg_path(log, s->first, ".seg", path);
-        set_err(log, "%s: offset %" PRIu64 ": record for index %" PRIu64 ": %s", path, off, i, why);
+    *why = got < sizeof h ? "short header" : rec_hdr_problem(h, off, size, max_record);
+    if (!*why && get_le64(h + 24) != i)
+        *why = "index differs from the .idx";
+    if (!*why && get_le64(h + 16) != want_term)
+        *why = "term differs from the .idx";
+    if (*why)
         return CMQ_ECORRUPT;
-    }
+    uint32_t len = get_le32(h + 12);
+    out->len = len;
+    if (len > cap)
+        return CMQ_ETOOBIG;
+    st = file_pread(fd, buf, len, off + SEG_REC_HDR_BYTES, &got);
+    if (st)
+        return st;
+    if (got < len)
+        *why = "short payload";
+    else if (crc32c(crc32c(0, h + 8, SEG_REC_HDR_BYTES - 8), buf, len) != get_le32(h + 4))
+        *why = "bad CRC";
+    if (*why)
+        return CMQ_ECORRUPT;
     out->term = want_term;
     out->index = i;
     out->type = h[9];
@@ -731,7 +741,7 @@ static int seg_create(struct seglog *log, uint64_t first)
 /* Removes segment `i` from disk and from the array (caller fsyncs the dir). */
 static int seg_remove(struct seglog *log, size_t i)
 {
-    assert(!log->syncing);
+    assert(!log->syncing && !log->readers);
     struct seg *s = &log->segs[i];
     seg_close_fds(log, s);
     char path[PATH_MAX_];
@@ -1083,7 +1093,7 @@ void seglog_close(struct seglog *log)
     if (!log)
         return;
     pthread_mutex_lock(&log->mu);
-    wait_not_syncing(log);
+    wait_quiet(log);
     for (size_t i = 0; i < log->n_segs; i++) {
         if (log->segs[i].fd >= 0)
             close(log->segs[i].fd);
@@ -1183,7 +1193,7 @@ int seglog_append(struct seglog *log, const struct seglog_entry *entries, size_t
              * with a smaller segment_bytes (options changed across a restart)
              * is replaced instead. */
             if (s->last < s->first) {
-                wait_not_syncing(log);
+                wait_quiet(log);
                 st = seg_remove(log, log->n_segs - 1);
                 if (!st && log->n_segs > 0)
                     seg_uncount(log, active(log));
@@ -1294,15 +1304,39 @@ int seglog_read(struct seglog *log, uint64_t index, struct seglog_entry *out, vo
                 size_t cap)
 {
     pthread_mutex_lock(&log->mu);
-    int st;
     if (index < log_first(log) || index > log->last_index) {
-        st = CMQ_ENOTFOUND;
-    } else {
-        struct seg *s = find_seg(log, index);
-        uint64_t term, off;
-        st = idx_lookup(log, s, index, &term, &off);
-        if (!st)
-            st = rec_read(log, s, index, off, term, out, buf, cap);
+        pthread_mutex_unlock(&log->mu);
+        return CMQ_ENOTFOUND;
+    }
+    struct seg *s = find_seg(log, index);
+    uint64_t term, off;
+    int st = idx_lookup(log, s, index, &term, &off);
+    if (st) {
+        pthread_mutex_unlock(&log->mu);
+        return st;
+    }
+    /* The record itself is read with the mutex released (I7), so a cold
+     * read from disk never holds up the writer thread. */
+    int fd = s->fd;
+    uint64_t first = s->first, size = s->size;
+    s->pins++;
+    log->readers++;
+    pthread_mutex_unlock(&log->mu);
+
+    const char *why;
+    st = rec_read(fd, size, log->opts.max_record_bytes, index, off, term, out, buf, cap, &why);
+
+    pthread_mutex_lock(&log->mu);
+    s = find_seg(log, index); /* the array may have moved; the segment has not gone */
+    assert(s->first == first && s->pins > 0);
+    s->pins--;
+    if (--log->readers == 0)
+        pthread_cond_broadcast(&log->cv);
+    if (st == CMQ_ECORRUPT) {
+        char path[PATH_MAX_];
+        seg_path(log, first, ".seg", path);
+        set_err(log, "%s: offset %" PRIu64 ": record for index %" PRIu64 ": %s", path, off, index,
+                why);
     }
     pthread_mutex_unlock(&log->mu);
     return st;
@@ -1374,7 +1408,7 @@ static int refresh_tail_state(struct seglog *log)
 int seglog_truncate_suffix(struct seglog *log, uint64_t from_index)
 {
     pthread_mutex_lock(&log->mu);
-    wait_not_syncing(log);
+    wait_quiet(log);
     int st = log->failed;
     if (st || from_index > log->last_index)
         goto out;
@@ -1419,7 +1453,7 @@ out:
 int seglog_compact_prefix(struct seglog *log, uint64_t up_to_index, unsigned *removed)
 {
     pthread_mutex_lock(&log->mu);
-    wait_not_syncing(log);
+    wait_quiet(log);
     int st = log->failed;
     unsigned n = 0;
     /* Oldest first, so a crash leaves a suffix of the old log. */
@@ -1442,7 +1476,7 @@ int seglog_reset(struct seglog *log, uint64_t next_index)
     if (next_index == 0)
         return CMQ_EINVAL;
     pthread_mutex_lock(&log->mu);
-    wait_not_syncing(log);
+    wait_quiet(log);
     int st = log->failed;
     while (!st && log->n_segs > 0)
         st = seg_remove(log, log->n_segs - 1);

@@ -295,3 +295,62 @@ Test(writer, a_bad_request_in_a_batch_fails_alone)
     cr_assert_eq(seglog_last_index(g_log), 2);
     seglog_close(g_log);
 }
+
+static _Atomic int g_stop_reader;
+static _Atomic long g_read_ok, g_read_bad;
+
+static void *reader_thread(void *arg)
+{
+    (void)arg;
+    uint8_t buf[T_MAX_RECORD], want[256];
+    uint64_t n = 0;
+    while (!g_stop_reader) {
+        uint64_t f = seglog_first_index(g_log), l = seglog_last_index(g_log);
+        if (l < f)
+            continue;
+        uint64_t i = f + (n++ * 7919) % (l - f + 1);
+        struct seglog_entry e;
+        int st = seglog_read(g_log, i, &e, buf, sizeof buf);
+        if (st == CMQ_ENOTFOUND)
+            continue; /* compacted meanwhile */
+        t_fill(want, i, 1 + i / 500, t_len(i));
+        if (st == CMQ_OK && e.len == t_len(i) && memcmp(buf, want, e.len) == 0)
+            g_read_ok++;
+        else
+            g_read_bad++;
+    }
+    return NULL;
+}
+
+Test(writer, readers_on_other_threads_during_writes_and_compaction)
+{
+    g_log = t_open();
+    g_next_done = 1;
+    g_status = CMQ_OK;
+    g_prod_next = 1;
+    g_stop_reader = 0;
+    g_read_ok = g_read_bad = 0;
+    g_jobs = calloc(JOBS, sizeof *g_jobs);
+    cr_assert_eq(seglog_writer_start(g_log, 64, &g_w), CMQ_OK);
+    pthread_t prod, rd[2];
+    for (int k = 0; k < 2; k++)
+        pthread_create(&rd[k], NULL, reader_thread, NULL);
+    pthread_create(&prod, NULL, producer, NULL);
+    while (g_next_done <= JOBS) {
+        struct pollfd p = {.fd = seglog_writer_fd(g_w), .events = POLLIN};
+        cr_assert_geq(poll(&p, 1, 5000), 1);
+        seglog_writer_poll(g_w);
+        uint64_t l = seglog_last_index(g_log);
+        if (l > 300)
+            cr_assert_eq(seglog_compact_prefix(g_log, l - 300, NULL), CMQ_OK);
+    }
+    pthread_join(prod, NULL);
+    g_stop_reader = 1;
+    for (int k = 0; k < 2; k++)
+        pthread_join(rd[k], NULL);
+    seglog_writer_stop(g_w);
+    cr_assert_eq(g_read_bad, 0, "%ld bad reads", (long)g_read_bad);
+    cr_assert_gt(g_read_ok, 0);
+    seglog_close(g_log);
+    free(g_jobs);
+}
