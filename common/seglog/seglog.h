@@ -17,7 +17,9 @@
  * seglog_writer.h for the thread that does).
  *
  * Threads: every function may be called from any thread; one mutex guards
- * the bookkeeping.  seglog_sync() releases that mutex while it waits for
+ * the bookkeeping.  seglog_read() looks up the offset under it but preads the
+ * record with it released (the segment is pinned meanwhile), and
+ * seglog_sync() releases it while it waits for
  * fdatasync, so readers (seglog_read, seglog_term_at, ...) on an event loop
  * are never stalled by a group-commit sync.  Two rarer operations do sync
  * with the mutex held: the append that rolls over to a new segment (it
