@@ -1280,7 +1280,21 @@ static int cmd_set(struct qsm *q, const cmq_StorageSetQueueAttributesRequest *c,
         qu->retained = 0;
         for (uint32_t j = 0; j < qu->n_spans; j++)
             qu->spans[j].n_deleted = 0;
-        spans_trim(qu, q->now_ms);
+        spans_trim(qu, q->now_ms); /* drops the spans behind the cursor */
+        if (qu->n_spans) {
+            /* and the passed part of the cursor's span */
+            assert(qu->cur_span == 0);
+            struct span *sp = &qu->spans[0];
+            uint64_t idx = POS_INDEX(qu->cur_pos);
+            if (idx > sp->last) {
+                span_remove(qu, 0);
+                spans_trim(qu, q->now_ms); /* resets the cursor when none is left */
+            } else if (idx > sp->first) {
+                sp->first = idx;
+                sp->n_live = sat_sub(sp->n_live, qu->cur_passed);
+                qu->cur_passed = 0;
+            }
+        }
     }
     qu->sweep_due_ms = q->now_ms; /* retention or TTL may have shrunk: let the next Tick look */
     res->attrs = qu->a;

@@ -35,6 +35,7 @@ struct fx {
     int replicas;
     uint64_t now_ms;       /* the fake leader clock */
     struct qsm_result res; /* replica 0's result of the last entry */
+    bool failed_on_purpose; /* a test broke the replicas: skip the final comparison */
 };
 
 extern struct fx F;
@@ -45,6 +46,9 @@ void fx_teardown(void);
 /* Appends and applies one command (cmd->leader_ms is set to F.now_ms). */
 int fx_apply(cmq_StorageCommand *cmd);
 void fx_sleep_ms(uint64_t ms);
+/* Appends an entry (ownership passes to the log) without applying it. */
+uint64_t fx_log_append(uint8_t *buf, size_t len);
+uint64_t flog_append(struct flog *l, uint8_t *buf, size_t len);
 
 /* ---- commands ---- */
 /* attributes: any field set in `a` (with its has_ flag) */
