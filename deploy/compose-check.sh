@@ -148,8 +148,8 @@ for n, p in plan.items():
     hc_ep = p["test"][p["test"].index("--endpoint") + 1] if "--endpoint" in p["test"] else ""
     if not hc_ep.endswith(":" + port): bad("%s: health check %s is not its rpc.listen port %s" % (n, hc_ep, port))
     for k, v in vals.items():
-        if k in ("raft.peers", "cluster.rpc_peers"):
-            continue   # peers name each other: no start order, raft copes with late peers
+        if k in ("cluster.advertise_rpc", "cluster.advertise_raft"):
+            continue   # a node's own name, as peers and gateways should dial it
         for host in re.findall(r"tcp://([A-Za-z][A-Za-z0-9-]*):", v):
             if host not in services: bad("%s: %s names host %s, not a compose service" % (n, k, host))
             elif host not in p["deps"]: bad("%s: %s uses %s but does not depend on it" % (n, k, host))

@@ -14,11 +14,18 @@
 #include "raft.pb.h"
 #include "status.h"
 
+#include "metadata.pb.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pb_decode.h>
 #include <pb_encode.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 const struct config_key storage_config_keys[] = {
     SVC_COMMON_KEYS(struct storage_cfg, "storage-1", "tcp://127.0.0.1:17120"),
@@ -26,14 +33,6 @@ const struct config_key storage_config_keys[] = {
                    "directory holding this node's partitions (segment files)"),
     CONFIG_STR_KEY("raft.listen", struct storage_cfg, raft_listen, "tcp://127.0.0.1:17121",
                    "ZeroMQ endpoint for raft traffic from peer storage nodes"),
-    CONFIG_INT_KEY("raft.id", struct storage_cfg, raft_id, "1", 1, 1000000,
-                   "this node's raft id; must appear in raft.peers"),
-    CONFIG_STR_KEY("raft.peers", struct storage_cfg, raft_peers, "1=tcp://127.0.0.1:17121",
-                   "every replica as id=raft-endpoint, comma-separated (this node included)"),
-    CONFIG_STR_KEY("cluster.rpc_peers", struct storage_cfg, rpc_peers, "1=tcp://127.0.0.1:17120",
-                   "every replica as id=rpc-endpoint, for leader hints to clients"),
-    CONFIG_INT_KEY("partitions.count", struct storage_cfg, partitions, "4", 1,
-                   NODE_MAX_PARTITIONS, "partitions hosted (ids 1..count), each on every peer"),
     CONFIG_INT_KEY("raft.tick_ms", struct storage_cfg, tick_ms, "100", 5, 10000,
                    "length of one raft tick"),
     CONFIG_INT_KEY("raft.election_ticks", struct storage_cfg, election_ticks, "10", 3, 1000,
@@ -41,66 +40,105 @@ const struct config_key storage_config_keys[] = {
     CONFIG_INT_KEY("data.segment_bytes", struct storage_cfg, segment_bytes, "67108864", 65536,
                    1073741824, "size of each preallocated segment file"),
     CONFIG_STR_KEY("metadata.endpoint", struct storage_cfg, metadata, "tcp://127.0.0.1:17100",
-                   "the metadata service"),
+                   "the metadata service (registration, heartbeats, placement)"),
+    CONFIG_INT_KEY("metadata.heartbeat_ms", struct storage_cfg, heartbeat_ms, "1000", 50, 60000,
+                   "how often the node heartbeats to metadata"),
     CONFIG_STR_KEY("scheduler.endpoint", struct storage_cfg, scheduler, "tcp://127.0.0.1:17110",
                    "the scheduler service"),
+    CONFIG_STR_KEY("cluster.advertise_rpc", struct storage_cfg, advertise_rpc, "",
+                   "rpc endpoint other processes use to reach this node (empty: rpc.listen)"),
+    CONFIG_STR_KEY("cluster.advertise_raft", struct storage_cfg, advertise_raft, "",
+                   "raft endpoint peers use to reach this node (empty: raft.listen)"),
 };
 const size_t storage_config_n_keys = sizeof storage_config_keys / sizeof storage_config_keys[0];
 
+#define NODE_MAX_PEERS 64
+
 struct peer {
-    uint64_t id;
+    uint64_t raft_id;
+    char node_id[64];
     char raft_ep[RPC_ENDPOINT_MAX];
     char rpc_ep[RPC_ENDPOINT_MAX];
-    struct rpc_client *client; /* NULL for this node */
+    struct rpc_client *client; /* NULL for this node or while the endpoint is unknown */
+};
+
+struct hosted {
+    uint32_t id;
+    struct partition *p;
 };
 
 struct node {
     struct svc *svc;
     const struct storage_cfg *cfg;
-    struct peer peers[RAFT_MAX_NODES];
+    uint64_t raft_id;
+    struct peer peers[NODE_MAX_PEERS];
     int n_peers;
     struct rpc_server *raft_server;
-    struct partition *parts[NODE_MAX_PARTITIONS + 1]; /* by id */
+    struct rpc_client *meta;
+    struct hosted parts[NODE_MAX_PARTITIONS];
     int n_parts;
+    int registered;
+    int hb_inflight, map_inflight;
     uint64_t sent, send_failed, received;
 };
 
-/* ---------- configuration ---------- */
-
-/* Parses "1=tcp://a,2=tcp://b" into peers (ep_field selects raft or rpc). */
-static int parse_peer_list(struct node *n, const char *list, int rpc)
+uint64_t raft_id_of(const char *node_id)
 {
-    char buf[NODE_PEERS_MAX];
-    snprintf(buf, sizeof buf, "%s", list);
-    for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ')
-            tok++;
-        char *eq = strchr(tok, '=');
-        char *end;
-        unsigned long long id = eq ? strtoull(tok, &end, 10) : 0;
-        if (!eq || end != eq || id == 0 || strlen(eq + 1) >= RPC_ENDPOINT_MAX)
-            return CMQ_EINVAL;
-        struct peer *p = NULL;
-        for (int i = 0; i < n->n_peers; i++)
-            if (n->peers[i].id == id)
-                p = &n->peers[i];
-        if (!p) {
-            if (rpc || n->n_peers == RAFT_MAX_NODES)
-                return CMQ_EINVAL; /* rpc peers must name raft peers */
-            p = &n->peers[n->n_peers++];
-            p->id = id;
-        }
-        snprintf(rpc ? p->rpc_ep : p->raft_ep, RPC_ENDPOINT_MAX, "%s", eq + 1);
-    }
-    return CMQ_OK;
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)node_id; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h ? h : 1;
 }
 
 static struct peer *peer_by_id(struct node *n, uint64_t id)
 {
     for (int i = 0; i < n->n_peers; i++)
-        if (n->peers[i].id == id)
+        if (n->peers[i].raft_id == id)
             return &n->peers[i];
     return NULL;
+}
+
+static struct partition *part_by_id(struct node *n, uint32_t id)
+{
+    for (int i = 0; i < n->n_parts; i++)
+        if (n->parts[i].id == id)
+            return n->parts[i].p;
+    return NULL;
+}
+
+/* Records (or refreshes) a peer node; connects to its raft endpoint once known. */
+static struct peer *peer_upsert(struct node *n, const char *node_id, const char *raft_ep,
+                                const char *rpc_ep)
+{
+    uint64_t id = raft_id_of(node_id);
+    struct peer *p = peer_by_id(n, id);
+    if (p && strcmp(p->node_id, node_id) != 0) {
+        log_error("raft_id_collision", "a=%s b=%s", p->node_id, node_id);
+        return NULL;
+    }
+    if (!p) {
+        if (n->n_peers == NODE_MAX_PEERS)
+            return NULL;
+        p = &n->peers[n->n_peers++];
+        p->raft_id = id;
+        snprintf(p->node_id, sizeof p->node_id, "%s", node_id);
+    }
+    if (rpc_ep && rpc_ep[0])
+        snprintf(p->rpc_ep, sizeof p->rpc_ep, "%s", rpc_ep);
+    if (raft_ep && raft_ep[0] && id != n->raft_id) {
+        if (p->client && strcmp(p->raft_ep, raft_ep) != 0)
+            log_warn("peer_endpoint_changed", "peer=%s old=%s new=%s action=kept_old", node_id,
+                     p->raft_ep, raft_ep); /* takes effect at the next restart */
+        if (!p->client) {
+            snprintf(p->raft_ep, sizeof p->raft_ep, "%s", raft_ep);
+            const char *ep = p->raft_ep;
+            if (rpc_client_open(svc_zctx(n->svc), &ep, 1, &p->client) == CMQ_OK)
+                svc_watch_client(n->svc, p->client);
+            else
+                p->client = NULL;
+        }
+    }
+    return p;
 }
 
 /* ---------- raft wire ---------- */
@@ -178,7 +216,7 @@ static void on_raft_message(struct node *n, struct rpc_call *call)
 {
     cmq_RaftWire w = cmq_RaftWire_init_zero;
     if (rpc_call_decode(call, cmq_RaftWire_fields, &w) != CMQ_OK || !w.has_msg ||
-        w.partition == 0 || w.partition > (uint32_t)n->n_parts) {
+        !part_by_id(n, w.partition)) {
         pb_release(cmq_RaftWire_fields, &w);
         rpc_drop(call);
         return;
@@ -214,8 +252,8 @@ static void on_raft_message(struct node *n, struct rpc_call *call)
         m.snapshot.data = o->snapshot.data ? o->snapshot.data->bytes : NULL;
     }
     n->received++;
-    if (ok && m.to == (uint64_t)n->cfg->raft_id)
-        partition_step(n->parts[w.partition], &m);
+    if (ok && m.to == n->raft_id)
+        partition_step(part_by_id(n, w.partition), &m);
     if (ents != ents_small)
         free(ents);
     pb_release(cmq_RaftWire_fields, &w);
@@ -237,12 +275,12 @@ static void raft_handler(struct rpc_server *srv, struct rpc_call *call, void *ar
 static void on_status(struct node *n, struct rpc_call *call)
 {
     cmq_PartitionStatusReply r = cmq_PartitionStatusReply_init_zero;
-    r.node = (uint64_t)n->cfg->raft_id;
-    for (int i = 1; i <= n->n_parts && r.partitions_count < 64; i++) {
+    r.node = n->raft_id;
+    for (int i = 0; i < n->n_parts && r.partitions_count < 64; i++) {
         struct partition_status st;
-        partition_status(n->parts[i], &st);
+        partition_status(n->parts[i].p, &st);
         cmq_PartitionStatus *o = &r.partitions[r.partitions_count++];
-        o->partition = (uint32_t)i;
+        o->partition = n->parts[i].id;
         o->role = st.role;
         o->term = st.term;
         o->leader = st.leader;
@@ -268,7 +306,7 @@ static void request_handler(struct rpc_server *srv, struct rpc_call *call, void 
     }
 }
 
-/* ---------- loop plumbing ---------- */
+/* ---------- partitions ---------- */
 
 static void on_writer_fd(struct evloop *loop, int fd, int events, void *arg)
 {
@@ -276,32 +314,283 @@ static void on_writer_fd(struct evloop *loop, int fd, int events, void *arg)
     partition_on_writer(arg);
 }
 
-static void on_tick(struct evloop *loop, void *arg)
-{
-    struct node *n = arg;
-    for (int i = 1; i <= n->n_parts; i++)
-        partition_tick(n->parts[i]);
-    evloop_timer(loop, (uint64_t)n->cfg->tick_ms, on_tick, n);
-}
-
 static void on_role(void *arg, struct partition *p, uint32_t role, uint64_t leader)
 {
     struct node *n = arg;
     static const char *const names[] = {"follower", "pre-candidate", "candidate", "leader"};
-    log_info("partition_role", "partition=%u node=%lld role=%s leader=%llu term=%llu",
-             partition_id(p), (long long)n->cfg->raft_id, names[role & 3],
-             (unsigned long long)leader, (unsigned long long)raft_term(partition_raft(p)));
+    struct peer *lp = peer_by_id(n, leader);
+    log_info("partition_role", "partition=%u role=%s leader=%s term=%llu", partition_id(p),
+             names[role & 3], lp ? lp->node_id : leader ? "?" : "none",
+             (unsigned long long)raft_term(partition_raft(p)));
+}
+
+/* Writes dir/members atomically: one "raft_id node_id" line per replica. */
+static int write_members(const char *dir, char names[][64], int count)
+{
+    char path[320], tmp[330];
+    snprintf(path, sizeof path, "%s/members", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return status_from_errno(errno);
+    for (int i = 0; i < count; i++)
+        fprintf(f, "%llu %s\n", (unsigned long long)raft_id_of(names[i]), names[i]);
+    int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0)
+        return CMQ_EIO;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return CMQ_OK;
+}
+
+/* Reads dir/members; returns the number of replicas (0 when absent or bad). */
+static int read_members(const char *dir, char names[][64], int max)
+{
+    char path[320], line[128];
+    snprintf(path, sizeof path, "%s/members", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int count = 0;
+    while (count < max && fgets(line, sizeof line, f)) {
+        unsigned long long id;
+        char name[64];
+        if (sscanf(line, "%llu %63s", &id, name) != 2 || raft_id_of(name) != id) {
+            count = 0;
+            break;
+        }
+        snprintf(names[count++], 64, "%s", name);
+    }
+    fclose(f);
+    return count;
+}
+
+static void part_dir(const struct node *n, uint32_t id, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/p-%u", n->cfg->data_dir, id);
+}
+
+/* Opens (creating on first sight) partition `id` replicated on the nodes
+ * `names`.  Returns a status; logs failures. */
+static int open_partition(struct node *n, uint32_t id, char names[][64], int count)
+{
+    if (part_by_id(n, id))
+        return CMQ_OK;
+    if (n->n_parts == NODE_MAX_PARTITIONS || count < 1 || count > RAFT_MAX_NODES)
+        return CMQ_ELIMIT;
+    char dir[300], err[512];
+    part_dir(n, id, dir, sizeof dir);
+    struct raft_config members = {0};
+    for (int i = 0; i < count; i++) {
+        uint64_t rid = raft_id_of(names[i]);
+        for (uint32_t k = 0; k < members.n; k++)
+            if (members.nodes[k].id == rid) {
+                log_error("partition_failed", "partition=%u reason=\"raft id collision\"", id);
+                return CMQ_EINVAL;
+            }
+        members.nodes[members.n].id = rid;
+        members.nodes[members.n].role = RAFT_VOTER;
+        members.n++;
+        peer_upsert(n, names[i], NULL, NULL);
+    }
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+        log_error("partition_failed", "partition=%u dir=%s error=\"%s\"", id, dir, strerror(errno));
+        return status_from_errno(errno);
+    }
+    char have[RAFT_MAX_NODES][64];
+    if (read_members(dir, have, RAFT_MAX_NODES) == 0) {
+        int rc = write_members(dir, names, count);
+        if (rc != CMQ_OK) {
+            log_error("partition_failed", "partition=%u dir=%s reason=\"cannot write members\"", id, dir);
+            return rc;
+        }
+    }
+    struct partition_opts po = {
+        .id = id,
+        .node_id = n->raft_id,
+        .members = &members,
+        .dir = dir,
+        .election_ticks = (uint32_t)n->cfg->election_ticks,
+        .heartbeat_ticks = 1,
+        .seed = clock_mono_ns() ^ n->raft_id ^ ((uint64_t)id << 48),
+        .segment_bytes = (uint64_t)n->cfg->segment_bytes,
+        .send = send_raft,
+        .apply = NULL,
+        .on_role = on_role,
+        .arg = n,
+    };
+    struct partition *p;
+    int rc = partition_open(&po, &p, err);
+    if (rc != CMQ_OK) {
+        log_error("partition_failed", "partition=%u status=%s error=\"%s\"", id, status_name(rc), err);
+        return rc;
+    }
+    n->parts[n->n_parts++] = (struct hosted){id, p};
+    evloop_add_fd(svc_loop(n->svc), partition_writer_fd(p), EVLOOP_READ, on_writer_fd, p);
+    return CMQ_OK;
+}
+
+/* Reopens every partition found on disk (before metadata answers). */
+static void open_existing(struct node *n)
+{
+    DIR *d = opendir(n->cfg->data_dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        unsigned id;
+        char extra;
+        if (sscanf(de->d_name, "p-%u%c", &id, &extra) != 1 || id == 0)
+            continue;
+        char dir[300], names[RAFT_MAX_NODES][64];
+        part_dir(n, id, dir, sizeof dir);
+        int count = read_members(dir, names, RAFT_MAX_NODES);
+        if (count == 0) {
+            log_warn("partition_skipped", "dir=%s reason=\"no valid members file\"", dir);
+            continue;
+        }
+        open_partition(n, id, names, count);
+    }
+    closedir(d);
+}
+
+/* ---------- metadata: registration, heartbeats, the partition map ---------- */
+
+static void on_map(void *arg, const struct rpc_result *res)
+{
+    struct node *n = arg;
+    n->map_inflight = 0;
+    if (res->status != CMQ_OK || !res->msg)
+        return;
+    cmq_PartitionMap map = cmq_PartitionMap_init_zero;
+    if (rpc_pb_decode(cmq_PartitionMap_fields, &map, res->msg->body, res->msg->body_len) != CMQ_OK) {
+        pb_release(cmq_PartitionMap_fields, &map);
+        return;
+    }
+    for (pb_size_t i = 0; i < map.nodes_count; i++)
+        peer_upsert(n, map.nodes[i].node_id,
+                    map.nodes[i].raft_endpoint[0] ? map.nodes[i].raft_endpoint : map.nodes[i].endpoint,
+                    map.nodes[i].endpoint);
+    for (pb_size_t i = 0; i < map.partitions_count; i++) {
+        const cmq_Partition *p = &map.partitions[i];
+        int mine = 0;
+        char names[RAFT_MAX_NODES][64];
+        int count = 0;
+        for (pb_size_t k = 0; k < p->replicas_count && count < RAFT_MAX_NODES; k++) {
+            mine |= strcmp(p->replicas[k], n->cfg->common.node_id) == 0;
+            snprintf(names[count++], 64, "%s", p->replicas[k]);
+        }
+        if (mine && !part_by_id(n, p->id))
+            open_partition(n, p->id, names, count);
+    }
+    pb_release(cmq_PartitionMap_fields, &map);
+}
+
+static void request_map(struct node *n)
+{
+    if (n->map_inflight)
+        return;
+    cmq_ListRequest lr = cmq_ListRequest_init_zero;
+    uint8_t *buf;
+    size_t len;
+    if (rpc_pb_encode(cmq_ListRequest_fields, &lr, &buf, &len) != CMQ_OK)
+        return;
+    struct rpc_opts opts = {.timeout_ms = 2000, .attempts = 1, .peer = 0};
+    if (rpc_client_call(n->meta, cmq_MetaMsgType_META_MSG_PARTITION_MAP, buf, len, &opts, on_map,
+                        n) == CMQ_OK)
+        n->map_inflight = 1;
+    free(buf);
+}
+
+static void on_heartbeat_reply(void *arg, const struct rpc_result *res)
+{
+    struct node *n = arg;
+    n->hb_inflight = 0;
+    if (res->status != CMQ_OK || !res->msg) {
+        if (n->registered && res->status == CMQ_ENOTFOUND)
+            n->registered = 0; /* metadata forgot us (new database): register again */
+        return;
+    }
+    if (!n->registered)
+        log_info("registered", "metadata=%s", n->cfg->metadata);
+    n->registered = 1;
+    cmq_NodeReply r = cmq_NodeReply_init_zero;
+    if (rpc_pb_decode(cmq_NodeReply_fields, &r, res->msg->body, res->msg->body_len) != CMQ_OK) {
+        pb_release(cmq_NodeReply_fields, &r);
+        return;
+    }
+    int need_map = 0;
+    for (pb_size_t i = 0; i < r.partitions_count; i++) {
+        const cmq_Partition *p = &r.partitions[i];
+        if (!part_by_id(n, p->id))
+            need_map = 1;
+        for (pb_size_t k = 0; k < p->replicas_count; k++) {
+            struct peer *pe = peer_by_id(n, raft_id_of(p->replicas[k]));
+            if (!pe || (!pe->client && pe->raft_id != n->raft_id) || !pe->rpc_ep[0])
+                need_map = 1;
+        }
+    }
+    pb_release(cmq_NodeReply_fields, &r);
+    if (need_map)
+        request_map(n);
+}
+
+static void on_heartbeat(struct evloop *loop, void *arg)
+{
+    struct node *n = arg;
+    evloop_timer(loop, (uint64_t)n->cfg->heartbeat_ms, on_heartbeat, n);
+    if (n->hb_inflight || svc_stopping(n->svc))
+        return;
+    cmq_NodeRequest req = cmq_NodeRequest_init_zero;
+    snprintf(req.node_id, sizeof req.node_id, "%s", n->cfg->common.node_id);
+    snprintf(req.endpoint, sizeof req.endpoint, "%s",
+             n->cfg->advertise_rpc[0] ? n->cfg->advertise_rpc : n->cfg->common.listen);
+    snprintf(req.raft_endpoint, sizeof req.raft_endpoint, "%s",
+             n->cfg->advertise_raft[0] ? n->cfg->advertise_raft : n->cfg->raft_listen);
+    for (int i = 0; i < n->n_parts && req.partitions_count < 256; i++) {
+        struct raft *r = partition_raft(n->parts[i].p);
+        cmq_PartitionReport *pr = &req.partitions[req.partitions_count++];
+        pr->partition_id = n->parts[i].id;
+        pr->is_leader = raft_role(r) == RAFT_LEADER;
+        pr->term = raft_term(r);
+    }
+    uint8_t *buf;
+    size_t len;
+    if (rpc_pb_encode(cmq_NodeRequest_fields, &req, &buf, &len) != CMQ_OK)
+        return;
+    struct rpc_opts opts = {.timeout_ms = 2000, .attempts = 1, .peer = 0};
+    uint32_t type = n->registered ? cmq_MetaMsgType_META_MSG_NODE_HEARTBEAT
+                                  : cmq_MetaMsgType_META_MSG_NODE_REGISTER;
+    if (rpc_client_call(n->meta, type, buf, len, &opts, on_heartbeat_reply, n) == CMQ_OK)
+        n->hb_inflight = 1;
+    free(buf);
+}
+
+/* ---------- loop plumbing ---------- */
+
+static void on_tick(struct evloop *loop, void *arg)
+{
+    struct node *n = arg;
+    for (int i = 0; i < n->n_parts; i++)
+        partition_tick(n->parts[i].p);
+    evloop_timer(loop, (uint64_t)n->cfg->tick_ms, on_tick, n);
 }
 
 static void detail(void *arg, char *buf, size_t len)
 {
     struct node *n = arg;
     int leaders = 0;
-    for (int i = 1; i <= n->n_parts; i++)
-        leaders += raft_role(partition_raft(n->parts[i])) == RAFT_LEADER;
-    snprintf(buf, len, "raft_id=%lld partitions=%d leaders=%d raft_sent=%llu raft_send_failed=%llu raft_received=%llu",
-             (long long)n->cfg->raft_id, n->n_parts, leaders, (unsigned long long)n->sent,
-             (unsigned long long)n->send_failed, (unsigned long long)n->received);
+    for (int i = 0; i < n->n_parts; i++)
+        leaders += raft_role(partition_raft(n->parts[i].p)) == RAFT_LEADER;
+    snprintf(buf, len, "raft_id=%llu registered=%d partitions=%d leaders=%d raft_sent=%llu "
+                       "raft_send_failed=%llu raft_received=%llu",
+             (unsigned long long)n->raft_id, n->registered, n->n_parts, leaders,
+             (unsigned long long)n->sent, (unsigned long long)n->send_failed,
+             (unsigned long long)n->received);
 }
 
 int node_open(struct svc *svc, const struct storage_cfg *cfg, struct node **out)
@@ -311,33 +600,16 @@ int node_open(struct svc *svc, const struct storage_cfg *cfg, struct node **out)
         return CMQ_ENOMEM;
     n->svc = svc;
     n->cfg = cfg;
-    int rc = parse_peer_list(n, cfg->raft_peers, 0);
-    if (rc == CMQ_OK)
-        rc = parse_peer_list(n, cfg->rpc_peers, 1);
-    if (rc != CMQ_OK || !peer_by_id(n, (uint64_t)cfg->raft_id)) {
-        log_error("config_failed", "key=raft.peers reason=\"expected id=endpoint,... naming "
-                                   "raft.id %lld; cluster.rpc_peers may only name those ids\"",
-                  (long long)cfg->raft_id);
+    n->raft_id = raft_id_of(cfg->common.node_id);
+    peer_upsert(n, cfg->common.node_id, cfg->raft_listen, cfg->common.listen);
+    const char *meta_ep = cfg->metadata;
+    int rc = rpc_client_open(svc_zctx(svc), &meta_ep, 1, &n->meta);
+    if (rc != CMQ_OK) {
+        log_error("metadata_failed", "endpoint=%s status=%s", cfg->metadata, status_name(rc));
         free(n);
-        return CMQ_EINVAL;
+        return rc;
     }
-    struct raft_config members = {0};
-    for (int i = 0; i < n->n_peers; i++) {
-        members.nodes[members.n].id = n->peers[i].id;
-        members.nodes[members.n].role = RAFT_VOTER;
-        members.n++;
-        if (n->peers[i].id == (uint64_t)cfg->raft_id)
-            continue;
-        const char *ep = n->peers[i].raft_ep;
-        rc = rpc_client_open(svc_zctx(svc), &ep, 1, &n->peers[i].client);
-        if (rc != CMQ_OK) {
-            log_error("peer_failed", "peer=%llu endpoint=%s status=%s",
-                      (unsigned long long)n->peers[i].id, ep, status_name(rc));
-            node_close(n);
-            return rc;
-        }
-        svc_watch_client(svc, n->peers[i].client);
-    }
+    svc_watch_client(svc, n->meta);
     rc = rpc_server_open(svc_zctx(svc), cfg->raft_listen, raft_handler, n, &n->raft_server);
     if (rc != CMQ_OK) {
         log_error("listen_failed", "endpoint=%s status=%s", cfg->raft_listen, status_name(rc));
@@ -345,37 +617,13 @@ int node_open(struct svc *svc, const struct storage_cfg *cfg, struct node **out)
         return rc;
     }
     svc_watch_server(svc, n->raft_server);
-    for (int id = 1; id <= cfg->partitions; id++) {
-        char dir[300], err[512];
-        snprintf(dir, sizeof dir, "%s/p-%d", cfg->data_dir, id);
-        struct partition_opts po = {
-            .id = (uint32_t)id,
-            .node_id = (uint64_t)cfg->raft_id,
-            .members = &members,
-            .dir = dir,
-            .election_ticks = (uint32_t)cfg->election_ticks,
-            .heartbeat_ticks = 1,
-            .seed = clock_mono_ns() ^ ((uint64_t)cfg->raft_id << 32) ^ (uint64_t)id,
-            .segment_bytes = (uint64_t)cfg->segment_bytes,
-            .send = send_raft,
-            .apply = NULL,
-            .on_role = on_role,
-            .arg = n,
-        };
-        rc = partition_open(&po, &n->parts[id], err);
-        if (rc != CMQ_OK) {
-            log_error("partition_failed", "partition=%d status=%s error=\"%s\"", id,
-                      status_name(rc), err);
-            node_close(n);
-            return rc;
-        }
-        n->n_parts = id;
-        evloop_add_fd(svc_loop(svc), partition_writer_fd(n->parts[id]), EVLOOP_READ, on_writer_fd,
-                      n->parts[id]);
-    }
+    open_existing(n);
     svc_set_handler(svc, request_handler, n);
     svc_set_detail(svc, detail, n);
     evloop_timer(svc_loop(svc), (uint64_t)cfg->tick_ms, on_tick, n);
+    evloop_timer(svc_loop(svc), 0, on_heartbeat, n);
+    log_info("node_open", "raft_id=%llu partitions_on_disk=%d", (unsigned long long)n->raft_id,
+             n->n_parts);
     *out = n;
     return CMQ_OK;
 }
@@ -384,12 +632,13 @@ void node_close(struct node *n)
 {
     if (!n)
         return;
-    for (int i = 1; i <= n->n_parts; i++) {
-        evloop_del_fd(svc_loop(n->svc), partition_writer_fd(n->parts[i]));
-        partition_close(n->parts[i]);
+    for (int i = 0; i < n->n_parts; i++) {
+        evloop_del_fd(svc_loop(n->svc), partition_writer_fd(n->parts[i].p));
+        partition_close(n->parts[i].p);
     }
     rpc_server_close(n->raft_server);
     for (int i = 0; i < n->n_peers; i++)
         rpc_client_close(n->peers[i].client);
+    rpc_client_close(n->meta);
     free(n);
 }

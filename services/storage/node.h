@@ -2,11 +2,17 @@
  *
  * Owns: the partitions (each a Raft group with its segment log), one ZeroMQ
  * ROUTER on raft.listen for Raft traffic from peer nodes, one DEALER client per
- * peer for outgoing Raft messages, and the tick timer.  Requests from gateways
- * arrive on the svc's ROUTER (rpc.listen).
+ * peer node for outgoing Raft messages, a client to metadata, and the tick and
+ * heartbeat timers.  Requests from gateways arrive on the svc's ROUTER
+ * (rpc.listen).
  *
- * Placement today is static: every node hosts partitions 1..partitions.count,
- * each replicated on every node listed in raft.peers (the dev cluster's three).
+ * Placement comes from metadata: the node registers (node.id, rpc.listen,
+ * raft.listen) and heartbeats, reporting the partitions it leads; each reply
+ * lists the partitions it holds a replica of, with their replicas' node ids,
+ * and the partition map gives every node's endpoints.  A new partition is
+ * created on disk with its membership (the `members` file) so a restart
+ * reopens it before metadata answers.  Raft ids are derived from node ids
+ * (raft_id_of), so every replica computes the same membership.
  */
 #ifndef CMQ_STORAGE_NODE_H
 #define CMQ_STORAGE_NODE_H
@@ -15,7 +21,6 @@
 #include "svc.h"
 
 #define NODE_MAX_PARTITIONS 64
-#define NODE_PEERS_MAX 2048
 
 struct storage_cfg {
     struct svc_common_cfg common;
@@ -23,10 +28,9 @@ struct storage_cfg {
     char raft_listen[RPC_ENDPOINT_MAX];
     char metadata[RPC_ENDPOINT_MAX];
     char scheduler[RPC_ENDPOINT_MAX];
-    int64_t raft_id;
-    char raft_peers[NODE_PEERS_MAX];
-    char rpc_peers[NODE_PEERS_MAX];
-    int64_t partitions;
+    int64_t heartbeat_ms;
+    char advertise_rpc[RPC_ENDPOINT_MAX];
+    char advertise_raft[RPC_ENDPOINT_MAX];
     int64_t tick_ms;
     int64_t election_ticks;
     int64_t segment_bytes;
@@ -36,6 +40,11 @@ extern const struct config_key storage_config_keys[];
 extern const size_t storage_config_n_keys;
 
 struct node;
+
+/* The Raft id of a storage node: FNV-1a 64 of its node id (never 0).  Node
+ * ids are unique in the cluster (metadata enforces it); a collision of two
+ * hashes is refused at partition creation rather than silently merged. */
+uint64_t raft_id_of(const char *node_id);
 
 /* Opens every partition under cfg->data_dir (recovering their logs), binds
  * raft.listen, connects to the peers and starts ticking, all on `svc`'s loop.

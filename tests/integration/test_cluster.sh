@@ -8,7 +8,8 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="$(cd "$1" && pwd)"
 export CMQ_VAR; CMQ_VAR="$(mktemp -d /tmp/cmq-it-XXXXXX)"
-export CMQ_PORT_BASE=$((21000 + (RANDOM % 400) * 100))
+# Below 32768: Linux hands out ephemeral ports above it, which could take ours.
+export CMQ_PORT_BASE=$((20000 + (RANDOM % 120) * 100))
 export CMQ_BUILD_DIR="$BUILD" CMQ_NO_INSTALL=1
 CMQ="$ROOT/tools/cmq"
 NAMES=(metadata scheduler storage-1 storage-2 storage-3 gateway)

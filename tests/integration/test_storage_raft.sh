@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Whole-cluster test of the storage nodes' replication (issue #4): three real
-# cmq-storage processes elect one leader per partition over ZeroMQ, agree on
-# it, elect a new one when the leader is killed, and take a restarted node
-# back with its log (segment files) intact.
+# cmq-storage processes register with metadata, open the partitions its
+# placement creates (3 replicas each), elect one leader per partition over
+# ZeroMQ, agree on it, elect a new one when the leader is killed, and take a
+# restarted node back with its log (segment files) intact.
 #
 # usage: test_storage_raft.sh BUILD_DIR
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="$(cd "$1" && pwd)"
 export CMQ_VAR; CMQ_VAR="$(mktemp -d /tmp/cmq-raft-XXXXXX)"
-export CMQ_PORT_BASE=$((21050 + (RANDOM % 400) * 100))
+# Below 32768: Linux hands out ephemeral ports above it, which could take ours.
+export CMQ_PORT_BASE=$((20050 + (RANDOM % 120) * 100))
 export CMQ_BUILD_DIR="$BUILD" CMQ_NO_INSTALL=1
 CMQ="$ROOT/tools/cmq"
 CTL="$BUILD/tools/cmqctl"
@@ -43,32 +45,48 @@ wait_agreed() { # wait_agreed COUNT SECONDS [nodes]
 }
 
 "$CMQ" up >"$CMQ_VAR.up.log" 2>&1 || { cat "$CMQ_VAR.up.log"; not_ok "cluster up"; echo "$pass passed, $fail failed"; exit 1; }
-parts=$("$CTL" raft-status --endpoint "$(ep 1)" | wc -l)
-[ "$parts" -ge 1 ] && ok "storage-1 hosts $parts partitions" || not_ok "storage-1 hosts partitions"
+# Placement: 3 nodes x placement.partitions_per_node (2) = 6 partitions, each
+# on all three nodes, created once the third node registered.
+parts=0
+for _ in $(seq 1 100); do
+    parts=$(for n in 1 2 3; do "$CTL" raft-status --endpoint "$(ep "$n")" --timeout-ms 500; done | grep -c partition=)
+    [ "$parts" -eq 18 ] && break
+    sleep 0.2
+done
+parts=$((parts / 3))
+[ "$parts" -eq 6 ] && ok "each node hosts the 6 partitions metadata placed" ||
+    not_ok "each node hosts the 6 partitions metadata placed (got $parts)"
+"$CTL" --endpoint "tcp://127.0.0.1:$CMQ_PORT_BASE" partitions | sed 's/^/# /'
 if wait_agreed "$parts" 15; then ok "all three nodes agree on one leader per partition"; else
     not_ok "all three nodes agree on one leader per partition"; agreed; fi
 agreed | sed 's/^/# partition leader term: /'
 
-# Kill the leader of partition 1: the other two elect a new one in a later term.
-read -r _ leader term < <(agreed | awk '$1==1')
+# Kill the leader of the first partition: the other two elect a new one in a later term.
+read -r part1 leader term < <(agreed | head -n 1)
+# Raft ids are hashes of node ids: find which storage-N is that leader.
+for n in 1 2 3; do
+    "$CTL" raft-status --endpoint "$(ep "$n")" | head -n 1 | grep -q "^node=$leader " && leader_n=$n
+done
+leader_raft=$leader
+leader=$leader_n
 pid=$(cat "$CMQ_VAR/run/storage-$leader.pid")
 kill -KILL "$pid"
 others=$(echo 1 2 3 | tr ' ' '\n' | grep -vx "$leader" | tr '\n' ' ')
 if wait_agreed "$parts" 15 $others; then ok "survivors ($others) agree on leaders after node $leader died"; else
     not_ok "survivors ($others) agree on leaders after node $leader died"; fi
-read -r _ leader2 term2 < <(agreed $others | awk '$1==1')
-[ "${leader2:-0}" != "$leader" ] && [ "${term2:-0}" -gt "$term" ] &&
-    ok "partition 1 has a new leader ($leader2) in a later term ($term2 > $term)" ||
-    not_ok "partition 1 has a new leader in a later term (got ${leader2:-none}/${term2:-0})"
+read -r _ leader2 term2 < <(agreed $others | awk -v p="$part1" '$1==p')
+[ "${leader2:-0}" != "$leader_raft" ] && [ "${term2:-0}" -gt "$term" ] &&
+    ok "partition $part1 has a new leader in a later term ($term2 > $term)" ||
+    not_ok "partition $part1 has a new leader in a later term (got ${leader2:-none}/${term2:-0})"
 
 # The killed node comes back with up, recovers its segments and rejoins.
 "$CMQ" up >/dev/null 2>&1
 if wait_agreed "$parts" 15; then ok "restarted node $leader rejoins and agrees"; else
     not_ok "restarted node $leader rejoins and agrees"; agreed; fi
-commit_of() { "$CTL" raft-status --endpoint "$(ep "$1")" | awk '/partition=1 /{for(i=1;i<=NF;i++) if ($i ~ /^commit=/) {sub("commit=","",$i); print $i}}'; }
-[ "$(commit_of "$leader")" -ge 2 ] && ok "its partition 1 commit index caught up ($(commit_of "$leader"))" ||
-    not_ok "its partition 1 commit index caught up"
-grep -q "event=partition_open partition=1 .* entries=[1-9]" "$CMQ_VAR/log/storage-$leader.log" &&
+commit_of() { "$CTL" raft-status --endpoint "$(ep "$1")" | awk -v p="partition=$part1" '$0 ~ p" " {for(i=1;i<=NF;i++) if ($i ~ /^commit=/) {sub("commit=","",$i); print $i}}'; }
+[ "$(commit_of "$leader")" -ge 2 ] && ok "its partition $part1 commit index caught up ($(commit_of "$leader"))" ||
+    not_ok "its partition $part1 commit index caught up"
+grep -q "event=partition_open partition=$part1 .* entries=[1-9]" "$CMQ_VAR/log/storage-$leader.log" &&
     ok "it recovered entries from its segment files" || not_ok "it recovered entries from its segment files"
 
 "$CMQ" down >/dev/null 2>&1
