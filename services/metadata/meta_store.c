@@ -19,10 +19,12 @@
 #include "status.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define KEYS_PER_ACCOUNT_MAX 20
 #define GRANTS_PER_KEY_MAX 100
@@ -416,6 +418,11 @@ int meta_store_open(const struct meta_store_opts *opts, struct meta_store **out,
                meta_fail(err, CMQ_EINVAL, 0, 0, NULL, "replicas must be 1..5");
 
     int st;
+    /* The file holds sealed secrets: create it private (SQLite gives the WAL
+     * and shm files the same mode). */
+    int fd = open(opts->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
     if (sqlite3_open_v2(opts->path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
@@ -1038,8 +1045,10 @@ static void acl_denied(cmq_AclCheckReply *out, const struct meta_err *e)
 }
 
 int meta_acl_check(struct meta_store *s, const cmq_AclCheckRequest *req, cmq_AclCheckReply *out,
-                   struct meta_err *e)
+                   struct meta_err *err)
 {
+    /* a denial's reason goes into the reply even when the caller passes no err */
+    struct meta_err local = {0}, *e = err ? err : &local;
     *out = (cmq_AclCheckReply)cmq_AclCheckReply_init_zero;
     cmq_Key k;
     int st = key_row(s, req->secret_id, &k, 0, e);
