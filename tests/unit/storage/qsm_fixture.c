@@ -8,7 +8,7 @@
 
 struct fx F;
 
-static int flog_read(void *arg, uint64_t index, uint8_t **buf, size_t *len)
+int fx_log_read(void *arg, uint64_t index, uint8_t **buf, size_t *len)
 {
     struct flog *l = arg;
     l->reads++;
@@ -41,7 +41,7 @@ void fx_setup(int replicas)
     F.log.first = 1;
     F.replicas = replicas;
     F.now_ms = UINT64_C(1700000000000);
-    struct qsm_reader rd = {.read_entry = flog_read, .arg = &F.log};
+    struct qsm_reader rd = {.read_entry = fx_log_read, .arg = &F.log};
     for (int i = 0; i < replicas; i++)
         cr_assert_eq(qsm_create(FX_PARTITION, &rd, &F.q[i]), CMQ_OK);
 }

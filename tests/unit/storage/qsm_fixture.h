@@ -49,6 +49,8 @@ void fx_sleep_ms(uint64_t ms);
 /* Appends an entry (ownership passes to the log) without applying it. */
 uint64_t fx_log_append(uint8_t *buf, size_t len);
 uint64_t flog_append(struct flog *l, uint8_t *buf, size_t len);
+/* The fake log's reader (arg: struct flog *). */
+int fx_log_read(void *arg, uint64_t index, uint8_t **buf, size_t *len);
 
 /* ---- commands ---- */
 /* attributes: any field set in `a` (with its has_ flag) */
