@@ -517,7 +517,9 @@ int meta_queue_set(struct meta_store *s, const cmq_QueueRequest *req, cmq_QueueI
                            (long long)ret, (long long)pol.max_time_to_live);
             goto fail;
         }
-        queue_find(s, req->appid, pol.dead_letter_queue, &(cmq_QueueInfo){0}, &dlq_row, NULL);
+        dlq_row = count_where(s, "SELECT dlq_row FROM queues WHERE id = ?", row);
+        if (dlq_row <= 0)
+            goto db;
     }
     sqlite3_stmt *q = meta_prepare(
         s, "UPDATE queues SET max_msg_heap_num = ?, polling_wait_s = ?, visibility_timeout_s = ?,"

@@ -722,6 +722,9 @@ Test(dlq, set_get_and_value_ranges)
     r.has_msg_retention_seconds = true;
     r.msg_retention_seconds = 600;
     cr_assert_eq(meta_queue_set(fx.s, &r, &q, &e), CMQ_OK);
+    cr_assert(q.has_dead_letter_policy); /* an unrelated set keeps the policy */
+    cr_assert_str_eq(q.dead_letter_policy.dead_letter_queue, "dead");
+    cr_assert_eq(q.dead_letter_policy.max_receive_count, 1000);
     assert_status(set_dlq("src", "dead", 1, 600, &e), CMQ_EINVAL, e);
     cr_assert_eq(set_dlq("src", "dead", 1, 599, &e), CMQ_OK, "%s", e.reason);
     r = qreq("src");
