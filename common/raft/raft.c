@@ -45,6 +45,7 @@ struct progress {
     uint64_t read_ack;
     bool departing; /* removed by an uncommitted configuration (leader only) */
     uint64_t hb_match; /* match at the previous heartbeat answer */
+    uint32_t stall_rounds; /* heartbeat answers in a row without progress */
     int vote_state;
     uint64_t *infl; /* ring of last indexes of APPENDs in flight */
     uint32_t infl_start;
@@ -674,6 +675,7 @@ static void become_probe(struct raft *r, struct progress *pr)
     pr->probe_sent = false;
     pr->infl_count = 0;
     pr->infl_start = 0;
+    pr->stall_rounds = 0;
     pr->next = max_u64(pr->next, pr->match + 1);
 }
 
@@ -890,10 +892,15 @@ static void step_leader(struct raft *r, const struct raft_msg *m)
         pr->probe_sent = false;
         if (pr->state == PR_REPLICATE && pr->infl_count > 0 && pr->match == pr->hb_match &&
             pr->match < last_index(r)) {
-            /* A whole heartbeat round without progress: the APPENDs in flight
-             * (or their answers) were lost.  Probe again from match. */
-            pr->next = pr->match + 1;
-            become_probe(r, pr);
+            /* Heartbeat rounds without progress: the APPENDs in flight (or
+             * their answers) were probably lost.  After two such rounds (one
+             * may just be a slow disk on the follower), probe again from match. */
+            if (++pr->stall_rounds >= 2) {
+                pr->next = pr->match + 1;
+                become_probe(r, pr);
+            }
+        } else {
+            pr->stall_rounds = 0;
         }
         pr->hb_match = pr->match;
         if (m->read_seq > pr->read_ack) {

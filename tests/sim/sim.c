@@ -1254,7 +1254,12 @@ static bool converged(struct sim *s, struct node *l, bool report)
         ok = false;
         if (report)
             fail(s, "durability: member %" PRIu64 " applied %" PRIu64
-                 " < acknowledged %" PRIu64, n->id, n->applied, s->max_acked_index);
+                 " < acknowledged %" PRIu64 " (up=%d role=%u term=%" PRIu64 " commit=%" PRIu64
+                 " durable=%" PRIu64 " last=%" PRIu64 " snap=%" PRIu64 ")", n->id, n->applied,
+                 s->max_acked_index, n->up, n->up ? raft_role(n->r) : 0,
+                 n->up ? raft_term(n->r) : 0, n->up ? raft_commit_index(n->r) : 0,
+                 n->up ? raft_durable_index(n->r) : 0, n->up ? raft_last_index(n->r) : 0,
+                 n->up ? raft_snapshot_index(n->r) : 0);
     }
     return ok;
 }
@@ -1289,8 +1294,10 @@ static void sim_final(struct sim *s, uint64_t settle)
                 break;
             /* give up early when nothing moves any more */
             uint64_t sum = 0;
-            for (int i = 0; i < s->n_slots; i++)
-                sum += s->nodes[i].applied;
+            for (int i = 0; i < s->n_slots; i++) {
+                struct node *x = &s->nodes[i];
+                sum += x->applied + (x->up ? raft_durable_index(x->r) : 0);
+            }
             if (sum != progress_sum) {
                 progress_sum = sum;
                 progress_at = s->now;
