@@ -69,6 +69,9 @@ struct sched_timer {
     uint8_t payload[SCHED_PAYLOAD_MAX];
 };
 
+/* docs/scheduler.md states the memory per timer from this. */
+_Static_assert(sizeof(struct sched_timer) <= 120, "struct sched_timer grew: update the docs");
+
 /* One DEALER per distinct owner endpoint, shared by the owners that name it. */
 struct sched_peer {
     struct sched_peer *next;

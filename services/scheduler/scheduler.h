@@ -13,9 +13,9 @@
  * What it does not do: decide anything about messages.  A fire is a hint; the
  * owner checks the due time against its own clock and its replicated state.
  *
- * Memory: one struct per pending timer (112 bytes, payload inline) plus the
- * allocator's header and one hash bucket pointer, about 136 bytes; bounded by
- * limits.timers_max.  The wheel itself is a fixed 6 KiB.
+ * Memory: one struct per pending timer (120 bytes, payload inline; a 128-byte
+ * malloc chunk) plus about one hash bucket pointer: about 136 bytes, bounded
+ * by limits.timers_max.  The wheel itself is a fixed 6 KiB.
  *
  * Threading: everything runs on the svc loop's thread.
  */
