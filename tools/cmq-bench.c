@@ -363,7 +363,7 @@ static int one_op(struct worker *w)
     }
     case OP_BATCH_SEND: {
         const char *kv[2 + 2 * BATCH_MAX];
-        char names[BATCH_MAX][16];
+        char names[BATCH_MAX][24];
         size_t n = 0;
         kv[n++] = "queueName";
         kv[n++] = o->queue;
