@@ -64,6 +64,9 @@ void meta_lower(const char *in, char *out, size_t cap);
 int meta_random_id(const char *prefix, char *out, size_t cap);
 int meta_account_exists(struct meta_store *s, uint64_t appid, struct meta_err *e);
 
+/* The next numeric queue/topic id (inside an open transaction). */
+int meta_next_num_id(struct meta_store *s, uint64_t *out);
+
 /* Placement (meta_place.c), inside an open transaction: the partition a new
  * queue or topic goes to, or 0 when there is none yet. */
 int meta_place_pick(struct meta_store *s, uint32_t *pid, struct meta_err *e);

@@ -203,7 +203,7 @@ static int ns_list(struct meta_store *s, const char *table, const char *id_col,
     " q.polling_wait_s, q.visibility_timeout_s, q.max_msg_size, q.msg_retention_s,"          \
     " q.rewind_s, COALESCE(q.dlq_row, 0), COALESCE(d.name, ''), COALESCE(d.queue_id, ''),"   \
     " q.dlq_policy, q.dlq_max_receive_count, q.dlq_max_ttl_s, q.created_ms, q.modified_ms,"  \
-    " (SELECT COUNT(*) FROM queues x WHERE x.dlq_row = q.id)"                                 \
+    " (SELECT COUNT(*) FROM queues x WHERE x.dlq_row = q.id), q.num_id, COALESCE(d.num_id, 0)"  \
     " FROM queues q LEFT JOIN queues d ON d.id = q.dlq_row"
 
 static void queue_fill(sqlite3_stmt *q, cmq_QueueInfo *out, int64_t *row)
@@ -229,10 +229,12 @@ static void queue_fill(sqlite3_stmt *q, cmq_QueueInfo *out, int64_t *row)
         p->policy = sqlite3_column_int64(q, 14);
         p->max_receive_count = sqlite3_column_int64(q, 15);
         p->max_time_to_live = sqlite3_column_int64(q, 16);
+        p->dead_letter_queue_num_id = (uint64_t)sqlite3_column_int64(q, 21);
     }
     out->create_time = (uint64_t)sqlite3_column_int64(q, 17) / 1000;
     out->last_modify_time = (uint64_t)sqlite3_column_int64(q, 18) / 1000;
     out->dead_letter_source_count = (uint32_t)sqlite3_column_int64(q, 19);
+    out->num_id = (uint64_t)sqlite3_column_int64(q, 20);
 }
 
 /* Exact-name lookup within an account. */
@@ -340,6 +342,7 @@ static void event_queue(struct meta_store *s, const char *kind, const cmq_QueueI
     snprintf(ev->name, sizeof ev->name, "%s", qi->name);
     snprintf(ev->id, sizeof ev->id, "%s", qi->queue_id);
     ev->partition_id = qi->partition_id;
+    ev->num_id = qi->num_id;
 }
 
 int meta_queue_create(struct meta_store *s, const cmq_QueueRequest *req, cmq_QueueInfo *out,
@@ -412,14 +415,18 @@ int meta_queue_create(struct meta_store *s, const cmq_QueueRequest *req, cmq_Que
         goto fail;
     if ((st = meta_place_pick(s, &pid, e)) != CMQ_OK)
         goto fail;
+    uint64_t num_id;
+    if (meta_next_num_id(s, &num_id) != CMQ_OK)
+        goto db;
     int64_t now = (int64_t)meta_now_ms(s);
     q = meta_prepare(s, "INSERT INTO queues (appid, name, name_lower, queue_id, partition_id,"
                         " max_msg_heap_num, polling_wait_s, visibility_timeout_s, max_msg_size,"
                         " msg_retention_s, rewind_s, dlq_row, dlq_policy, dlq_max_receive_count,"
-                        " dlq_max_ttl_s, created_ms, modified_ms)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                        " dlq_max_ttl_s, created_ms, modified_ms, num_id)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!q)
         goto db;
+    sqlite3_bind_int64(q, 18, (int64_t)num_id);
     sqlite3_bind_int64(q, 1, (int64_t)req->appid);
     sqlite3_bind_text(q, 2, req->name, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(q, 3, lower, -1, SQLITE_TRANSIENT);
@@ -628,7 +635,7 @@ int meta_queue_list(struct meta_store *s, const cmq_ListRequest *req, cmq_QueueL
 #define TOPIC_COLS                                                                           \
     "t.id, t.appid, t.name, t.topic_id, COALESCE(t.partition_id, 0), t.max_msg_size,"       \
     " t.msg_retention_s, t.filter_type, t.created_ms, t.modified_ms,"                       \
-    " (SELECT COUNT(*) FROM subscriptions x WHERE x.topic_row = t.id) FROM topics t"
+    " (SELECT COUNT(*) FROM subscriptions x WHERE x.topic_row = t.id), t.num_id FROM topics t"
 
 static void topic_fill(sqlite3_stmt *q, cmq_TopicInfo *out, int64_t *row)
 {
@@ -645,6 +652,7 @@ static void topic_fill(sqlite3_stmt *q, cmq_TopicInfo *out, int64_t *row)
     out->create_time = (uint64_t)sqlite3_column_int64(q, 8) / 1000;
     out->last_modify_time = (uint64_t)sqlite3_column_int64(q, 9) / 1000;
     out->subscription_count = (uint32_t)sqlite3_column_int64(q, 10);
+    out->num_id = (uint64_t)sqlite3_column_int64(q, 11);
 }
 
 static int topic_find(struct meta_store *s, uint64_t appid, const char *name, cmq_TopicInfo *out,
@@ -687,6 +695,7 @@ static void event_topic(struct meta_store *s, const char *kind, const cmq_TopicI
     snprintf(ev->name, sizeof ev->name, "%s", t->name);
     snprintf(ev->id, sizeof ev->id, "%s", t->topic_id);
     ev->partition_id = t->partition_id;
+    ev->num_id = t->num_id;
 }
 
 int meta_topic_create(struct meta_store *s, const cmq_TopicRequest *req, cmq_TopicInfo *out,
@@ -745,12 +754,16 @@ int meta_topic_create(struct meta_store *s, const cmq_TopicRequest *req, cmq_Top
     }
     if ((st = meta_place_pick(s, &pid, e)) != CMQ_OK)
         goto fail;
+    uint64_t num_id;
+    if (meta_next_num_id(s, &num_id) != CMQ_OK)
+        goto db;
     int64_t now = (int64_t)meta_now_ms(s);
     q = meta_prepare(s, "INSERT INTO topics (appid, name, name_lower, topic_id, partition_id,"
-                        " max_msg_size, msg_retention_s, filter_type, created_ms, modified_ms)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                        " max_msg_size, msg_retention_s, filter_type, created_ms, modified_ms,"
+                        " num_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!q)
         goto db;
+    sqlite3_bind_int64(q, 11, (int64_t)num_id);
     sqlite3_bind_int64(q, 1, (int64_t)req->appid);
     sqlite3_bind_text(q, 2, req->name, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(q, 3, lower, -1, SQLITE_TRANSIENT);
@@ -825,7 +838,7 @@ fail:
 #define SUB_COLS                                                                             \
     "s.id, t.appid, t.name, t.topic_id, s.name, s.sub_id, s.protocol, s.endpoint,"          \
     " s.notify_strategy, s.notify_content_format, s.created_ms, s.modified_ms,"            \
-    " s.endpoint_queue_id, COALESCE(t.partition_id, 0)"                                     \
+    " s.endpoint_queue_id, COALESCE(t.partition_id, 0), t.num_id"                          \
     " FROM subscriptions s JOIN topics t ON t.id = s.topic_row"
 
 static int sub_fill(struct meta_store *s, sqlite3_stmt *q, cmq_SubInfo *out, int64_t *row,
@@ -849,6 +862,7 @@ static int sub_fill(struct meta_store *s, sqlite3_stmt *q, cmq_SubInfo *out, int
     meta_col_text(q, 12, out->endpoint_queue_id, sizeof out->endpoint_queue_id);
     if (partition)
         *partition = (uint32_t)sqlite3_column_int64(q, 13);
+    out->topic_num_id = (uint64_t)sqlite3_column_int64(q, 14);
     sqlite3_stmt *l =
         meta_prepare(s, "SELECT kind, value FROM sub_lists WHERE sub_row = ? ORDER BY kind, idx");
     if (!l)

@@ -159,8 +159,8 @@ static int rebalance(struct meta_store *s, struct meta_err *e)
         for (;;) {
             char sql[160];
             snprintf(sql, sizeof sql,
-                     "SELECT id, appid, name FROM %s WHERE partition_id IS NULL ORDER BY id "
-                     "LIMIT 1",
+                     "SELECT id, appid, name, num_id FROM %s WHERE partition_id IS NULL"
+                     " ORDER BY id LIMIT 1",
                      tables[t]);
             sqlite3_stmt *q = meta_prepare(s, sql);
             if (!q)
@@ -173,6 +173,7 @@ static int rebalance(struct meta_store *s, struct meta_err *e)
             uint64_t appid = (uint64_t)sqlite3_column_int64(q, 1);
             char name[65];
             meta_col_text(q, 2, name, sizeof name);
+            uint64_t num_id = (uint64_t)sqlite3_column_int64(q, 3);
             sqlite3_finalize(q);
             uint32_t pid;
             int st = meta_place_pick(s, &pid, e);
@@ -193,6 +194,7 @@ static int rebalance(struct meta_store *s, struct meta_err *e)
                 ev->appid = appid;
                 snprintf(ev->name, sizeof ev->name, "%s", name);
                 ev->partition_id = pid;
+                ev->num_id = num_id;
             }
         }
     }

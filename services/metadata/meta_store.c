@@ -117,8 +117,22 @@ static const char schema_v1[] =
     "  deleted_ms INTEGER NOT NULL,"
     "  PRIMARY KEY (kind, appid, name_lower)) WITHOUT ROWID;";
 
+/* v2: a numeric id per queue and topic for storage (QueueInfo.num_id), from
+ * one sequence shared by both kinds so that ids never collide inside a
+ * partition and are never reused.  Existing rows are numbered in creation
+ * order, queues first. */
+static const char schema_v2[] =
+    "ALTER TABLE queues ADD COLUMN num_id INTEGER;"
+    "ALTER TABLE topics ADD COLUMN num_id INTEGER;"
+    "UPDATE queues SET num_id = id;"
+    "UPDATE topics SET num_id = id + (SELECT COALESCE(MAX(id), 0) FROM queues);"
+    "INSERT INTO meta VALUES ('next_num_id', CAST(1 + (SELECT COALESCE(MAX(n), 0) FROM"
+    " (SELECT num_id AS n FROM queues UNION ALL SELECT num_id FROM topics)) AS TEXT));"
+    "CREATE UNIQUE INDEX queues_num_id ON queues(num_id);"
+    "CREATE UNIQUE INDEX topics_num_id ON topics(num_id);";
+
 /* migrations[i] takes user_version i to i + 1.  Append only. */
-static const char *const migrations[] = {schema_v1};
+static const char *const migrations[] = {schema_v1, schema_v2};
 _Static_assert(sizeof migrations / sizeof migrations[0] == META_SCHEMA_VERSION,
                "one migration per schema version");
 
@@ -314,6 +328,19 @@ cmq_MetaEvent *meta_event_add(struct meta_store *s, const char *kind)
     *ev = (cmq_MetaEvent)cmq_MetaEvent_init_zero;
     snprintf(ev->kind, sizeof ev->kind, "%s", kind);
     return ev;
+}
+
+int meta_next_num_id(struct meta_store *s, uint64_t *out)
+{
+    int ok;
+    int64_t v = meta_query_int(
+        s, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'next_num_id'", 0, &ok);
+    if (!ok || v <= 0 ||
+        exec_sql(s, "UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                    "WHERE key = 'next_num_id'") != CMQ_OK)
+        return CMQ_EIO;
+    *out = (uint64_t)v;
+    return CMQ_OK;
 }
 
 uint64_t meta_store_version(struct meta_store *s)

@@ -70,7 +70,7 @@ void meta_store_close(struct meta_store *s); /* NULL allowed */
 
 /* PRAGMA user_version after migrations; the version this binary writes. */
 int meta_store_schema_version(struct meta_store *s);
-#define META_SCHEMA_VERSION 1
+#define META_SCHEMA_VERSION 2
 /* The change counter: incremented by every committed mutation. */
 uint64_t meta_store_version(struct meta_store *s);
 

@@ -713,6 +713,7 @@ Test(dlq, set_get_and_value_ranges)
     cr_assert(q.has_dead_letter_policy);
     cr_assert_str_eq(q.dead_letter_policy.dead_letter_queue, "dead");
     cr_assert_str_eq(q.dead_letter_policy.dead_letter_queue_id, dl.queue_id);
+    cr_assert_eq(q.dead_letter_policy.dead_letter_queue_num_id, dl.num_id);
     cr_assert_eq(q.dead_letter_policy.max_receive_count, 1000);
     nr = nreq("dead");
     cr_assert_eq(meta_queue_get(fx.s, &nr, &q, &e), CMQ_OK);

@@ -437,3 +437,62 @@ Test(acl, bad_grants_and_disabled_keys)
     assert_status(meta_acl_check(fx.s, &r, &rep, &e), CMQ_EAUTH, e);
     assert_cmq(e, 4100, 10080);
 }
+
+/* ---- numeric ids (schema v2) ---- */
+
+Test(store, num_ids_share_one_sequence_and_are_never_reused)
+{
+    struct meta_err e = {0};
+    fx.opts.name_reuse_wait_ms = -1;
+    fx_reopen();
+    cmq_QueueInfo q1, q2;
+    cmq_TopicInfo t;
+    cr_assert_eq(qcreate("a", &q1, &e), CMQ_OK);
+    cr_assert_eq(tcreate("a", 0, &t, &e), CMQ_OK);
+    cr_assert_eq(q1.num_id, 1);
+    cr_assert_eq(t.num_id, 2);
+    cmq_NameRequest nr = nreq("a");
+    cr_assert_eq(meta_queue_delete(fx.s, &nr, &q2, &e), CMQ_OK);
+    cr_assert_eq(fx.events[fx.n_events - 1].num_id, 1);
+    cr_assert_eq(qcreate("a", &q2, &e), CMQ_OK);
+    cr_assert_eq(q2.num_id, 3);
+    /* a rejected create does not use up a number */
+    cr_assert_eq(qcreate("A", NULL, &e), CMQ_EEXIST);
+    fx_reopen();
+    cr_assert_eq(qcreate("b", &q2, &e), CMQ_OK);
+    cr_assert_eq(q2.num_id, 4);
+}
+
+Test(store, migrates_a_v1_database_numbering_existing_rows)
+{
+    struct meta_err e = {0};
+    cr_assert_eq(qcreate("q1", NULL, &e), CMQ_OK);
+    cr_assert_eq(tcreate("t1", 0, NULL, &e), CMQ_OK);
+    cr_assert_eq(qcreate("q2", NULL, &e), CMQ_OK);
+    meta_store_close(fx.s);
+    fx.s = NULL;
+    /* turn the file back into schema v1 */
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "DROP INDEX queues_num_id; DROP INDEX topics_num_id;"
+                              "ALTER TABLE queues DROP COLUMN num_id;"
+                              "ALTER TABLE topics DROP COLUMN num_id;"
+                              "DELETE FROM meta WHERE key = 'next_num_id';"
+                              "PRAGMA user_version = 1;",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    fx_reopen();
+    cr_assert_eq(meta_store_schema_version(fx.s), 2);
+    cmq_QueueInfo q;
+    cmq_TopicInfo t;
+    cmq_NameRequest nr = nreq("q2");
+    cr_assert_eq(meta_queue_get(fx.s, &nr, &q, &e), CMQ_OK);
+    cr_assert_eq(q.num_id, 2);
+    nr = nreq("t1");
+    cr_assert_eq(meta_topic_get(fx.s, &nr, &t, &e), CMQ_OK);
+    cr_assert_eq(t.num_id, 3);
+    cr_assert_eq(qcreate("q3", &q, &e), CMQ_OK);
+    cr_assert_eq(q.num_id, 4);
+}
