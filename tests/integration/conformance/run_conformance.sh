@@ -12,6 +12,8 @@ BIN="${2:-$BUILD/tests/integration/conformance/cmq-conformance}"
 export CMQ_VAR; CMQ_VAR="$(mktemp -d /tmp/cmq-conf-XXXXXX)"
 export CMQ_PORT_BASE=$((21000 + (RANDOM % 400) * 100))
 export CMQ_BUILD_DIR="$BUILD" CMQ_NO_INSTALL=1
+# Leaks inside Debian's libraries (tests/lsan.supp) are not ours.
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan.supp:print_suppressions=0}"
 CMQ="$ROOT/tools/cmq"
 cleanup() { "$CMQ" down >/dev/null 2>&1; rm -rf "$CMQ_VAR" "$CMQ_VAR.up.log"; }
 trap cleanup EXIT
