@@ -26,7 +26,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: cmqctl [--endpoint EP] [--format text|env] [--timeout-ms N] COMMAND ...\n\n"
+            "usage: cmqctl COMMAND ... [--endpoint EP] [--format text|env] [--timeout-ms N]\n\n"
             "  account create [--appid N] [--name NAME]   create an account (prints CMQ_APPID)\n"
             "  account list\n"
             "  key create --account APPID [--restricted]  create a key (prints CMQ_SECRET_ID,\n"

@@ -52,7 +52,7 @@ static const struct config_key keys[] = {
     CONFIG_INT_KEY("quota.subscriptions_per_topic", C, subs_per_topic, "100", 1, 100000,
                    "subscriptions per topic (spec 4500/10480)"),
     CONFIG_INT_KEY("namespace.name_reuse_wait_ms", C, name_reuse_wait_ms, "10000", -1, 86400000,
-                   "wait before a deleted queue/topic name is reused (6040/10660); -1: none"),
+                   "wait before a deleted queue/topic name is reused (6040/10660); 0 or -1: none"),
     CONFIG_BOOL_KEY("namespace.delete_topic_with_subscriptions", C, delete_topic_with_subs,
                     "false", "DeleteTopic removes subscriptions instead of answering 10540"),
     CONFIG_INT_KEY("placement.replicas", C, replicas, "3", 1, 5,
@@ -144,7 +144,8 @@ int main(int argc, char **argv)
         .queues_per_account = cfg.queues_per_account,
         .topics_per_account = cfg.topics_per_account,
         .subs_per_topic = cfg.subs_per_topic,
-        .name_reuse_wait_ms = cfg.name_reuse_wait_ms,
+        /* the store reads 0 as "default"; in the config 0 means no wait */
+        .name_reuse_wait_ms = cfg.name_reuse_wait_ms == 0 ? -1 : cfg.name_reuse_wait_ms,
         .delete_topic_with_subs = cfg.delete_topic_with_subs,
         .node_timeout_ms = cfg.node_timeout_ms,
         .replicas = (int)cfg.replicas,
