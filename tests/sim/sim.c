@@ -16,6 +16,8 @@
  *                        (index, term), checked whenever a node gets an entry);
  *   leader completeness  a node that becomes leader holds every entry any node
  *                        has reported committed;
+ *   commit safety        when a leader commits an entry, no voter lacking it
+ *                        could win an election judged by durable logs;
  *   state machine safety every node applies the same entry at each index, in
  *                        index order (a chained state hash per index), and a
  *                        snapshot a node installs equals that chain;
@@ -361,7 +363,6 @@ static void net_send(struct sim *s, const struct raft_msg *m)
         } else {
             nm->m.snapshot.data = NULL;
         }
-        s->net = s->n_net ? s->net : s->net;
         s->net[s->n_net++] = nm;
     }
 }
