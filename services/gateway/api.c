@@ -8,10 +8,10 @@
  * requestId (§2.3); every failure carries the spec's code, built in one place
  * (services/gateway/api/cmq_error.h).
  *
- * Actions served here today: the queue management actions, via metadata.
- * Message actions need the storage state machine (issue #4) and topic and
- * subscription actions are the next step of issue #6: both answer a clear
- * 6000 error naming the action until then.
+ * Actions served here: queue management via metadata (api_queue.c) and
+ * storage (api_msg.c), the message actions via storage (api_msg.c); topic and
+ * subscription actions (api_topic.c) as they land.  An action not served yet
+ * answers a clear 6000 error naming it.
  */
 #include "api_internal.h"
 
@@ -192,6 +192,14 @@ static void dispatch(struct gw_call *c)
     case CMQ_ACTION_SET_QUEUE_ATTRIBUTES: api_do_create_or_set_queue(c, 1); return;
     case CMQ_ACTION_DELETE_QUEUE: api_do_delete_queue(c); return;
     case CMQ_ACTION_LIST_QUEUE: api_do_list_queue(c); return;
+    case CMQ_ACTION_GET_QUEUE_ATTRIBUTES:
+    case CMQ_ACTION_REWIND_QUEUE:
+    case CMQ_ACTION_SEND_MESSAGE:
+    case CMQ_ACTION_BATCH_SEND_MESSAGE:
+    case CMQ_ACTION_RECEIVE_MESSAGE:
+    case CMQ_ACTION_BATCH_RECEIVE_MESSAGE:
+    case CMQ_ACTION_DELETE_MESSAGE:
+    case CMQ_ACTION_BATCH_DELETE_MESSAGE: api_do_queue_storage_action(c); return;
     case CMQ_ACTION_CREATE_TOPIC: api_do_create_topic(c); return;
     case CMQ_ACTION_SET_TOPIC_ATTRIBUTES: api_do_set_topic(c); return;
     case CMQ_ACTION_GET_TOPIC_ATTRIBUTES: api_do_get_topic(c); return;
@@ -367,6 +375,7 @@ static void authenticate(struct gw_call *c)
 static void cleanup(void *data)
 {
     struct api_call *a = data;
+    api_msg_cleanup(a);
     params_destroy(a->params);
     OPENSSL_cleanse(&a->key, sizeof a->key);
 }

@@ -31,6 +31,9 @@ struct api_call {
     char host_alt[264];
     unsigned port;
     struct key_entry key;
+    /* message actions (api_msg.c) */
+    char queue_name[130];
+    struct api_queue *queue;  /* malloc'd by api_msg.c, freed with the call */
 };
 
 /* Finishes `j` and sends it (200, application/json). */
@@ -55,6 +58,16 @@ void api_meta_call(struct gw_call *c, uint32_t type, const pb_msgdesc_t *fields,
 int api_need_str(struct gw_call *c, const char *key, char *out, size_t cap);
 /* Optional integer: 1 (set), 0 (absent), -1 (answered a type error). */
 int api_opt_int(struct gw_call *c, const char *key, int64_t *out);
+
+/* api_msg.c: queue actions that touch storage (§6.3, §6.6-6.12) and the
+ * storage side of CreateQueue / SetQueueAttributes / DeleteQueue. */
+void api_do_queue_storage_action(struct gw_call *c);
+/* After metadata answered a create/set/delete with `qi` (decoded QueueInfo,
+ * borrowed): applies it on storage, then answers with `ok` (the success
+ * response the metadata step built, owned: freed here). */
+struct json;
+void api_storage_after_meta(struct gw_call *c, uint32_t meta_type, const void *qi, struct json *ok);
+void api_msg_cleanup(struct api_call *a);
 
 /* api_queue.c */
 void api_do_create_or_set_queue(struct gw_call *c, int set);

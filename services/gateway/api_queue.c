@@ -52,7 +52,8 @@ static void on_queue_created(struct gw_call *c, int tag, int status, const struc
     if (!j)
         return;
     json_kv_cstr(j, "queueId", qi.queue_id);
-    api_finish_ok(c, j);
+    json_obj_end(j);
+    api_storage_after_meta(c, cmq_MetaMsgType_META_MSG_QUEUE_CREATE, &qi, j);
 }
 
 static void write_queue_attrs(struct json *j, const cmq_QueueInfo *qi)
@@ -80,19 +81,25 @@ static void on_queue_set(struct gw_call *c, int tag, int status, const struct rp
         return;
     write_queue_attrs(j, &qi);
     json_kv_cstr(j, "queueId", qi.queue_id);
-    api_finish_ok(c, j);
+    json_obj_end(j);
+    api_storage_after_meta(c, cmq_MetaMsgType_META_MSG_QUEUE_SET, &qi, j);
 }
 
-static void on_envelope_only(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+static void on_queue_deleted(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
 {
     (void)tag;
     if (gw_call_gone(c))
         return;
-    if (status != CMQ_OK) {
+    cmq_QueueInfo qi = cmq_QueueInfo_init_zero;
+    if (status != CMQ_OK || rpc_pb_decode(cmq_QueueInfo_fields, &qi, msg->body, msg->body_len)) {
         api_reply_backend_error(c, status, msg);
         return;
     }
-    api_reply_err(c, CMQERR_OK, NULL);
+    struct json *j = api_begin_ok(c);
+    if (!j)
+        return;
+    json_obj_end(j);
+    api_storage_after_meta(c, cmq_MetaMsgType_META_MSG_QUEUE_DELETE, &qi, j);
 }
 
 static void on_queue_list(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
@@ -140,7 +147,7 @@ void api_do_delete_queue(struct gw_call *c)
     if (api_need_str(c, "queueName", r.name, sizeof r.name))
         return;
     api_meta_call(c, cmq_MetaMsgType_META_MSG_QUEUE_DELETE, cmq_NameRequest_fields, &r,
-              on_envelope_only);
+                  on_queue_deleted);
 }
 
 void api_do_list_queue(struct gw_call *c)

@@ -12,6 +12,7 @@ struct gw_call {
     int holds;
     int gone;
     int responded;
+    int last_peer;
     void (*cleanup)(void *data);
     _Alignas(max_align_t) unsigned char data[];
 };
@@ -95,8 +96,27 @@ static void on_backend_reply(void *arg, const struct rpc_result *r)
     gw_reply_fn *fn = bc->fn;
     int tag = bc->tag;
     free(bc);
+    c->last_peer = r->peer;
     fn(c, tag, r->status, r->msg);
     gw_call_release(c);
+}
+
+int gw_call_last_peer(const struct gw_call *c) { return c->last_peer; }
+
+int gw_call_client(struct gw_call *c, struct rpc_client *client, uint32_t type, const void *body,
+                   size_t len, const struct rpc_opts *opts, gw_reply_fn *fn, int tag)
+{
+    struct backend_call *bc = malloc(sizeof *bc);
+    if (!bc)
+        return CMQ_ENOMEM;
+    *bc = (struct backend_call){c, fn, tag};
+    gw_call_hold(c);
+    int rc = rpc_client_call(client, type, body, len, opts, on_backend_reply, bc);
+    if (rc != CMQ_OK) {
+        free(bc);
+        gw_call_release(c);
+    }
+    return rc;
 }
 
 int gw_call_backend(struct gw_call *c, int backend, uint32_t type, const pb_msgdesc_t *fields,
@@ -110,18 +130,7 @@ int gw_call_backend(struct gw_call *c, int backend, uint32_t type, const pb_msgd
     int rc = rpc_pb_encode(fields, msg, &body, &len);
     if (rc != CMQ_OK)
         return rc;
-    struct backend_call *bc = malloc(sizeof *bc);
-    if (!bc) {
-        free(body);
-        return CMQ_ENOMEM;
-    }
-    *bc = (struct backend_call){c, fn, tag};
-    gw_call_hold(c);
-    rc = rpc_client_call(gw->backends[backend].client, type, body, len, opts, on_backend_reply, bc);
+    rc = gw_call_client(c, gw->backends[backend].client, type, body, len, opts, fn, tag);
     free(body);
-    if (rc != CMQ_OK) {
-        free(bc);
-        gw_call_release(c);
-    }
     return rc;
 }

@@ -50,5 +50,10 @@ typedef void gw_reply_fn(struct gw_call *c, int tag, int status, const struct rp
  * never runs). */
 int gw_call_backend(struct gw_call *c, int backend, uint32_t type, const pb_msgdesc_t *fields,
                     const void *msg, const struct rpc_opts *opts, gw_reply_fn *fn, int tag);
+/* The same with an encoded body (borrowed) on any client. */
+int gw_call_client(struct gw_call *c, struct rpc_client *client, uint32_t type, const void *body,
+                   size_t len, const struct rpc_opts *opts, gw_reply_fn *fn, int tag);
+/* The peer that answered the last back-end reply of this call. */
+int gw_call_last_peer(const struct gw_call *c);
 
 #endif

@@ -154,6 +154,8 @@ static void process_rpc(struct gateway *gw)
 {
     if (gw->server)
         rpc_server_process(gw->server);
+    if (gw->storage)
+        rpc_client_process(gw->storage);
     for (int i = 0; i < gw->n_backends; i++)
         rpc_client_process(gw->backends[i].client);
 }
@@ -334,9 +336,12 @@ int gateway_open(const struct gateway_cfg *cfg, struct gateway **out)
     char list[sizeof cfg->storage];
     memcpy(list, cfg->storage, sizeof list);
     int idx = 0;
+    const char *eps[GATEWAY_MAX_STORAGE];
     for (char *save, *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
         while (*ep == ' ')
             ep++;
+        if (idx < GATEWAY_MAX_STORAGE)
+            eps[idx] = ep;
         if (idx == GATEWAY_MAX_STORAGE) {
             log_error("config_failed", "key=storage.endpoints reason=\"more than %d\"",
                       GATEWAY_MAX_STORAGE);
@@ -348,6 +353,17 @@ int gateway_open(const struct gateway_cfg *cfg, struct gateway **out)
         if ((rc = add_backend(gw, name, ep)) != CMQ_OK)
             goto fail;
     }
+    if (idx == 0) {
+        log_error("config_failed", "key=storage.endpoints reason=\"no storage node\"");
+        rc = CMQ_EINVAL;
+        goto fail;
+    }
+    if ((rc = rpc_client_open(gw->zctx, eps, idx, &gw->storage)) != CMQ_OK)
+        goto fail;
+    for (int i = 0; i < idx; i++)
+        if ((rc = watch_fd(gw, rpc_client_fd(gw->storage, i))) != CMQ_OK)
+            goto fail;
+    memset(gw->partition_peer, -1, sizeof gw->partition_peer);
     if ((rc = open_listener(gw, &gw->http, cfg->http_listen, NULL)) != CMQ_OK)
         goto fail;
     if (cfg->https_listen[0]) {
@@ -394,6 +410,11 @@ int gateway_run(struct gateway *gw)
             }
         }
         int wait = 10;
+        if (gw->storage) {
+            int t = rpc_client_next_timeout_ms(gw->storage);
+            if (t >= 0 && t < wait)
+                wait = t;
+        }
         for (int i = 0; i < gw->n_backends; i++) {
             int t = rpc_client_next_timeout_ms(gw->backends[i].client);
             if (t >= 0 && t < wait)
@@ -420,6 +441,7 @@ void gateway_close(struct gateway *gw)
         h2o_evloop_run(gw->loop, 0);
     for (int i = 0; i < gw->n_backends; i++)
         rpc_client_close(gw->backends[i].client);
+    rpc_client_close(gw->storage);
     rpc_server_close(gw->server);
     if (gw->zctx)
         zmq_ctx_term(gw->zctx);

@@ -43,13 +43,18 @@ struct gateway {
     struct rpc_server *server;
     struct backend backends[GATEWAY_MAX_STORAGE + 2];
     int n_backends;
-    struct zwatch watches[GATEWAY_MAX_STORAGE + 4];
+    struct zwatch watches[2 * GATEWAY_MAX_STORAGE + 4];
     int n_watches;
     uint64_t inflight;
     uint64_t requests;
     uint64_t started_ms;
     struct keycache *keys;
     struct api *api;
+    /* Data requests to storage: one client over every storage node, so a
+     * "not leader" answer is re-sent to the leader it names. */
+    struct rpc_client *storage;
+    /* The last storage peer that answered OK for each partition id. */
+    signed char partition_peer[4096];
 };
 
 /* api.c: registers /v2/index.php and / on `host`; frees with api_close. */

@@ -6,6 +6,8 @@
  * message is released with pb_release right after raft_step copied it.
  */
 #include "node.h"
+#include "node_internal.h"
+#include "queues.h"
 
 #include "clock.h"
 #include "log.h"
@@ -52,36 +54,6 @@ const struct config_key storage_config_keys[] = {
 };
 const size_t storage_config_n_keys = sizeof storage_config_keys / sizeof storage_config_keys[0];
 
-#define NODE_MAX_PEERS 64
-
-struct peer {
-    uint64_t raft_id;
-    char node_id[64];
-    char raft_ep[RPC_ENDPOINT_MAX];
-    char rpc_ep[RPC_ENDPOINT_MAX];
-    struct rpc_client *client; /* NULL for this node or while the endpoint is unknown */
-};
-
-struct hosted {
-    uint32_t id;
-    struct partition *p;
-};
-
-struct node {
-    struct svc *svc;
-    const struct storage_cfg *cfg;
-    uint64_t raft_id;
-    struct peer peers[NODE_MAX_PEERS];
-    int n_peers;
-    struct rpc_server *raft_server;
-    struct rpc_client *meta;
-    struct hosted parts[NODE_MAX_PARTITIONS];
-    int n_parts;
-    int registered;
-    int hb_inflight, map_inflight;
-    uint64_t sent, send_failed, received;
-};
-
 uint64_t raft_id_of(const char *node_id)
 {
     uint64_t h = 1469598103934665603ull;
@@ -90,7 +62,7 @@ uint64_t raft_id_of(const char *node_id)
     return h ? h : 1;
 }
 
-static struct peer *peer_by_id(struct node *n, uint64_t id)
+struct peer *peer_by_id(struct node *n, uint64_t id)
 {
     for (int i = 0; i < n->n_peers; i++)
         if (n->peers[i].raft_id == id)
@@ -98,12 +70,18 @@ static struct peer *peer_by_id(struct node *n, uint64_t id)
     return NULL;
 }
 
-static struct partition *part_by_id(struct node *n, uint32_t id)
+struct hosted *hosted_by_id(struct node *n, uint32_t id)
 {
     for (int i = 0; i < n->n_parts; i++)
-        if (n->parts[i].id == id)
-            return n->parts[i].p;
+        if (n->parts[i]->id == id)
+            return n->parts[i];
     return NULL;
+}
+
+static struct partition *part_by_id(struct node *n, uint32_t id)
+{
+    struct hosted *h = hosted_by_id(n, id);
+    return h ? h->p : NULL;
 }
 
 /* Records (or refreshes) a peer node; connects to its raft endpoint once known. */
@@ -278,9 +256,9 @@ static void on_status(struct node *n, struct rpc_call *call)
     r.node = n->raft_id;
     for (int i = 0; i < n->n_parts && r.partitions_count < 64; i++) {
         struct partition_status st;
-        partition_status(n->parts[i].p, &st);
+        partition_status(n->parts[i]->p, &st);
         cmq_PartitionStatus *o = &r.partitions[r.partitions_count++];
-        o->partition = n->parts[i].id;
+        o->partition = n->parts[i]->id;
         o->role = st.role;
         o->term = st.term;
         o->leader = st.leader;
@@ -302,7 +280,8 @@ static void request_handler(struct rpc_server *srv, struct rpc_call *call, void 
         on_status(n, call);
         break;
     default:
-        rpc_reply_status(call, CMQ_EUNSUPPORTED, "unknown request type");
+        if (!queues_handle(n, call))
+            rpc_reply_status(call, CMQ_EUNSUPPORTED, "unknown request type");
     }
 }
 
@@ -419,18 +398,27 @@ static int open_partition(struct node *n, uint32_t id, char names[][64], int cou
         .seed = clock_mono_ns() ^ n->raft_id ^ ((uint64_t)id << 48),
         .segment_bytes = (uint64_t)n->cfg->segment_bytes,
         .send = send_raft,
-        .apply = NULL,
+        .apply = queues_apply,
+        .release = queues_release,
         .on_role = on_role,
         .arg = n,
     };
-    struct partition *p;
-    int rc = partition_open(&po, &p, err);
+    struct hosted *h = calloc(1, sizeof *h);
+    if (!h)
+        return CMQ_ENOMEM;
+    h->id = id;
+    h->n = n;
+    int rc = partition_open(&po, &h->p, err);
+    if (rc == CMQ_OK)
+        rc = queues_attach(h);
     if (rc != CMQ_OK) {
         log_error("partition_failed", "partition=%u status=%s error=\"%s\"", id, status_name(rc), err);
+        partition_close(h->p);
+        free(h);
         return rc;
     }
-    n->parts[n->n_parts++] = (struct hosted){id, p};
-    evloop_add_fd(svc_loop(n->svc), partition_writer_fd(p), EVLOOP_READ, on_writer_fd, p);
+    n->parts[n->n_parts++] = h;
+    evloop_add_fd(svc_loop(n->svc), partition_writer_fd(h->p), EVLOOP_READ, on_writer_fd, h->p);
     return CMQ_OK;
 }
 
@@ -552,9 +540,9 @@ static void on_heartbeat(struct evloop *loop, void *arg)
     snprintf(req.raft_endpoint, sizeof req.raft_endpoint, "%s",
              n->cfg->advertise_raft[0] ? n->cfg->advertise_raft : n->cfg->raft_listen);
     for (int i = 0; i < n->n_parts && req.partitions_count < 256; i++) {
-        struct raft *r = partition_raft(n->parts[i].p);
+        struct raft *r = partition_raft(n->parts[i]->p);
         cmq_PartitionReport *pr = &req.partitions[req.partitions_count++];
-        pr->partition_id = n->parts[i].id;
+        pr->partition_id = n->parts[i]->id;
         pr->is_leader = raft_role(r) == RAFT_LEADER;
         pr->term = raft_term(r);
     }
@@ -576,7 +564,8 @@ static void on_tick(struct evloop *loop, void *arg)
 {
     struct node *n = arg;
     for (int i = 0; i < n->n_parts; i++)
-        partition_tick(n->parts[i].p);
+        partition_tick(n->parts[i]->p);
+    queues_tick(n);
     evloop_timer(loop, (uint64_t)n->cfg->tick_ms, on_tick, n);
 }
 
@@ -585,7 +574,7 @@ static void detail(void *arg, char *buf, size_t len)
     struct node *n = arg;
     int leaders = 0;
     for (int i = 0; i < n->n_parts; i++)
-        leaders += raft_role(partition_raft(n->parts[i].p)) == RAFT_LEADER;
+        leaders += raft_role(partition_raft(n->parts[i]->p)) == RAFT_LEADER;
     snprintf(buf, len, "raft_id=%llu registered=%d partitions=%d leaders=%d raft_sent=%llu "
                        "raft_send_failed=%llu raft_received=%llu",
              (unsigned long long)n->raft_id, n->registered, n->n_parts, leaders,
@@ -620,6 +609,8 @@ int node_open(struct svc *svc, const struct storage_cfg *cfg, struct node **out)
     open_existing(n);
     svc_set_handler(svc, request_handler, n);
     svc_set_detail(svc, detail, n);
+    svc_set_stop_hook(svc, queues_stop, n);
+    svc_set_busy_check(svc, queues_busy, n);
     evloop_timer(svc_loop(svc), (uint64_t)cfg->tick_ms, on_tick, n);
     evloop_timer(svc_loop(svc), 0, on_heartbeat, n);
     log_info("node_open", "raft_id=%llu partitions_on_disk=%d", (unsigned long long)n->raft_id,
@@ -633,8 +624,10 @@ void node_close(struct node *n)
     if (!n)
         return;
     for (int i = 0; i < n->n_parts; i++) {
-        evloop_del_fd(svc_loop(n->svc), partition_writer_fd(n->parts[i].p));
-        partition_close(n->parts[i].p);
+        evloop_del_fd(svc_loop(n->svc), partition_writer_fd(n->parts[i]->p));
+        partition_close(n->parts[i]->p); /* fails waiting proposals first */
+        queues_detach(n->parts[i]);
+        free(n->parts[i]);
     }
     rpc_server_close(n->raft_server);
     for (int i = 0; i < n->n_peers; i++)

@@ -191,7 +191,7 @@ static void finish_waiters(struct partition *p, int status)
         struct waiter *w = p->waiters;
         p->waiters = w->next;
         if (w->done)
-            w->done(w->arg, status, w->index);
+            w->done(w->arg, status, w->index, NULL);
         free(w);
     }
     p->waiters_tail = NULL;
@@ -207,7 +207,7 @@ void partition_close(struct partition *p)
         struct deferred *d = p->deferred;
         p->deferred = d->next;
         if (d->done)
-            d->done(d->arg, CMQ_ESHUTDOWN, 0);
+            d->done(d->arg, CMQ_ESHUTDOWN, 0, NULL);
         free(d);
     }
     if (p->log)
@@ -293,7 +293,7 @@ void partition_on_writer(struct partition *p)
 
 /* ---------- the ready loop ---------- */
 
-static void resolve(struct partition *p, const struct raft_entry *e, int status)
+static void resolve(struct partition *p, const struct raft_entry *e, int status, void *result)
 {
     /* Waiters are in index order; any waiter at or below an applied index is
      * decided now: its entry either is this one (same term) or was replaced. */
@@ -302,9 +302,9 @@ static void resolve(struct partition *p, const struct raft_entry *e, int status)
         p->waiters = w->next;
         if (!p->waiters)
             p->waiters_tail = NULL;
-        int st = (w->index == e->index && w->term == e->term) ? status : CMQ_ENOTLEADER;
+        int mine = w->index == e->index && w->term == e->term;
         if (w->done)
-            w->done(w->arg, st, w->index);
+            w->done(w->arg, mine ? status : CMQ_ENOTLEADER, w->index, mine ? result : NULL);
         free(w);
     }
 }
@@ -340,7 +340,7 @@ static void flush_deferred(struct partition *p)
             p->deferred_tail = NULL;
         int rc = propose_now(p, d->data, d->len, d->done, d->arg);
         if (rc != CMQ_OK && d->done)
-            d->done(d->arg, rc, 0);
+            d->done(d->arg, rc, 0, NULL);
         free(d);
     }
 }
@@ -388,9 +388,12 @@ static void process(struct partition *p)
         for (size_t i = 0; i < rd.n_committed; i++) {
             const struct raft_entry *e = &rd.committed[i];
             int st = CMQ_OK;
+            void *result = NULL;
             if (e->type == RAFT_ENTRY_NORMAL && p->opts.apply)
-                st = p->opts.apply(p->opts.arg, p, e);
-            resolve(p, e, st);
+                st = p->opts.apply(p->opts.arg, p, e, &result);
+            resolve(p, e, st, result);
+            if (result && p->opts.release)
+                p->opts.release(p->opts.arg, result);
         }
         raft_advance(p->raft);
         p->in_ready = 0;
@@ -408,6 +411,11 @@ void partition_step(struct partition *p, const struct raft_msg *m)
 {
     raft_step(p->raft, m);
     process(p);
+}
+
+int partition_is_leader(const struct partition *p)
+{
+    return !p->failed && raft_role(p->raft) == RAFT_LEADER;
 }
 
 int partition_propose(struct partition *p, const void *cmd, size_t len, partition_done_fn *done,

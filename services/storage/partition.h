@@ -34,8 +34,13 @@ struct partition;
 typedef void partition_send_fn(void *arg, uint32_t partition_id, const struct raft_msg *m);
 /* Applies one committed entry (borrowed for the call), in log order, exactly
  * once per process life.  Returns a status that becomes the result of the
- * proposal that created the entry (if it is still waiting on this node). */
-typedef int partition_apply_fn(void *arg, struct partition *p, const struct raft_entry *e);
+ * proposal that created the entry (if it is still waiting on this node), and
+ * may set *result to an object handed to that proposal's done callback and
+ * then to the release callback. */
+typedef int partition_apply_fn(void *arg, struct partition *p, const struct raft_entry *e,
+                               void **result);
+/* Releases what apply put in *result, after the waiting proposal saw it. */
+typedef void partition_release_fn(void *arg, void *result);
 /* The role or the leader changed. */
 typedef void partition_role_fn(void *arg, struct partition *p, uint32_t role, uint64_t leader);
 
@@ -50,6 +55,7 @@ struct partition_opts {
     uint64_t segment_bytes;        /* 0: seglog default */
     partition_send_fn *send;
     partition_apply_fn *apply;
+    partition_release_fn *release; /* may be NULL */
     partition_role_fn *on_role;    /* may be NULL */
     void *arg;
 };
@@ -72,10 +78,11 @@ void partition_tick(struct partition *p);
 void partition_step(struct partition *p, const struct raft_msg *m);
 void partition_on_writer(struct partition *p);
 
-/* Called once the entry created by a proposal is applied (status from the
- * apply callback), or fails (CMQ_ENOTLEADER when leadership was lost and the
+/* Called once the entry created by a proposal is applied (status and result
+ * from the apply callback; result is borrowed for the call and NULL when the
+ * proposal failed), or fails (CMQ_ENOTLEADER when leadership was lost and the
  * entry was overwritten, CMQ_ESHUTDOWN at close).  `index` is the entry's. */
-typedef void partition_done_fn(void *arg, int status, uint64_t index);
+typedef void partition_done_fn(void *arg, int status, uint64_t index, void *result);
 
 /* Proposes one command (copied) on the leader.  Returns CMQ_OK (done runs
  * later, never inside this call), CMQ_ENOTLEADER, CMQ_EBUSY, CMQ_ELIMIT,
@@ -93,5 +100,7 @@ struct partition_status {
     uint64_t term, leader, commit, applied, last_index, durable, first_index;
 };
 void partition_status(struct partition *p, struct partition_status *out);
+/* Whether the node leads and may propose (leader and not transferring). */
+int partition_is_leader(const struct partition *p);
 
 #endif

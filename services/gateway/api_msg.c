@@ -1,0 +1,714 @@
+/* api_msg.c: the queue actions that reach storage (spec §6.3, §6.6-§6.12),
+ * and the storage half of CreateQueue / SetQueueAttributes / DeleteQueue.
+ *
+ * Each action first asks metadata for the queue (QUEUE_GET: its partition
+ * and attributes), then sends one request to the storage node that leads the
+ * queue's partition.  The gateway remembers, per partition, the storage peer
+ * that last answered, and the rpc layer follows "not leader" hints, so a
+ * leader change costs one extra hop.
+ *
+ * Storage learns a queue when the gateway that created it in metadata
+ * creates it there.  If that step failed (a storage node was down), the
+ * first request that storage answers "no such queue" creates it from the
+ * metadata attributes and is sent again ("heal"), once per request.
+ *
+ * The numeric queue id storage uses is derived from metadata's queue id
+ * ("queue-" + 12 base-36 characters, unique): its base-36 value plus one.
+ */
+#include "api_internal.h"
+
+#include "clock.h"
+#include "cmq_limits.h"
+#include "log.h"
+#include "metadata.pb.h"
+#include "status.h"
+#include "storage.pb.h"
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STORAGE_TIMEOUT_MS 5000
+#define STORAGE_ATTEMPTS 3
+
+struct api_queue {
+    cmq_QueueInfo qi;
+    uint64_t queue_num;
+    uint32_t stype;      /* the storage request type */
+    uint8_t *sreq;       /* the encoded storage request, kept for a resend */
+    size_t sreq_len;
+    int timeout_ms;
+    int healed;
+    uint32_t meta_type;  /* create/set/delete: the metadata step that ran */
+    struct json *ok;     /* create/set/delete: the success answer to send */
+    struct param_value handles[CMQ_BATCH_MAX]; /* deletes: as received, for errorList */
+    size_t n_handles;
+};
+
+void api_msg_cleanup(struct api_call *a)
+{
+    if (!a->queue)
+        return;
+    free(a->queue->sreq);
+    json_destroy(a->queue->ok);
+    free(a->queue);
+    a->queue = NULL;
+}
+
+static struct api_queue *queue_state(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    if (!a->queue)
+        a->queue = calloc(1, sizeof *a->queue);
+    return a->queue;
+}
+
+/* "queue-k3j2..." -> base-36 value + 1, or 0 when malformed. */
+static uint64_t queue_num_of(const char *queue_id)
+{
+    const char *dash = strchr(queue_id, '-');
+    const char *p = dash ? dash + 1 : queue_id;
+    if (!*p || strlen(p) > 12)
+        return 0;
+    uint64_t v = 0;
+    for (; *p; p++) {
+        int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'z' ? *p - 'a' + 10 : -1;
+        if (d < 0)
+            return 0;
+        v = v * 36 + (uint64_t)d;
+    }
+    return v + 1;
+}
+
+static void storage_attrs(const cmq_QueueInfo *qi, cmq_StorageQueueAttributes *o)
+{
+    o->has_max_msg_heap_num = true;
+    o->max_msg_heap_num = (uint64_t)qi->max_msg_heap_num;
+    o->has_polling_wait_seconds = true;
+    o->polling_wait_seconds = (uint32_t)qi->polling_wait_seconds;
+    o->has_visibility_timeout_s = true;
+    o->visibility_timeout_s = (uint32_t)qi->visibility_timeout;
+    o->has_max_msg_size = true;
+    o->max_msg_size = (uint32_t)qi->max_msg_size;
+    o->has_msg_retention_s = true;
+    o->msg_retention_s = (uint32_t)qi->msg_retention_seconds;
+    o->has_rewind_s = true;
+    o->rewind_s = (uint32_t)qi->rewind_seconds;
+    if (qi->has_dead_letter_policy && qi->dead_letter_policy.dead_letter_queue_id[0]) {
+        o->has_dead_letter_policy = true;
+        o->dead_letter_policy.dead_letter_queue_id =
+            queue_num_of(qi->dead_letter_policy.dead_letter_queue_id);
+        o->dead_letter_policy.policy = (uint32_t)qi->dead_letter_policy.policy;
+        o->dead_letter_policy.max_receive_count = (uint32_t)qi->dead_letter_policy.max_receive_count;
+        o->dead_letter_policy.max_time_to_live_s = (uint32_t)qi->dead_letter_policy.max_time_to_live;
+    }
+}
+
+/* ---------- talking to storage ---------- */
+
+static void on_storage(struct gw_call *c, int tag, int status, const struct rpc_msg *msg);
+
+static void storage_send(struct gw_call *c, uint32_t type, const uint8_t *body, size_t len, int tag)
+{
+    struct gateway *gw = gw_call_gateway(c);
+    struct api_queue *q = queue_state(c);
+    uint32_t part = q->qi.partition_id;
+    struct rpc_opts opts = {
+        .timeout_ms = q->timeout_ms ? q->timeout_ms : STORAGE_TIMEOUT_MS,
+        .attempts = STORAGE_ATTEMPTS,
+        .peer = part < sizeof gw->partition_peer ? gw->partition_peer[part] : -1,
+    };
+    int rc = gw_call_client(c, gw->storage, type, body, len, &opts, on_storage, tag);
+    if (rc != CMQ_OK)
+        api_reply_err(c, cmq_error_from_status(rc), NULL);
+}
+
+/* Encodes `msg` as the request to send (and resend after a heal). */
+static int set_request(struct gw_call *c, uint32_t type, const pb_msgdesc_t *fields, const void *msg)
+{
+    struct api_queue *q = queue_state(c);
+    free(q->sreq);
+    q->sreq = NULL;
+    q->stype = type;
+    int rc = rpc_pb_encode(fields, msg, &q->sreq, &q->sreq_len);
+    if (rc != CMQ_OK) {
+        api_reply_err(c, rc == CMQ_ETOOBIG ? CMQERR_REQUEST_TOO_BIG : CMQERR_INTERNAL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+enum { TAG_REQUEST = 0, TAG_HEAL = 1 };
+
+static void send_create(struct gw_call *c, int tag)
+{
+    struct api_queue *q = queue_state(c);
+    cmq_StorageCreateQueueRequest r = cmq_StorageCreateQueueRequest_init_zero;
+    r.queue_id = q->queue_num;
+    snprintf(r.name, sizeof r.name, "%s", q->qi.name);
+    r.has_attributes = true;
+    storage_attrs(&q->qi, &r.attributes);
+    r.create_time_s = q->qi.create_time;
+    r.partition_id = q->qi.partition_id;
+    uint8_t *buf;
+    size_t len;
+    if (rpc_pb_encode(cmq_StorageCreateQueueRequest_fields, &r, &buf, &len) != CMQ_OK) {
+        api_reply_err(c, CMQERR_INTERNAL, NULL);
+        return;
+    }
+    storage_send(c, cmq_StorageMsgType_STORAGE_MSG_CREATE_QUEUE, buf, len, tag);
+    free(buf);
+}
+
+/* ---------- answers per action ---------- */
+
+/* Walks a ReceiveReply without copying bodies (they are nanopb callbacks). */
+struct received {
+    uint64_t msg_id, handle, enqueue_ms, first_ms, next_ms;
+    uint32_t count;
+    const uint8_t *body;
+    size_t body_len;
+};
+
+static int parse_received(const uint8_t *buf, size_t len, struct received *out, size_t max, size_t *n)
+{
+    pb_istream_t is = pb_istream_from_buffer(buf, len);
+    pb_wire_type_t wt;
+    uint32_t tag;
+    bool eof;
+    *n = 0;
+    while (pb_decode_tag(&is, &wt, &tag, &eof)) {
+        if (tag != 1 || wt != PB_WT_STRING) {
+            if (!pb_skip_field(&is, wt))
+                return CMQ_ECORRUPT;
+            continue;
+        }
+        pb_istream_t sub;
+        if (*n == max || !pb_make_string_substream(&is, &sub))
+            return CMQ_ECORRUPT;
+        struct received *r = &out[(*n)++];
+        memset(r, 0, sizeof *r);
+        while (pb_decode_tag(&sub, &wt, &tag, &eof)) {
+            uint64_t v = 0;
+            if (tag == 2 && wt == PB_WT_STRING) {
+                uint32_t blen;
+                if (!pb_decode_varint32(&sub, &blen) || blen > sub.bytes_left)
+                    return CMQ_ECORRUPT;
+                r->body = sub.state;
+                r->body_len = blen;
+                if (!pb_read(&sub, NULL, blen))
+                    return CMQ_ECORRUPT;
+                continue;
+            }
+            if (wt != PB_WT_VARINT) {
+                if (!pb_skip_field(&sub, wt))
+                    return CMQ_ECORRUPT;
+                continue;
+            }
+            if (!pb_decode_varint(&sub, &v))
+                return CMQ_ECORRUPT;
+            switch (tag) {
+            case 1: r->msg_id = v; break;
+            case 3: r->handle = v; break;
+            case 4: r->enqueue_ms = v; break;
+            case 5: r->first_ms = v; break;
+            case 6: r->next_ms = v; break;
+            case 7: r->count = (uint32_t)v; break;
+            default: break;
+            }
+        }
+        if (!pb_close_string_substream(&is, &sub))
+            return CMQ_ECORRUPT;
+    }
+    return eof ? CMQ_OK : CMQ_ECORRUPT;
+}
+
+static void write_received(struct json *j, const struct received *r)
+{
+    json_kv_str(j, "msgBody", (const char *)r->body, r->body_len);
+    json_kv_id(j, "msgId", r->msg_id);
+    json_kv_id(j, "receiptHandle", r->handle);
+    json_kv_int(j, "enqueueTime", (int64_t)(r->enqueue_ms / 1000));
+    json_kv_int(j, "firstDequeueTime", (int64_t)(r->first_ms / 1000));
+    json_kv_int(j, "nextVisibleTime", (int64_t)(r->next_ms / 1000));
+    json_kv_int(j, "dequeueCount", r->count);
+}
+
+static enum cmq_err storage_error(enum cmq_action action, int status)
+{
+    switch (status) {
+    case CMQ_ENOTFOUND: return CMQERR_QUEUE_NOT_EXIST;
+    case CMQ_EEMPTY: return CMQERR_NO_MESSAGE;
+    case CMQ_ETOOBIG: return CMQERR_MSG_TOO_BIG;
+    case CMQ_ESTALE: return CMQERR_RECEIPT_HANDLE_INVALID;
+    case CMQ_ELIMIT:
+        return action == CMQ_ACTION_RECEIVE_MESSAGE || action == CMQ_ACTION_BATCH_RECEIVE_MESSAGE
+                   ? CMQERR_TOO_MANY_UNACKED : CMQERR_HEAP_FULL;
+    case CMQ_EDENIED: return action == CMQ_ACTION_REWIND_QUEUE ? CMQERR_REWIND_DISABLED
+                                                                : CMQERR_NO_CAM_AUTH;
+    case CMQ_EINVAL: return action == CMQ_ACTION_REWIND_QUEUE ? CMQERR_REWIND_TIME
+                                                               : CMQERR_INVALID_REQUEST;
+    default: return cmq_error_from_status(status);
+    }
+}
+
+static void answer(struct gw_call *c, const struct rpc_msg *msg)
+{
+    struct api_call *a = gw_call_data(c);
+    struct api_queue *q = a->queue;
+    struct json *j;
+    switch (a->action) {
+    case CMQ_ACTION_SEND_MESSAGE:
+    case CMQ_ACTION_BATCH_SEND_MESSAGE: {
+        cmq_SendReply r = cmq_SendReply_init_zero;
+        if (rpc_pb_decode(cmq_SendReply_fields, &r, msg->body, msg->body_len) != CMQ_OK ||
+            r.msg_ids_count == 0) {
+            api_reply_err(c, CMQERR_SEND_FAILED, NULL);
+            return;
+        }
+        if (!(j = api_begin_ok(c)))
+            return;
+        if (a->action == CMQ_ACTION_SEND_MESSAGE) {
+            json_kv_id(j, "msgId", r.msg_ids[0]);
+        } else {
+            json_key(j, "msgList");
+            json_arr_begin(j);
+            for (pb_size_t i = 0; i < r.msg_ids_count; i++) {
+                json_obj_begin(j);
+                json_kv_id(j, "msgId", r.msg_ids[i]);
+                json_obj_end(j);
+            }
+            json_arr_end(j);
+        }
+        api_finish_ok(c, j);
+        return;
+    }
+    case CMQ_ACTION_RECEIVE_MESSAGE:
+    case CMQ_ACTION_BATCH_RECEIVE_MESSAGE: {
+        struct received rs[CMQ_BATCH_MAX];
+        size_t n;
+        if (parse_received(msg->body, msg->body_len, rs, CMQ_BATCH_MAX, &n) != CMQ_OK || n == 0) {
+            api_reply_err(c, n == 0 ? CMQERR_NO_MESSAGE : CMQERR_RECEIVE_FAILED, NULL);
+            return;
+        }
+        if (!(j = api_begin_ok(c)))
+            return;
+        if (a->action == CMQ_ACTION_RECEIVE_MESSAGE) {
+            write_received(j, &rs[0]);
+        } else {
+            json_key(j, "msgInfoList");
+            json_arr_begin(j);
+            for (size_t i = 0; i < n; i++) {
+                json_obj_begin(j);
+                write_received(j, &rs[i]);
+                json_obj_end(j);
+            }
+            json_arr_end(j);
+        }
+        api_finish_ok(c, j);
+        return;
+    }
+    case CMQ_ACTION_DELETE_MESSAGE:
+    case CMQ_ACTION_BATCH_DELETE_MESSAGE: {
+        cmq_DeleteReply r = cmq_DeleteReply_init_zero;
+        if (rpc_pb_decode(cmq_DeleteReply_fields, &r, msg->body, msg->body_len) != CMQ_OK ||
+            r.statuses_count != q->n_handles) {
+            api_reply_err(c, CMQERR_DELETE_FAILED, NULL);
+            return;
+        }
+        size_t failed = 0;
+        for (pb_size_t i = 0; i < r.statuses_count; i++)
+            failed += r.statuses[i] != CMQ_OK;
+        if (failed == 0) {
+            api_reply_err(c, CMQERR_OK, NULL);
+            return;
+        }
+        if (a->action == CMQ_ACTION_DELETE_MESSAGE) {
+            api_reply_err(c, storage_error(a->action, r.statuses[0]), NULL);
+            return;
+        }
+        /* §6.12: 6010 with errorList when some failed, 6020 (with it too) when all did. */
+        j = json_create(API_JSON_MAX);
+        if (!j)
+            return;
+        json_obj_begin(j);
+        cmq_error_envelope(j, failed == r.statuses_count ? CMQERR_DELETE_ALL_FAILED
+                                                         : CMQERR_DELETE_PARTIAL,
+                           NULL, a->request_id);
+        json_key(j, "errorList");
+        json_arr_begin(j);
+        for (pb_size_t i = 0; i < r.statuses_count; i++)
+            if (r.statuses[i] != CMQ_OK)
+                cmq_error_item(j, storage_error(a->action, r.statuses[i]), q->handles[i].val,
+                               q->handles[i].len);
+        json_arr_end(j);
+        json_obj_end(j);
+        api_respond_json(c, j);
+        json_destroy(j);
+        return;
+    }
+    case CMQ_ACTION_GET_QUEUE_ATTRIBUTES: {
+        cmq_QueueStatsReply r = cmq_QueueStatsReply_init_zero;
+        if (rpc_pb_decode(cmq_QueueStatsReply_fields, &r, msg->body, msg->body_len) != CMQ_OK) {
+            api_reply_err(c, CMQERR_GET_QUEUE_ATTRS_FAILED, NULL);
+            return;
+        }
+        const cmq_QueueInfo *qi = &q->qi;
+        if (!(j = api_begin_ok(c)))
+            return;
+        json_kv_int(j, "maxMsgHeapNum", qi->max_msg_heap_num);
+        json_kv_int(j, "pollingWaitSeconds", qi->polling_wait_seconds);
+        json_kv_int(j, "visibilityTimeout", qi->visibility_timeout);
+        json_kv_int(j, "maxMsgSize", qi->max_msg_size);
+        json_kv_int(j, "msgRetentionSeconds", qi->msg_retention_seconds);
+        json_kv_int(j, "createTime", (int64_t)qi->create_time);
+        json_kv_int(j, "lastModifyTime", (int64_t)qi->last_modify_time);
+        json_kv_int(j, "activeMsgNum", (int64_t)r.active_msg_num);
+        json_kv_int(j, "inactiveMsgNum", (int64_t)r.inactive_msg_num);
+        json_kv_int(j, "rewindSeconds", qi->rewind_seconds);
+        json_kv_int(j, "rewindmsgNum", (int64_t)r.rewind_msg_num);
+        json_kv_int(j, "rewindMsgNum", (int64_t)r.rewind_msg_num);
+        json_kv_int(j, "minMsgTime", (int64_t)r.min_msg_time_s);
+        json_kv_int(j, "delayMsgNum", (int64_t)r.delay_msg_num);
+        json_kv_cstr(j, "queueName", qi->name);
+        json_kv_cstr(j, "queueId", qi->queue_id);
+        api_finish_ok(c, j);
+        return;
+    }
+    default:
+        api_reply_err(c, CMQERR_OK, NULL);
+    }
+}
+
+static void on_storage(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+{
+    if (gw_call_gone(c))
+        return;
+    struct api_call *a = gw_call_data(c);
+    struct gateway *gw = gw_call_gateway(c);
+    struct api_queue *q = a->queue;
+    if (status == CMQ_OK && q->qi.partition_id < sizeof gw->partition_peer)
+        gw->partition_peer[q->qi.partition_id] = (signed char)gw_call_last_peer(c);
+    if (tag == TAG_HEAL) {
+        if (status != CMQ_OK && status != CMQ_EEXIST) {
+            api_reply_err(c, storage_error(a->action, status), NULL);
+            return;
+        }
+        log_info("queue_healed", "queue=%s queue_num=%llu partition=%u", q->qi.name,
+                 (unsigned long long)q->queue_num, q->qi.partition_id);
+        storage_send(c, q->stype, q->sreq, q->sreq_len, TAG_REQUEST);
+        return;
+    }
+    if (status == CMQ_ENOTFOUND && !q->healed && q->stype != cmq_StorageMsgType_STORAGE_MSG_DROP_QUEUE) {
+        q->healed = 1;
+        send_create(c, TAG_HEAL);
+        return;
+    }
+    if (q->ok) { /* the storage half of create / set / delete */
+        int fine = status == CMQ_OK || (q->meta_type == cmq_MetaMsgType_META_MSG_QUEUE_CREATE &&
+                                        status == CMQ_EEXIST) ||
+                   (q->meta_type == cmq_MetaMsgType_META_MSG_QUEUE_DELETE && status == CMQ_ENOTFOUND);
+        if (!fine && q->meta_type == cmq_MetaMsgType_META_MSG_QUEUE_SET) {
+            api_reply_err(c, CMQERR_SET_QUEUE_ATTRS_FAILED, NULL);
+            return;
+        }
+        if (!fine)
+            log_warn("queue_storage_step_failed", "queue=%s status=%s action=%s note=\"%s\"",
+                     q->qi.name, status_name(status), action_name(a->action),
+                     q->meta_type == cmq_MetaMsgType_META_MSG_QUEUE_CREATE
+                         ? "storage creates it on first use" : "storage keeps orphan state");
+        struct json *j = q->ok;
+        q->ok = NULL;
+        api_respond_json(c, j);
+        json_destroy(j);
+        return;
+    }
+    if (status != CMQ_OK) {
+        api_reply_err(c, storage_error(a->action, status), NULL);
+        return;
+    }
+    answer(c, msg);
+}
+
+/* ---------- building the storage request ---------- */
+
+struct body_ref {
+    const char *data;
+    size_t len;
+};
+
+static bool encode_body(pb_ostream_t *os, const pb_field_t *field, void *const *arg)
+{
+    const struct body_ref *b = *arg;
+    return pb_encode_tag_for_field(os, field) && pb_encode_string(os, (const uint8_t *)b->data, b->len);
+}
+
+static int build_send(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    struct api_queue *q = a->queue;
+    struct cmq_fault f = {0};
+    struct param_value bodies[CMQ_BATCH_MAX];
+    size_t n = 0;
+    int rc;
+    if (a->action == CMQ_ACTION_SEND_MESSAGE) {
+        const char *v;
+        size_t len;
+        rc = params_get_str(a->params, "msgBody", SIZE_MAX, &v, &len, &f);
+        if (rc == CMQ_ENOTFOUND) {
+            api_reply_err(c, CMQERR_MSG_BODY_EMPTY, NULL);
+            return -1;
+        }
+        if (rc != CMQ_OK) {
+            api_reply_fault(c, &f);
+            return -1;
+        }
+        bodies[n++] = (struct param_value){v, len};
+    } else {
+        rc = params_get_list(a->params, "msgBody", CMQ_BATCH_MAX, 0, bodies, &n, &f);
+        if (rc != CMQ_OK) {
+            api_reply_fault(c, &f);
+            return -1;
+        }
+    }
+    int64_t delay = 0;
+    rc = params_get_int(a->params, "delaySeconds", INT64_MIN, INT64_MAX, &delay, &f);
+    if (rc == CMQ_EINVAL) {
+        api_reply_fault(c, &f);
+        return -1;
+    }
+    if (delay < 0 || delay > CMQ_DELAY_S_MAX) {
+        api_reply_err(c, CMQERR_DELAY_RANGE, NULL);
+        return -1;
+    }
+    size_t total = 0;
+    cmq_SendRequest r = cmq_SendRequest_init_zero;
+    struct body_ref refs[CMQ_BATCH_MAX];
+    r.queue_id = q->queue_num;
+    for (size_t i = 0; i < n; i++) {
+        if (bodies[i].len == 0) {
+            api_reply_err(c, CMQERR_MSG_BODY_EMPTY, NULL);
+            return -1;
+        }
+        if ((int64_t)bodies[i].len > q->qi.max_msg_size) {
+            api_reply_err(c, CMQERR_MSG_TOO_BIG, NULL);
+            return -1;
+        }
+        total += bodies[i].len;
+        refs[i] = (struct body_ref){bodies[i].val, bodies[i].len};
+        r.messages[i].delay_seconds = (uint32_t)delay;
+        r.messages[i].body.funcs.encode = encode_body;
+        r.messages[i].body.arg = &refs[i];
+        r.messages_count = (pb_size_t)(i + 1);
+    }
+    if (total > CMQ_BATCH_BYTES_MAX) {
+        api_reply_err(c, CMQERR_BATCH_TOO_BIG, NULL);
+        return -1;
+    }
+    return set_request(c, cmq_StorageMsgType_STORAGE_MSG_SEND, cmq_SendRequest_fields, &r);
+}
+
+static int build_receive(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    struct api_queue *q = a->queue;
+    struct cmq_fault f = {0};
+    cmq_ReceiveRequest r = cmq_ReceiveRequest_init_zero;
+    r.queue_id = q->queue_num;
+    r.count = 1;
+    if (a->action == CMQ_ACTION_BATCH_RECEIVE_MESSAGE) {
+        int64_t num;
+        if (params_get_int(a->params, "numOfMsg", 1, CMQ_BATCH_MAX, &num, &f) != CMQ_OK) {
+            api_reply_fault(c, &f);
+            return -1;
+        }
+        r.count = (uint32_t)num;
+    }
+    int64_t wait;
+    int rc = params_get_int(a->params, "pollingWaitSeconds", INT64_MIN, INT64_MAX, &wait, &f);
+    if (rc == CMQ_EINVAL) {
+        api_reply_fault(c, &f);
+        return -1;
+    }
+    if (rc == CMQ_OK) {
+        if (wait < 0) {
+            api_reply_err(c, CMQERR_PARAM_RANGE, "pollingWaitSeconds");
+            return -1;
+        }
+        r.has_wait_seconds = true;
+        r.wait_seconds = (uint32_t)(wait > CMQ_POLL_WAIT_S_MAX ? CMQ_POLL_WAIT_S_MAX : wait);
+    } else {
+        wait = q->qi.polling_wait_seconds;
+    }
+    if (wait > CMQ_POLL_WAIT_S_MAX)
+        wait = CMQ_POLL_WAIT_S_MAX;
+    q->timeout_ms = (int)(wait * 1000) + STORAGE_TIMEOUT_MS;
+    return set_request(c, cmq_StorageMsgType_STORAGE_MSG_RECEIVE, cmq_ReceiveRequest_fields, &r);
+}
+
+/* A receipt handle is a decimal uint64 naming its partition (bits 63..52). */
+static int parse_handle(const char *s, size_t len, uint64_t *out)
+{
+    if (len == 0 || len > 20)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *out = v;
+    return v ? 0 : -1;
+}
+
+static int build_delete(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    struct api_queue *q = a->queue;
+    struct cmq_fault f = {0};
+    cmq_DeleteRequest r = cmq_DeleteRequest_init_zero;
+    r.queue_id = q->queue_num;
+    if (a->action == CMQ_ACTION_DELETE_MESSAGE) {
+        const char *v;
+        size_t len;
+        if (params_get_str(a->params, "receiptHandle", 64, &v, &len, &f) != CMQ_OK) {
+            api_reply_fault(c, &f);
+            return -1;
+        }
+        q->handles[0] = (struct param_value){v, len};
+        q->n_handles = 1;
+    } else if (params_get_list(a->params, "receiptHandle", CMQ_BATCH_MAX, 0, q->handles,
+                               &q->n_handles, &f) != CMQ_OK) {
+        api_reply_fault(c, &f);
+        return -1;
+    }
+    for (size_t i = 0; i < q->n_handles; i++) {
+        if (parse_handle(q->handles[i].val, q->handles[i].len, &r.receipt_handles[i]) != 0) {
+            api_reply_err(c, CMQERR_RECEIPT_HANDLE_FORMAT, NULL);
+            return -1;
+        }
+        r.receipt_handles_count = (pb_size_t)(i + 1);
+    }
+    return set_request(c, cmq_StorageMsgType_STORAGE_MSG_DELETE, cmq_DeleteRequest_fields, &r);
+}
+
+static int build_rewind(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    struct cmq_fault f = {0};
+    int64_t t;
+    if (params_get_int(a->params, "startConsumeTime", 0, INT64_MAX, &t, &f) != CMQ_OK) {
+        api_reply_fault(c, &f);
+        return -1;
+    }
+    cmq_RewindRequest r = cmq_RewindRequest_init_zero;
+    r.queue_id = a->queue->queue_num;
+    r.start_consume_time_s = (uint64_t)t;
+    return set_request(c, cmq_StorageMsgType_STORAGE_MSG_REWIND, cmq_RewindRequest_fields, &r);
+}
+
+static int build_stats(struct gw_call *c)
+{
+    cmq_QueueStatsRequest r = cmq_QueueStatsRequest_init_zero;
+    r.queue_id = queue_state(c)->queue_num;
+    return set_request(c, cmq_StorageMsgType_STORAGE_MSG_QUEUE_STATS, cmq_QueueStatsRequest_fields, &r);
+}
+
+static void on_queue_info(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+{
+    (void)tag;
+    if (gw_call_gone(c))
+        return;
+    struct api_call *a = gw_call_data(c);
+    struct api_queue *q = queue_state(c);
+    if (!q) {
+        api_reply_err(c, CMQERR_INTERNAL, NULL);
+        return;
+    }
+    if (status != CMQ_OK ||
+        rpc_pb_decode(cmq_QueueInfo_fields, &q->qi, msg->body, msg->body_len) != CMQ_OK) {
+        api_reply_backend_error(c, status, msg);
+        return;
+    }
+    q->queue_num = queue_num_of(q->qi.queue_id);
+    if (q->queue_num == 0 || q->qi.partition_id == 0) {
+        log_warn("queue_unplaced", "queue=%s queue_id=%s partition=%u", q->qi.name,
+                 q->qi.queue_id, q->qi.partition_id);
+        api_reply_err(c, CMQERR_INTERNAL, NULL);
+        return;
+    }
+    int rc;
+    switch (a->action) {
+    case CMQ_ACTION_SEND_MESSAGE:
+    case CMQ_ACTION_BATCH_SEND_MESSAGE: rc = build_send(c); break;
+    case CMQ_ACTION_RECEIVE_MESSAGE:
+    case CMQ_ACTION_BATCH_RECEIVE_MESSAGE: rc = build_receive(c); break;
+    case CMQ_ACTION_DELETE_MESSAGE:
+    case CMQ_ACTION_BATCH_DELETE_MESSAGE: rc = build_delete(c); break;
+    case CMQ_ACTION_REWIND_QUEUE: rc = build_rewind(c); break;
+    case CMQ_ACTION_GET_QUEUE_ATTRIBUTES: rc = build_stats(c); break;
+    default: api_reply_err(c, CMQERR_INTERNAL, NULL); return;
+    }
+    if (rc == 0)
+        storage_send(c, q->stype, q->sreq, q->sreq_len, TAG_REQUEST);
+}
+
+void api_do_queue_storage_action(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    if (!queue_state(c)) {
+        api_reply_err(c, CMQERR_INTERNAL, NULL);
+        return;
+    }
+    cmq_NameRequest r = cmq_NameRequest_init_zero;
+    r.appid = a->key.appid;
+    if (api_need_str(c, "queueName", r.name, sizeof r.name))
+        return;
+    api_meta_call(c, cmq_MetaMsgType_META_MSG_QUEUE_GET, cmq_NameRequest_fields, &r, on_queue_info);
+}
+
+void api_storage_after_meta(struct gw_call *c, uint32_t meta_type, const void *qinfo, struct json *ok)
+{
+    struct api_queue *q = queue_state(c);
+    if (!q) {
+        json_destroy(ok);
+        api_reply_err(c, CMQERR_INTERNAL, NULL);
+        return;
+    }
+    q->qi = *(const cmq_QueueInfo *)qinfo;
+    q->queue_num = queue_num_of(q->qi.queue_id);
+    q->meta_type = meta_type;
+    q->ok = ok;
+    q->healed = 1; /* this is the storage step itself: no heal loop */
+    if (q->queue_num == 0 || q->qi.partition_id == 0) {
+        /* Not placed yet (no storage partitions when it was created): storage
+         * learns it on first use. */
+        q->ok = NULL;
+        api_respond_json(c, ok);
+        json_destroy(ok);
+        return;
+    }
+    if (meta_type == cmq_MetaMsgType_META_MSG_QUEUE_CREATE) {
+        send_create(c, TAG_REQUEST);
+        return;
+    }
+    int rc;
+    if (meta_type == cmq_MetaMsgType_META_MSG_QUEUE_SET) {
+        cmq_StorageSetQueueAttributesRequest r = cmq_StorageSetQueueAttributesRequest_init_zero;
+        r.queue_id = q->queue_num;
+        r.has_attributes = true;
+        storage_attrs(&q->qi, &r.attributes);
+        r.clear_dead_letter_policy = !q->qi.has_dead_letter_policy;
+        rc = set_request(c, cmq_StorageMsgType_STORAGE_MSG_SET_QUEUE_ATTRIBUTES,
+                         cmq_StorageSetQueueAttributesRequest_fields, &r);
+    } else {
+        cmq_StorageDropQueueRequest r = cmq_StorageDropQueueRequest_init_zero;
+        r.queue_id = q->queue_num;
+        rc = set_request(c, cmq_StorageMsgType_STORAGE_MSG_DROP_QUEUE,
+                         cmq_StorageDropQueueRequest_fields, &r);
+    }
+    if (rc == 0)
+        storage_send(c, q->stype, q->sreq, q->sreq_len, TAG_REQUEST);
+}

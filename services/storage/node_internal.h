@@ -1,0 +1,55 @@
+/* node_internal.h: the storage node's state, shared by node.c (placement,
+ * transport, partitions) and queues.c (the queue requests and the state
+ * machine on top of each partition).  Not a public header. */
+#ifndef CMQ_STORAGE_NODE_INTERNAL_H
+#define CMQ_STORAGE_NODE_INTERNAL_H
+
+#include "node.h"
+#include "partition.h"
+#include "qsm.h"
+
+#define NODE_MAX_PEERS 64
+
+struct peer {
+    uint64_t raft_id;
+    char node_id[64];
+    char raft_ep[RPC_ENDPOINT_MAX];
+    char rpc_ep[RPC_ENDPOINT_MAX];
+    struct rpc_client *client; /* NULL for this node or while the endpoint is unknown */
+};
+
+struct rx;
+
+/* One partition hosted here, with its queue state machine. */
+struct hosted {
+    uint32_t id;
+    struct node *n;
+    struct partition *p;
+    struct qsm *qsm;
+    struct qsm_result res;   /* the result of the entry being applied */
+    struct rx *parked;       /* long polls waiting for a message, oldest first */
+    int tick_inflight;
+    uint64_t tick_at_ms;     /* when the in-flight Tick was proposed */
+};
+
+struct node {
+    struct svc *svc;
+    const struct storage_cfg *cfg;
+    uint64_t raft_id;
+    struct peer peers[NODE_MAX_PEERS];
+    int n_peers;
+    struct rpc_server *raft_server;
+    struct rpc_client *meta;
+    struct hosted *parts[NODE_MAX_PARTITIONS];
+    int n_parts;
+    int registered;
+    int hb_inflight, map_inflight;
+    uint64_t sent, send_failed, received;
+    uint64_t ops_inflight;   /* queue requests waiting for their entry */
+    uint64_t parked;         /* long polls parked */
+};
+
+struct peer *peer_by_id(struct node *n, uint64_t id);
+struct hosted *hosted_by_id(struct node *n, uint32_t id);
+
+#endif

@@ -1,0 +1,560 @@
+/* queues.c: queue requests over the replicated queue state machine; see
+ * queues.h.
+ *
+ * A StorageCommand is built by hand from the gateway's request bytes (field 1:
+ * the leader's clock; the oneof field: the request, unchanged), so message
+ * bodies are copied once into the Raft entry and never decoded on the way.
+ */
+#include "queues.h"
+
+#include "clock.h"
+#include "log.h"
+#include "raft.h"
+#include "status.h"
+#include "storage.pb.h"
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WAIT_S_MAX 30 /* spec §5.4: pollingWaitSeconds is clamped to 30 */
+
+/* StorageCommand oneof field numbers (proto/storage.proto). */
+enum {
+    CMD_CREATE_QUEUE = 10, CMD_DROP_QUEUE = 11, CMD_SET_QUEUE_ATTRIBUTES = 12, CMD_SEND = 13,
+    CMD_RECEIVE = 14, CMD_DELETE = 15, CMD_CHANGE_VISIBILITY = 16, CMD_REWIND = 17, CMD_TICK = 18,
+};
+
+/* A request waiting for its entry. */
+struct op {
+    struct node *n;
+    struct hosted *h;
+    struct rpc_call *call; /* NULL for our own Ticks */
+    uint32_t type;
+    uint64_t deadline_ms;  /* receives: when the long poll ends (monotonic) */
+    uint8_t *req;          /* receives: the request, to propose again after an empty result */
+    size_t req_len;
+    uint64_t queue_id;
+};
+
+/* A parked long poll. */
+struct rx {
+    struct op *op;
+    struct rx *next;
+};
+
+/* ---------- helpers ---------- */
+
+static int read_entry(void *arg, uint64_t index, uint8_t **buf, size_t *len)
+{
+    struct hosted *h = arg;
+    return partition_read_entry(h->p, index, buf, len, NULL);
+}
+
+int queues_attach(struct hosted *h)
+{
+    struct qsm_reader reader = {read_entry, h};
+    return qsm_create(h->id, &reader, &h->qsm);
+}
+
+/* Field 1 of the request (every queue request starts with queue_id). */
+static uint64_t first_uint(const uint8_t *buf, size_t len)
+{
+    pb_istream_t is = pb_istream_from_buffer(buf, len);
+    pb_wire_type_t wt;
+    uint32_t tag;
+    bool eof;
+    while (pb_decode_tag(&is, &wt, &tag, &eof)) {
+        if (tag == 1 && wt == PB_WT_VARINT) {
+            uint64_t v;
+            return pb_decode_varint(&is, &v) ? v : 0;
+        }
+        if (!pb_skip_field(&is, wt))
+            break;
+    }
+    return 0;
+}
+
+static uint8_t *command(uint64_t leader_ms, uint32_t field, const uint8_t *payload, size_t len,
+                        size_t *out_len)
+{
+    size_t cap = len + 32;
+    uint8_t *buf = malloc(cap);
+    if (!buf)
+        return NULL;
+    pb_ostream_t os = pb_ostream_from_buffer(buf, cap);
+    if (!pb_encode_tag(&os, PB_WT_VARINT, 1) || !pb_encode_varint(&os, leader_ms) ||
+        !pb_encode_tag(&os, PB_WT_STRING, field) || !pb_encode_varint(&os, len) ||
+        (len && !pb_write(&os, payload, len))) {
+        free(buf);
+        return NULL;
+    }
+    *out_len = os.bytes_written;
+    return buf;
+}
+
+static const char *leader_hint(struct node *n, struct hosted *h)
+{
+    struct peer *p = peer_by_id(n, raft_leader(partition_raft(h->p)));
+    return p && p->rpc_ep[0] ? p->rpc_ep : NULL;
+}
+
+static void reply_not_leader(struct node *n, struct hosted *h, struct rpc_call *call)
+{
+    rpc_reply(call, CMQ_ENOTLEADER, NULL, 0, leader_hint(n, h), "not the partition leader");
+}
+
+static struct hosted *find_queue(struct node *n, uint64_t queue_id)
+{
+    struct qsm_stats st;
+    for (int i = 0; i < n->n_parts; i++)
+        if (qsm_stats(n->parts[i]->qsm, queue_id, &st) == CMQ_OK)
+            return n->parts[i];
+    return NULL;
+}
+
+static void op_free(struct op *o)
+{
+    if (o->call)
+        o->n->ops_inflight--;
+    free(o->req);
+    free(o);
+}
+
+/* ---------- replies ---------- */
+
+struct body_ref {
+    const uint8_t *data;
+    size_t len;
+};
+
+static bool encode_body(pb_ostream_t *os, const pb_field_t *field, void *const *arg)
+{
+    const struct body_ref *b = *arg;
+    return pb_encode_tag_for_field(os, field) && pb_encode_string(os, b->data, b->len);
+}
+
+static void reply_received(struct rpc_call *call, const struct qsm_result *res)
+{
+    cmq_ReceiveReply r = cmq_ReceiveReply_init_zero;
+    struct body_ref bodies[QSM_BATCH_MAX];
+    for (uint32_t i = 0; i < res->n_delivered && i < QSM_BATCH_MAX; i++) {
+        const struct qsm_delivery *d = &res->delivered[i];
+        cmq_ReceivedMessage *m = &r.messages[r.messages_count++];
+        m->msg_id = d->msg_id;
+        m->receipt_handle = d->receipt_handle;
+        m->enqueue_time_ms = d->enqueue_ms;
+        m->first_dequeue_time_ms = d->first_dequeue_ms;
+        m->next_visible_time_ms = d->next_visible_ms;
+        m->dequeue_count = d->dequeue_count;
+        bodies[i] = (struct body_ref){d->body, d->body_len};
+        m->body.funcs.encode = encode_body;
+        m->body.arg = &bodies[i];
+    }
+    rpc_reply_pb(call, cmq_ReceiveReply_fields, &r);
+}
+
+static void attrs_out(const struct qsm_attrs *a, cmq_StorageQueueAttributes *o)
+{
+    o->has_max_msg_heap_num = true;
+    o->max_msg_heap_num = a->max_msg_heap_num;
+    o->has_polling_wait_seconds = true;
+    o->polling_wait_seconds = a->polling_wait_s;
+    o->has_visibility_timeout_s = true;
+    o->visibility_timeout_s = a->visibility_timeout_s;
+    o->has_max_msg_size = true;
+    o->max_msg_size = a->max_msg_size;
+    o->has_msg_retention_s = true;
+    o->msg_retention_s = a->msg_retention_s;
+    o->has_rewind_s = true;
+    o->rewind_s = a->rewind_s;
+    o->has_ordered = true;
+    o->ordered = a->ordered;
+    o->has_max_inflight_num = true;
+    o->max_inflight_num = a->max_inflight_num;
+    if (a->dlq_policy != QSM_DLQ_NONE) {
+        o->has_dead_letter_policy = true;
+        o->dead_letter_policy.dead_letter_queue_id = a->dlq_queue_id;
+        o->dead_letter_policy.policy = a->dlq_policy == QSM_DLQ_TTL ? 1 : 0;
+        o->dead_letter_policy.max_receive_count = a->dlq_max_receive_count;
+        o->dead_letter_policy.max_time_to_live_s = a->dlq_max_ttl_s;
+    }
+}
+
+static void park(struct op *o);
+static int propose_op(struct op *o, uint32_t field, const uint8_t *payload, size_t len);
+
+static void op_done(void *arg, int status, uint64_t index, void *result)
+{
+    (void)index;
+    struct op *o = arg;
+    const struct qsm_result *res = result;
+    if (!o->call) { /* our own Tick */
+        o->h->tick_inflight = 0;
+        op_free(o);
+        return;
+    }
+    if (status != CMQ_OK || !res) {
+        if (o->type == cmq_StorageMsgType_STORAGE_MSG_RECEIVE && status == CMQ_EEMPTY &&
+            clock_mono_ms() < o->deadline_ms) {
+            park(o); /* raced with another consumer: wait for the next message */
+            return;
+        }
+        if (status == CMQ_ENOTLEADER)
+            reply_not_leader(o->n, o->h, o->call);
+        else
+            rpc_reply_status(o->call, status, NULL);
+        op_free(o);
+        return;
+    }
+    switch (o->type) {
+    case cmq_StorageMsgType_STORAGE_MSG_SEND: {
+        cmq_SendReply r = cmq_SendReply_init_zero;
+        for (uint32_t i = 0; i < res->n_msg_ids && i < QSM_BATCH_MAX; i++)
+            r.msg_ids[r.msg_ids_count++] = res->msg_ids[i];
+        rpc_reply_pb(o->call, cmq_SendReply_fields, &r);
+        break;
+    }
+    case cmq_StorageMsgType_STORAGE_MSG_RECEIVE:
+        reply_received(o->call, res);
+        break;
+    case cmq_StorageMsgType_STORAGE_MSG_DELETE: {
+        cmq_DeleteReply r = cmq_DeleteReply_init_zero;
+        for (uint32_t i = 0; i < res->n_statuses && i < QSM_BATCH_MAX; i++)
+            r.statuses[r.statuses_count++] = res->statuses[i];
+        rpc_reply_pb(o->call, cmq_DeleteReply_fields, &r);
+        break;
+    }
+    case cmq_StorageMsgType_STORAGE_MSG_CHANGE_VISIBILITY: {
+        cmq_ChangeVisibilityReply r = cmq_ChangeVisibilityReply_init_zero;
+        r.next_visible_time_ms = res->next_visible_ms;
+        rpc_reply_pb(o->call, cmq_ChangeVisibilityReply_fields, &r);
+        break;
+    }
+    case cmq_StorageMsgType_STORAGE_MSG_CREATE_QUEUE:
+    case cmq_StorageMsgType_STORAGE_MSG_SET_QUEUE_ATTRIBUTES: {
+        cmq_StorageQueueReply r = cmq_StorageQueueReply_init_zero;
+        r.queue_id = o->queue_id;
+        r.has_attributes = true;
+        attrs_out(&res->attrs, &r.attributes);
+        rpc_reply_pb(o->call, cmq_StorageQueueReply_fields, &r);
+        break;
+    }
+    default:
+        rpc_reply_status(o->call, CMQ_OK, NULL);
+    }
+    op_free(o);
+}
+
+static int propose_op(struct op *o, uint32_t field, const uint8_t *payload, size_t len)
+{
+    size_t cmd_len;
+    uint8_t *cmd = command(clock_wall_ms(), field, payload, len, &cmd_len);
+    if (!cmd)
+        return CMQ_ENOMEM;
+    int rc = partition_propose(o->h->p, cmd, cmd_len, op_done, o);
+    free(cmd);
+    return rc;
+}
+
+/* ---------- long polls ---------- */
+
+static void park(struct op *o)
+{
+    struct rx *r = malloc(sizeof *r);
+    if (!r) {
+        rpc_reply_status(o->call, CMQ_ENOMEM, NULL);
+        op_free(o);
+        return;
+    }
+    r->op = o;
+    r->next = NULL;
+    struct rx **tail = &o->h->parked;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = r;
+    o->n->parked++;
+}
+
+/* Proposes the receives parked on `h` (for `queue_id`, or every queue when
+ * 0) that would now find a message.  Safe inside apply: partition_propose
+ * defers proposals made while the ready is being processed. */
+static void wake(struct hosted *h, uint64_t queue_id)
+{
+    uint64_t now = clock_wall_ms();
+    for (struct rx **pp = &h->parked; *pp;) {
+        struct rx *r = *pp;
+        struct op *o = r->op;
+        if ((queue_id && o->queue_id != queue_id) || !qsm_has_visible(h->qsm, o->queue_id, now)) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        free(r);
+        h->n->parked--;
+        int rc = propose_op(o, CMD_RECEIVE, o->req, o->req_len);
+        if (rc != CMQ_OK) {
+            if (rc == CMQ_ENOTLEADER)
+                reply_not_leader(o->n, h, o->call);
+            else
+                rpc_reply_status(o->call, rc, NULL);
+            op_free(o);
+        }
+    }
+}
+
+/* Ends parked polls: those past their deadline (or all, when `all`) answer
+ * empty; on a partition this node no longer leads they answer not-leader. */
+static void expire_parked(struct hosted *h, int all)
+{
+    uint64_t now = clock_mono_ms();
+    int leader = partition_is_leader(h->p);
+    for (struct rx **pp = &h->parked; *pp;) {
+        struct rx *r = *pp;
+        struct op *o = r->op;
+        if (!all && leader && now < o->deadline_ms) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        free(r);
+        h->n->parked--;
+        if (!leader && !all)
+            reply_not_leader(o->n, h, o->call);
+        else
+            rpc_reply_status(o->call, CMQ_EEMPTY, NULL);
+        op_free(o);
+    }
+}
+
+void queues_detach(struct hosted *h)
+{
+    for (struct rx *r = h->parked; r;) {
+        struct rx *next = r->next;
+        rpc_reply_status(r->op->call, CMQ_ESHUTDOWN, NULL);
+        op_free(r->op);
+        free(r);
+        h->n->parked--;
+        r = next;
+    }
+    h->parked = NULL;
+    qsm_destroy(h->qsm);
+    h->qsm = NULL;
+}
+
+/* ---------- apply ---------- */
+
+int queues_apply(void *arg, struct partition *p, const struct raft_entry *e, void **result)
+{
+    struct node *n = arg;
+    struct hosted *h = hosted_by_id(n, partition_id(p));
+    struct qsm_result *res = &h->res;
+    memset(res, 0, sizeof *res);
+    res->skip_bodies = !partition_is_leader(p); /* only the leader answers receives */
+    int st = qsm_apply(h->qsm, e->index, e->term, e->data, e->len, res);
+    *result = res;
+    if (st != CMQ_OK && st != CMQ_EEMPTY && st != CMQ_ENOTFOUND && st != CMQ_ESTALE &&
+        st != CMQ_EINVAL && st != CMQ_EEXIST && st != CMQ_EDENIED && st != CMQ_ELIMIT &&
+        st != CMQ_ETOOBIG) {
+        static struct log_limit lim;
+        uint64_t n_sup;
+        if (log_limit_allow(&lim, clock_mono_ms(), 10000, &n_sup))
+            log_error("qsm_apply_failed", "partition=%u index=%llu status=%s suppressed=%llu",
+                      h->id, (unsigned long long)e->index, status_name(st),
+                      (unsigned long long)n_sup);
+    }
+    if (res->n_dlq)
+        log_warn("dead_letter_pending", "partition=%u moves=%u reason=\"delivery to the "
+                 "dead-letter queue is not wired yet (issue #7)\"", h->id, res->n_dlq);
+    if (h->parked && partition_is_leader(p)) {
+        if (res->type == cmq_StorageMsgType_STORAGE_MSG_SEND && st == CMQ_OK)
+            wake(h, res->queue_id);
+        else if (res->type == 0 || res->type == cmq_StorageMsgType_STORAGE_MSG_REWIND ||
+                 res->type == cmq_StorageMsgType_STORAGE_MSG_CHANGE_VISIBILITY)
+            wake(h, 0);
+    }
+    return st;
+}
+
+void queues_release(void *arg, void *result)
+{
+    (void)arg;
+    qsm_result_release(result);
+}
+
+/* ---------- requests ---------- */
+
+static int command_field(uint32_t type)
+{
+    switch (type) {
+    case cmq_StorageMsgType_STORAGE_MSG_SEND: return CMD_SEND;
+    case cmq_StorageMsgType_STORAGE_MSG_RECEIVE: return CMD_RECEIVE;
+    case cmq_StorageMsgType_STORAGE_MSG_DELETE: return CMD_DELETE;
+    case cmq_StorageMsgType_STORAGE_MSG_CHANGE_VISIBILITY: return CMD_CHANGE_VISIBILITY;
+    case cmq_StorageMsgType_STORAGE_MSG_REWIND: return CMD_REWIND;
+    case cmq_StorageMsgType_STORAGE_MSG_CREATE_QUEUE: return CMD_CREATE_QUEUE;
+    case cmq_StorageMsgType_STORAGE_MSG_DROP_QUEUE: return CMD_DROP_QUEUE;
+    case cmq_StorageMsgType_STORAGE_MSG_SET_QUEUE_ATTRIBUTES: return CMD_SET_QUEUE_ATTRIBUTES;
+    case cmq_StorageMsgType_STORAGE_MSG_QUEUE_STATS: return -1; /* read-only */
+    default: return 0;
+    }
+}
+
+static void on_stats(struct node *n, struct hosted *h, struct rpc_call *call, uint64_t qid)
+{
+    (void)n;
+    struct qsm_stats st;
+    int rc = qsm_stats(h->qsm, qid, &st);
+    if (rc != CMQ_OK) {
+        rpc_reply_status(call, rc, NULL);
+        return;
+    }
+    cmq_QueueStatsReply r = cmq_QueueStatsReply_init_zero;
+    r.active_msg_num = st.active;
+    r.inactive_msg_num = st.inactive;
+    r.delay_msg_num = st.delayed;
+    r.rewind_msg_num = st.retained;
+    r.min_msg_time_s = st.min_msg_time_ms / 1000;
+    r.has_attributes = true;
+    attrs_out(&st.attrs, &r.attributes);
+    rpc_reply_pb(call, cmq_QueueStatsReply_fields, &r);
+}
+
+int queues_handle(struct node *n, struct rpc_call *call)
+{
+    const struct rpc_msg *m = rpc_call_request(call);
+    int field = command_field(m->type);
+    if (field == 0)
+        return 0;
+    uint64_t qid = first_uint(m->body, m->body_len);
+    if (qid == 0) {
+        rpc_reply_status(call, CMQ_EINVAL, "queue_id missing");
+        return 1;
+    }
+    struct hosted *h;
+    if (field == CMD_CREATE_QUEUE) {
+        cmq_StorageCreateQueueRequest cq = cmq_StorageCreateQueueRequest_init_zero;
+        if (rpc_call_decode(call, cmq_StorageCreateQueueRequest_fields, &cq) != CMQ_OK) {
+            rpc_reply_status(call, CMQ_EINVAL, "bad create request");
+            return 1;
+        }
+        h = hosted_by_id(n, cq.partition_id);
+        if (!h) {
+            rpc_reply_status(call, CMQ_ENOTFOUND, "partition not hosted here");
+            return 1;
+        }
+    } else {
+        h = find_queue(n, qid);
+        if (!h) {
+            rpc_reply_status(call, CMQ_ENOTFOUND, "queue not found on this node");
+            return 1;
+        }
+    }
+    if (!partition_is_leader(h->p)) {
+        reply_not_leader(n, h, call);
+        return 1;
+    }
+    if (field < 0) {
+        on_stats(n, h, call, qid);
+        return 1;
+    }
+    struct op *o = calloc(1, sizeof *o);
+    if (!o) {
+        rpc_reply_status(call, CMQ_ENOMEM, NULL);
+        return 1;
+    }
+    *o = (struct op){.n = n, .h = h, .call = call, .type = m->type, .queue_id = qid};
+    n->ops_inflight++;
+    if (field == CMD_SEND) {
+        int rc = qsm_check_send(h->qsm, m->body, m->body_len);
+        if (rc != CMQ_OK) {
+            rpc_reply_status(call, rc, NULL);
+            op_free(o);
+            return 1;
+        }
+    }
+    if (field == CMD_RECEIVE) {
+        cmq_ReceiveRequest rr = cmq_ReceiveRequest_init_zero;
+        struct qsm_stats st;
+        if (rpc_call_decode(call, cmq_ReceiveRequest_fields, &rr) != CMQ_OK ||
+            qsm_stats(h->qsm, qid, &st) != CMQ_OK) {
+            rpc_reply_status(call, CMQ_EINVAL, "bad receive request");
+            op_free(o);
+            return 1;
+        }
+        uint32_t wait = rr.has_wait_seconds ? rr.wait_seconds : st.attrs.polling_wait_s;
+        if (wait > WAIT_S_MAX)
+            wait = WAIT_S_MAX;
+        o->deadline_ms = clock_mono_ms() + (uint64_t)wait * 1000;
+        o->req = malloc(m->body_len ? m->body_len : 1);
+        if (!o->req) {
+            rpc_reply_status(call, CMQ_ENOMEM, NULL);
+            op_free(o);
+            return 1;
+        }
+        memcpy(o->req, m->body, m->body_len);
+        o->req_len = m->body_len;
+        if (!qsm_has_visible(h->qsm, qid, clock_wall_ms())) {
+            if (wait == 0) {
+                rpc_reply_status(call, CMQ_EEMPTY, NULL);
+                op_free(o);
+            } else {
+                park(o);
+            }
+            return 1;
+        }
+    }
+    int rc = propose_op(o, (uint32_t)field, m->body, m->body_len);
+    if (rc != CMQ_OK) {
+        if (rc == CMQ_ENOTLEADER)
+            reply_not_leader(n, h, call);
+        else
+            rpc_reply_status(call, rc, NULL);
+        op_free(o);
+    }
+    return 1;
+}
+
+/* ---------- periodic work ---------- */
+
+void queues_tick(struct node *n)
+{
+    uint64_t now = clock_wall_ms();
+    for (int i = 0; i < n->n_parts; i++) {
+        struct hosted *h = n->parts[i];
+        expire_parked(h, 0);
+        if (!partition_is_leader(h->p)) {
+            h->tick_inflight = 0;
+            continue;
+        }
+        /* A Tick lost with a leadership change never answers: retry after 10 s. */
+        if (h->tick_inflight && clock_mono_ms() - h->tick_at_ms > 10000)
+            h->tick_inflight = 0;
+        if (h->tick_inflight || qsm_next_due_ms(h->qsm) > now)
+            continue;
+        struct op *o = calloc(1, sizeof *o);
+        if (!o)
+            continue;
+        *o = (struct op){.n = n, .h = h};
+        h->tick_inflight = 1;
+        h->tick_at_ms = clock_mono_ms();
+        if (propose_op(o, CMD_TICK, NULL, 0) != CMQ_OK) {
+            h->tick_inflight = 0;
+            op_free(o);
+        }
+    }
+}
+
+void queues_stop(void *arg)
+{
+    struct node *n = arg;
+    for (int i = 0; i < n->n_parts; i++)
+        expire_parked(n->parts[i], 1);
+}
+
+int queues_busy(void *arg)
+{
+    struct node *n = arg;
+    return n->ops_inflight > 0;
+}

@@ -1,0 +1,37 @@
+/* queues.h: queue requests from gateways, served by the queue state machine
+ * (qsm.h) of the partition that holds the queue.
+ *
+ * A request that changes state becomes a StorageCommand proposed on the
+ * partition's Raft group, stamped with the leader's wall clock; it is answered
+ * when its entry is applied, i.e. after a majority has it on disk.  A receive
+ * that finds nothing waits at the leader ("parked") until a send to the queue
+ * is applied, a Tick makes a delayed message visible, or its wait ends.
+ * Followers answer CMQ_ENOTLEADER with the leader's rpc endpoint.
+ */
+#ifndef CMQ_STORAGE_QUEUES_H
+#define CMQ_STORAGE_QUEUES_H
+
+#include "node_internal.h"
+
+/* Creates the partition's state machine (reading entries back through the
+ * partition's segment log). */
+int queues_attach(struct hosted *h);
+/* Answers parked receives with CMQ_ESHUTDOWN and frees the state machine. */
+void queues_detach(struct hosted *h);
+
+/* partition_apply_fn / partition_release_fn for every partition (arg: node). */
+int queues_apply(void *arg, struct partition *p, const struct raft_entry *e, void **result);
+void queues_release(void *arg, void *result);
+
+/* Handles a request if it is a queue request (STORAGE_MSG_*): returns 1 when
+ * the call was taken (answered now or later), 0 otherwise. */
+int queues_handle(struct node *n, struct rpc_call *call);
+/* Once per raft tick: proposes Ticks where the state machine has due work,
+ * ends expired long polls, hands parked polls of lost leaderships back. */
+void queues_tick(struct node *n);
+/* svc stop hook: ends every parked long poll now (as empty). */
+void queues_stop(void *arg);
+/* svc busy check: proposals still waiting for their entries. */
+int queues_busy(void *arg);
+
+#endif
