@@ -825,42 +825,84 @@ static void span_remove(struct queue *qu, uint32_t j)
     qu->n_spans--;
 }
 
-/* Merges spans j and j+1, keeping the cursor where it was. */
-static void span_merge(struct queue *qu, uint32_t j)
+static int u64_cmp(const void *a, const void *b)
 {
-    struct span *a = &qu->spans[j], *b = &qu->spans[j + 1];
-    if (qu->cur_span == j + 1)
-        qu->cur_passed += a->n_live;
-    a->last = b->last;
-    a->n_live += b->n_live;
-    a->n_deleted += b->n_deleted;
-    a->min_ms = u64_min(a->min_ms, b->min_ms);
-    a->max_ms = u64_max(a->max_ms, b->max_ms);
-    if (qu->cur_span > j)
-        qu->cur_span--;
-    span_remove(qu, j + 1);
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
 }
 
-/* When the list is full: merge the two neighbours whose gap (entries the scan
- * would read in vain) is smallest; gaps behind the cursor, read only by a
- * rewind, cost a sixteenth. */
-static void span_merge_cheapest(struct queue *qu)
+/* When the list is full: merge the `merges` neighbour pairs with the smallest
+ * gaps (entries the scan would then read in vain; gaps behind the cursor, read
+ * only by a rewind, cost a sixteenth), in one pass, keeping the cursor where
+ * it was.  Called with merges ~ cap / 4, so its O(n log n) is O(log n) per
+ * Send.  Ties are broken by position: deterministic. */
+static int spans_compact(struct queue *qu, uint32_t merges)
 {
-    uint64_t best = UINT64_MAX;
-    uint32_t bj = 0;
-    for (uint32_t j = 0; j + 1 < qu->n_spans; j++) {
-        uint64_t gap = qu->spans[j + 1].first - qu->spans[j].last - 1;
+    uint32_t n = qu->n_spans;
+    if (n < 2 || merges == 0)
+        return CMQ_OK;
+    if (merges > n - 1)
+        merges = n - 1;
+    uint64_t *gap = malloc(2 * (size_t)(n - 1) * sizeof *gap);
+    if (!gap)
+        return CMQ_ENOMEM;
+    uint64_t *sorted = gap + (n - 1);
+    for (uint32_t j = 0; j + 1 < n; j++) {
+        gap[j] = qu->spans[j + 1].first - qu->spans[j].last - 1;
         if (j + 1 < qu->cur_span)
-            gap >>= 4;
-        if (gap < best) {
-            best = gap;
-            bj = j;
+            gap[j] >>= 4;
+        sorted[j] = gap[j];
+    }
+    qsort(sorted, n - 1, sizeof *sorted, u64_cmp);
+    uint64_t t = sorted[merges - 1];
+    uint32_t below = 0;
+    for (uint32_t j = 0; j + 1 < n; j++)
+        below += gap[j] < t;
+    uint32_t ties = merges - below;
+    uint32_t w = 0, cur = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        bool merge = false;
+        if (j > 0) {
+            if (gap[j - 1] < t) {
+                merge = true;
+            } else if (gap[j - 1] == t && ties) {
+                ties--;
+                merge = true;
+            }
+        }
+        if (merge) {
+            struct span *a = &qu->spans[w - 1];
+            const struct span *b = &qu->spans[j];
+            if (qu->cur_span == j) {
+                cur = w - 1;
+                qu->cur_passed += a->n_live; /* all of a is behind the cursor */
+            }
+            a->last = b->last;
+            a->n_live += b->n_live;
+            a->n_deleted += b->n_deleted;
+            a->min_ms = u64_min(a->min_ms, b->min_ms);
+            a->max_ms = u64_max(a->max_ms, b->max_ms);
+        } else {
+            if (qu->cur_span == j)
+                cur = w;
+            qu->spans[w++] = qu->spans[j];
         }
     }
-    span_merge(qu, bj);
+    qu->n_spans = w;
+    qu->cur_span = cur;
+    free(gap);
+    return CMQ_OK;
 }
 
-static int span_note_send(struct queue *qu, uint64_t index, uint64_t n_live, uint64_t enqueue_ms)
+/* Spans a queue may keep: the partition's budget shared by its queues. */
+static uint32_t span_cap(const struct qsm *q)
+{
+    uint32_t c = QSM_SPANS_BUDGET / (q->n_queues ? q->n_queues : 1);
+    return c < QSM_SPANS_MIN ? QSM_SPANS_MIN : c > QSM_SPANS_MAX ? QSM_SPANS_MAX : c;
+}
+
+static int span_note_send(struct queue *qu, uint32_t cap_max, uint64_t index, uint64_t n_live,
+                          uint64_t enqueue_ms)
 {
     if (qu->n_spans && qu->spans[qu->n_spans - 1].last + 1 == index) {
         struct span *s = &qu->spans[qu->n_spans - 1];
@@ -870,12 +912,17 @@ static int span_note_send(struct queue *qu, uint64_t index, uint64_t n_live, uin
         s->max_ms = u64_max(s->max_ms, enqueue_ms);
         return CMQ_OK;
     }
-    if (qu->n_spans == QSM_SPANS_MAX)
-        span_merge_cheapest(qu);
+    if (qu->n_spans >= cap_max) {
+        int rc = spans_compact(qu, qu->n_spans - cap_max * 3 / 4);
+        if (rc)
+            return rc;
+    }
     if (qu->n_spans == qu->cap_spans) {
         uint32_t cap = qu->cap_spans ? qu->cap_spans * 2 : 4;
         if (cap > QSM_SPANS_MAX)
             cap = QSM_SPANS_MAX;
+        if (cap <= qu->n_spans)
+            return CMQ_EINTERNAL;
         struct span *s = realloc(qu->spans, cap * sizeof *s);
         if (!s)
             return CMQ_ENOMEM;
@@ -1332,7 +1379,7 @@ static int cmd_send(struct qsm *q, uint64_t index, const struct send_view *c, ui
         res->msg_ids[i] = qsm_id_make(q->partition, index, i);
     }
     res->n_msg_ids = c->n;
-    rc = span_note_send(qu, index, n_live, leader_ms);
+    rc = span_note_send(qu, span_cap(q), index, n_live, leader_ms);
     if (rc)
         return rc;
     qu->backlog += n_live;

@@ -17,7 +17,7 @@
  * iterated in id order; hash tables are used for lookups only.
  *
  * Memory (invariant 2): per queue O(in-flight + delayed + parked ordered
- * messages + QSM_SPANS_MAX), never O(backlog).  docs/queue-state-machine.md
+ * messages + a span list capped at QSM_SPANS_MIN..MAX), never O(backlog).  docs/queue-state-machine.md
  * explains the span list and its measured cost.
  *
  * Failure (invariant 3): if the reader fails (an entry the state machine still
@@ -88,7 +88,9 @@ static inline uint32_t qsm_id_slot(uint64_t id)
 #define QSM_GROUP_ID_LEN_MAX 128
 #define QSM_NAME_LEN_MAX 128
 #define QSM_QUEUES_MAX 100000              /* queues per partition */
-#define QSM_SPANS_MAX 256                  /* log spans kept per queue (see docs) */
+#define QSM_SPANS_MIN 256                  /* log spans a queue may always keep (see docs) */
+#define QSM_SPANS_MAX 4096                 /* ... and at most, when few queues share the partition */
+#define QSM_SPANS_BUDGET 65536             /* per partition: the queues share it (48 bytes a span) */
 #define QSM_PARKED_MAX 4096                /* ordered queues: messages parked behind busy groups */
 #define QSM_INFLIGHT_DEFAULT 20000         /* maxInflightNum default (spec §9.1) */
 #define QSM_INFLIGHT_MAX 1000000
