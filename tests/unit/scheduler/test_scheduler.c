@@ -503,6 +503,22 @@ Test(scheduler, an_owner_answering_stale_ends_its_epoch)
     cr_assert_eq(fired_count(), 0);
 }
 
+Test(scheduler, an_unreachable_owner_is_retried_and_does_not_delay_sigterm)
+{
+    /* Register for an endpoint where nobody listens; the fixture's teardown
+     * then checks SIGTERM still ends the process with 0 within 5 s. */
+    char saved[64];
+    snprintf(saved, sizeof saved, "%s", owner.endpoint);
+    snprintf(owner.endpoint, sizeof owner.endpoint, "tcp://127.0.0.1:%d", free_port());
+    cr_assert_eq(reg_range(8, 1, 0, 1, 3, 0, NULL), CMQ_OK);
+    snprintf(owner.endpoint, sizeof owner.endpoint, "%s", saved);
+    usleep(400000);
+    cmq_SchedStats st = stats();
+    cr_assert_eq(st.timers, 3, "unacknowledged timers are kept");
+    cr_assert_geq(st.fire_failures, 2, "and retried");
+    cr_assert_eq(st.fired, 0);
+}
+
 Test(scheduler, bad_requests_are_refused_and_change_nothing)
 {
     cmq_SchedReply r;
