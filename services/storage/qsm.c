@@ -1158,11 +1158,12 @@ static int scan_peek(struct qsm *q, struct queue *qu, uint32_t *budget, struct c
                 spans_trim(qu, now); /* drops the spans behind */
             continue;
         }
-        if (q->cache_index != idx) {
-            if (*budget == 0)
-                return CMQ_OK;
-            (*budget)--;
-        }
+        /* every visit counts, cached or not: the budget must run out at the
+         * same point on a replica whose cache differs (one restored from a
+         * snapshot), or the results would differ */
+        if (*budget == 0)
+            return CMQ_OK;
+        (*budget)--;
         const struct send_view *s;
         uint64_t lms;
         int rc = entry_load(q, idx, qu->id, &s, &lms);
