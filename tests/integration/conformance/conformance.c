@@ -696,6 +696,8 @@ static void topics(void)
     jv_free(v);
     v = CALL("CreateTopic", "topicName", t);
     expect_err(v, 4460, 0, "CreateTopic with an existing name");
+    check(v && strstr(sget(v, "message"), "topic") != NULL,
+          "its message names a topic, not a queue (%s)", sget(v, "message"));
     jv_free(v);
     static const char *bad[] = {"9t", "t_1", "t 1",
                                 "t1234567890123456789012345678901234567890123456789012345678901234"};
@@ -1068,7 +1070,9 @@ static void subscriptions(void)
     expect_ok(v, "Unsubscribe");
     jv_free(v);
     v = CALL("Unsubscribe", "topicName", t, "subscriptionName", "s1");
-    expect_err(v, 4440, 0, "Unsubscribe again (subscription missing)");
+    expect_err(v, 4440, 10600, "Unsubscribe again (subscription missing)");
+    check(v && strstr(sget(v, "message"), "subscription is not existed") != NULL,
+          "its message names the subscription (%s)", sget(v, "message"));
     jv_free(v);
     v = CALL("Unsubscribe", "topicName", nm("nope"), "subscriptionName", "s1");
     expect_err(v, 4440, 10600, "Unsubscribe on a missing topic");
