@@ -1104,11 +1104,14 @@ int meta_acl_check(struct meta_store *s, const cmq_AclCheckRequest *req, cmq_Acl
     /* A grant matches when its action is '*' or the action, and its resource
      * is '*', or the same type with the exact name, or the same type with a
      * prefix of the name.  An account-level action (no name, e.g. ListQueue)
-     * matches only grants on every name of its type ("queue:*") or '*'. */
+     * matches only grants on every name of its type ("queue:*") or '*'; with
+     * no type at all (how the gateway asks for ListQueue), a grant on every
+     * name of either type. */
     sqlite3_stmt *q = meta_prepare(
         s, "SELECT id FROM acl WHERE secret_id = ?1"
            " AND (action = '*' OR action_lower = ?2)"
-           " AND (rtype = '*' OR (rtype = ?3 AND ("
+           " AND (rtype = '*' OR (?3 = '' AND is_prefix = 1 AND pattern = '')"
+           "   OR (rtype = ?3 AND ("
            "   (?4 = '' AND is_prefix = 1 AND pattern = '')"
            "   OR (?4 <> '' AND is_prefix = 0 AND pattern = ?4)"
            "   OR (?4 <> '' AND is_prefix = 1 AND substr(?4, 1, length(pattern)) = pattern))))"

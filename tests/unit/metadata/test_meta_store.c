@@ -369,8 +369,11 @@ Test(acl, restricted_key_needs_a_grant_exact_or_prefix)
     cr_assert_not(allowed(k.secret_id, "ReceiveMessage", "queue", "Ord-1", 0)); /* names: exact case */
     /* account-level actions (ListQueue) need a grant on every name of the type */
     cr_assert_not(allowed(k.secret_id, "ListQueue", "queue", "", 0));
+    cr_assert_not(allowed(k.secret_id, "ListQueue", "", "", 0));
     cr_assert_eq(grant(k.secret_id, "ListQueue", "queue:*", &e), CMQ_OK);
     cr_assert(allowed(k.secret_id, "ListQueue", "queue", "", 0));
+    cr_assert(allowed(k.secret_id, "ListQueue", "", "", 0)); /* no type given */
+    cr_assert_not(allowed(k.secret_id, "ListTopic", "", "", 0));
 
     cr_assert_eq(grant(k.secret_id, "*", "topic:news*", &e), CMQ_OK);
     cr_assert(allowed(k.secret_id, "PublishMessage", "topic", "news-eu", 0));
