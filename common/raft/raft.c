@@ -1190,7 +1190,15 @@ int raft_step(struct raft *r, const struct raft_msg *m)
                    m->type == RAFT_MSG_SNAPSHOT) {
             become_follower(r, m->term, m->from);
         } else {
+            /* Only a leader's message or a granted vote resets the election
+             * timer (paper, Figure 2); a stale node that keeps asking for
+             * votes in ever higher terms must not keep everyone else from
+             * timing out. */
+            uint32_t elapsed = r->election_elapsed;
+            bool was_leader = r->role == RAFT_LEADER;
             become_follower(r, m->term, 0);
+            if (!was_leader)
+                r->election_elapsed = elapsed;
         }
     } else if (m->term < r->term) {
         if ((r->o.check_quorum || r->o.pre_vote) &&

@@ -242,6 +242,7 @@ struct sim {
     uint32_t crash_rate, leader_crash_rate, partition_rate; /* per 10 000 steps */
     uint32_t new_leader_crash_pct; /* chance a new leader crashes within a few steps */
     uint32_t max_entries_per_msg, max_inflight, election_ticks;
+    bool pre_vote, check_quorum;
     bool faults;
     /* oracle */
     struct map leader_of_term;  /* term -> leader id */
@@ -638,8 +639,8 @@ static struct raft_options node_options(struct sim *s, struct node *n)
     o.max_msg_bytes = 4096;
     o.max_uncommitted = 512;
     o.max_pending_reads = 16;
-    o.pre_vote = true;
-    o.check_quorum = true;
+    o.pre_vote = s->pre_vote;
+    o.check_quorum = s->check_quorum;
     o.seed = s->seed * 1000003ULL + n->incarnation;
     o.test_bugs = s->bugs;
     return o;
@@ -1200,6 +1201,8 @@ static void sim_init(struct sim *s, uint64_t seed, uint32_t bugs, bool trace)
     s->max_entries_per_msg = epm[rn(s, 4)];
     s->max_inflight = infl[rn(s, 4)];
     s->election_ticks = rn(s, 3) == 0 ? 5 : 10;
+    s->pre_vote = rn(s, 5) != 0;
+    s->check_quorum = rn(s, 5) != 0;
     s->net = xmalloc(NET_MAX * sizeof(*s->net));
     s->initial.n = (uint32_t)s->n_initial;
     for (int i = 0; i < s->n_initial; i++) {
@@ -1311,7 +1314,17 @@ static void sim_final(struct sim *s, uint64_t settle)
         return;
     struct node *l = a_leader(s);
     if (l == NULL) {
-        fail(s, "liveness: no leader after healing for %" PRIu64 " steps", settle);
+        char buf[256];
+        size_t k = 0;
+        for (int i = 0; i < s->n_slots && k < sizeof(buf) - 64; i++) {
+            struct node *x = &s->nodes[i];
+            struct raft_config c;
+            raft_get_config(x->r, &c);
+            k += (size_t)snprintf(buf + k, sizeof(buf) - k, " n%d:t%" PRIu64 "/v%" PRIx64
+                                  "/last%" PRIu64, i + 1, raft_term(x->r), voters_mask(&c),
+                                  raft_last_index(x->r));
+        }
+        fail(s, "liveness: no leader after healing (%s)", buf);
         return;
     }
     converged(s, l, true);
