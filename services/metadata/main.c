@@ -23,6 +23,7 @@ struct metadata_cfg {
     char pub_listen[RPC_ENDPOINT_MAX];
     char master_key[80];
     char master_key_file[280];
+    char previous_master_key_file[280];
     int64_t queues_per_account;
     int64_t topics_per_account;
     int64_t subs_per_topic;
@@ -45,6 +46,8 @@ static const struct config_key keys[] = {
                    "64 hex chars: AES-256-GCM key for SecretKeys at rest (prefer the file)"),
     CONFIG_STR_KEY("secrets.master_key_file", C, master_key_file, "",
                    "file holding the master key; empty: DB_PATH.key, created if missing"),
+    CONFIG_STR_KEY("secrets.previous_master_key_file", C, previous_master_key_file, "",
+                   "rotation: secrets sealed with this key are re-sealed with the master key"),
     CONFIG_INT_KEY("quota.queues_per_account", C, queues_per_account, "1000", 1, 1000000,
                    "queues per account (spec 4450/10220)"),
     CONFIG_INT_KEY("quota.topics_per_account", C, topics_per_account, "1000", 1, 1000000,
@@ -132,15 +135,30 @@ int main(int argc, char **argv)
             log_warn("master_key_created", "path=%s", path);
     }
     memset(cfg.master_key, 0, sizeof cfg.master_key);
+    uint8_t previous[META_MASTER_KEY_LEN];
+    int have_previous = 0;
+    if (cfg.previous_master_key_file[0]) {
+        int created, st = meta_master_key_load(cfg.previous_master_key_file, 0, previous, &created);
+        if (st != CMQ_OK) {
+            log_error("config", "key=secrets.previous_master_key_file path=%s error=\"%s\"",
+                      cfg.previous_master_key_file,
+                      st == CMQ_EINVAL ? "must hold 64 hex characters" : status_name(st));
+            OPENSSL_cleanse(master, sizeof master);
+            return 1;
+        }
+        have_previous = 1;
+    }
 
     struct svc *s;
     if (svc_open("metadata", &cfg.common, &s) != CMQ_OK) {
         OPENSSL_cleanse(master, sizeof master);
+        OPENSSL_cleanse(previous, sizeof previous);
         return 1;
     }
     struct meta_store_opts o = {
         .path = cfg.db_path,
         .master_key = master,
+        .previous_master_key = have_previous ? previous : NULL,
         .queues_per_account = cfg.queues_per_account,
         .topics_per_account = cfg.topics_per_account,
         .subs_per_topic = cfg.subs_per_topic,
@@ -155,6 +173,7 @@ int main(int argc, char **argv)
     struct meta_err err = {0};
     int st = meta_service_open(svc_zctx(s), &o, cfg.pub_listen, &m, &err);
     OPENSSL_cleanse(master, sizeof master);
+    OPENSSL_cleanse(previous, sizeof previous);
     if (st != CMQ_OK) {
         log_error("open", "db=%s status=%s reason=\"%s\"", cfg.db_path, status_name(st),
                   err.reason);

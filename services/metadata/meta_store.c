@@ -385,8 +385,71 @@ static int migrate(struct meta_store *s, struct meta_err *e)
     return CMQ_OK;
 }
 
-/* Records the master key's id on first use; refuses a different key later. */
-static int check_master_key(struct meta_store *s, struct meta_err *e)
+/* Re-seals every secret from `old` to the store's master key and records the
+ * new key's id, in one transaction (all or nothing). */
+static int rekey(struct meta_store *s, const uint8_t *old, const char *new_id,
+                 struct meta_err *e)
+{
+    if (exec_sql(s, "BEGIN IMMEDIATE") != CMQ_OK)
+        return meta_db_fail(s, e, "rekey begin");
+    sqlite3_stmt *q = meta_prepare(s, "SELECT secret_id, secret_nonce, secret_ct, secret_tag"
+                                      " FROM keys");
+    int st = q ? CMQ_OK : meta_db_fail(s, e, "rekey");
+    while (st == CMQ_OK && sqlite3_step(q) == SQLITE_ROW) {
+        char sid[80];
+        uint8_t plain[META_SECRET_MAX], nonce[META_SECRET_NONCE_LEN], tag[META_SECRET_TAG_LEN],
+            ct[META_SECRET_MAX];
+        meta_col_text(q, 0, sid, sizeof sid);
+        int cl = sqlite3_column_bytes(q, 2);
+        if (sqlite3_column_bytes(q, 1) != META_SECRET_NONCE_LEN ||
+            sqlite3_column_bytes(q, 3) != META_SECRET_TAG_LEN || cl <= 0 ||
+            cl > META_SECRET_MAX ||
+            meta_secret_open(old, sid, sqlite3_column_blob(q, 1), sqlite3_column_blob(q, 2),
+                             (size_t)cl, sqlite3_column_blob(q, 3), plain) != CMQ_OK) {
+            st = meta_fail(e, CMQ_ECORRUPT, 0, 0, NULL,
+                           "rekey: the secret of %s does not open with the previous key", sid);
+            break;
+        }
+        st = meta_secret_seal(s->master_key, sid, plain, (size_t)cl, nonce, ct, tag);
+        OPENSSL_cleanse(plain, sizeof plain);
+        if (st != CMQ_OK) {
+            meta_fail(e, st, 0, 0, NULL, "rekey: cannot seal");
+            break;
+        }
+        sqlite3_stmt *u = meta_prepare(s, "UPDATE keys SET secret_nonce = ?, secret_ct = ?,"
+                                          " secret_tag = ? WHERE secret_id = ?");
+        if (!u) {
+            st = meta_db_fail(s, e, "rekey");
+            break;
+        }
+        sqlite3_bind_blob(u, 1, nonce, sizeof nonce, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(u, 2, ct, (size_t)cl, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(u, 3, tag, sizeof tag, SQLITE_TRANSIENT);
+        sqlite3_bind_text(u, 4, sid, -1, SQLITE_TRANSIENT);
+        int rc = sqlite3_step(u);
+        sqlite3_finalize(u);
+        if (rc != SQLITE_DONE)
+            st = meta_db_fail(s, e, "rekey");
+    }
+    sqlite3_finalize(q);
+    if (st == CMQ_OK) {
+        q = meta_prepare(s, "UPDATE meta SET value = ? WHERE key = 'master_key_id'");
+        if (q)
+            sqlite3_bind_text(q, 1, new_id, -1, SQLITE_TRANSIENT);
+        if (!q || sqlite3_step(q) != SQLITE_DONE)
+            st = meta_db_fail(s, e, "rekey");
+        sqlite3_finalize(q);
+    }
+    if (st == CMQ_OK && exec_sql(s, "COMMIT") != CMQ_OK)
+        st = meta_db_fail(s, e, "rekey commit");
+    if (st != CMQ_OK)
+        exec_sql(s, "ROLLBACK");
+    return st;
+}
+
+/* Records the master key's id on first use; refuses a different key later
+ * (or re-seals from the previous key, see meta_store_opts). */
+static int check_master_key(struct meta_store *s, const uint8_t *previous, struct meta_err *e)
 {
     char id[META_MASTER_KEY_ID_LEN + 1], stored[64] = "";
     meta_master_key_id(s->master_key, id);
@@ -397,6 +460,12 @@ static int check_master_key(struct meta_store *s, struct meta_err *e)
     if (rc == SQLITE_ROW)
         meta_col_text(st, 0, stored, sizeof stored);
     sqlite3_finalize(st);
+    if (rc == SQLITE_ROW && strcmp(stored, id) != 0 && previous) {
+        char prev_id[META_MASTER_KEY_ID_LEN + 1];
+        meta_master_key_id(previous, prev_id);
+        if (strcmp(stored, prev_id) == 0)
+            return rekey(s, previous, id, e);
+    }
     if (rc == SQLITE_ROW)
         return strcmp(stored, id) == 0
                    ? CMQ_OK
@@ -479,7 +548,7 @@ int meta_store_open(const struct meta_store_opts *opts, struct meta_store **out,
         meta_store_close(s);
         return st;
     }
-    if ((st = migrate(s, err)) != CMQ_OK || (st = check_master_key(s, err)) != CMQ_OK) {
+    if ((st = migrate(s, err)) != CMQ_OK || (st = check_master_key(s, opts->previous_master_key, err)) != CMQ_OK) {
         meta_store_close(s);
         return st;
     }

@@ -42,6 +42,10 @@ typedef void (*meta_event_fn)(void *arg, const cmq_MetaEvent *ev);
 struct meta_store_opts {
     const char *path;                 /* database file (created if missing) */
     const uint8_t *master_key;        /* 32 bytes, borrowed during open only */
+    /* Rotation: when the database is sealed with this (32 bytes, borrowed
+     * during open; NULL: none) rather than master_key, every secret is
+     * re-sealed with master_key in one transaction at open. */
+    const uint8_t *previous_master_key;
     uint64_t (*now_ms)(void *arg);    /* NULL: clock_wall_ms */
     void *clock_arg;
     meta_event_fn on_event;           /* may be NULL */

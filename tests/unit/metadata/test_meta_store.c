@@ -68,6 +68,41 @@ Test(store, refuses_a_different_master_key)
     fx_reopen(); /* the right key still opens it */
 }
 
+Test(store, master_key_rotation_reseals_every_secret)
+{
+    struct meta_err e = {0};
+    cmq_KeyCreateRequest kr = {.appid = fx.appid};
+    cmq_Key k1, k2, got;
+    cr_assert_eq(meta_key_create(fx.s, &kr, &k1, &e), CMQ_OK);
+    cr_assert_eq(meta_key_create(fx.s, &kr, &k2, &e), CMQ_OK);
+    uint8_t old[32], fresh[32], wrong[32];
+    memcpy(old, fx.key, 32);
+    memset(fresh, 0x5a, 32);
+    memset(wrong, 0x11, 32);
+    /* new key with a wrong previous one: refused, nothing changed */
+    memcpy(fx.key, fresh, 32);
+    fx.opts.previous_master_key = wrong;
+    meta_store_close(fx.s);
+    fx.s = NULL;
+    cr_assert_eq(meta_store_open(&fx.opts, &fx.s, &e), CMQ_EAUTH);
+    /* new key with the right previous one: re-sealed */
+    fx.opts.previous_master_key = old;
+    fx_reopen();
+    cr_assert_eq(meta_key_get_secret(fx.s, k1.secret_id, &got, &e), CMQ_OK, "%s", e.reason);
+    cr_assert_str_eq(got.secret_key, k1.secret_key);
+    /* from now on the new key alone opens it, the old one no longer */
+    fx.opts.previous_master_key = NULL;
+    fx_reopen();
+    cr_assert_eq(meta_key_get_secret(fx.s, k2.secret_id, &got, &e), CMQ_OK, "%s", e.reason);
+    cr_assert_str_eq(got.secret_key, k2.secret_key);
+    memcpy(fx.key, old, 32);
+    meta_store_close(fx.s);
+    fx.s = NULL;
+    cr_assert_eq(meta_store_open(&fx.opts, &fx.s, &e), CMQ_EAUTH);
+    memcpy(fx.key, fresh, 32);
+    fx_reopen();
+}
+
 Test(store, version_counts_committed_changes_and_events_carry_it)
 {
     uint64_t v0 = meta_store_version(fx.s);
