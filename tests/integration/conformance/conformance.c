@@ -166,6 +166,8 @@ static int64_t iget(const struct jv *o, const char *key)
 
 /* ---------- helpers ---------- */
 
+/* nm("x") is "<run prefix>-x" in one of 8 rotating buffers: fine inside one
+ * call's arguments; copy it when it must live longer. */
 #define CALL(...) cmq_call(&g_cl, 0, __VA_ARGS__, (const char *)NULL)
 #define CALLF(flags, ...) cmq_call(&g_cl, (flags), __VA_ARGS__, (const char *)NULL)
 
@@ -569,7 +571,8 @@ static void request_errors(void)
 static void queues(void)
 {
     struct jv *v;
-    const char *q = nm("q1");
+    char q[80];
+    snprintf(q, sizeof q, "%s", nm("q1"));
     v = CALL("CreateQueue", "queueName", q);
     expect_ok(v, "CreateQueue");
     expect_types(v, J_STR, "queueId", "CreateQueue");
@@ -686,7 +689,9 @@ static void queues(void)
 static void topics(void)
 {
     struct jv *v;
-    const char *t = nm("t1"), *t2 = nm("t2");
+    char t[80], t2[80];
+    snprintf(t, sizeof t, "%s", nm("t1"));
+    snprintf(t2, sizeof t2, "%s", nm("t2"));
     v = CALL("CreateTopic", "topicName", t);
     expect_ok(v, "CreateTopic");
     expect_types(v, J_STR, "topicId", "CreateTopic");
@@ -707,8 +712,27 @@ static void topics(void)
                    strlen(bad[i]) > 12 ? "... (65 chars)" : "");
         jv_free(v);
     }
+    char longname[200];
+    memset(longname, 'a', 150);
+    longname[150] = '\0';
+    v = CALL("CreateTopic", "topicName", longname);
+    expect_err(v, 4000, 10590, "CreateTopic topicName of 150 characters");
+    jv_free(v);
+    v = CALL("GetTopicAttributes", "topicName", longname);
+    expect_err(v, 4000, 10350, "GetTopicAttributes topicName of 150 characters");
+    jv_free(v);
     v = CALL("CreateTopic");
     expect_err(v, 4000, 10390, "CreateTopic without topicName");
+    jv_free(v);
+    v = CALL("CreateTopic", "topicName", nm("t3"), "maxMsgSize", "", "filterType", "");
+    expect_ok(v, "CreateTopic maxMsgSize= filterType= (empty is absent)");
+    jv_free(v);
+    v = CALL("GetTopicAttributes", "topicName", nm("t3"));
+    check(v && iget(v, "maxMsgSize") == 65536 && iget(v, "filterType") == 1,
+          "and the defaults apply");
+    jv_free(v);
+    v = CALL("DeleteTopic", "topicName", nm("t3"));
+    expect_ok(v, "DeleteTopic t3");
     jv_free(v);
     v = CALL("CreateTopic", "topicName", nm("t3"), "filterType", "3");
     expect_err(v, 4000, 10350, "CreateTopic filterType=3");
@@ -804,7 +828,10 @@ static void topics(void)
 static void subscriptions(void)
 {
     struct jv *v;
-    const char *t = nm("t1"), *rt = nm("t2"), *q = nm("q1");
+    char t[80], rt[80], q[80];
+    snprintf(t, sizeof t, "%s", nm("t1"));
+    snprintf(rt, sizeof rt, "%s", nm("t2"));
+    snprintf(q, sizeof q, "%s", nm("q1"));
     v = CALL("Subscribe", "topicName", t, "subscriptionName", "s1", "protocol", "http", "endpoint",
              "http://127.0.0.1:9/push");
     expect_ok(v, "Subscribe http endpoint");
@@ -908,6 +935,32 @@ static void subscriptions(void)
     check(v && jv_get(v, "filterTag") && jv_get(v, "filterTag")->n == 1,
           "only the non-empty filterTag was stored");
     jv_free(v);
+    char longsub[200];
+    memset(longsub, 's', 150);
+    longsub[150] = '\0';
+    v = CALL("Subscribe", "topicName", t, "subscriptionName", longsub, "protocol", "http",
+             "endpoint", "http://h/");
+    expect_err(v, 4000, 10580, "Subscribe subscriptionName of 150 characters");
+    jv_free(v);
+    char longep[600] = "http://h/";
+    memset(longep + 9, 'p', 500);
+    longep[509] = '\0';
+    v = CALL("Subscribe", "topicName", t, "subscriptionName", "sz", "protocol", "http",
+             "endpoint", longep);
+    expect_err(v, 4000, 10350, "Subscribe endpoint of 509 characters");
+    jv_free(v);
+    v = CALL("Subscribe", "topicName", t, "subscriptionName", "sh", "protocol", "HTTP",
+             "endpoint", "https://example.com:8443/cmq?x=1", "notifyStrategy",
+             "exponential_decay_retry");
+    expect_ok(v, "Subscribe https:// endpoint with port and query, protocol=HTTP, strategy in lower case");
+    jv_free(v);
+    v = CALL("GetSubscriptionAttributes", "topicName", t, "subscriptionName", "sh");
+    check(v && strcmp(sget(v, "protocol"), "http") == 0 &&
+              strcmp(sget(v, "notifyStrategy"), "EXPONENTIAL_DECAY_RETRY") == 0 &&
+              strcmp(sget(v, "endpoint"), "https://example.com:8443/cmq?x=1") == 0,
+          "stored in canonical spelling, endpoint verbatim");
+    jv_free(v);
+    jv_free(CALL("Unsubscribe", "topicName", t, "subscriptionName", "sh"));
     static const char *badsub[] = {"1s", "s_1", "s.1"};
     for (size_t i = 0; i < 3; i++) {
         v = CALL("Subscribe", "topicName", t, "subscriptionName", badsub[i], "protocol", "http",
@@ -1096,7 +1149,8 @@ static void quotas(void)
 {
     struct jv *v;
     /* Subscriptions per topic: 100. */
-    const char *t = nm("quota-t");
+    char t[80];
+    snprintf(t, sizeof t, "%s", nm("quota-t"));
     jv_free(CALL("CreateTopic", "topicName", t));
     int created = 0;
     for (int i = 0; i < 100; i++) {
@@ -1166,7 +1220,9 @@ static void quotas(void)
  * (space-separated, types from §13.4) into `code` and `keys`. */
 static void message_actions_answer(void)
 {
-    const char *q = nm("q1"), *t = nm("t2");
+    char q[80], t[80];
+    snprintf(q, sizeof q, "%s", nm("q1"));
+    snprintf(t, sizeof t, "%s", nm("t2"));
     struct {
         const char *action;
         const char *kv[10];
