@@ -286,7 +286,7 @@ static int node_reply(struct meta_store *s, const char *node_id, cmq_NodeReply *
                       struct meta_err *e)
 {
     *out = (cmq_NodeReply)cmq_NodeReply_init_zero;
-    out->map_version = meta_store_version(s);
+    out->map_version = meta_store_placement_version(s);
     out->has_node = true;
     if (node_fill(s, node_id, &out->node) != CMQ_OK ||
         partitions_fill(s, node_id, &out->partitions, &out->partitions_count) != CMQ_OK) {
@@ -523,7 +523,7 @@ db:
 int meta_partition_map(struct meta_store *s, cmq_PartitionMap *out, struct meta_err *e)
 {
     *out = (cmq_PartitionMap)cmq_PartitionMap_init_zero;
-    out->map_version = meta_store_version(s);
+    out->map_version = meta_store_placement_version(s);
     cmq_NodeList nl;
     int st = meta_node_list(s, &nl, e);
     if (st != CMQ_OK)

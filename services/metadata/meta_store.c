@@ -131,8 +131,14 @@ static const char schema_v2[] =
     "CREATE UNIQUE INDEX queues_num_id ON queues(num_id);"
     "CREATE UNIQUE INDEX topics_num_id ON topics(num_id);";
 
+/* v3: the placement version (the change counter at the last node or
+ * partition change), so map readers refetch only when placement moved. */
+static const char schema_v3[] =
+    "INSERT OR IGNORE INTO meta"
+    " SELECT 'placement_version', value FROM meta WHERE key = 'version';";
+
 /* migrations[i] takes user_version i to i + 1.  Append only. */
-static const char *const migrations[] = {schema_v1, schema_v2};
+static const char *const migrations[] = {schema_v1, schema_v2, schema_v3};
 _Static_assert(sizeof migrations / sizeof migrations[0] == META_SCHEMA_VERSION,
                "one migration per schema version");
 
@@ -297,6 +303,17 @@ int meta_tx_commit(struct meta_store *s, struct meta_err *e)
         }
         version = (uint64_t)meta_query_int(
             s, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'version'", 0, NULL);
+        int placement = 0;
+        for (size_t i = 0; i < s->n_pending; i++)
+            placement |= strncmp(s->pending[i].kind, "node.", 5) == 0 ||
+                         strncmp(s->pending[i].kind, "partition.", 10) == 0;
+        if (placement && exec_sql(s, "UPDATE meta SET value = (SELECT value FROM meta WHERE"
+                                     " key = 'version') WHERE key = 'placement_version'") !=
+                             CMQ_OK) {
+            int st = meta_db_fail(s, e, "placement version");
+            meta_tx_rollback(s);
+            return st;
+        }
     }
     if (exec_sql(s, "COMMIT") != CMQ_OK) {
         int st = meta_db_fail(s, e, "commit");
@@ -347,6 +364,12 @@ uint64_t meta_store_version(struct meta_store *s)
 {
     return (uint64_t)meta_query_int(
         s, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'version'", 0, NULL);
+}
+
+uint64_t meta_store_placement_version(struct meta_store *s)
+{
+    return (uint64_t)meta_query_int(
+        s, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'placement_version'", 0, NULL);
 }
 
 int meta_store_schema_version(struct meta_store *s)

@@ -74,9 +74,12 @@ void meta_store_close(struct meta_store *s); /* NULL allowed */
 
 /* PRAGMA user_version after migrations; the version this binary writes. */
 int meta_store_schema_version(struct meta_store *s);
-#define META_SCHEMA_VERSION 2
+#define META_SCHEMA_VERSION 3
 /* The change counter: incremented by every committed mutation. */
 uint64_t meta_store_version(struct meta_store *s);
+/* The value of the change counter at the last change of nodes or partitions
+ * (NodeReply / PartitionMap map_version): refetch the map when it moves. */
+uint64_t meta_store_placement_version(struct meta_store *s);
 
 /* ---- accounts and keys ---- */
 int meta_account_create(struct meta_store *s, const cmq_AccountCreateRequest *req,

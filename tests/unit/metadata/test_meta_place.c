@@ -223,6 +223,30 @@ Test(place, fourth_node_gets_new_partitions_with_distinct_replicas)
     cr_assert_eq(nl.nodes[3].replica_count, 2);
 }
 
+Test(place, map_version_moves_only_with_placement)
+{
+    struct meta_err e = {0};
+    reg("n1");
+    reg("n2");
+    reg("n3");
+    cmq_PartitionMap m;
+    cr_assert_eq(meta_partition_map(fx.s, &m, &e), CMQ_OK);
+    uint64_t v = m.map_version;
+    uint32_t p1 = m.partitions[0].id;
+    pb_release(cmq_PartitionMap_fields, &m);
+    cr_assert_gt(v, 0);
+    cr_assert_eq(qcreate("q", NULL, &e), CMQ_OK);
+    cr_assert_eq(heartbeat("n1", 0, false, 0), CMQ_OK); /* nothing new */
+    cr_assert_eq(meta_partition_map(fx.s, &m, &e), CMQ_OK);
+    cr_assert_eq(m.map_version, v);
+    pb_release(cmq_PartitionMap_fields, &m);
+    cr_assert_eq(heartbeat("n2", p1, true, 1), CMQ_OK); /* a new leader */
+    cr_assert_eq(meta_partition_map(fx.s, &m, &e), CMQ_OK);
+    cr_assert_gt(m.map_version, v);
+    cr_assert_eq(m.map_version, meta_store_version(fx.s));
+    pb_release(cmq_PartitionMap_fields, &m);
+}
+
 Test(place, bad_node_ids)
 {
     cmq_NodeRequest r = cmq_NodeRequest_init_zero;

@@ -516,13 +516,13 @@ Test(store, migrates_a_v1_database_numbering_existing_rows)
                               "DROP INDEX queues_num_id; DROP INDEX topics_num_id;"
                               "ALTER TABLE queues DROP COLUMN num_id;"
                               "ALTER TABLE topics DROP COLUMN num_id;"
-                              "DELETE FROM meta WHERE key = 'next_num_id';"
+                              "DELETE FROM meta WHERE key IN ('next_num_id', 'placement_version');"
                               "PRAGMA user_version = 1;",
                               NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);
     fx_reopen();
-    cr_assert_eq(meta_store_schema_version(fx.s), 2);
+    cr_assert_eq(meta_store_schema_version(fx.s), META_SCHEMA_VERSION);
     cmq_QueueInfo q;
     cmq_TopicInfo t;
     cmq_NameRequest nr = nreq("q2");
