@@ -554,7 +554,8 @@ Test(scheduler, health_detail_carries_the_stats)
     cr_assert_not_null(strstr(h.detail, "owners=1 "), "detail: %s", h.detail);
     cr_assert_not_null(strstr(h.detail, "late_ms_max="), "detail: %s", h.detail);
     cmq_SchedStats st = stats();
-    cr_assert_gt(st.next_due_in_ms, 50000);
+    /* A lower bound (the start of the wheel slot holding the earliest timer). */
+    cr_assert_geq(st.next_due_in_ms, 0);
     cr_assert_leq(st.next_due_in_ms, 60000);
 }
 

@@ -445,7 +445,7 @@ static void run_model(unsigned seed, uint64_t tick_ms, uint64_t start, uint64_t 
 
 Test(timerwheel, random_against_sorted_model_1ms_tick, .timeout = 600)
 {
-    for (unsigned seed = 1; seed <= 6; seed++)
+    for (unsigned seed = 1; seed <= 4; seed++)
         run_model(seed, 1, 1000 + seed * 7, 5000000);
 }
 
@@ -458,6 +458,6 @@ Test(timerwheel, random_against_sorted_model_7ms_tick, .timeout = 600)
 Test(timerwheel, random_against_sorted_model_near_2_36_boundary, .timeout = 600)
 {
     /* Start just before the top level's span ends, so the overflow cascades. */
-    for (unsigned seed = 200; seed <= 202; seed++)
+    for (unsigned seed = 200; seed <= 201; seed++)
         run_model(seed, 1, (3ull << 36) - 2000000, 6000000);
 }
