@@ -1209,12 +1209,19 @@ static void sim_init(struct sim *s, uint64_t seed, uint32_t bugs, bool trace)
         s->initial.nodes[i].id = (uint64_t)i + 1;
         s->initial.nodes[i].role = RAFT_VOTER;
     }
+    ev(s, "seed=%" PRIu64 " voters=%d slots=%d crash=%u leader_crash=%u new_leader_crash=%u%%"
+       " partition=%u entries/msg=%u inflight=%u election_ticks=%u pre_vote=%d check_quorum=%d",
+       seed, s->n_initial, s->n_slots, s->crash_rate, s->leader_crash_rate,
+       s->new_leader_crash_pct, s->partition_rate, s->max_entries_per_msg, s->max_inflight,
+       s->election_ticks, s->pre_vote, s->check_quorum);
     for (int i = 0; i < s->n_slots; i++) {
         struct node *n = &s->nodes[i];
         n->id = (uint64_t)i + 1;
         n->original = i < s->n_initial;
         n->tick_period = 8 + rn(s, 7);
         n->disk_delay = rn(s, 2) ? 5 : 1 + rn(s, 40);
+        ev(s, "n%d tick_period=%u disk_delay=%u%s", i + 1, n->tick_period, n->disk_delay,
+           n->original ? "" : " (spare)");
         node_boot(s, n);
     }
 }
