@@ -12,8 +12,7 @@
  * first request that storage answers "no such queue" creates it from the
  * metadata attributes and is sent again ("heal"), once per request.
  *
- * The numeric queue id storage uses is derived from metadata's queue id
- * ("queue-" + 12 base-36 characters, unique): its base-36 value plus one.
+ * The numeric queue id storage uses is metadata's num_id (never reused).
  */
 #include "api_internal.h"
 
@@ -65,23 +64,6 @@ static struct api_queue *queue_state(struct gw_call *c)
     return a->queue;
 }
 
-/* "queue-k3j2..." -> base-36 value + 1, or 0 when malformed. */
-static uint64_t queue_num_of(const char *queue_id)
-{
-    const char *dash = strchr(queue_id, '-');
-    const char *p = dash ? dash + 1 : queue_id;
-    if (!*p || strlen(p) > 12)
-        return 0;
-    uint64_t v = 0;
-    for (; *p; p++) {
-        int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'z' ? *p - 'a' + 10 : -1;
-        if (d < 0)
-            return 0;
-        v = v * 36 + (uint64_t)d;
-    }
-    return v + 1;
-}
-
 static void storage_attrs(const cmq_QueueInfo *qi, cmq_StorageQueueAttributes *o)
 {
     o->has_max_msg_heap_num = true;
@@ -98,8 +80,7 @@ static void storage_attrs(const cmq_QueueInfo *qi, cmq_StorageQueueAttributes *o
     o->rewind_s = (uint32_t)qi->rewind_seconds;
     if (qi->has_dead_letter_policy && qi->dead_letter_policy.dead_letter_queue_id[0]) {
         o->has_dead_letter_policy = true;
-        o->dead_letter_policy.dead_letter_queue_id =
-            queue_num_of(qi->dead_letter_policy.dead_letter_queue_id);
+        o->dead_letter_policy.dead_letter_queue_id = qi->dead_letter_policy.dead_letter_queue_num_id;
         o->dead_letter_policy.policy = (uint32_t)qi->dead_letter_policy.policy;
         o->dead_letter_policy.max_receive_count = (uint32_t)qi->dead_letter_policy.max_receive_count;
         o->dead_letter_policy.max_time_to_live_s = (uint32_t)qi->dead_letter_policy.max_time_to_live;
@@ -632,7 +613,7 @@ static void on_queue_info(struct gw_call *c, int tag, int status, const struct r
         api_reply_backend_error(c, status, msg);
         return;
     }
-    q->queue_num = queue_num_of(q->qi.queue_id);
+    q->queue_num = q->qi.num_id;
     if (q->queue_num == 0 || q->qi.partition_id == 0) {
         log_warn("queue_unplaced", "queue=%s queue_id=%s partition=%u", q->qi.name,
                  q->qi.queue_id, q->qi.partition_id);
@@ -678,7 +659,7 @@ void api_storage_after_meta(struct gw_call *c, uint32_t meta_type, const void *q
         return;
     }
     q->qi = *(const cmq_QueueInfo *)qinfo;
-    q->queue_num = queue_num_of(q->qi.queue_id);
+    q->queue_num = q->qi.num_id;
     q->meta_type = meta_type;
     q->ok = ok;
     q->healed = 1; /* this is the storage step itself: no heal loop */

@@ -386,6 +386,26 @@ fail:
     return rc;
 }
 
+static int connections_closed(struct gateway *gw)
+{
+    return h2o_linklist_is_empty(&gw->ctx.http1._conns) &&
+           h2o_linklist_is_empty(&gw->ctx.http2._conns);
+}
+
+/* True when no h2o timer of the context is pending: h2o_context_dispose
+ * asserts that every one is empty. */
+static int timers_idle(h2o_context_t *ctx)
+{
+    h2o_timeout_t *const all[] = {&ctx->zero_timeout, &ctx->one_sec_timeout,
+                                  &ctx->hundred_ms_timeout, &ctx->handshake_timeout,
+                                  &ctx->http1.req_timeout, &ctx->http2.idle_timeout,
+                                  &ctx->http2.graceful_shutdown_timeout, &ctx->proxy.io_timeout};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (!h2o_linklist_is_empty(&all[i]->_entries))
+            return 0;
+    return 1;
+}
+
 int gateway_run(struct gateway *gw)
 {
     uint64_t deadline = 0;
@@ -396,10 +416,15 @@ int gateway_run(struct gateway *gw)
                      (long long)gw->cfg.common.stop_grace_ms, (unsigned long long)gw->inflight);
             close_listener(&gw->http);
             close_listener(&gw->https);
+            /* HTTP/2 connections get GOAWAY; idle keep-alive connections are
+             * closed by letting their idle timers expire at once. */
+            h2o_context_request_shutdown(&gw->ctx);
+            gw->ctx.http1.req_timeout.timeout = 0;
+            gw->ctx.http2.idle_timeout.timeout = 0;
             deadline = clock_mono_ms() + (uint64_t)gw->cfg.common.stop_grace_ms;
         }
         if (deadline) {
-            if (gw->inflight == 0) {
+            if (gw->inflight == 0 && connections_closed(gw)) {
                 log_info("stop", "reason=idle");
                 break;
             }
@@ -436,7 +461,10 @@ void gateway_close(struct gateway *gw)
         h2o_socket_read_stop(gw->watches[i].sock);
         h2o_socket_close(gw->watches[i].sock);
     }
-    /* Let h2o finish closing sockets before the context goes. */
+    /* Let h2o finish closing sockets and run its deferred timers before the
+     * context goes (bounded: 100 short iterations). */
+    for (int i = 0; gw->loop && i < 100 && !(connections_closed(gw) && timers_idle(&gw->ctx)); i++)
+        h2o_evloop_run(gw->loop, 10);
     if (gw->loop)
         h2o_evloop_run(gw->loop, 0);
     for (int i = 0; i < gw->n_backends; i++)
@@ -445,7 +473,12 @@ void gateway_close(struct gateway *gw)
     rpc_server_close(gw->server);
     if (gw->zctx)
         zmq_ctx_term(gw->zctx);
-    if (gw->loop) {
+    if (gw->loop && !(connections_closed(gw) && timers_idle(&gw->ctx))) {
+        /* h2o cannot dispose a context with live connections (it asserts);
+         * the process is exiting, so leave them to the kernel. */
+        log_warn("exit_with_connections", "reason=\"clients kept connections open past the "
+                                          "grace period\"");
+    } else if (gw->loop) {
         h2o_context_dispose(&gw->ctx);
         h2o_evloop_destroy(gw->loop);
     }

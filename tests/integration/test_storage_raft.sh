@@ -56,7 +56,7 @@ done
 parts=$((parts / 3))
 [ "$parts" -eq 6 ] && ok "each node hosts the 6 partitions metadata placed" ||
     not_ok "each node hosts the 6 partitions metadata placed (got $parts)"
-"$CTL" --endpoint "tcp://127.0.0.1:$CMQ_PORT_BASE" partitions | sed 's/^/# /'
+"$CTL" partitions --endpoint "tcp://127.0.0.1:$CMQ_PORT_BASE" | sed 's/^/# /'
 if wait_agreed "$parts" 15; then ok "all three nodes agree on one leader per partition"; else
     not_ok "all three nodes agree on one leader per partition"; agreed; fi
 agreed | sed 's/^/# partition leader term: /'

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Whole-cluster test of the queue promise (issues #4 and #6): every message
+whose send was acknowledged survives the loss of the partition's leader.
+
+Starts the real cluster with tools/cmq on a private directory and port range,
+creates a queue, sends messages (single and batch), SIGKILLs the storage node
+that leads the queue's partition, then receives every message through the
+gateway (which follows the new leader), checks each arrived exactly once with
+its body, deletes them, restarts the killed node, and sends/receives again.
+
+usage: test_queue_durability.py BUILD_DIR
+"""
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cmqhttp import Client, Tap, load_env  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+BUILD = os.path.abspath(sys.argv[1])
+VAR = tempfile.mkdtemp(prefix='cmq-dur-')
+BASE = 20030 + random.randrange(120) * 100  # below the ephemeral port range
+ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD, CMQ_NO_INSTALL='1')
+CMQ = os.path.join(ROOT, 'tools', 'cmq')
+CTL = os.path.join(BUILD, 'tools', 'cmqctl')
+tap = Tap()
+
+
+def cmq(*args):
+    return subprocess.run([CMQ] + list(args), env=ENV, capture_output=True, text=True)
+
+
+def partitions():
+    out = subprocess.run([CTL, 'partitions', '--endpoint', 'tcp://127.0.0.1:%d' % BASE],
+                         capture_output=True, text=True).stdout
+    return [dict(kv.split('=', 1) for kv in line.split()) for line in out.splitlines()
+            if line.startswith('partition=')]
+
+
+def receive_all(c, queue, want, deadline_s):
+    got = {}
+    end = time.time() + deadline_s
+    while len(got) < want and time.time() < end:
+        r = c.call('BatchReceiveMessage', queueName=queue, numOfMsg=16, pollingWaitSeconds=2)
+        if r['code'] == 0:
+            for m in r['msgInfoList']:
+                got.setdefault(m['msgId'], []).append(m)
+        elif r['code'] != 7000:
+            time.sleep(0.2)  # e.g. 6000 while a new leader is elected
+    return got
+
+
+def main():
+    up = cmq('up')
+    if not tap.check('cluster up', up.returncode == 0, up.stdout + up.stderr):
+        return tap.finish()
+    env = load_env(os.path.join(VAR, 'cluster.env'))
+    c = Client(env['CMQ_HTTP_ENDPOINT'], env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
+    # Partitions exist once the three nodes registered; then each elects a
+    # leader, which its node reports in its next heartbeat.
+    for _ in range(150):
+        ps = partitions()
+        if len(ps) == 6 and all(p['leader'] != '-' for p in ps):
+            break
+        time.sleep(0.2)
+    tap.check('6 partitions placed, each with a leader', len(ps) == 6 and
+              all(p['leader'] != '-' for p in ps), ps)
+    r = c.call('CreateQueue', queueName='durable', visibilityTimeout=60)
+    tap.check('CreateQueue', r['code'] == 0, r)
+
+    sent = {}
+    for i in range(24):
+        body = 'single-%d-%s' % (i, 'x' * i)
+        r = c.call('SendMessage', queueName='durable', msgBody=body)
+        if r['code'] == 0:
+            sent[r['msgId']] = body
+    for b in range(2):
+        bodies = {'msgBody.%d' % (k + 1): 'batch-%d-%d' % (b, k) for k in range(8)}
+        r = c.call('BatchSendMessage', queueName='durable', **bodies)
+        if r['code'] == 0:
+            for k, m in enumerate(r['msgList']):
+                sent[m['msgId']] = 'batch-%d-%d' % (b, k)
+    tap.check('40 sends acknowledged', len(sent) == 40, len(sent))
+
+    part = [p for p in partitions() if p['queues'] == '1']
+    leader = part[0]['leader'] if part else ''
+    tap.check('the queue has a partition with a known leader', re.match(r'storage-\d$', leader),
+              part)
+    pid = int(open(os.path.join(VAR, 'run', leader + '.pid')).read())
+    os.kill(pid, signal.SIGKILL)
+    t0 = time.time()
+
+    got = receive_all(c, 'durable', len(sent), 30)
+    took = time.time() - t0
+    tap.check('every acknowledged message is received after the leader (%s) died (%.1f s)'
+              % (leader, took), set(got) == set(sent), '%d of %d' % (len(got), len(sent)))
+    tap.check('each exactly once', all(len(v) == 1 for v in got.values()))
+    tap.check('with its body', all(v[0]['msgBody'] == sent[k] for k, v in got.items() if k in sent))
+    tap.check('dequeueCount is 1', all(v[0]['dequeueCount'] == 1 for v in got.values()))
+    handles = [v[0]['receiptHandle'] for v in got.values()]
+    deleted = 0
+    for i in range(0, len(handles), 16):
+        chunk = {'receiptHandle.%d' % (k + 1): h for k, h in enumerate(handles[i:i + 16])}
+        r = c.call('BatchDeleteMessage', queueName='durable', **chunk)
+        deleted += len(chunk) if r['code'] == 0 else 0
+    tap.check('all deleted', deleted == len(handles), deleted)
+    r = c.call('GetQueueAttributes', queueName='durable')
+    tap.check('queue is empty afterwards', r['code'] == 0 and r['activeMsgNum'] == 0 and
+              r['inactiveMsgNum'] == 0, r)
+
+    up = cmq('up')
+    tap.check('the killed node comes back', up.returncode == 0, up.stderr)
+    r = c.call('SendMessage', queueName='durable', msgBody='after-restart')
+    tap.check('send after restart', r['code'] == 0, r)
+    got = receive_all(c, 'durable', 1, 10)
+    tap.check('receive after restart', [v[0]['msgBody'] for v in got.values()] == ['after-restart'],
+              got)
+    down = cmq('down')
+    tap.check('down', down.returncode == 0)
+    logs = [open(os.path.join(VAR, 'log', n + '.log')).read().splitlines()[-1]
+            for n in ('storage-1', 'storage-2', 'storage-3', 'gateway', 'metadata')]
+    tap.check('every service stopped cleanly', all('event=exit status=0' in l for l in logs), logs)
+    return tap.finish()
+
+
+try:
+    rc = main()
+finally:
+    cmq('down')
+    subprocess.run(['rm', '-rf', VAR])
+sys.exit(rc)
