@@ -51,7 +51,6 @@
 #define S_TO_MS(s) ((uint64_t)(s) * 1000u)
 #define NO_TIME UINT64_MAX
 
-#define RECEIVE_READS_MAX 16384 /* entries one Receive may read before it answers */
 
 struct send_item {
     const uint8_t *body;
@@ -1445,7 +1444,7 @@ static int cmd_receive(struct qsm *q, uint64_t index, const cmq_ReceiveRequest *
     if (want > qu->a.max_inflight_num - qu->n_leased)
         want = (uint32_t)(qu->a.max_inflight_num - qu->n_leased);
     uint32_t vis = c->visibility_timeout_s ? c->visibility_timeout_s : qu->a.visibility_timeout_s;
-    uint32_t budget = RECEIVE_READS_MAX;
+    uint32_t budget = QSM_RECEIVE_READS_MAX;
     while (res->n_delivered < want && res->n_dlq < QSM_DLQ_MOVES_MAX) {
         struct rec *r = ready_top(qu, now);
         struct cand cd;

@@ -88,16 +88,37 @@ static inline uint32_t qsm_id_slot(uint64_t id)
 #define QSM_GROUP_ID_LEN_MAX 128
 #define QSM_NAME_LEN_MAX 128
 #define QSM_QUEUES_MAX 100000              /* queues per partition */
+/* The #ifndef bounds can be overridden at compile time (the stress tests build
+ * qsm.c with tiny ones to drive the coarse paths); every replica of a
+ * partition must use the same values, and so must snapshots. */
+#ifndef QSM_SPANS_MIN
 #define QSM_SPANS_MIN 256                  /* log spans a queue may always keep (see docs) */
+#endif
+#ifndef QSM_SPANS_MAX
 #define QSM_SPANS_MAX 4096                 /* ... and at most, when few queues share the partition */
+#endif
+#ifndef QSM_SPANS_BUDGET
 #define QSM_SPANS_BUDGET 65536             /* per partition: the queues share it (48 bytes a span) */
+#endif
+#ifndef QSM_PARKED_MAX
 #define QSM_PARKED_MAX 4096                /* ordered queues: messages parked behind busy groups */
+#endif
 #define QSM_INFLIGHT_DEFAULT 20000         /* maxInflightNum default (spec §9.1) */
 #define QSM_INFLIGHT_MAX 1000000
+#ifndef QSM_RECEIVE_READS_MAX
+#define QSM_RECEIVE_READS_MAX 16384        /* log entries one Receive may visit before it answers */
+#endif
+#ifndef QSM_TICK_READS_MAX
 #define QSM_TICK_READS_MAX 4096            /* log entries a Tick may read; the rest waits for the next */
+#endif
+#ifndef QSM_DLQ_MOVES_MAX
 #define QSM_DLQ_MOVES_MAX 256              /* dead-letter moves listed by one command */
+#endif
 
 _Static_assert(QSM_BATCH_MAX <= (1 << QSM_ID_SLOT_BITS), "a batch must fit the id's slot bits");
+_Static_assert(QSM_SPANS_MIN >= 4 && QSM_SPANS_MIN <= QSM_SPANS_MAX, "span caps");
+_Static_assert(QSM_RECEIVE_READS_MAX >= 1 && QSM_TICK_READS_MAX >= 1 && QSM_DLQ_MOVES_MAX >= 1 &&
+               QSM_PARKED_MAX >= 1, "work bounds");
 _Static_assert(QSM_GROUP_ID_LEN_MAX < sizeof(((cmq_SendItem *)0)->group_id), "group id bound");
 _Static_assert(QSM_NAME_LEN_MAX < sizeof(((cmq_StorageCreateQueueRequest *)0)->name), "name bound");
 _Static_assert(QSM_BATCH_MAX == sizeof(((cmq_SendRequest *)0)->messages) / sizeof(cmq_SendItem),

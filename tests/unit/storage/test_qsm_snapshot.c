@@ -51,6 +51,8 @@ struct mstate {
     uint8_t deleted;
     uint8_t queue;
     uint8_t group;        /* 1..4, 0 none */
+    uint8_t sent;
+    uint64_t enqueue_ms;
 };
 static struct mstate *M; /* by index * 16 + slot */
 
@@ -153,6 +155,8 @@ static void one_op(void)
             struct mstate *m = mget(F.res.msg_ids[i]);
             m->queue = (uint8_t)qid;
             m->group = (uint8_t)g;
+            m->sent = 1;
+            m->enqueue_ms = F.now_ms;
         }
     } else if (r < 60) {
         uint32_t vis = rnd() % 2 ? 0 : 1 + (uint32_t)(rnd() % 20);
@@ -216,6 +220,66 @@ static void one_op(void)
     fx_sleep_ms(rnd() % 4000);
 }
 
+static void note_dlq(void)
+{
+    for (uint32_t i = 0; i < F.res.n_dlq; i++) {
+        struct mstate *m = mget(F.res.dlq[i].msg_id);
+        cr_assert(m->queue == 3 || m->queue == 4);
+        m->deleted = 1;
+        seen.dlq++;
+    }
+}
+
+/* Liveness: once the clock has moved past every lease and delay, receiving
+ * and deleting until the queue says nothing is visible accounts for every
+ * message sent to queues 2-4 (delivered and deleted, dead-lettered, or
+ * expired by retention).  Queue 1 rewinds, so "deleted" is not final there. */
+static void drain_and_account(void)
+{
+    fx_sleep_ms(60 * 1000);
+    static const uint64_t retention_s[NQ + 1] = {0, 3600, 345600, 345600, 1200};
+    for (uint64_t q = 2; q <= NQ; q++) {
+        int it;
+        for (it = 0; it < 200000; it++) {
+            if (it % 4 == 0) {
+                cr_assert_eq(fx_tick(), CMQ_OK);
+                note_dlq();
+            }
+            if (!qsm_has_visible(F.q[0], q, F.now_ms))
+                break;
+            int rc = fx_receive(q, 16, 0);
+            cr_assert(rc == CMQ_OK || rc == CMQ_EEMPTY, "drain receive: %d", rc);
+            note_dlq();
+            uint64_t h[16];
+            uint32_t n = F.res.n_delivered;
+            for (uint32_t i = 0; i < n; i++) {
+                check_delivery(q, &F.res.delivered[i]);
+                h[i] = F.res.delivered[i].receipt_handle;
+            }
+            uint64_t ids[16];
+            for (uint32_t i = 0; i < n; i++)
+                ids[i] = F.res.delivered[i].msg_id;
+            if (n) {
+                cr_assert_eq(fx_delete(q, h, (int)n), CMQ_OK);
+                for (uint32_t i = 0; i < n; i++) {
+                    cr_assert_eq(F.res.statuses[i], CMQ_OK);
+                    mget(ids[i])->deleted = 1;
+                }
+            }
+        }
+        cr_assert_lt(it, 200000, "queue %llu never drains", (unsigned long long)q);
+        for (uint64_t k = 0; k < (uint64_t)MAX_ENTRIES * 16; k++) {
+            struct mstate *m = &M[k];
+            if (m->sent && m->queue == q && !m->deleted)
+                cr_assert_leq(m->enqueue_ms + retention_s[q] * 1000, F.now_ms,
+                              "queue %llu lost msg at index %llu slot %llu (enqueued %llu, now %llu)",
+                              (unsigned long long)q, (unsigned long long)(k / 16),
+                              (unsigned long long)(k % 16), (unsigned long long)m->enqueue_ms,
+                              (unsigned long long)F.now_ms);
+        }
+    }
+}
+
 static void run_workload(uint64_t seed, int ops, int snap_at, struct sbuf *mid, uint64_t *mid_index)
 {
     rng = seed;
@@ -231,6 +295,7 @@ static void run_workload(uint64_t seed, int ops, int snap_at, struct sbuf *mid, 
             *mid_index = F.log.n;
         }
     }
+    drain_and_account();
     free(M);
     M = NULL;
 }
