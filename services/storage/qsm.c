@@ -939,6 +939,12 @@ static int span_note_send(struct queue *qu, uint32_t cap_max, uint64_t index, ui
     return CMQ_OK;
 }
 
+/* Whether the scan has passed all of span j (only a rewind can need it). */
+static bool span_behind(const struct queue *qu, uint32_t j)
+{
+    return j < qu->cur_span || (j == qu->cur_span && POS_INDEX(qu->cur_pos) > qu->spans[j].last);
+}
+
 /* Drops spans that neither the scan nor a rewind can need any more. */
 static void spans_trim(struct queue *qu, uint64_t now)
 {
@@ -946,7 +952,7 @@ static void spans_trim(struct queue *qu, uint64_t now)
     while (qu->n_spans) {
         struct span *s = &qu->spans[0];
         bool expired = s->max_ms + ret <= now;
-        bool behind = qu->cur_span > 0;
+        bool behind = span_behind(qu, 0);
         if (behind && !expired && (qu->a.rewind_s == 0 || s->max_ms + rew < now))
             expired = true; /* out of the rewind window: only the cursor could need it, and it is past */
         if (!expired)
@@ -959,8 +965,10 @@ static void spans_trim(struct queue *qu, uint64_t now)
                 qu->cur_pos = POS(qu->spans[1].first, 0);
                 qu->head_ms = qu->spans[1].min_ms;
             }
-        } else {
+        } else if (qu->cur_span > 0) {
             qu->cur_span--;
+        } else {
+            qu->cur_passed = 0; /* the cursor's own span, wholly passed */
         }
         qu->retained = sat_sub(qu->retained, s->n_deleted);
         span_remove(qu, 0);
@@ -1978,7 +1986,7 @@ uint64_t qsm_next_due_ms(const struct qsm *q)
         if (qu->n_spans) {
             const struct span *s = &qu->spans[0];
             uint64_t keep = ret;
-            if (qu->cur_span > 0)
+            if (span_behind(qu, 0))
                 keep = qu->a.rewind_s ? u64_min(ret, S_TO_MS(qu->a.rewind_s) + 1) : 0;
             due = u64_min(due, sat_add(s->max_ms, keep));
         }

@@ -578,6 +578,54 @@ Test(qsm, messages_sent_after_a_rewind_are_delivered_once)
     assert_empty(Q);
 }
 
+Test(qsm, rewind_to_a_time_after_the_unconsumed_backlog_leaves_the_backlog_alone)
+{
+    create_rewindable(Q, 3600);
+    uint64_t t0 = F.now_ms;
+    uint64_t a = send_ok(Q, "a");
+    fx_sleep_ms(10 * SEC);
+    uint64_t b = send_ok(Q, "b");
+    fx_sleep_ms(SEC);
+    cr_assert_eq(fx_rewind(Q, (t0 + 10 * SEC) / 1000), CMQ_OK);
+    uint64_t got[4];
+    cr_assert_eq(drain(Q, got, 4, true), 2, "each once");
+    cr_assert_eq(got[0], a);
+    cr_assert_eq(got[1], b);
+}
+
+Test(qsm, rewinding_twice_replays_twice)
+{
+    create_rewindable(Q, 3600);
+    uint64_t t0 = F.now_ms;
+    for (int i = 0; i < 5; i++) {
+        send_ok(Q, "m");
+        fx_sleep_ms(SEC);
+    }
+    cr_assert_eq(drain(Q, NULL, 0, true), 5);
+    cr_assert_eq(fx_rewind(Q, (t0 + 2 * SEC) / 1000), CMQ_OK);
+    cr_assert_eq(drain(Q, NULL, 0, true), 3);
+    cr_assert_eq(fx_rewind(Q, t0 / 1000), CMQ_OK);
+    cr_assert_eq(drain(Q, NULL, 0, true), 5);
+    assert_empty(Q);
+}
+
+Test(qsm, the_log_is_kept_for_the_rewind_window_and_released_after_it)
+{
+    create_rewindable(Q, 120);
+    fx_create_default(Q2);
+    uint64_t first = F.log.n + 1;
+    send_ok(Q, "a");
+    send_ok(Q2, "b");
+    cr_assert_eq(drain(Q, NULL, 0, true), 1);
+    cr_assert_eq(drain(Q2, NULL, 0, true), 1);
+    fx_tick();
+    cr_assert_eq(qsm_first_needed_index(F.q[0]), first, "queue 1 may still rewind to it");
+    cr_assert_leq(qsm_next_due_ms(F.q[0]), F.now_ms + 121 * SEC);
+    fx_sleep_ms(121 * SEC);
+    fx_tick();
+    cr_assert_eq(qsm_first_needed_index(F.q[0]), F.log.n + 1, "out of the window: compactable");
+}
+
 /* ---- retention ---- */
 
 Test(qsm, retention_expires_messages_in_every_state)
