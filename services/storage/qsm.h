@@ -37,6 +37,16 @@
  *    a time outside the window returns CMQ_EINVAL (spec 4000/10680).
  *  - Receive returns CMQ_EEMPTY when nothing is deliverable and CMQ_ELIMIT
  *    when the queue already has maxInflightNum leases (spec 6070/10690).
+ *  - Message bodies are nanopb callbacks (SendItem.body, ReceivedMessage.body):
+ *    this nanopb build has 16-bit sizes, so `bytes` cannot hold a 1 MiB body.
+ *    qsm parses Send entries itself, in place; qsm_check_send therefore takes
+ *    the encoded SendRequest.
+ *  - The scan's work per command is bounded (QSM_RECEIVE_READS_MAX,
+ *    QSM_TICK_READS_MAX): a Receive may answer CMQ_EEMPTY while
+ *    qsm_has_visible still says yes; propose another (it continues where the
+ *    last one stopped).
+ *  - Not done: a dedup window for idempotent topic -> queue deliveries, the
+ *    message trace.
  */
 #ifndef CMQ_STORAGE_QSM_H
 #define CMQ_STORAGE_QSM_H
