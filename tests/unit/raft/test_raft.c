@@ -555,3 +555,35 @@ Test(membership, removed_follower_learns_it_and_stays_quiet, .fini = teardown)
     tc_deliver(&C);
     cr_assert_eq(COMMIT(1), LAST(1));
 }
+
+static void no_prevote(struct raft_options *o)
+{
+    o->pre_vote = false;
+    o->check_quorum = false;
+}
+
+Test(election, stale_candidates_do_not_starve_an_up_to_date_node, .fini = teardown)
+{
+    tc_init(&C, 3, 3, no_prevote);
+    cr_assert_eq(tc_campaign(&C, 1), RAFT_LEADER);
+    tc_isolate(&C, 3);
+    for (uint64_t v = 1; v <= 3; v++)
+        tc_propose(&C, 1, v);
+    tc_deliver(&C);
+    heartbeat(1, 1);
+    /* the leader dies; node 3 (stale log) keeps asking for votes in ever
+     * higher terms, which node 2 must refuse without resetting its timer */
+    tc_isolate(&C, 1);
+    C.cut[2][3] = C.cut[3][2] = false;
+    int campaigned = 0;
+    for (int round = 0; round < 20 && !campaigned; round++) {
+        tc_tick(&C, 3, 40); /* node 3 times out and campaigns */
+        tc_deliver(&C);
+        tc_tick(&C, 2, 5);
+        campaigned = raft_role(C.nodes[2].r) != RAFT_FOLLOWER ||
+                     raft_leader(C.nodes[2].r) == 2;
+    }
+    cr_assert(campaigned, "node 2 timed out despite the stream of stale vote requests");
+    tc_deliver(&C);
+    cr_assert_eq(ROLE(2), RAFT_LEADER, "and won: its log is the more up to date");
+}
