@@ -587,3 +587,24 @@ Test(election, stale_candidates_do_not_starve_an_up_to_date_node, .fini = teardo
     tc_deliver(&C);
     cr_assert_eq(ROLE(2), RAFT_LEADER, "and won: its log is the more up to date");
 }
+
+static void one_inflight(struct raft_options *o)
+{
+    o->max_inflight = 1;
+    o->max_entries_per_msg = 1;
+}
+
+Test(replication, lost_appends_with_a_full_pipeline_are_resent, .fini = teardown)
+{
+    tc_init(&C, 3, 3, one_inflight);
+    cr_assert_eq(tc_campaign(&C, 1), RAFT_LEADER);
+    heartbeat(1, 2);
+    tc_propose(&C, 1, 1);
+    tc_propose(&C, 1, 2);
+    tc_drop_all(&C); /* the only APPEND in flight to each follower is lost */
+    for (int i = 0; i < 6; i++)
+        heartbeat(1, 1);
+    cr_assert_eq(LAST(2), LAST(1), "the leader noticed the stall and resent");
+    cr_assert_eq(LAST(3), LAST(1));
+    cr_assert_eq(COMMIT(1), LAST(1));
+}
