@@ -608,3 +608,41 @@ Test(replication, lost_appends_with_a_full_pipeline_are_resent, .fini = teardown
     cr_assert_eq(LAST(3), LAST(1));
     cr_assert_eq(COMMIT(1), LAST(1));
 }
+
+Test(snapshot, conflict_at_the_snapshot_index_falls_back_to_the_snapshot, .fini = teardown)
+{
+    tc_init(&C, 3, 3, NULL);
+    cr_assert_eq(tc_campaign(&C, 3), RAFT_LEADER);
+    heartbeat(3, 1);
+    tc_isolate(&C, 3);
+    for (uint64_t v = 1; v <= 40; v++)
+        tc_propose(&C, 3, 1000 + v); /* term-1 entries only node 3 holds */
+    tc_drop_all(&C);
+    tc_tick(&C, 2, 11);
+    cr_assert_eq(tc_campaign(&C, 1), RAFT_LEADER);
+    for (uint64_t v = 1; v <= 25; v++)
+        tc_propose(&C, 1, 2000 + v);
+    tc_deliver(&C);
+    heartbeat(1, 1);
+    uint64_t a = raft_applied_index(C.nodes[1].r);
+    cr_assert_eq(raft_compact(C.nodes[1].r, a, (const uint8_t *)"S", 1), RAFT_OK);
+    /* leadership goes to 2 and back, so node 1 probes node 3 from its last
+     * index again; node 3's log is longer, with lower terms, conflicting at
+     * and below the snapshot index, where the leader cannot compare terms */
+    cr_assert_eq(raft_transfer_leadership(C.nodes[1].r, 2), RAFT_OK);
+    tc_drain(&C, 1);
+    tc_deliver(&C);
+    cr_assert_eq(ROLE(2), RAFT_LEADER);
+    heartbeat(2, 1);
+    cr_assert_eq(raft_transfer_leadership(C.nodes[2].r, 1), RAFT_OK);
+    tc_drain(&C, 2);
+    tc_deliver(&C);
+    cr_assert_eq(ROLE(1), RAFT_LEADER);
+    cr_assert_lt(LAST(1), LAST(3));
+    tc_heal(&C);
+    tc_tick(&C, 3, 1);
+    heartbeat(1, 4);
+    cr_assert_eq(C.nodes[3].snapshots_installed, 1);
+    cr_assert_eq(LAST(3), LAST(1));
+    cr_assert_eq(raft_term_at(C.nodes[3].r, LAST(1)), raft_term_at(C.nodes[1].r, LAST(1)));
+}
