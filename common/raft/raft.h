@@ -37,9 +37,9 @@
  *     when a write of entries up to (index, term) is durable:
  *         raft_persisted(r, index, term);
  *
- * Between raft_ready() and raft_advance() the caller must not call any other
- * function on the same node: every pointer in the ready stays valid until
- * raft_advance() returns, and not after.
+ * Between raft_ready() and raft_advance() the caller must not call any function
+ * that changes the node (the read-only accessors are fine): every pointer in
+ * the ready stays valid until raft_advance() returns, and not after.
  *
  * Safety rules this core keeps (numbered so the code can cite them):
  *   S1 at most one vote per term, persisted in the hard state before the vote
@@ -330,7 +330,7 @@ int raft_compact(struct raft *r, uint64_t index, const uint8_t *data, uint32_t l
 bool raft_has_ready(const struct raft *r);
 
 /* Fills *rd with the pending effects.  Every pointer in *rd is owned by the node
- * and valid until raft_advance(); no other call on this node in between. */
+ * and valid until raft_advance(); only read-only accessors in between. */
 void raft_ready(struct raft *r, struct raft_ready *rd);
 
 /* Acknowledges the last ready: snapshot installed, hard state durable, entries
