@@ -1326,7 +1326,9 @@ int raft_change_member(struct raft *r, uint64_t id, uint32_t role, bool remove, 
     if (id == 0 || role > RAFT_LEARNER)
         return RAFT_EINVAL;
     /* S5: one change at a time, and only once this term has a committed entry */
-    if (r->transferee != 0 || r->commit < r->term_start || r->config_index > r->commit)
+    if (r->transferee != 0 ||
+        (!bug(r, RAFT_BUG_CONF_ANYTIME) &&
+         (r->commit < r->term_start || r->config_index > r->commit)))
         return RAFT_EBUSY;
     if (last_index(r) - r->commit + 1 > r->o.max_uncommitted)
         return RAFT_ELIMIT;

@@ -246,6 +246,8 @@ struct raft_options {
 #define RAFT_BUG_COMMIT_OLD_TERM 1u  /* count replicas for entries of earlier terms */
 #define RAFT_BUG_VOTE_NO_LOG_CHECK 2u /* grant votes without the up-to-date check */
 #define RAFT_BUG_ACK_UNPERSISTED 4u  /* followers ack entries before they are durable */
+#define RAFT_BUG_CONF_ANYTIME 8u     /* accept a membership change while another is
+                                      * uncommitted or before the term's no-op commits */
 
 /* What a node restores from its storage at start.  All pointers are borrowed
  * for the duration of raft_create; the node copies what it keeps. */

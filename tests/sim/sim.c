@@ -1385,7 +1385,10 @@ static uint32_t bug_from_name(const char *n)
         return RAFT_BUG_VOTE_NO_LOG_CHECK;
     if (strcmp(n, "ack-unpersisted") == 0)
         return RAFT_BUG_ACK_UNPERSISTED;
-    fprintf(stderr, "unknown bug %s (commit-old-term, vote-no-log-check, ack-unpersisted)\n", n);
+    if (strcmp(n, "conf-anytime") == 0)
+        return RAFT_BUG_CONF_ANYTIME;
+    fprintf(stderr, "unknown bug %s (commit-old-term, vote-no-log-check, ack-unpersisted,"
+            " conf-anytime)\n", n);
     exit(2);
 }
 
@@ -1397,8 +1400,8 @@ static void usage(void)
             "       cmq-raft-sim --bug NAME --expect-violation [--seeds N] [--start S]\n"
             "  runs N seeded simulations of K steps each; exits 1 if any fails.\n"
             "  --bug plants a known bug (commit-old-term, vote-no-log-check,\n"
-            "  ack-unpersisted); with --expect-violation, exits 0 only if some seed\n"
-            "  catches it.\n");
+            "  ack-unpersisted, conf-anytime); with --expect-violation, exits 0 only\n"
+            "  if some seed catches it.\n");
 }
 
 int main(int argc, char **argv)
