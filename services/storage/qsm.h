@@ -212,7 +212,8 @@ struct qsm_result {
     uint64_t msg_ids[QSM_BATCH_MAX];
     uint32_t n_delivered;      /* Receive */
     struct qsm_delivery delivered[QSM_BATCH_MAX];
-    uint32_t n_statuses;       /* Delete: per handle, request order */
+    uint32_t n_statuses;       /* Delete: per handle, request order (CMQ_OK or CMQ_ESTALE);
+                                  the command's status is CMQ_OK even when every handle failed */
     int32_t statuses[QSM_BATCH_MAX];
     uint64_t next_visible_ms;  /* ChangeVisibility */
     struct qsm_attrs attrs;    /* CreateQueue, SetQueueAttributes: effective values */

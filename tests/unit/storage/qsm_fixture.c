@@ -228,7 +228,11 @@ int fx_delete(uint64_t qid, const uint64_t *handles, int n)
 
 int fx_delete1(uint64_t qid, uint64_t handle)
 {
-    return fx_delete(qid, &handle, 1);
+    int rc = fx_delete(qid, &handle, 1);
+    if (rc != CMQ_OK)
+        return rc;
+    cr_assert_eq(F.res.n_statuses, 1);
+    return F.res.statuses[0];
 }
 
 int fx_change_visibility(uint64_t qid, uint64_t handle, uint32_t vis_s)

@@ -68,6 +68,7 @@ uint64_t send_delayed(uint64_t qid, const char *body, uint32_t delay_s);
 uint64_t send_group(uint64_t qid, const char *body, const char *group);
 int fx_receive(uint64_t qid, uint32_t count, uint32_t vis_s);
 int fx_delete(uint64_t qid, const uint64_t *handles, int n);
+/* The handle's own status (CMQ_OK or CMQ_ESTALE), or the command's failure. */
 int fx_delete1(uint64_t qid, uint64_t handle);
 int fx_change_visibility(uint64_t qid, uint64_t handle, uint32_t vis_s);
 int fx_rewind(uint64_t qid, uint64_t start_s);

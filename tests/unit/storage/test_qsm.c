@@ -107,7 +107,12 @@ Test(qsm, batch_delete_reports_each_handle)
     cr_assert_eq(F.res.statuses[0], CMQ_OK);
     cr_assert_eq(F.res.statuses[1], CMQ_OK);
     cr_assert_eq(F.res.statuses[2], CMQ_ESTALE, "already used");
-    cr_assert_eq(fx_delete(Q, h, 2), CMQ_ESTALE, "all failed");
+    cr_assert_eq(fx_delete(Q, h, 2), CMQ_OK, "all failed: still per handle (spec 6020 + errorList)");
+    cr_assert_eq(F.res.n_statuses, 2);
+    cr_assert_eq(F.res.statuses[0], CMQ_ESTALE);
+    cr_assert_eq(F.res.statuses[1], CMQ_ESTALE);
+    cr_assert_eq(fx_delete(99, h, 1), CMQ_ENOTFOUND);
+    cr_assert_eq(fx_delete(Q, h, 0), CMQ_EINVAL);
 }
 
 /* ---- visibility timeout and receipt handles ---- */
