@@ -1360,8 +1360,11 @@ static bool run_seed(uint64_t seed, uint64_t steps, uint32_t bugs, bool trace, b
         size_t from = s->n_ring > TRACE_RING ? s->n_ring - TRACE_RING : 0;
         for (size_t i = from; i < s->n_ring; i++)
             printf("    %s\n", s->ring[i % TRACE_RING]);
-        printf("  replay: cmq-raft-sim --seed %" PRIu64 " --steps %" PRIu64 "%s --trace\n", seed,
-               steps, bugs ? " --bug <same>" : "");
+        printf("  replay: cmq-raft-sim --seed %" PRIu64 " --steps %" PRIu64 "%s%s%s%s --trace\n",
+               seed, steps, (bugs & RAFT_BUG_COMMIT_OLD_TERM) ? " --bug commit-old-term" : "",
+               (bugs & RAFT_BUG_VOTE_NO_LOG_CHECK) ? " --bug vote-no-log-check" : "",
+               (bugs & RAFT_BUG_ACK_UNPERSISTED) ? " --bug ack-unpersisted" : "",
+               (bugs & RAFT_BUG_CONF_ANYTIME) ? " --bug conf-anytime" : "");
     } else if (!ok) {
         printf("FAIL seed=%" PRIu64 ": %s\n", seed, s->why);
     }
