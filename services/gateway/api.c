@@ -337,8 +337,13 @@ static void on_key(struct gw_call *c, int tag, int status, const struct rpc_msg 
         e.restricted = k.restricted;
         e.appid = k.appid;
         snprintf(e.secret_key, sizeof e.secret_key, "%s", k.secret_key);
+    } else if (status == CMQ_EDENIED || status == CMQ_EAUTH) {
+        /* A disabled key (4100/10080) or a malformed SecretId: metadata's
+         * MetaError names the exact code. */
+        api_reply_backend_error(c, status, msg);
+        return;
     } else if (status != CMQ_ENOTFOUND) {
-        api_reply_backend_error(c, status, NULL);
+        api_reply_backend_error(c, status, msg);
         return;
     }
     keycache_put(gw->keys, &e, clock_mono_ms());

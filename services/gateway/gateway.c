@@ -15,6 +15,8 @@
 
 #include "clock.h"
 #include "envelope.pb.h"
+#include "keycache.h"
+#include "metadata.pb.h"
 #include "log.h"
 #include "status.h"
 
@@ -44,6 +46,9 @@ const struct config_key gateway_config_keys[] = {
                    "host:port reserved for the CMQ TCP protocol"),
     CONFIG_STR_KEY("metadata.endpoint", struct gateway_cfg, metadata, "tcp://127.0.0.1:17100",
                    "the metadata service"),
+    CONFIG_STR_KEY("metadata.pub_endpoint", struct gateway_cfg, metadata_pub,
+                   "tcp://127.0.0.1:17101",
+                   "metadata's change events (PUB); empty: caches expire by time only"),
     CONFIG_STR_KEY("scheduler.endpoint", struct gateway_cfg, scheduler,
                    "tcp://127.0.0.1:17110", "the scheduler service"),
     CONFIG_STR_KEY("storage.endpoints", struct gateway_cfg, storage, "tcp://127.0.0.1:17120",
@@ -150,14 +155,56 @@ static SSL_CTX *open_tls(const struct gateway_cfg *cfg)
 
 /* ---------- ZeroMQ in the h2o loop ---------- */
 
+static void process_events(struct gateway *gw);
+
 static void process_rpc(struct gateway *gw)
 {
+    process_events(gw);
     if (gw->server)
         rpc_server_process(gw->server);
     if (gw->storage)
         rpc_client_process(gw->storage);
     for (int i = 0; i < gw->n_backends; i++)
         rpc_client_process(gw->backends[i].client);
+}
+
+/* Metadata change events: [kind][MetaEvent].  A key event drops the key from
+ * the cache, so a disabled key stops working at once rather than at its TTL. */
+static void process_events(struct gateway *gw)
+{
+    for (int budget = 256; gw->events && budget > 0; budget--) {
+        int ev = 0;
+        size_t evlen = sizeof ev;
+        if (zmq_getsockopt(gw->events, ZMQ_EVENTS, &ev, &evlen) != 0 || !(ev & ZMQ_POLLIN))
+            return;
+        char kind[64];
+        int n = zmq_recv(gw->events, kind, sizeof kind - 1, ZMQ_DONTWAIT);
+        if (n < 0)
+            return;
+        kind[n < (int)sizeof kind - 1 ? n : (int)sizeof kind - 1] = '\0';
+        int more = 0;
+        size_t mlen = sizeof more;
+        zmq_getsockopt(gw->events, ZMQ_RCVMORE, &more, &mlen);
+        if (!more)
+            continue;
+        zmq_msg_t body;
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&body, gw->events, ZMQ_DONTWAIT) >= 0 && strncmp(kind, "key.", 4) == 0) {
+            cmq_MetaEvent me = cmq_MetaEvent_init_zero;
+            if (rpc_pb_decode(cmq_MetaEvent_fields, &me, zmq_msg_data(&body), zmq_msg_size(&body)) ==
+                    CMQ_OK && me.id[0]) {
+                keycache_forget(gw->keys, me.id);
+                log_info("key_cache_dropped", "kind=%s secret_id=%s", kind, me.id);
+            }
+        }
+        while (zmq_msg_more(&body)) { /* skip unexpected extra frames */
+            zmq_msg_close(&body);
+            zmq_msg_init(&body);
+            if (zmq_msg_recv(&body, gw->events, ZMQ_DONTWAIT) < 0)
+                break;
+        }
+        zmq_msg_close(&body);
+    }
 }
 
 static void on_zmq_ready(h2o_socket_t *sock, const char *err)
@@ -364,6 +411,26 @@ int gateway_open(const struct gateway_cfg *cfg, struct gateway **out)
         if ((rc = watch_fd(gw, rpc_client_fd(gw->storage, i))) != CMQ_OK)
             goto fail;
     memset(gw->partition_peer, -1, sizeof gw->partition_peer);
+    if (cfg->metadata_pub[0]) {
+        gw->events = zmq_socket(gw->zctx, ZMQ_SUB);
+        int linger = 0;
+        if (!gw->events) {
+            rc = CMQ_EINTERNAL;
+            goto fail;
+        }
+        zmq_setsockopt(gw->events, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_setsockopt(gw->events, ZMQ_SUBSCRIBE, "key.", 4);
+        if (zmq_connect(gw->events, cfg->metadata_pub) != 0) {
+            log_error("config_failed", "key=metadata.pub_endpoint endpoint=%s", cfg->metadata_pub);
+            rc = CMQ_EINVAL;
+            goto fail;
+        }
+        int efd;
+        size_t efd_len = sizeof efd;
+        zmq_getsockopt(gw->events, ZMQ_FD, &efd, &efd_len);
+        if ((rc = watch_fd(gw, efd)) != CMQ_OK)
+            goto fail;
+    }
     if ((rc = open_listener(gw, &gw->http, cfg->http_listen, NULL)) != CMQ_OK)
         goto fail;
     if (cfg->https_listen[0]) {
@@ -470,6 +537,8 @@ void gateway_close(struct gateway *gw)
     for (int i = 0; i < gw->n_backends; i++)
         rpc_client_close(gw->backends[i].client);
     rpc_client_close(gw->storage);
+    if (gw->events)
+        zmq_close(gw->events);
     rpc_server_close(gw->server);
     if (gw->zctx)
         zmq_ctx_term(gw->zctx);

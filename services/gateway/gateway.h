@@ -20,6 +20,7 @@ struct gateway_cfg {
     char tls_key[256];
     char tcp_listen[64];
     char metadata[RPC_ENDPOINT_MAX];
+    char metadata_pub[RPC_ENDPOINT_MAX];
     char scheduler[RPC_ENDPOINT_MAX];
     char storage[GATEWAY_MAX_STORAGE * RPC_ENDPOINT_MAX];
     int64_t health_timeout_ms;

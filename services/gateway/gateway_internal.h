@@ -53,6 +53,8 @@ struct gateway {
     /* Data requests to storage: one client over every storage node, so a
      * "not leader" answer is re-sent to the leader it names. */
     struct rpc_client *storage;
+    /* SUB socket on metadata's change events (keys disabled, ...). */
+    void *events;
     /* The last storage peer that answered OK for each partition id. */
     signed char partition_peer[4096];
 };

@@ -195,6 +195,9 @@ static void op_done(void *arg, int status, uint64_t index, void *result)
         op_free(o);
         return;
     }
+    if (o->type == cmq_StorageMsgType_STORAGE_MSG_DELETE && res && res->n_statuses) {
+        status = CMQ_OK; /* per-handle outcomes travel in the reply */
+    }
     if (status != CMQ_OK || !res) {
         if (o->type == cmq_StorageMsgType_STORAGE_MSG_RECEIVE && status == CMQ_EEMPTY &&
             clock_mono_ms() < o->deadline_ms) {
