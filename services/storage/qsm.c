@@ -66,7 +66,11 @@ struct send_view {
     struct send_item m[QSM_BATCH_MAX];
 };
 
-enum rec_state { REC_DELAYED = 1, REC_READY = 2, REC_LEASED = 3, REC_PARKED = 4 };
+/* REC_REWOUND: a message a rewind took back from READY/LEASED/PARKED; it sits
+ * in the replay region, in no container, only to keep its dequeue count and
+ * first dequeue time until the scan reaches it again (spec §6.6: "keep
+ * dequeueCount"). */
+enum rec_state { REC_DELAYED = 1, REC_READY = 2, REC_LEASED = 3, REC_PARKED = 4, REC_REWOUND = 5 };
 
 struct rec {
     uint64_t pos;
@@ -325,7 +329,7 @@ struct queue {
     struct map handles;    /* receipt handle -> rec */
     struct map groups;     /* group key -> group */
     struct heap ready, timers;
-    uint64_t n_delayed, n_leased, n_parked;
+    uint64_t n_delayed, n_leased, n_parked, n_rewound;
     uint64_t sweep_due_ms; /* lower bound of the next retention / TTL deadline of a tracked rec */
 };
 
@@ -1030,6 +1034,9 @@ static void rec_detach(struct queue *qu, struct rec *r)
         heap_remove(&qu->timers, r);
         qu->n_delayed--;
         break;
+    case REC_REWOUND:
+        qu->n_rewound--;
+        break;
     case REC_PARKED: {
         struct group *g = group_get(qu, r->group);
         assert(g);
@@ -1127,6 +1134,7 @@ struct cand {
     uint64_t enqueue_ms;
     bool delayed;
     const struct send_item *item; /* valid until the next entry_load */
+    struct rec *rewound;          /* REC_REWOUND rec of this position, or NULL */
 };
 
 static void cursor_pass(struct queue *qu, bool delayed)
@@ -1193,7 +1201,14 @@ static int scan_peek(struct qsm *q, struct queue *qu, uint32_t *budget, struct c
                 continue;
             }
         }
+        struct rec *rw = NULL;
+        if (qu->n_rewound && qu->cur_pos < qu->replay_end) {
+            rw = map_get(&qu->recs, qu->cur_pos);
+            assert(!rw || rw->state == REC_REWOUND);
+        }
         if (lms + S_TO_MS(qu->a.msg_retention_s) <= now) {
+            if (rw)
+                rec_drop(qu, rw);
             cursor_pass(qu, delayed);
             continue;
         }
@@ -1204,8 +1219,10 @@ static int scan_peek(struct qsm *q, struct queue *qu, uint32_t *budget, struct c
                 qu->scan_blocked = true;
                 return CMQ_OK;
             }
-            struct rec *r = rec_new(qu, qu->cur_pos, lms, gk);
-            if (!r)
+            struct rec *r = rw;
+            if (r)
+                rec_detach(qu, r);
+            else if (!(r = rec_new(qu, qu->cur_pos, lms, gk)))
                 return CMQ_ENOMEM;
             r->state = REC_PARKED;
             if (g->park_last)
@@ -1221,6 +1238,7 @@ static int scan_peek(struct qsm *q, struct queue *qu, uint32_t *budget, struct c
         c->enqueue_ms = lms;
         c->delayed = delayed;
         c->item = m;
+        c->rewound = rw;
         *found = true;
         return CMQ_OK;
     }
@@ -1471,8 +1489,9 @@ static int cmd_receive(struct qsm *q, uint64_t index, const cmq_ReceiveRequest *
                     return rc;
             }
         } else if (found) {
-            r = rec_new(qu, cd.pos, cd.enqueue_ms, group_key(qu, cd.item));
-            if (!r)
+            if ((r = cd.rewound) != NULL)
+                rec_detach(qu, r);
+            else if (!(r = rec_new(qu, cd.pos, cd.enqueue_ms, group_key(qu, cd.item))))
                 return CMQ_ENOMEM;
             item = cd.item;
             cursor_pass(qu, cd.delayed);
@@ -1664,10 +1683,17 @@ static int cmd_rewind(struct qsm *q, const cmq_RewindRequest *c, struct qsm_resu
     if (rc)
         return rc;
     for (size_t i = n; i-- > 0;) {
-        if (v[i]->pos < qu->cur_pos)
+        struct rec *r = v[i];
+        if (r->pos < qu->cur_pos)
             break;
-        if (v[i]->state != REC_DELAYED)
-            rec_drop(qu, v[i]);
+        if (r->state == REC_DELAYED || r->state == REC_REWOUND)
+            continue;
+        rec_detach(qu, r); /* a lease's handle becomes stale */
+        struct group *g = group_get(qu, r->group);
+        if (g && g->head == r)
+            group_advance(qu, g); /* its parked ones, all later, were rewound first: frees g */
+        r->state = REC_REWOUND;
+        qu->n_rewound++;
     }
     free(v);
     if (qu->n_spans) {
@@ -1725,7 +1751,8 @@ static int queue_sweep(struct qsm *q, struct queue *qu, struct qsm_result *res)
         }
         /* a leased or delayed message's TTL counts from when it is ready again */
         uint64_t d = r->enqueue_ms + S_TO_MS(qu->a.msg_retention_s);
-        if (qu->a.dlq_policy == QSM_DLQ_TTL) {
+        if (qu->a.dlq_policy == QSM_DLQ_TTL && r->state != REC_REWOUND) {
+            /* (a rewound message's TTL is the scan's business, at the head) */
             uint64_t t = r->enqueue_ms + S_TO_MS(qu->a.dlq_max_ttl_s);
             if (!movable)
                 t = u64_max(t, r->time_ms);
@@ -1774,8 +1801,12 @@ static int cmd_tick(struct qsm *q, struct qsm_result *res)
                 q->tick_pending = true;
                 break;
             }
-            rc = dlq_add(res, qu, qsm_id_make(q->partition, POS_INDEX(cd.pos), POS_SLOT(cd.pos)),
-                         cd.enqueue_ms, 0, QSM_DLQ_TTL, cd.item);
+            if (cd.rewound)
+                rc = rec_dead_letter(q, qu, cd.rewound, QSM_DLQ_TTL, false, res);
+            else
+                rc = dlq_add(res, qu,
+                             qsm_id_make(q->partition, POS_INDEX(cd.pos), POS_SLOT(cd.pos)),
+                             cd.enqueue_ms, 0, QSM_DLQ_TTL, cd.item);
             if (rc)
                 return rc;
             cursor_pass(qu, cd.delayed);
@@ -1924,7 +1955,7 @@ int qsm_check_send(const struct qsm *q, const uint8_t *req, size_t len)
     for (uint32_t i = 0; i < sv.n; i++)
         if (sv.m[i].len > qu->a.max_msg_size)
             return CMQ_ETOOBIG;
-    uint64_t held = qu->backlog + qu->recs.n;
+    uint64_t held = qu->backlog + qu->recs.n - qu->n_rewound;
     if (held + sv.n > qu->a.max_msg_heap_num)
         return CMQ_ELIMIT;
     return CMQ_OK;
@@ -1940,6 +1971,7 @@ int qsm_stats(const struct qsm *q, uint64_t queue_id, struct qsm_stats *out)
     out->inactive = qu->n_leased;
     out->delayed = qu->n_delayed;
     out->parked = qu->n_parked;
+    out->rewound = qu->n_rewound;
     out->retained = qu->retained;
     out->spans = qu->n_spans;
     out->create_index = qu->create_index;
@@ -2277,6 +2309,10 @@ static int queue_load_recs(struct queue *qu, struct rbuf *r, uint64_t n)
             x->state = st;
             rc = heap_push(&qu->timers, x);
             qu->n_delayed++;
+            break;
+        case REC_REWOUND:
+            x->state = st;
+            qu->n_rewound++;
             break;
         case REC_PARKED:
             if (!g)

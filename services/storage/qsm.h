@@ -168,6 +168,7 @@ struct qsm_stats {
     uint64_t retained;         /* deleted but kept for rewind (approximate) */
     uint64_t min_msg_time_ms;  /* enqueue time of the oldest undeleted message, 0 if none */
     uint64_t parked;           /* ordered queues: waiting behind their group */
+    uint64_t rewound;          /* taken back by a rewind, waiting for the scan (in `active`) */
     uint32_t spans;            /* log spans held */
     uint64_t create_index;
     struct qsm_attrs attrs;

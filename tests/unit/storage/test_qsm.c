@@ -511,9 +511,12 @@ Test(qsm, rewind_resets_in_flight_messages_and_invalidates_their_handles)
     fx_sleep_ms(SEC);
     cr_assert_eq(fx_rewind(Q, t0 / 1000), CMQ_OK);
     cr_assert_eq(fx_delete1(Q, da.receipt_handle), CMQ_ESTALE);
-    assert_visible(Q, a);
+    struct qsm_delivery again = receive_one(Q, a);
+    cr_assert_eq(again.dequeue_count, 2, "a rewound in-flight message keeps its dequeueCount");
+    cr_assert_eq(again.first_dequeue_ms, da.first_dequeue_ms);
     assert_visible(Q, b);
     assert_empty(Q);
+    assert_counts(Q, 0, 2, 0);
 }
 
 Test(qsm, rewind_replays_delayed_messages_that_were_due_and_keeps_pending_ones_delayed)

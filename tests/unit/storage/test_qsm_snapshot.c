@@ -238,7 +238,7 @@ static void drain_and_account(void)
 {
     fx_sleep_ms(60 * 1000);
     static const uint64_t retention_s[NQ + 1] = {0, 3600, 345600, 345600, 1200};
-    for (uint64_t q = 2; q <= NQ; q++) {
+    for (uint64_t q = 1; q <= NQ; q++) {
         int it;
         for (it = 0; it < 200000; it++) {
             if (it % 4 == 0) {
@@ -253,7 +253,8 @@ static void drain_and_account(void)
             uint64_t h[16];
             uint32_t n = F.res.n_delivered;
             for (uint32_t i = 0; i < n; i++) {
-                check_delivery(q, &F.res.delivered[i]);
+                if (q != 1)
+                    check_delivery(q, &F.res.delivered[i]);
                 h[i] = F.res.delivered[i].receipt_handle;
             }
             uint64_t ids[16];
@@ -268,6 +269,15 @@ static void drain_and_account(void)
             }
         }
         cr_assert_lt(it, 200000, "queue %llu never drains", (unsigned long long)q);
+        struct qsm_stats st;
+        cr_assert_eq(qsm_stats(F.q[0], q, &st), CMQ_OK);
+        cr_assert(st.active == 0 && st.inactive == 0 && st.rewound == 0 && st.parked == 0,
+                  "queue %llu drained: active %llu inactive %llu rewound %llu parked %llu",
+                  (unsigned long long)q, (unsigned long long)st.active,
+                  (unsigned long long)st.inactive, (unsigned long long)st.rewound,
+                  (unsigned long long)st.parked);
+        if (q == 1)
+            continue; /* rewinds make "deleted" provisional there */
         for (uint64_t k = 0; k < (uint64_t)MAX_ENTRIES * 16; k++) {
             struct mstate *m = &M[k];
             if (m->sent && m->queue == q && !m->deleted)
