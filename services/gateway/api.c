@@ -14,6 +14,7 @@
  * answers a clear 6000 error naming it.
  */
 #include "api_internal.h"
+#include "qcache.h"
 
 #include "action.h"
 #include "clock.h"
@@ -459,7 +460,10 @@ int api_open(struct gateway *gw, h2o_hostconf_t *host)
     api->gw = gw;
     api->boot_tag = (unsigned)(clock_wall_ms() ^ clock_mono_ns());
     gw->keys = keycache_new(4096, 30000, 2000);
-    if (!gw->keys) {
+    gw->queues = qcache_new(4096, 10000);
+    if (!gw->keys || !gw->queues) {
+        keycache_free(gw->keys);
+        qcache_free(gw->queues);
         free(api);
         return CMQ_ENOMEM;
     }
@@ -477,5 +481,7 @@ void api_close(struct api *api)
         return;
     keycache_free(api->gw->keys);
     api->gw->keys = NULL;
+    qcache_free(api->gw->queues);
+    api->gw->queues = NULL;
     free(api);
 }

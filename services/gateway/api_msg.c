@@ -15,6 +15,7 @@
  * The numeric queue id storage uses is metadata's num_id (never reused).
  */
 #include "api_internal.h"
+#include "qcache.h"
 
 #include "clock.h"
 #include "cmq_limits.h"
@@ -597,22 +598,11 @@ static int build_stats(struct gw_call *c)
     return set_request(c, cmq_StorageMsgType_STORAGE_MSG_QUEUE_STATS, cmq_QueueStatsRequest_fields, &r);
 }
 
-static void on_queue_info(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+/* Continues a message action once q->qi holds the queue's metadata. */
+static void with_queue(struct gw_call *c)
 {
-    (void)tag;
-    if (gw_call_gone(c))
-        return;
     struct api_call *a = gw_call_data(c);
-    struct api_queue *q = queue_state(c);
-    if (!q) {
-        api_reply_err(c, CMQERR_INTERNAL, NULL);
-        return;
-    }
-    if (status != CMQ_OK ||
-        rpc_pb_decode(cmq_QueueInfo_fields, &q->qi, msg->body, msg->body_len) != CMQ_OK) {
-        api_reply_backend_error(c, status, msg);
-        return;
-    }
+    struct api_queue *q = a->queue;
     q->queue_num = q->qi.num_id;
     if (q->queue_num == 0 || q->qi.partition_id == 0) {
         log_warn("queue_unplaced", "queue=%s queue_id=%s partition=%u", q->qi.name,
@@ -636,10 +626,27 @@ static void on_queue_info(struct gw_call *c, int tag, int status, const struct r
         storage_send(c, q->stype, q->sreq, q->sreq_len, TAG_REQUEST);
 }
 
+static void on_queue_info(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+{
+    (void)tag;
+    if (gw_call_gone(c))
+        return;
+    struct api_queue *q = queue_state(c);
+    if (status != CMQ_OK ||
+        rpc_pb_decode(cmq_QueueInfo_fields, &q->qi, msg->body, msg->body_len) != CMQ_OK) {
+        api_reply_backend_error(c, status, msg);
+        return;
+    }
+    if (q->qi.partition_id)
+        qcache_put(gw_call_gateway(c)->queues, &q->qi, clock_mono_ms());
+    with_queue(c);
+}
+
 void api_do_queue_storage_action(struct gw_call *c)
 {
     struct api_call *a = gw_call_data(c);
-    if (!queue_state(c)) {
+    struct api_queue *q = queue_state(c);
+    if (!q) {
         api_reply_err(c, CMQERR_INTERNAL, NULL);
         return;
     }
@@ -647,6 +654,13 @@ void api_do_queue_storage_action(struct gw_call *c)
     r.appid = a->key.appid;
     if (api_need_str(c, "queueName", r.name, sizeof r.name))
         return;
+    /* GetQueueAttributes always asks metadata: its times and attributes are
+     * what it reports. */
+    if (a->action != CMQ_ACTION_GET_QUEUE_ATTRIBUTES &&
+        qcache_get(gw_call_gateway(c)->queues, r.appid, r.name, clock_mono_ms(), &q->qi) == 0) {
+        with_queue(c);
+        return;
+    }
     api_meta_call(c, cmq_MetaMsgType_META_MSG_QUEUE_GET, cmq_NameRequest_fields, &r, on_queue_info);
 }
 
@@ -661,6 +675,7 @@ void api_storage_after_meta(struct gw_call *c, uint32_t meta_type, const void *q
     q->qi = *(const cmq_QueueInfo *)qinfo;
     q->queue_num = q->qi.num_id;
     q->meta_type = meta_type;
+    qcache_forget(gw_call_gateway(c)->queues, q->qi.appid, q->qi.name);
     q->ok = ok;
     q->healed = 1; /* this is the storage step itself: no heal loop */
     if (q->queue_num == 0 || q->qi.partition_id == 0) {

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "envelope.pb.h"
 #include "keycache.h"
+#include "qcache.h"
 #include "metadata.pb.h"
 #include "log.h"
 #include "status.h"
@@ -189,12 +190,15 @@ static void process_events(struct gateway *gw)
             continue;
         zmq_msg_t body;
         zmq_msg_init(&body);
-        if (zmq_msg_recv(&body, gw->events, ZMQ_DONTWAIT) >= 0 && strncmp(kind, "key.", 4) == 0) {
-            cmq_MetaEvent me = cmq_MetaEvent_init_zero;
-            if (rpc_pb_decode(cmq_MetaEvent_fields, &me, zmq_msg_data(&body), zmq_msg_size(&body)) ==
-                    CMQ_OK && me.id[0]) {
+        cmq_MetaEvent me = cmq_MetaEvent_init_zero;
+        if (zmq_msg_recv(&body, gw->events, ZMQ_DONTWAIT) >= 0 &&
+            rpc_pb_decode(cmq_MetaEvent_fields, &me, zmq_msg_data(&body), zmq_msg_size(&body)) ==
+                CMQ_OK) {
+            if (strncmp(kind, "key.", 4) == 0 && me.id[0]) {
                 keycache_forget(gw->keys, me.id);
                 log_info("key_cache_dropped", "kind=%s secret_id=%s", kind, me.id);
+            } else if (strncmp(kind, "queue.", 6) == 0 && me.name[0]) {
+                qcache_forget(gw->queues, me.appid, me.name);
             }
         }
         while (zmq_msg_more(&body)) { /* skip unexpected extra frames */
@@ -420,6 +424,7 @@ int gateway_open(const struct gateway_cfg *cfg, struct gateway **out)
         }
         zmq_setsockopt(gw->events, ZMQ_LINGER, &linger, sizeof linger);
         zmq_setsockopt(gw->events, ZMQ_SUBSCRIBE, "key.", 4);
+        zmq_setsockopt(gw->events, ZMQ_SUBSCRIBE, "queue.", 6);
         if (zmq_connect(gw->events, cfg->metadata_pub) != 0) {
             log_error("config_failed", "key=metadata.pub_endpoint endpoint=%s", cfg->metadata_pub);
             rc = CMQ_EINVAL;

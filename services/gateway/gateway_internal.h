@@ -30,6 +30,7 @@ struct listener {
 };
 
 struct keycache;
+struct qcache;
 struct api;
 
 struct gateway {
@@ -49,6 +50,7 @@ struct gateway {
     uint64_t requests;
     uint64_t started_ms;
     struct keycache *keys;
+    struct qcache *queues;
     struct api *api;
     /* Data requests to storage: one client over every storage node, so a
      * "not leader" answer is re-sent to the leader it names. */
