@@ -62,22 +62,7 @@ int rpc_msg_encode(const struct rpc_msg *m, uint8_t **out, size_t *out_len)
         snprintf(env.error, sizeof env.error, "%s", m->error);
     env.body.funcs.encode = body_encode_cb;
     env.body.arg = &body;
-    size_t size;
-    if (!pb_get_encoded_size(&size, cmq_Envelope_fields, &env))
-        return CMQ_EINTERNAL;
-    if (size > RPC_MAX_MSG_BYTES)
-        return CMQ_ETOOBIG;
-    uint8_t *buf = malloc(size ? size : 1);
-    if (!buf)
-        return CMQ_ENOMEM;
-    pb_ostream_t os = pb_ostream_from_buffer(buf, size);
-    if (!pb_encode(&os, cmq_Envelope_fields, &env)) {
-        free(buf);
-        return CMQ_EINTERNAL;
-    }
-    *out = buf;
-    *out_len = os.bytes_written;
-    return CMQ_OK;
+    return rpc_pb_encode(cmq_Envelope_fields, &env, out, out_len);
 }
 
 int rpc_msg_decode(const uint8_t *buf, size_t len, struct rpc_msg *m, struct rpc_msg_strings *s)

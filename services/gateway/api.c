@@ -144,7 +144,7 @@ void api_meta_call(struct gw_call *c, uint32_t type, const pb_msgdesc_t *fields,
                       gw_reply_fn *fn)
 {
     struct rpc_opts opts = {.timeout_ms = API_META_TIMEOUT_MS, .attempts = 1, .peer = 0};
-    int rc = gw_call_backend(c, GW_BACKEND_METADATA, type, fields, msg, &opts, fn, 0);
+    int rc = gw_call_backend(c, GW_BACKEND_METADATA, type, fields, msg, &opts, fn, (int)type);
     if (rc != CMQ_OK)
         api_reply_err(c, cmq_error_from_status(rc), NULL);
 }

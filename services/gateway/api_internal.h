@@ -50,8 +50,8 @@ void api_reply_backend_error(struct gw_call *c, int status, const struct rpc_msg
 /* A success object with the envelope written; add members, then api_finish_ok. */
 struct json *api_begin_ok(struct gw_call *c);
 void api_finish_ok(struct gw_call *c, struct json *j);
-/* Sends a request to metadata; `fn` runs with the reply (or the answer is an
- * error if the request could not be sent). */
+/* Sends a request to metadata; `fn` runs with the reply and the request type
+ * as its tag (or the answer is an error if the request could not be sent). */
 void api_meta_call(struct gw_call *c, uint32_t type, const pb_msgdesc_t *fields, const void *msg,
                    gw_reply_fn *fn);
 /* Required string parameter into `out` (cap bytes); -1 after answering. */

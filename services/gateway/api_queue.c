@@ -38,24 +38,6 @@ static int queue_attrs_from_params(struct gw_call *c, cmq_QueueRequest *q)
     return 0;
 }
 
-static void on_queue_created(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
-{
-    (void)tag;
-    if (gw_call_gone(c))
-        return;
-    cmq_QueueInfo qi = cmq_QueueInfo_init_zero;
-    if (status != CMQ_OK || rpc_pb_decode(cmq_QueueInfo_fields, &qi, msg->body, msg->body_len)) {
-        api_reply_backend_error(c, status, msg);
-        return;
-    }
-    struct json *j = api_begin_ok(c);
-    if (!j)
-        return;
-    json_kv_cstr(j, "queueId", qi.queue_id);
-    json_obj_end(j);
-    api_storage_after_meta(c, cmq_MetaMsgType_META_MSG_QUEUE_CREATE, &qi, j);
-}
-
 static void write_queue_attrs(struct json *j, const cmq_QueueInfo *qi)
 {
     json_kv_int(j, "maxMsgHeapNum", qi->max_msg_heap_num);
@@ -66,9 +48,10 @@ static void write_queue_attrs(struct json *j, const cmq_QueueInfo *qi)
     json_kv_int(j, "rewindSeconds", qi->rewind_seconds);
 }
 
-static void on_queue_set(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+/* Metadata created, changed or deleted the queue (`meta_type`, carried in the
+ * tag): build the success answer, then let api_msg.c apply it on storage. */
+static void on_queue_changed(struct gw_call *c, int meta_type, int status, const struct rpc_msg *msg)
 {
-    (void)tag;
     if (gw_call_gone(c))
         return;
     cmq_QueueInfo qi = cmq_QueueInfo_init_zero;
@@ -79,27 +62,12 @@ static void on_queue_set(struct gw_call *c, int tag, int status, const struct rp
     struct json *j = api_begin_ok(c);
     if (!j)
         return;
-    write_queue_attrs(j, &qi);
-    json_kv_cstr(j, "queueId", qi.queue_id);
+    if (meta_type == cmq_MetaMsgType_META_MSG_QUEUE_SET)
+        write_queue_attrs(j, &qi);
+    if (meta_type != cmq_MetaMsgType_META_MSG_QUEUE_DELETE)
+        json_kv_cstr(j, "queueId", qi.queue_id);
     json_obj_end(j);
-    api_storage_after_meta(c, cmq_MetaMsgType_META_MSG_QUEUE_SET, &qi, j);
-}
-
-static void on_queue_deleted(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
-{
-    (void)tag;
-    if (gw_call_gone(c))
-        return;
-    cmq_QueueInfo qi = cmq_QueueInfo_init_zero;
-    if (status != CMQ_OK || rpc_pb_decode(cmq_QueueInfo_fields, &qi, msg->body, msg->body_len)) {
-        api_reply_backend_error(c, status, msg);
-        return;
-    }
-    struct json *j = api_begin_ok(c);
-    if (!j)
-        return;
-    json_obj_end(j);
-    api_storage_after_meta(c, cmq_MetaMsgType_META_MSG_QUEUE_DELETE, &qi, j);
+    api_storage_after_meta(c, (uint32_t)meta_type, &qi, j);
 }
 
 static void on_queue_list(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
@@ -136,7 +104,7 @@ void api_do_create_or_set_queue(struct gw_call *c, int set)
     if (api_need_str(c, "queueName", q.name, sizeof q.name) || queue_attrs_from_params(c, &q))
         return;
     api_meta_call(c, set ? cmq_MetaMsgType_META_MSG_QUEUE_SET : cmq_MetaMsgType_META_MSG_QUEUE_CREATE,
-              cmq_QueueRequest_fields, &q, set ? on_queue_set : on_queue_created);
+              cmq_QueueRequest_fields, &q, on_queue_changed);
 }
 
 void api_do_delete_queue(struct gw_call *c)
@@ -147,7 +115,7 @@ void api_do_delete_queue(struct gw_call *c)
     if (api_need_str(c, "queueName", r.name, sizeof r.name))
         return;
     api_meta_call(c, cmq_MetaMsgType_META_MSG_QUEUE_DELETE, cmq_NameRequest_fields, &r,
-                  on_queue_deleted);
+                  on_queue_changed);
 }
 
 void api_do_list_queue(struct gw_call *c)
