@@ -522,8 +522,10 @@ static void handle_reply(struct rpc_client *c, int peer, const uint8_t *buf, siz
         return; /* late: already retried elsewhere, expired, or not ours */
     list_unlink(c, p);
     p->peer = peer;
-    if (m.status == CMQ_ENOTLEADER && m.leader_hint[0] && p->attempts_left > 0) {
-        int to = peer_index(c, m.leader_hint);
+    if (m.status == CMQ_ENOTLEADER && p->attempts_left > 0) {
+        /* Follow the hint when it names a peer; without one (an election is
+         * under way) try the next peer. */
+        int to = m.leader_hint[0] ? peer_index(c, m.leader_hint) : (peer + 1) % c->n;
         if (to >= 0 && to != peer) {
             c->preferred = to;
             p->peer = to;

@@ -8,7 +8,7 @@
  * Client: one DEALER per peer endpoint, so a request can be retried on the
  * next peer.  Requests carry an id, a deadline and a number of attempts; an
  * ENOTLEADER reply whose leader_hint names one of our peers is re-sent there
- * while attempts remain.  Every request ends in exactly one callback: a reply,
+ * (without a hint: to the next peer) while attempts remain.  Every request ends in exactly one callback: a reply,
  * or CMQ_ETIMEDOUT / CMQ_EUNAVAIL / CMQ_ESHUTDOWN.
  *
  * Loop integration (evloop or h2o): ZMQ_FD is edge-triggered, so the owner

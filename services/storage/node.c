@@ -494,6 +494,31 @@ static void request_map(struct node *n)
     free(buf);
 }
 
+/* Placement names a preferred leader per partition so leaders spread over the
+ * nodes; the raft election ignores it.  A leader that is not the preferred
+ * one hands leadership over (thesis §3.10), at most once per 10 s per
+ * partition, and only to a voter of the group. */
+static void balance_leader(struct node *n, struct hosted *h, const char *preferred)
+{
+    if (!h || !preferred[0] || strcmp(preferred, n->cfg->common.node_id) == 0 ||
+        !partition_is_leader(h->p))
+        return;
+    uint64_t now = clock_mono_ms();
+    if (h->transfer_at_ms && now - h->transfer_at_ms < 10000)
+        return;
+    struct raft_config cfg;
+    struct raft *r = partition_raft(h->p);
+    raft_get_config(r, &cfg);
+    uint64_t target = raft_id_of(preferred);
+    if (!raft_config_is_voter(&cfg, target))
+        return;
+    h->transfer_at_ms = now;
+    int rc = raft_transfer_leadership(r, target);
+    log_info("leader_transfer", "partition=%u to=%s status=%s", h->id, preferred,
+             raft_status_name(rc));
+    partition_flush(h->p); /* send what the transfer produced */
+}
+
 static void on_heartbeat_reply(void *arg, const struct rpc_result *res)
 {
     struct node *n = arg;
@@ -516,6 +541,8 @@ static void on_heartbeat_reply(void *arg, const struct rpc_result *res)
         const cmq_Partition *p = &r.partitions[i];
         if (!part_by_id(n, p->id))
             need_map = 1;
+        else
+            balance_leader(n, hosted_by_id(n, p->id), p->preferred_leader);
         for (pb_size_t k = 0; k < p->replicas_count; k++) {
             struct peer *pe = peer_by_id(n, raft_id_of(p->replicas[k]));
             if (!pe || (!pe->client && pe->raft_id != n->raft_id) || !pe->rpc_ep[0])

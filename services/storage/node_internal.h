@@ -30,6 +30,7 @@ struct hosted {
     struct rx *parked;       /* long polls waiting for a message, oldest first */
     int tick_inflight;
     uint64_t tick_at_ms;     /* when the in-flight Tick was proposed */
+    uint64_t transfer_at_ms; /* last leadership transfer toward the preferred leader */
 };
 
 struct node {

@@ -401,6 +401,11 @@ static void process(struct partition *p)
     }
 }
 
+void partition_flush(struct partition *p)
+{
+    process(p);
+}
+
 void partition_tick(struct partition *p)
 {
     raft_tick(p->raft);

@@ -77,6 +77,9 @@ int partition_writer_fd(const struct partition *p);
 void partition_tick(struct partition *p);
 void partition_step(struct partition *p, const struct raft_msg *m);
 void partition_on_writer(struct partition *p);
+/* Carries out what a direct call on partition_raft() produced (e.g. a
+ * leadership transfer).  Never call it from inside a partition callback. */
+void partition_flush(struct partition *p);
 
 /* Called once the entry created by a proposal is applied (status and result
  * from the apply callback; result is borrowed for the call and NULL when the
