@@ -19,6 +19,7 @@
 #include "action.h"
 #include "clock.h"
 #include "cmq_error.h"
+#include "cmq_limits.h"
 #include "json.h"
 #include "log.h"
 #include "metadata.pb.h"
@@ -31,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define API_REQUEST_MAX (2u << 20) /* §2.2: reject raw requests over 2 MiB */
 #define API_TIMESTAMP_WINDOW_S 7200 /* §3: |now - Timestamp| */
 
 struct api {
@@ -420,7 +420,8 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     snprintf(a->method, sizeof a->method, "%.*s", (int)req->method.len, req->method.base);
-    if (req->entity.len + req->path.len > API_REQUEST_MAX) {
+    /* cmq_limits.h: room for a 1 MiB batch fully percent-encoded (§2.2). */
+    if (req->entity.len + req->path.len > CMQ_REQUEST_BYTES_MAX) {
         api_reply_err(c, CMQERR_REQUEST_TOO_BIG, "request");
         return 0;
     }

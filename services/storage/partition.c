@@ -21,6 +21,10 @@
 #include <sys/stat.h>
 
 #define WRITER_MAX_PENDING 4096
+/* The largest entry: a full batch (16 bodies, 1 MiB in all) plus its framing. */
+#define ENTRY_BYTES_MAX (2u << 20)
+/* Raft's bound on one AppendEntries: several full entries. */
+#define APPEND_BYTES_MAX (4u << 20)
 
 struct waiter {
     uint64_t index, term;
@@ -125,6 +129,7 @@ int partition_open(const struct partition_opts *opts, struct partition **out, ch
     seglog_opts_default(&lo);
     lo.create = 1;
     lo.first_index = 1;
+    lo.max_record_bytes = ENTRY_BYTES_MAX;
     if (opts->segment_bytes)
         lo.segment_bytes = opts->segment_bytes;
     int rc = seglog_open(p->dir, &lo, &p->log, err);
@@ -148,6 +153,7 @@ int partition_open(const struct partition_opts *opts, struct partition **out, ch
         .heartbeat_ticks = opts->heartbeat_ticks,
         .pre_vote = true,
         .check_quorum = true,
+        .max_msg_bytes = APPEND_BYTES_MAX,
         .seed = opts->seed,
     };
     struct raft_boot boot = {
