@@ -121,6 +121,17 @@ def main():
     got = receive_all(c, 'durable', 1, 10)
     tap.check('receive after restart', [v[0]['msgBody'] for v in got.values()] == ['after-restart'],
               got)
+    # A full batch: 16 bodies, 1 MiB in all, ~3 MiB on the wire once
+    # percent-encoded ('/' encodes as %2F) — the largest request the spec allows.
+    r = c.call('CreateQueue', queueName='fullbatch', maxMsgSize=1048576)
+    body = '/' * 65536
+    r = c.call('BatchSendMessage', queueName='fullbatch',
+               **{'msgBody.%d' % (k + 1): body for k in range(16)})
+    tap.check('a full batch (16 x 64 KiB, ~3 MiB encoded) is accepted', r['code'] == 0, r)
+    r = c.call('BatchReceiveMessage', queueName='fullbatch', numOfMsg=16, pollingWaitSeconds=1)
+    tap.check('and received whole', r['code'] == 0 and len(r['msgInfoList']) == 16 and
+              all(m['msgBody'] == body for m in r['msgInfoList']), r.get('code'))
+
     down = cmq('down')
     tap.check('down', down.returncode == 0)
     logs = [open(os.path.join(VAR, 'log', n + '.log')).read().splitlines()[-1]
