@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STORAGE_TIMEOUT_MS 5000
+#define STORAGE_TIMEOUT_MS 2000 /* per attempt: a commit takes milliseconds; a lost request costs this much */
 #define STORAGE_ATTEMPTS 3
 
 struct api_queue {
