@@ -80,6 +80,7 @@ void gw_call_respond(struct gw_call *c, int http_status, const char *content_typ
                                                                       : "Error";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
                    strlen(content_type));
+    req->res.content_length = len; /* a Content-Length header, not chunked encoding */
     h2o_send_inline(req, h2o_strdup(&req->pool, body, len).base, len);
 }
 
