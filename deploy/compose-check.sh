@@ -17,7 +17,7 @@
 #    What differs from Docker, and only that: container paths (/etc/cmq/...,
 #    volume mount points) map to a temporary directory, service host names
 #    map to 127.0.0.1, '*' and 0.0.0.0 binds map to 127.0.0.1, and every port
-#    is shifted by --port-offset (default 20000) so a running dev cluster on
+#    is shifted by --port-offset (default 14000) so a running dev cluster on
 #    the same machine is not disturbed.
 #
 # DIR is a meson build directory with the daemons and cmqctl (default: build).
@@ -26,7 +26,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 BUILD="$ROOT/build"
-OFFSET=20000
+OFFSET=14000  # ports stay below 32768, where Linux hands out ephemeral ports
 PARSE_ONLY=0
 while [ $# -gt 0 ]; do
     case "$1" in

@@ -22,7 +22,7 @@
 #   5. the example 3-host layout played on this host: for every unit, its
 #      StateDirectory= made under the temp root and its ExecStart= run on the
 #      example config with the 10.0.0.x addresses moved to 127.0.0.1 and ports
-#      shifted by $CMQ_CHECK_PORT_OFFSET (21000); all must answer health and
+#      shifted by $CMQ_CHECK_PORT_OFFSET (15000); all must answer health and
 #      /healthz, then exit 0 on SIGTERM within the unit's TimeoutStopSec.
 #      (Runs without the sandbox: no systemd PID 1 here.)
 # Nothing outside the temp dir is changed.
@@ -168,7 +168,7 @@ done
 #    with the 10.0.0.x / 0.0.0.0 addresses moved to 127.0.0.1 and every port
 #    shifted by $OFF; then health, /healthz, and SIGTERM -> exit 0 within the
 #    unit's TimeoutStopSec.
-OFF=${CMQ_CHECK_PORT_OFFSET:-21000}
+OFF=${CMQ_CHECK_PORT_OFFSET:-15000}  # ports stay below 32768, where Linux hands out ephemeral ports
 L="$R/local"
 mkdir -p "$L/etc/cmq/tls" "$L/var/lib" "$L/log"
 localize() {
