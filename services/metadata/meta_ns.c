@@ -130,6 +130,47 @@ static int64_t count_where(struct meta_store *s, const char *sql, int64_t key)
     return n;
 }
 
+/* The checks CreateQueue and CreateTopic share, inside their transaction:
+ * the name is free in the account (case-insensitively: 4460), not waiting
+ * out the reuse period (6040/10660), and the account's quota has room
+ * (4450).  `kind` is "queue" or "topic".  A database failure is reported as
+ * CMQ_EIO with `e` left for the caller's meta_db_fail. */
+static int create_name_check(struct meta_store *s, const char *kind, uint64_t appid,
+                             const char *lower, int64_t quota, int quota_module,
+                             struct meta_err *e)
+{
+    char sql[96], param[16];
+    snprintf(sql, sizeof sql, "SELECT name FROM %ss WHERE appid = ? AND name_lower = ?", kind);
+    snprintf(param, sizeof param, "%sName", kind);
+    sqlite3_stmt *q = meta_prepare(s, sql);
+    if (!q)
+        return CMQ_EIO;
+    sqlite3_bind_int64(q, 1, (int64_t)appid);
+    sqlite3_bind_text(q, 2, lower, -1, SQLITE_TRANSIENT);
+    char existing[80] = "";
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        meta_col_text(q, 0, existing, sizeof existing);
+    sqlite3_finalize(q);
+    if (rc == SQLITE_ROW)
+        return meta_fail(e, CMQ_EEXIST, 4460, 0, param, "%s is already existed, case insensitive: %s",
+                         kind, existing);
+    if (rc != SQLITE_DONE)
+        return CMQ_EIO;
+    int st = reuse_check(s, kind, appid, lower, e);
+    if (st != CMQ_OK)
+        return st;
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %ss WHERE appid = ?", kind);
+    int64_t n = count_where(s, sql, (int64_t)appid);
+    if (n < 0)
+        return CMQ_EIO;
+    if (n >= quota)
+        return meta_fail(e, CMQ_ELIMIT, 4450, quota_module, NULL,
+                         "number of %ss has reached the limit (%lld)", kind, (long long)quota);
+    return CMQ_OK;
+}
+
+
 /* ---- list paging (spec §6.2, §5.4) ---- */
 
 static int page(const cmq_ListRequest *req, int64_t limit_max, int64_t offset_max,
@@ -382,34 +423,11 @@ int meta_queue_create(struct meta_store *s, const cmq_QueueRequest *req, cmq_Que
     uint32_t pid = 0;
     if ((st = meta_account_exists(s, req->appid, e)) != CMQ_OK)
         goto fail;
-    sqlite3_stmt *q = meta_prepare(s, "SELECT name FROM queues WHERE appid = ? AND name_lower = ?");
-    if (!q)
+    st = create_name_check(s, "queue", req->appid, lower, s->o.queues_per_account, 10220, e);
+    if (st == CMQ_EIO)
         goto db;
-    sqlite3_bind_int64(q, 1, (int64_t)req->appid);
-    sqlite3_bind_text(q, 2, lower, -1, SQLITE_TRANSIENT);
-    char existing[80] = "";
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW)
-        meta_col_text(q, 0, existing, sizeof existing);
-    sqlite3_finalize(q);
-    if (rc == SQLITE_ROW) {
-        st = meta_fail(e, CMQ_EEXIST, 4460, 0, "queueName",
-                       "queue is already existed, case insensitive: %s", existing);
+    if (st != CMQ_OK)
         goto fail;
-    }
-    if (rc != SQLITE_DONE)
-        goto db;
-    if ((st = reuse_check(s, "queue", req->appid, lower, e)) != CMQ_OK)
-        goto fail;
-    int64_t n = count_where(s, "SELECT COUNT(*) FROM queues WHERE appid = ?", (int64_t)req->appid);
-    if (n < 0)
-        goto db;
-    if (n >= s->o.queues_per_account) {
-        st = meta_fail(e, CMQ_ELIMIT, 4450, 10220, NULL,
-                       "number of queues has reached the limit (%lld)",
-                       (long long)s->o.queues_per_account);
-        goto fail;
-    }
     if (req->has_dead_letter_policy &&
         (st = dlq_check(s, req->appid, 0, &req->dead_letter_policy, ret, &dlq_row, e)) != CMQ_OK)
         goto fail;
@@ -419,7 +437,7 @@ int meta_queue_create(struct meta_store *s, const cmq_QueueRequest *req, cmq_Que
     if (meta_next_num_id(s, &num_id) != CMQ_OK)
         goto db;
     int64_t now = (int64_t)meta_now_ms(s);
-    q = meta_prepare(s, "INSERT INTO queues (appid, name, name_lower, queue_id, partition_id,"
+    sqlite3_stmt *q = meta_prepare(s, "INSERT INTO queues (appid, name, name_lower, queue_id, partition_id,"
                         " max_msg_heap_num, polling_wait_s, visibility_timeout_s, max_msg_size,"
                         " msg_retention_s, rewind_s, dlq_row, dlq_policy, dlq_max_receive_count,"
                         " dlq_max_ttl_s, created_ms, modified_ms, num_id)"
@@ -724,41 +742,18 @@ int meta_topic_create(struct meta_store *s, const cmq_TopicRequest *req, cmq_Top
     uint32_t pid = 0;
     if ((st = meta_account_exists(s, req->appid, e)) != CMQ_OK)
         goto fail;
-    sqlite3_stmt *q = meta_prepare(s, "SELECT name FROM topics WHERE appid = ? AND name_lower = ?");
-    if (!q)
+    st = create_name_check(s, "topic", req->appid, lower, s->o.topics_per_account, 10610, e);
+    if (st == CMQ_EIO)
         goto db;
-    sqlite3_bind_int64(q, 1, (int64_t)req->appid);
-    sqlite3_bind_text(q, 2, lower, -1, SQLITE_TRANSIENT);
-    char existing[80] = "";
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW)
-        meta_col_text(q, 0, existing, sizeof existing);
-    sqlite3_finalize(q);
-    if (rc == SQLITE_ROW) {
-        st = meta_fail(e, CMQ_EEXIST, 4460, 0, "topicName",
-                       "topic is already existed, case insensitive: %s", existing);
+    if (st != CMQ_OK)
         goto fail;
-    }
-    if (rc != SQLITE_DONE)
-        goto db;
-    if ((st = reuse_check(s, "topic", req->appid, lower, e)) != CMQ_OK)
-        goto fail;
-    int64_t n = count_where(s, "SELECT COUNT(*) FROM topics WHERE appid = ?", (int64_t)req->appid);
-    if (n < 0)
-        goto db;
-    if (n >= s->o.topics_per_account) {
-        st = meta_fail(e, CMQ_ELIMIT, 4450, 10610, NULL,
-                       "number of topics has reached the limit (%lld)",
-                       (long long)s->o.topics_per_account);
-        goto fail;
-    }
     if ((st = meta_place_pick(s, &pid, e)) != CMQ_OK)
         goto fail;
     uint64_t num_id;
     if (meta_next_num_id(s, &num_id) != CMQ_OK)
         goto db;
     int64_t now = (int64_t)meta_now_ms(s);
-    q = meta_prepare(s, "INSERT INTO topics (appid, name, name_lower, topic_id, partition_id,"
+    sqlite3_stmt *q = meta_prepare(s, "INSERT INTO topics (appid, name, name_lower, topic_id, partition_id,"
                         " max_msg_size, msg_retention_s, filter_type, created_ms, modified_ms,"
                         " num_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!q)
