@@ -183,6 +183,28 @@ int api_opt_int(struct gw_call *c, const char *key, int64_t *out)
     return -1;
 }
 
+int api_list_params(struct gw_call *c, cmq_ListRequest *r)
+{
+    struct api_call *a = gw_call_data(c);
+    struct param_view pv;
+    if (params_find(a->params, "searchWord", &pv) && pv.val_len) {
+        if (pv.val_len >= sizeof r->search_word) {
+            api_reply_err(c, CMQERR_PARAM_RANGE, "searchWord");
+            return -1;
+        }
+        memcpy(r->search_word, pv.val, pv.val_len);
+        r->search_word[pv.val_len] = '\0';
+    }
+    int rc;
+    if ((rc = api_opt_int(c, "offset", &r->offset)) < 0)
+        return -1;
+    r->has_offset = rc;
+    if ((rc = api_opt_int(c, "limit", &r->limit)) < 0)
+        return -1;
+    r->has_limit = rc;
+    return 0;
+}
+
 /* ---------- dispatch ---------- */
 
 static void dispatch(struct gw_call *c)

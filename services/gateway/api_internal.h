@@ -58,6 +58,11 @@ void api_meta_call(struct gw_call *c, uint32_t type, const pb_msgdesc_t *fields,
 int api_need_str(struct gw_call *c, const char *key, char *out, size_t cap);
 /* Optional integer: 1 (set), 0 (absent), -1 (answered a type error). */
 int api_opt_int(struct gw_call *c, const char *key, int64_t *out);
+/* searchWord / offset / limit of the list actions (§6.2, §7.3, §8.2) into
+ * `r`; empty values count as absent.  0, or -1 after answering.  Ranges and
+ * clamping are metadata's. */
+struct _cmq_ListRequest;
+int api_list_params(struct gw_call *c, struct _cmq_ListRequest *r);
 
 /* api_msg.c: queue actions that touch storage (§6.3, §6.6-6.12) and the
  * storage side of CreateQueue / SetQueueAttributes / DeleteQueue. */

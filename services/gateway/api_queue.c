@@ -123,21 +123,8 @@ void api_do_list_queue(struct gw_call *c)
     struct api_call *a = gw_call_data(c);
     cmq_ListRequest r = cmq_ListRequest_init_zero;
     r.appid = a->key.appid;
-    struct param_view pv;
-    if (params_find(a->params, "searchWord", &pv) && pv.val_len) {
-        if (pv.val_len >= sizeof r.search_word) {
-            api_reply_err(c, CMQERR_PARAM_RANGE, "searchWord");
-            return;
-        }
-        memcpy(r.search_word, pv.val, pv.val_len);
-    }
-    int rc;
-    if ((rc = api_opt_int(c, "offset", &r.offset)) < 0)
+    if (api_list_params(c, &r))
         return;
-    r.has_offset = rc;
-    if ((rc = api_opt_int(c, "limit", &r.limit)) < 0)
-        return;
-    r.has_limit = rc;
     api_meta_call(c, cmq_MetaMsgType_META_MSG_QUEUE_LIST, cmq_ListRequest_fields, &r, on_queue_list);
 }
 

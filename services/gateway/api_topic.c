@@ -75,22 +75,6 @@ static int need_name(struct gw_call *c, const char *key, char *out, size_t cap,
     return r == 1 ? 0 : -1;
 }
 
-/* searchWord, offset, limit of ListTopic / ListSubscriptionByTopic.  Ranges
- * (offset >= 0, limit clamped, §5.4) are metadata's.  0 or -1 (answered). */
-static int list_params(struct gw_call *c, cmq_ListRequest *r)
-{
-    int rc;
-    if (opt_str(c, "searchWord", r->search_word, sizeof r->search_word, CMQERR_PARAM_RANGE) < 0)
-        return -1;
-    if ((rc = api_opt_int(c, "offset", &r->offset)) < 0)
-        return -1;
-    r->has_offset = rc;
-    if ((rc = api_opt_int(c, "limit", &r->limit)) < 0)
-        return -1;
-    r->has_limit = rc;
-    return 0;
-}
-
 enum list_kind { LIST_FILTER_TAG, LIST_BINDING_KEY };
 
 /* filterTag.n or bindingKey.n (§5.2, §8.1) into `vals` (rows of `stride`
@@ -459,7 +443,7 @@ void api_do_list_topic(struct gw_call *c)
     struct api_call *a = gw_call_data(c);
     cmq_ListRequest r = cmq_ListRequest_init_zero;
     r.appid = a->key.appid;
-    if (list_params(c, &r))
+    if (api_list_params(c, &r))
         return;
     api_meta_call(c, cmq_MetaMsgType_META_MSG_TOPIC_LIST, cmq_ListRequest_fields, &r, on_topic_list);
 }
@@ -545,7 +529,7 @@ void api_do_list_subscriptions(struct gw_call *c)
     cmq_ListRequest r = cmq_ListRequest_init_zero;
     r.appid = a->key.appid;
     if (need_name(c, "topicName", r.topic_name, sizeof r.topic_name, CMQERR_PARAM_RANGE) ||
-        list_params(c, &r))
+        api_list_params(c, &r))
         return;
     api_meta_call(c, cmq_MetaMsgType_META_MSG_SUB_LIST, cmq_ListRequest_fields, &r, on_sub_list);
 }
