@@ -61,7 +61,8 @@ check "killed storage-2 restarted by up" bash -c 'kill -0 "$1" && [ "$1" != "$2"
 "$CMQ" down >/dev/null 2>&1
 python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(30)' "$CMQ_PORT_BASE" &
 blocker=$!
-sleep 0.3
+# Wait until the blocker really listens (python may take a while to start).
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$CMQ_PORT_BASE") 2>/dev/null && break; sleep 0.05; done
 out=$("$CMQ" up 2>&1); rc=$?
 kill "$blocker" 2>/dev/null; wait "$blocker" 2>/dev/null
 check "up with a taken port fails" test "$rc" -ne 0
