@@ -1,0 +1,543 @@
+/* tsm.c: the topic state machine; see tsm.h.
+ *
+ * Topics are kept in an array sorted by id, subscriptions of a topic in an
+ * array sorted by sub_id, retries of a subscription in an array sorted by
+ * msg id: every iteration is in id order (determinism), lookups are binary
+ * searches.  Publish entries are parsed in place (bodies are nanopb
+ * callbacks that may exceed this nanopb build's 64 KiB field limit); the
+ * other topic commands are small and decoded with nanopb.
+ */
+#include "tsm.h"
+
+#include "status.h"
+#include "storage.pb.h"
+
+#include <assert.h>
+#include <pb_decode.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* StorageCommand oneof fields owned here (proto/storage.proto). */
+enum { F_SYNC = 40, F_DROP = 41, F_PUBLISH = 42, F_PROGRESS = 43 };
+
+struct tsm {
+    uint32_t partition_id;
+    uint64_t applied_index;
+    size_t n_topics, cap_topics;
+    struct tsm_topic **topics;
+    cmq_StorageCommand cmd; /* decode buffer (large: kept off the stack) */
+};
+
+/* ---------- wire helpers ---------- */
+
+static bool varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool skip(const uint8_t **p, const uint8_t *end, uint32_t wt)
+{
+    uint64_t n;
+    switch (wt) {
+    case 0: return varint(p, end, &n);
+    case 1: if (end - *p < 8) return false; *p += 8; return true;
+    case 5: if (end - *p < 4) return false; *p += 4; return true;
+    case 2:
+        if (!varint(p, end, &n) || n > (uint64_t)(end - *p))
+            return false;
+        *p += n;
+        return true;
+    default: return false;
+    }
+}
+
+/* The oneof member of a StorageCommand: its field number and bytes. */
+static uint32_t peek(const uint8_t *cmd, size_t len, uint64_t *leader_ms, const uint8_t **sub,
+                     size_t *sub_len)
+{
+    const uint8_t *p = cmd, *end = cmd + len;
+    uint32_t kind = 0;
+    *leader_ms = 0;
+    while (p < end) {
+        uint64_t tag;
+        if (!varint(&p, end, &tag))
+            return 0;
+        uint32_t field = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
+        if (field == 1 && wt == 0) {
+            if (!varint(&p, end, leader_ms))
+                return 0;
+        } else if (field >= 10 && wt == 2) {
+            uint64_t n;
+            if (!varint(&p, end, &n) || n > (uint64_t)(end - p))
+                return 0;
+            kind = field;
+            *sub = p;
+            *sub_len = (size_t)n;
+            p += n;
+        } else if (!skip(&p, end, wt)) {
+            return 0;
+        }
+    }
+    return kind;
+}
+
+bool tsm_is_command(const uint8_t *cmd, size_t len)
+{
+    uint64_t ms;
+    const uint8_t *sub;
+    size_t sub_len;
+    uint32_t k = peek(cmd, len, &ms, &sub, &sub_len);
+    return k >= 40 && k <= 49;
+}
+
+static bool copy_str(char *dst, size_t cap, const uint8_t *src, uint64_t n)
+{
+    if (n >= cap)
+        return false;
+    memcpy(dst, src, (size_t)n);
+    dst[n] = '\0';
+    return true;
+}
+
+bool tsm_parse_publish(const uint8_t *cmd, size_t len, struct tsm_publish *out)
+{
+    const uint8_t *sub;
+    size_t sub_len;
+    memset(out, 0, sizeof *out);
+    if (peek(cmd, len, &out->leader_ms, &sub, &sub_len) != F_PUBLISH)
+        return false;
+    const uint8_t *p = sub, *end = sub + sub_len;
+    while (p < end) {
+        uint64_t tag, n;
+        if (!varint(&p, end, &tag))
+            return false;
+        uint32_t field = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
+        if (field == 1 && wt == 0) {
+            if (!varint(&p, end, &out->topic_id))
+                return false;
+            continue;
+        }
+        if (wt != 2 || field < 2 || field > 4) {
+            if (!skip(&p, end, wt))
+                return false;
+            continue;
+        }
+        if (!varint(&p, end, &n) || n > (uint64_t)(end - p))
+            return false;
+        const uint8_t *v = p;
+        p += n;
+        if (field == 2) { /* PublishItem { bytes body = 1 } */
+            if (out->n == TSM_BATCH_MAX)
+                return false;
+            const uint8_t *q = v, *qend = v + n;
+            out->body[out->n] = v; /* non-NULL even when empty */
+            out->body_len[out->n] = 0;
+            while (q < qend) {
+                uint64_t t2, bl;
+                if (!varint(&q, qend, &t2))
+                    return false;
+                if ((t2 >> 3) == 1 && (t2 & 7) == 2) {
+                    if (!varint(&q, qend, &bl) || bl > (uint64_t)(qend - q))
+                        return false;
+                    out->body[out->n] = q;
+                    out->body_len[out->n] = (size_t)bl;
+                    q += bl;
+                } else if (!skip(&q, qend, (uint32_t)(t2 & 7))) {
+                    return false;
+                }
+            }
+            out->n++;
+        } else if (field == 3) {
+            if (out->n_tags == TOPIC_TAGS_MAX ||
+                !copy_str(out->tags[out->n_tags], sizeof out->tags[0], v, n))
+                return false;
+            out->n_tags++;
+        } else if (!copy_str(out->routing_key, sizeof out->routing_key, v, n)) {
+            return false;
+        }
+    }
+    return out->topic_id != 0 && out->n >= 1;
+}
+
+/* ---------- lookups ---------- */
+
+static size_t topic_pos(const struct tsm *t, uint64_t id)
+{
+    size_t lo = 0, hi = t->n_topics;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (t->topics[mid]->topic_id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+struct tsm_topic *tsm_topic(const struct tsm *t, uint64_t topic_id)
+{
+    size_t i = topic_pos(t, topic_id);
+    return i < t->n_topics && t->topics[i]->topic_id == topic_id ? t->topics[i] : NULL;
+}
+
+static size_t sub_pos(const struct tsm_topic *tp, const char *id)
+{
+    size_t lo = 0, hi = tp->n_subs;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(tp->subs[mid]->sub_id, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+struct tsm_sub *tsm_sub(const struct tsm_topic *tp, const char *sub_id)
+{
+    size_t i = sub_pos(tp, sub_id);
+    return i < tp->n_subs && strcmp(tp->subs[i]->sub_id, sub_id) == 0 ? tp->subs[i] : NULL;
+}
+
+size_t tsm_topic_count(const struct tsm *t)
+{
+    return t->n_topics;
+}
+
+struct tsm_topic *tsm_topic_at(const struct tsm *t, size_t i)
+{
+    return i < t->n_topics ? t->topics[i] : NULL;
+}
+
+/* ---------- lifecycle ---------- */
+
+int tsm_create(uint32_t partition_id, struct tsm **out)
+{
+    if (partition_id == 0 || partition_id > 4095)
+        return CMQ_EINVAL;
+    struct tsm *t = calloc(1, sizeof *t);
+    if (!t)
+        return CMQ_ENOMEM;
+    t->partition_id = partition_id;
+    *out = t;
+    return CMQ_OK;
+}
+
+static void topic_free(struct tsm_topic *tp)
+{
+    if (!tp)
+        return;
+    for (uint32_t i = 0; i < tp->n_subs; i++)
+        free(tp->subs[i]);
+    free(tp->subs);
+    free(tp);
+}
+
+void tsm_destroy(struct tsm *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n_topics; i++)
+        topic_free(t->topics[i]);
+    free(t->topics);
+    free(t);
+}
+
+/* ---------- matching ---------- */
+
+bool tsm_sub_matches(const struct tsm_topic *tp, const struct tsm_sub *s,
+                     const struct tsm_publish *m)
+{
+    if (tp->filter_type == TOPIC_FILTER_ROUTING) {
+        const char *keys[TOPIC_KEYS_MAX];
+        for (uint32_t i = 0; i < s->n_keys; i++)
+            keys[i] = s->keys[i];
+        return topic_filter_bindings_match(keys, s->n_keys, m->routing_key);
+    }
+    const char *st[TOPIC_TAGS_MAX], *mt[TOPIC_TAGS_MAX];
+    for (uint32_t i = 0; i < s->n_tags; i++)
+        st[i] = s->tags[i];
+    for (uint32_t i = 0; i < m->n_tags; i++)
+        mt[i] = m->tags[i];
+    return topic_filter_tags_match(st, s->n_tags, mt, m->n_tags);
+}
+
+int tsm_check_publish(const struct tsm *t, const struct tsm_publish *m)
+{
+    const struct tsm_topic *tp = tsm_topic(t, m->topic_id);
+    if (!tp)
+        return CMQ_ENOTFOUND;
+    if (tp->n_subs == 0)
+        return CMQ_EEMPTY;
+    for (uint32_t i = 0; i < tp->n_subs; i++)
+        if (tsm_sub_matches(tp, tp->subs[i], m))
+            return CMQ_OK;
+    return CMQ_ESTALE;
+}
+
+/* ---------- commands ---------- */
+
+static uint64_t msg_id(const struct tsm *t, uint64_t index, uint32_t slot)
+{
+    return ((uint64_t)t->partition_id << 52) | ((index & ((UINT64_C(1) << 48) - 1)) << 4) |
+           (slot & 15u);
+}
+
+static int sub_config(struct tsm_sub *s, const cmq_TopicSubscription *in)
+{
+    if (in->sub_id[0] == '\0' || (in->protocol != TSM_PROTO_QUEUE && in->protocol != TSM_PROTO_HTTP) ||
+        (in->protocol == TSM_PROTO_QUEUE && in->queue_id == 0) ||
+        in->filter_tags_count > TOPIC_TAGS_MAX || in->binding_keys_count > TOPIC_KEYS_MAX)
+        return CMQ_EINVAL;
+    snprintf(s->sub_id, sizeof s->sub_id, "%s", in->sub_id);
+    snprintf(s->name, sizeof s->name, "%s", in->name);
+    snprintf(s->endpoint, sizeof s->endpoint, "%s", in->endpoint);
+    s->protocol = in->protocol;
+    s->format = in->format == TSM_FORMAT_SIMPLIFIED ? TSM_FORMAT_SIMPLIFIED : TSM_FORMAT_JSON;
+    s->strategy = in->strategy == TSM_BACKOFF_RETRY ? TSM_BACKOFF_RETRY
+                                                    : TSM_EXPONENTIAL_DECAY_RETRY;
+    s->queue_id = in->queue_id;
+    s->dlq_queue_id = in->dead_letter_queue_id;
+    s->n_tags = in->filter_tags_count;
+    for (uint32_t i = 0; i < s->n_tags; i++)
+        snprintf(s->tags[i], sizeof s->tags[i], "%s", in->filter_tags[i]);
+    s->n_keys = in->binding_keys_count;
+    for (uint32_t i = 0; i < s->n_keys; i++)
+        snprintf(s->keys[i], sizeof s->keys[i], "%s", in->binding_keys[i]);
+    return CMQ_OK;
+}
+
+static int cmd_sync(struct tsm *t, uint64_t index, const cmq_TopicSyncRequest *r)
+{
+    if (r->topic_id == 0 || (r->filter_type != TOPIC_FILTER_TAG && r->filter_type != TOPIC_FILTER_ROUTING) ||
+        r->subscriptions_count > TSM_SUBS_MAX)
+        return CMQ_EINVAL;
+    /* Validate everything first: a refused command changes nothing. */
+    for (pb_size_t i = 0; i < r->subscriptions_count; i++) {
+        struct tsm_sub probe;
+        if (sub_config(&probe, &r->subscriptions[i]) != CMQ_OK)
+            return CMQ_EINVAL;
+        for (pb_size_t j = 0; j < i; j++)
+            if (strcmp(r->subscriptions[i].sub_id, r->subscriptions[j].sub_id) == 0)
+                return CMQ_EINVAL;
+    }
+    struct tsm_topic *tp = tsm_topic(t, r->topic_id);
+    if (!tp) {
+        if (t->n_topics == TSM_TOPICS_MAX)
+            return CMQ_ELIMIT;
+        if (t->n_topics == t->cap_topics) {
+            size_t cap = t->cap_topics ? 2 * t->cap_topics : 16;
+            struct tsm_topic **nt = realloc(t->topics, cap * sizeof *nt);
+            if (!nt)
+                return CMQ_ENOMEM;
+            t->topics = nt;
+            t->cap_topics = cap;
+        }
+        tp = calloc(1, sizeof *tp);
+        if (!tp)
+            return CMQ_ENOMEM;
+        tp->topic_id = r->topic_id;
+        tp->create_index = index;
+        size_t pos = topic_pos(t, r->topic_id);
+        memmove(&t->topics[pos + 1], &t->topics[pos], (t->n_topics - pos) * sizeof *t->topics);
+        t->topics[pos] = tp;
+        t->n_topics++;
+    }
+    snprintf(tp->name, sizeof tp->name, "%s", r->name);
+    tp->appid = r->appid;
+    tp->filter_type = r->filter_type;
+    tp->max_msg_size = r->max_msg_size;
+    /* The new set, sorted by sub_id; existing subscriptions keep their state. */
+    struct tsm_sub **ns = calloc(r->subscriptions_count ? r->subscriptions_count : 1, sizeof *ns);
+    if (!ns)
+        return CMQ_ENOMEM;
+    uint32_t n = 0;
+    for (pb_size_t i = 0; i < r->subscriptions_count; i++) {
+        const cmq_TopicSubscription *in = &r->subscriptions[i];
+        struct tsm_sub *s = tsm_sub(tp, in->sub_id);
+        if (!s) {
+            s = calloc(1, sizeof *s);
+            if (!s) {
+                for (uint32_t k = 0; k < n; k++)
+                    if (!tsm_sub(tp, ns[k]->sub_id))
+                        free(ns[k]);
+                free(ns);
+                return CMQ_ENOMEM;
+            }
+            s->cursor = msg_id(t, index + 1, 0); /* what is published after this entry */
+        }
+        sub_config(s, in);
+        /* insertion sort by sub_id */
+        uint32_t pos = n;
+        while (pos > 0 && strcmp(ns[pos - 1]->sub_id, s->sub_id) > 0) {
+            ns[pos] = ns[pos - 1];
+            pos--;
+        }
+        ns[pos] = s;
+        n++;
+    }
+    /* Free the subscriptions that are gone (their pending deliveries with them). */
+    for (uint32_t i = 0; i < tp->n_subs; i++) {
+        bool kept = false;
+        for (uint32_t k = 0; k < n && !kept; k++)
+            kept = ns[k] == tp->subs[i];
+        if (!kept)
+            free(tp->subs[i]);
+    }
+    free(tp->subs);
+    tp->subs = ns;
+    tp->n_subs = n;
+    return CMQ_OK;
+}
+
+static int cmd_drop(struct tsm *t, uint64_t topic_id)
+{
+    size_t pos = topic_pos(t, topic_id);
+    if (pos == t->n_topics || t->topics[pos]->topic_id != topic_id)
+        return CMQ_ENOTFOUND;
+    topic_free(t->topics[pos]);
+    memmove(&t->topics[pos], &t->topics[pos + 1], (t->n_topics - pos - 1) * sizeof *t->topics);
+    t->n_topics--;
+    return CMQ_OK;
+}
+
+static int cmd_publish(struct tsm *t, uint64_t index, const struct tsm_publish *m)
+{
+    struct tsm_topic *tp = tsm_topic(t, m->topic_id);
+    if (!tp)
+        return CMQ_ENOTFOUND;
+    for (uint32_t i = 0; i < m->n; i++)
+        if (m->body_len[i] == 0 || (tp->max_msg_size && m->body_len[i] > tp->max_msg_size))
+            return CMQ_EINVAL;
+    tp->last_publish_id = msg_id(t, index, m->n - 1);
+    tp->published += m->n;
+    return CMQ_OK;
+}
+
+static void retry_set(struct tsm_sub *s, const cmq_TopicRetry *r)
+{
+    uint32_t i = 0;
+    while (i < s->n_retries && s->retries[i].msg_id < r->msg_id)
+        i++;
+    bool found = i < s->n_retries && s->retries[i].msg_id == r->msg_id;
+    if (r->attempts == 0) {
+        if (found) {
+            memmove(&s->retries[i], &s->retries[i + 1],
+                    (s->n_retries - i - 1) * sizeof s->retries[0]);
+            s->n_retries--;
+        }
+        return;
+    }
+    if (!found) {
+        if (s->n_retries == TSM_RETRIES_MAX)
+            return; /* the leader never proposes more; a bound, deterministically */
+        memmove(&s->retries[i + 1], &s->retries[i], (s->n_retries - i) * sizeof s->retries[0]);
+        s->n_retries++;
+    }
+    s->retries[i] = (struct tsm_retry){r->msg_id, r->attempts, r->next_ms};
+}
+
+static int cmd_progress(struct tsm *t, const cmq_TopicProgress *r)
+{
+    struct tsm_topic *tp = tsm_topic(t, r->topic_id);
+    if (!tp)
+        return CMQ_ENOTFOUND;
+    for (pb_size_t i = 0; i < r->subs_count; i++) {
+        const cmq_TopicSubProgress *p = &r->subs[i];
+        struct tsm_sub *s = tsm_sub(tp, p->sub_id);
+        if (!s)
+            continue; /* unsubscribed meanwhile */
+        if (p->cursor > s->cursor)
+            s->cursor = p->cursor;
+        for (pb_size_t k = 0; k < p->retries_count; k++)
+            retry_set(s, &p->retries[k]);
+        s->delivered += p->delivered;
+        s->dropped += p->dropped;
+        s->dead_lettered += p->dead_lettered;
+    }
+    return CMQ_OK;
+}
+
+int tsm_apply(struct tsm *t, uint64_t index, const uint8_t *cmd, size_t len)
+{
+    assert(index > t->applied_index);
+    t->applied_index = index;
+    uint64_t ms;
+    const uint8_t *sub;
+    size_t sub_len;
+    uint32_t kind = peek(cmd, len, &ms, &sub, &sub_len);
+    if (kind == F_PUBLISH) {
+        struct tsm_publish m;
+        if (!tsm_parse_publish(cmd, len, &m))
+            return CMQ_EINVAL;
+        return cmd_publish(t, index, &m);
+    }
+    if (kind < 40 || kind > 49)
+        return CMQ_EINVAL;
+    cmq_StorageCommand *c = &t->cmd;
+    memset(c, 0, sizeof *c);
+    pb_istream_t in = pb_istream_from_buffer(cmd, len);
+    if (!pb_decode(&in, cmq_StorageCommand_fields, c))
+        return CMQ_EINVAL;
+    int rc;
+    switch (c->which_cmd) {
+    case cmq_StorageCommand_topic_sync_tag: rc = cmd_sync(t, index, &c->cmd.topic_sync); break;
+    case cmq_StorageCommand_topic_drop_tag: rc = cmd_drop(t, c->cmd.topic_drop.topic_id); break;
+    case cmq_StorageCommand_topic_progress_tag: rc = cmd_progress(t, &c->cmd.topic_progress); break;
+    default: rc = CMQ_EINVAL; break;
+    }
+    pb_release(cmq_StorageCommand_fields, c);
+    return rc;
+}
+
+/* ---------- queries ---------- */
+
+uint64_t tsm_first_needed_index(const struct tsm *t)
+{
+    uint64_t min = UINT64_MAX;
+    for (size_t i = 0; i < t->n_topics; i++) {
+        const struct tsm_topic *tp = t->topics[i];
+        for (uint32_t k = 0; k < tp->n_subs; k++) {
+            const struct tsm_sub *s = tp->subs[k];
+            uint64_t idx = (s->cursor >> 4) & ((UINT64_C(1) << 48) - 1);
+            if (s->cursor <= tp->last_publish_id && idx < min)
+                min = idx;
+            for (uint32_t r = 0; r < s->n_retries; r++) {
+                uint64_t ri = (s->retries[r].msg_id >> 4) & ((UINT64_C(1) << 48) - 1);
+                if (ri < min)
+                    min = ri;
+            }
+        }
+    }
+    return min;
+}
+
+uint64_t tsm_retry_delay_ms(uint32_t strategy, uint32_t failed, uint32_t rnd,
+                            uint32_t scale_permille)
+{
+    uint64_t ms;
+    if (failed == 0)
+        return 0;
+    if (strategy == TSM_BACKOFF_RETRY) {
+        if (failed > TSM_BACKOFF_RETRIES)
+            return 0;
+        ms = 10000 + rnd % 10001; /* uniform 10-20 s */
+    } else {
+        if (failed > TSM_DECAY_RETRIES)
+            return 0;
+        uint32_t k = failed - 1; /* retry number failed: 2^(failed-1) s, capped at 512 s */
+        ms = (k >= 9 ? 512u : (1u << k)) * 1000ull;
+    }
+    ms = ms * scale_permille / 1000;
+    return ms ? ms : 1;
+}

@@ -1,0 +1,150 @@
+/* tsm.h: the replicated topic state machine of one storage partition.
+ *
+ * A topic lives on one partition (metadata places it, like a queue).  Its
+ * published messages are Publish entries of the partition's Raft log
+ * (StorageCommand.publish, proto/storage.proto) and are never copied into
+ * memory: the topic's leader reads them back from the log when it delivers.
+ * A `struct tsm` holds, per topic, its attributes and its subscriptions, and
+ * per subscription its delivery state: a cursor (a msg id: every message of
+ * the topic with a smaller id was delivered, dropped, or is a pending retry)
+ * and at most TSM_RETRIES_MAX pending retries (msg id, failed attempts,
+ * next attempt time).  Memory is O(topics + subscriptions x retries), never
+ * O(backlog).
+ *
+ * It is a PURE core like qsm (no I/O, no clock, no randomness): time is the
+ * leader's stamp in each command, and every decision that needs a clock or
+ * a random number (when to retry, whether an attempt succeeded) is made by
+ * the leader and arrives as a TopicProgress command.  Replicas applying the
+ * same entries hold the same state (invariant 1).  A subscription's cursor
+ * only moves forward, and only through TopicProgress (invariant 2: a message
+ * is passed only after the leader saw its delivery succeed, gave up on it,
+ * or found it filtered out or expired).  Subscriptions arrive as whole sets
+ * (TopicSync): one missing from a sync is removed with its state; a new one
+ * starts after the sync entry (it receives what is published after it).
+ *
+ * Leader-local marks (struct tsm_sub.busy) are not replicated and not in
+ * snapshots.  Not done: snapshots of this state (the partition replays its
+ * log at start, like qsm without snapshots).
+ */
+#ifndef CMQ_STORAGE_TSM_H
+#define CMQ_STORAGE_TSM_H
+
+#include "topic_filter.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TSM_TOPICS_MAX 100000       /* topics per partition */
+#define TSM_SUBS_MAX 1000           /* subscriptions per topic (metadata's quota is lower) */
+#define TSM_RETRIES_MAX 16          /* pending retries per subscription; beyond, the cursor waits */
+#define TSM_BATCH_MAX 16            /* messages per Publish */
+#define TSM_RETENTION_MS (86400ull * 1000) /* spec §7: a topic message lives one day */
+#define TSM_NAME_MAX 64
+#define TSM_SUB_ID_MAX 32
+#define TSM_ENDPOINT_MAX 500
+
+enum tsm_protocol { TSM_PROTO_QUEUE = 1, TSM_PROTO_HTTP = 2 };
+enum tsm_format { TSM_FORMAT_JSON = 1, TSM_FORMAT_SIMPLIFIED = 2 };
+enum tsm_strategy { TSM_BACKOFF_RETRY = 1, TSM_EXPONENTIAL_DECAY_RETRY = 2 };
+
+struct tsm_retry {
+    uint64_t msg_id;
+    uint32_t attempts;          /* failed attempts so far (>= 1) */
+    uint64_t next_ms;           /* leader clock */
+};
+
+struct tsm_sub {
+    char sub_id[TSM_SUB_ID_MAX + 1];
+    char name[TSM_NAME_MAX + 1];
+    uint32_t protocol, format, strategy;
+    char endpoint[TSM_ENDPOINT_MAX + 1];
+    uint64_t queue_id;          /* protocol queue */
+    uint64_t dlq_queue_id;      /* extension: where exhausted messages go, 0 = dropped */
+    uint32_t n_tags, n_keys;
+    char tags[TOPIC_TAGS_MAX][TOPIC_TAG_BYTES_MAX + 1];
+    char keys[TOPIC_KEYS_MAX][TOPIC_KEY_BYTES_MAX + 1];
+    /* replicated delivery state */
+    uint64_t cursor;
+    uint32_t n_retries;         /* sorted by msg_id */
+    struct tsm_retry retries[TSM_RETRIES_MAX];
+    uint64_t delivered, dropped, dead_lettered;
+    /* leader-local (not replicated): a delivery or a progress entry is in flight */
+    uint32_t busy;
+};
+
+struct tsm_topic {
+    uint64_t topic_id;
+    char name[TSM_NAME_MAX + 1];
+    uint64_t appid;
+    uint32_t filter_type, max_msg_size;
+    uint64_t create_index;
+    uint64_t last_publish_id;   /* the highest msg id published, 0 if none */
+    uint64_t published;         /* messages published (counter) */
+    uint32_t n_subs;            /* sorted by sub_id */
+    struct tsm_sub **subs;
+};
+
+/* A Publish entry parsed in place (pointers into the entry). */
+struct tsm_publish {
+    uint64_t topic_id;
+    uint64_t leader_ms;
+    uint32_t n;                 /* messages */
+    const uint8_t *body[TSM_BATCH_MAX];
+    size_t body_len[TSM_BATCH_MAX];
+    uint32_t n_tags;
+    char tags[TOPIC_TAGS_MAX][TOPIC_TAG_BYTES_MAX + 1];
+    char routing_key[TOPIC_KEY_BYTES_MAX + 1];
+};
+
+struct tsm;
+
+/* Creates an empty state machine for partition `partition_id` (1..4095). */
+int tsm_create(uint32_t partition_id, struct tsm **out);
+void tsm_destroy(struct tsm *t); /* accepts NULL */
+
+/* Whether an encoded StorageCommand (borrowed) is a topic command (oneof
+ * field 40..49): those go to tsm_apply, the rest to the queue machine. */
+bool tsm_is_command(const uint8_t *cmd, size_t len);
+
+/* Applies a committed topic command at (index).  Returns CMQ_OK,
+ * CMQ_ENOTFOUND (unknown topic), CMQ_EINVAL (malformed), CMQ_ELIMIT,
+ * CMQ_ENOMEM.  A refused command changes nothing. */
+int tsm_apply(struct tsm *t, uint64_t index, const uint8_t *cmd, size_t len);
+
+/* Parses an encoded StorageCommand (borrowed) holding a Publish: true and
+ * *out filled (pointing into cmd), or false when it is anything else. */
+bool tsm_parse_publish(const uint8_t *cmd, size_t len, struct tsm_publish *out);
+
+/* Whether `s` of topic `tp` receives message `m` (spec §9.4). */
+bool tsm_sub_matches(const struct tsm_topic *tp, const struct tsm_sub *s,
+                     const struct tsm_publish *m);
+
+/* Pre-propose check of a Publish (leader): CMQ_ENOTFOUND (topic unknown
+ * here), CMQ_EEMPTY (no subscription), CMQ_ESTALE (none matches), or
+ * CMQ_OK. */
+int tsm_check_publish(const struct tsm *t, const struct tsm_publish *m);
+
+/* Lookups; pointers stay valid until the next tsm_apply. */
+struct tsm_topic *tsm_topic(const struct tsm *t, uint64_t topic_id);
+struct tsm_sub *tsm_sub(const struct tsm_topic *tp, const char *sub_id);
+size_t tsm_topic_count(const struct tsm *t);
+struct tsm_topic *tsm_topic_at(const struct tsm *t, size_t i); /* id order */
+
+/* The smallest log index a cursor or retry still needs (entries before it
+ * may be compacted); UINT64_MAX when nothing is needed. */
+uint64_t tsm_first_needed_index(const struct tsm *t);
+
+/* Retry schedule (spec §9.5).  After `failed` failed attempts (>= 1) of one
+ * message, the delay before the next attempt in ms, or 0 when the strategy
+ * is exhausted (give up: drop, or the dead-letter queue).
+ *   BACKOFF_RETRY: 3 retries, each after a uniform 10-20 s (`rnd` picks it);
+ *   EXPONENTIAL_DECAY_RETRY: 176 retries after 1, 2, 4, ..., 512 s, then
+ *   512 s each (about one day in all).
+ * `scale_permille` shortens (or keeps, 1000) the delays for tests. */
+uint64_t tsm_retry_delay_ms(uint32_t strategy, uint32_t failed, uint32_t rnd,
+                            uint32_t scale_permille);
+#define TSM_BACKOFF_RETRIES 3
+#define TSM_DECAY_RETRIES 176
+
+#endif
