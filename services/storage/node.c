@@ -8,6 +8,7 @@
 #include "node.h"
 #include "node_internal.h"
 #include "queues.h"
+#include "timers.h"
 
 #include "clock.h"
 #include "log.h"
@@ -46,7 +47,10 @@ const struct config_key storage_config_keys[] = {
     CONFIG_INT_KEY("metadata.heartbeat_ms", struct storage_cfg, heartbeat_ms, "1000", 50, 60000,
                    "how often the node heartbeats to metadata"),
     CONFIG_STR_KEY("scheduler.endpoint", struct storage_cfg, scheduler, "tcp://127.0.0.1:17110",
-                   "the scheduler service"),
+                   "the scheduler service (empty: none; leaders poll every raft tick)"),
+    CONFIG_INT_KEY("scheduler.fallback_ms", struct storage_cfg, sched_fallback_ms, "1000", 0,
+                   600000, "a leader proposes a Tick itself when a due time it registered "
+                   "with the scheduler passed by this much without a fire"),
     CONFIG_STR_KEY("cluster.advertise_rpc", struct storage_cfg, advertise_rpc, "",
                    "rpc endpoint other processes use to reach this node (empty: rpc.listen)"),
     CONFIG_STR_KEY("cluster.advertise_raft", struct storage_cfg, advertise_raft, "",
@@ -280,7 +284,7 @@ static void request_handler(struct rpc_server *srv, struct rpc_call *call, void 
         on_status(n, call);
         break;
     default:
-        if (!queues_handle(n, call))
+        if (!queues_handle(n, call) && !timers_handle(n, call))
             rpc_reply_status(call, CMQ_EUNSUPPORTED, "unknown request type");
     }
 }
@@ -408,6 +412,7 @@ static int open_partition(struct node *n, uint32_t id, char names[][64], int cou
         return CMQ_ENOMEM;
     h->id = id;
     h->n = n;
+    h->sched_due_ms = UINT64_MAX;
     int rc = partition_open(&po, &h->p, err);
     if (rc == CMQ_OK)
         rc = queues_attach(h);
@@ -633,6 +638,12 @@ int node_open(struct svc *svc, const struct storage_cfg *cfg, struct node **out)
         return rc;
     }
     svc_watch_server(svc, n->raft_server);
+    rc = timers_open(n);
+    if (rc != CMQ_OK) {
+        log_error("scheduler_failed", "endpoint=%s status=%s", cfg->scheduler, status_name(rc));
+        node_close(n);
+        return rc;
+    }
     open_existing(n);
     svc_set_handler(svc, request_handler, n);
     svc_set_detail(svc, detail, n);
@@ -657,6 +668,7 @@ void node_close(struct node *n)
         free(n->parts[i]);
     }
     rpc_server_close(n->raft_server);
+    timers_close(n);
     for (int i = 0; i < n->n_peers; i++)
         rpc_client_close(n->peers[i].client);
     rpc_client_close(n->meta);

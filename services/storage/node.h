@@ -34,6 +34,7 @@ struct storage_cfg {
     int64_t tick_ms;
     int64_t election_ticks;
     int64_t segment_bytes;
+    int64_t sched_fallback_ms;
 };
 
 extern const struct config_key storage_config_keys[];

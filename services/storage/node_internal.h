@@ -31,6 +31,13 @@ struct hosted {
     int tick_inflight;
     uint64_t tick_at_ms;     /* when the in-flight Tick was proposed */
     uint64_t transfer_at_ms; /* last leadership transfer toward the preferred leader */
+    /* the scheduler timer (timers.c) */
+    uint64_t sched_epoch;    /* term the timer is registered under; 0: none */
+    uint64_t sched_due_ms;   /* due time the scheduler holds; UINT64_MAX: none */
+    uint64_t sched_retry_ms; /* monotonic: no registration before this (after a failure) */
+    int sched_inflight;
+    int sched_failed;        /* the last registration failed: the leader polls */
+    void *fwd;               /* dead-letter moves being delivered (queues.c) */
 };
 
 struct node {
@@ -48,6 +55,9 @@ struct node {
     uint64_t sent, send_failed, received;
     uint64_t ops_inflight;   /* queue requests waiting for their entry */
     uint64_t parked;         /* long polls parked */
+    struct rpc_client *sched; /* cmq-scheduler (timers.c) */
+    uint64_t sched_instance;  /* the scheduler life our timers are registered with */
+    struct forward *fwd;      /* appends to other queues (forward.c) */
 };
 
 struct peer *peer_by_id(struct node *n, uint64_t id);

@@ -6,6 +6,7 @@
  * bodies are copied once into the Raft entry and never decoded on the way.
  */
 #include "queues.h"
+#include "timers.h"
 
 #include "clock.h"
 #include "log.h"
@@ -521,31 +522,48 @@ int queues_handle(struct node *n, struct rpc_call *call)
 
 /* ---------- periodic work ---------- */
 
+int queues_propose_tick(struct hosted *h)
+{
+    if (!partition_is_leader(h->p))
+        return CMQ_ENOTLEADER;
+    /* A Tick lost with a leadership change never answers: retry after 10 s. */
+    if (h->tick_inflight && clock_mono_ms() - h->tick_at_ms > 10000)
+        h->tick_inflight = 0;
+    if (h->tick_inflight)
+        return CMQ_EBUSY;
+    struct op *o = calloc(1, sizeof *o);
+    if (!o)
+        return CMQ_ENOMEM;
+    *o = (struct op){.n = h->n, .h = h};
+    h->tick_inflight = 1;
+    h->tick_at_ms = clock_mono_ms();
+    int rc = propose_op(o, CMD_TICK, NULL, 0);
+    if (rc != CMQ_OK) {
+        h->tick_inflight = 0;
+        op_free(o);
+    }
+    return rc;
+}
+
 void queues_tick(struct node *n)
 {
     uint64_t now = clock_wall_ms();
+    uint64_t fallback = (uint64_t)n->cfg->sched_fallback_ms;
     for (int i = 0; i < n->n_parts; i++) {
         struct hosted *h = n->parts[i];
         expire_parked(h, 0);
+        timers_sync(h);
         if (!partition_is_leader(h->p)) {
             h->tick_inflight = 0;
             continue;
         }
-        /* A Tick lost with a leadership change never answers: retry after 10 s. */
-        if (h->tick_inflight && clock_mono_ms() - h->tick_at_ms > 10000)
-            h->tick_inflight = 0;
-        if (h->tick_inflight || qsm_next_due_ms(h->qsm) > now)
+        /* The scheduler's FIRE proposes the Tick (timers.c); this poll is the
+         * fallback: at once while the scheduler does not hold the timer,
+         * `scheduler.fallback_ms` late when it does (a lost fire). */
+        uint64_t due = qsm_next_due_ms(h->qsm);
+        if (due > now || (timers_covered(h, due) && now - due < fallback))
             continue;
-        struct op *o = calloc(1, sizeof *o);
-        if (!o)
-            continue;
-        *o = (struct op){.n = n, .h = h};
-        h->tick_inflight = 1;
-        h->tick_at_ms = clock_mono_ms();
-        if (propose_op(o, CMD_TICK, NULL, 0) != CMQ_OK) {
-            h->tick_inflight = 0;
-            op_free(o);
-        }
+        queues_propose_tick(h);
     }
 }
 
