@@ -36,7 +36,7 @@ ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD
 CMQ = os.path.join(ROOT, 'tools', 'cmq')
 CTL = os.path.join(BUILD, 'tools', 'cmqctl')
 tap = Tap()
-ON_TIME_S = 0.6     # a fire through the scheduler: one rpc round trip plus the raft commit
+ON_TIME_S = 0.9     # a fire through the scheduler: one rpc round trip plus the raft commit
 FALLBACK_S = 1.0    # scheduler.fallback_ms default
 
 
@@ -123,13 +123,14 @@ def main():
     if r['code'] == 0:
         c.call('DeleteMessage', queueName='timers', receiptHandle=r['receiptHandle'])
     fired2 = sched_fired()
-    ok = 0
+    ok, dts = 0, []
     for _ in range(3):
         dt, r = delayed_roundtrip(c, 'timers', 1)
+        dts.append(round(dt or -1, 3))
         ok += dt is not None and r['code'] == 0 and 1 <= dt <= 1 + ON_TIME_S
     fired3 = sched_fired()
-    tap.check('after restart: on time again through the new instance (%d/3; fired %d -> %d)'
-              % (ok, fired2, fired3), ok == 3 and fired3 > fired2 >= 0)
+    tap.check('after restart: on time again through the new instance (%d/3 %s; fired %d -> %d)'
+              % (ok, dts, fired2, fired3), ok == 3 and fired3 > fired2 >= 0)
     logs = ''.join(open(os.path.join(VAR, 'log', n + '.log')).read()
                    for n in ('storage-1', 'storage-2', 'storage-3'))
     tap.check('a leader noticed the new scheduler instance', 'scheduler_restarted' in logs)
