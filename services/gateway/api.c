@@ -43,15 +43,32 @@ struct api {
 
 /* ---------- answers ---------- */
 
+struct gateway *api_gateway(struct api *api) { return api->gw; }
+
+/* Every answer goes through here: the envelope's "code" is its first member
+ * (cmq_error_envelope and every hand-built envelope write it first). */
+static void count_answer(struct gw_call *c, const char *body, size_t len)
+{
+    struct api_call *a = gw_call_data(c);
+    int code = 6000;
+    if (len > 8 && memcmp(body, "{\"code\":", 8) == 0)
+        code = atoi(body + 8);
+    uint64_t now = clock_mono_ns();
+    metrics_request(&gw_call_gateway(c)->metrics, a->action, code,
+                    now > a->start_ns ? (now - a->start_ns) / 1000 : 0);
+}
+
 void api_respond_json(struct gw_call *c, struct json *j)
 {
     const char *body;
     size_t len;
     if (json_finish(j, &body, &len) != CMQ_OK) {
         static const char fallback[] = "{\"code\":6000,\"message\":\"(10050)server internal error\",\"requestId\":\"\"}";
-        gw_call_respond(c, 200, "application/json; charset=utf-8", fallback, sizeof fallback - 1);
-        return;
+        body = fallback;
+        len = sizeof fallback - 1;
     }
+    if (!gw_call_gone(c))
+        count_answer(c, body, len);
     gw_call_respond(c, 200, "application/json; charset=utf-8", body, len);
 }
 
@@ -425,6 +442,7 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
     struct api_call *a = gw_call_data(c);
     gw_call_set_cleanup(c, cleanup);
     a->api = api;
+    a->start_ns = clock_mono_ns();
     snprintf(a->request_id, sizeof a->request_id, "%08x-%llu", api->boot_tag,
              (unsigned long long)++api->seq);
     memcpy(a->path, req->path.base, path_len);

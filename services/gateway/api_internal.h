@@ -31,6 +31,7 @@ struct api_call {
     char host_alt[264];
     unsigned port;
     struct key_entry key;
+    uint64_t start_ns;        /* when the request arrived (metrics) */
     /* message actions (api_msg.c) */
     char queue_name[130];
     struct api_queue *queue;  /* malloc'd by api_msg.c, freed with the call */
@@ -73,6 +74,8 @@ void api_do_queue_storage_action(struct gw_call *c);
 struct json;
 void api_storage_after_meta(struct gw_call *c, uint32_t meta_type, const void *qi, struct json *ok);
 void api_msg_cleanup(struct api_call *a);
+/* The loop an api belongs to. */
+struct gateway *api_gateway(struct api *api);
 
 /* api_queue.c */
 void api_do_create_or_set_queue(struct gw_call *c, int set);

@@ -45,12 +45,17 @@ struct api_queue {
     struct json *ok;     /* create/set/delete: the success answer to send */
     struct param_value handles[CMQ_BATCH_MAX]; /* deletes: as received, for errorList */
     size_t n_handles;
+    int long_poll;       /* receives: counted in metrics.long_polls */
+    uint32_t n_msgs;     /* sends: messages and body bytes in sreq (coalescing) */
+    size_t msg_bytes;
 };
 
 void api_msg_cleanup(struct api_call *a)
 {
     if (!a->queue)
         return;
+    if (a->queue->long_poll)
+        metrics_sub(&api_gateway(a->api)->metrics.long_polls, 1);
     free(a->queue->sreq);
     json_destroy(a->queue->ok);
     free(a->queue);
@@ -236,6 +241,29 @@ static enum cmq_err storage_error(enum cmq_action action, int status)
     }
 }
 
+/* SendMessage / BatchSendMessage: the ids storage assigned to this call's
+ * messages, in request order. */
+static void answer_send(struct gw_call *c, const uint64_t *ids, size_t n)
+{
+    struct api_call *a = gw_call_data(c);
+    struct json *j = api_begin_ok(c);
+    if (!j)
+        return;
+    if (a->action == CMQ_ACTION_SEND_MESSAGE) {
+        json_kv_id(j, "msgId", ids[0]);
+    } else {
+        json_key(j, "msgList");
+        json_arr_begin(j);
+        for (size_t i = 0; i < n; i++) {
+            json_obj_begin(j);
+            json_kv_id(j, "msgId", ids[i]);
+            json_obj_end(j);
+        }
+        json_arr_end(j);
+    }
+    api_finish_ok(c, j);
+}
+
 static void answer(struct gw_call *c, const struct rpc_msg *msg)
 {
     struct api_call *a = gw_call_data(c);
@@ -250,21 +278,7 @@ static void answer(struct gw_call *c, const struct rpc_msg *msg)
             api_reply_err(c, CMQERR_SEND_FAILED, NULL);
             return;
         }
-        if (!(j = api_begin_ok(c)))
-            return;
-        if (a->action == CMQ_ACTION_SEND_MESSAGE) {
-            json_kv_id(j, "msgId", r.msg_ids[0]);
-        } else {
-            json_key(j, "msgList");
-            json_arr_begin(j);
-            for (pb_size_t i = 0; i < r.msg_ids_count; i++) {
-                json_obj_begin(j);
-                json_kv_id(j, "msgId", r.msg_ids[i]);
-                json_obj_end(j);
-            }
-            json_arr_end(j);
-        }
-        api_finish_ok(c, j);
+        answer_send(c, r.msg_ids, r.msg_ids_count);
         return;
     }
     case CMQ_ACTION_RECEIVE_MESSAGE:
@@ -489,6 +503,8 @@ static int build_send(struct gw_call *c)
         api_reply_err(c, CMQERR_BATCH_TOO_BIG, NULL);
         return -1;
     }
+    q->n_msgs = (uint32_t)n;
+    q->msg_bytes = total;
     return set_request(c, cmq_StorageMsgType_STORAGE_MSG_SEND, cmq_SendRequest_fields, &r);
 }
 
@@ -527,6 +543,10 @@ static int build_receive(struct gw_call *c)
     if (wait > CMQ_POLL_WAIT_S_MAX)
         wait = CMQ_POLL_WAIT_S_MAX;
     q->timeout_ms = (int)(wait * 1000) + STORAGE_TIMEOUT_MS;
+    if (wait > 0 && !q->long_poll) {
+        q->long_poll = 1;
+        metrics_add(&gw_call_gateway(c)->metrics.long_polls, 1);
+    }
     return set_request(c, cmq_StorageMsgType_STORAGE_MSG_RECEIVE, cmq_ReceiveRequest_fields, &r);
 }
 
@@ -598,12 +618,201 @@ static int build_stats(struct gw_call *c)
     return set_request(c, cmq_StorageMsgType_STORAGE_MSG_QUEUE_STATS, cmq_QueueStatsRequest_fields, &r);
 }
 
+/* ---------- send coalescing ----------
+ *
+ * DESIGN §3: concurrent sends to one partition become one append.  Sends
+ * that reach this point during one turn of the event loop are grouped per
+ * queue; at the end of the turn (api_msg_flush) each group goes to the
+ * partition leader as ONE SendRequest, hence one Raft entry, and each caller
+ * gets its slice of the returned msg ids (storage answers them in request
+ * order).  Grouping is per queue, not per partition, on purpose: a Send
+ * entry then stays a plain single-queue SendRequest, so the log format, the
+ * state machine and its scan are unchanged, and the msgId layout (4 slot
+ * bits: 16 messages per entry) bounds a group to 16 messages (and 1 MiB of
+ * bodies, QSM_BATCH_BYTES_MAX); a full group is sent at once.  Nothing waits
+ * for a timer: with one request per turn a send goes out alone, as before.
+ *
+ * Per-caller outcomes stay exactly those of an uncoalesced send: a group is
+ * all-or-nothing for storage, so when the leader refuses it with a status
+ * that may depend on one member (CMQ_EINVAL, CMQ_ETOOBIG, CMQ_ELIMIT: heap
+ * full, CMQ_ENOTFOUND: heal), nothing was stored and every member is sent
+ * again on its own.  Any other failure (timeout, unavailable) is every
+ * member's answer, as it would have been for each alone. */
+
+struct send_batch {
+    uint64_t queue_num;
+    uint32_t partition;
+    int n;
+    uint32_t msgs;
+    size_t bytes;
+    struct gw_call *members[CMQ_BATCH_MAX];
+    uint8_t first[CMQ_BATCH_MAX];
+    uint8_t count[CMQ_BATCH_MAX];
+};
+
+/* The member's SendRequest bytes without field 1 (queue_id): its messages. */
+static int append_items(pb_ostream_t *os, const uint8_t *req, size_t len)
+{
+    pb_istream_t is = pb_istream_from_buffer(req, len);
+    pb_wire_type_t wt;
+    uint32_t tag;
+    bool eof;
+    while (pb_decode_tag(&is, &wt, &tag, &eof)) {
+        const uint8_t *start = (const uint8_t *)is.state;
+        if (!pb_skip_field(&is, wt))
+            return -1;
+        if (tag == 1)
+            continue;
+        /* re-emit the tag, then the field's bytes as they were */
+        if (!pb_encode_tag(os, wt, tag) ||
+            !pb_write(os, start, (size_t)((const uint8_t *)is.state - start)))
+            return -1;
+    }
+    return eof ? 0 : -1;
+}
+
+static void on_batch_reply(void *arg, const struct rpc_result *r)
+{
+    struct send_batch *b = arg;
+    cmq_SendReply rep = cmq_SendReply_init_zero;
+    int st = r->status;
+    if (st == CMQ_OK && (!r->msg || rpc_pb_decode(cmq_SendReply_fields, &rep, r->msg->body,
+                                                   r->msg->body_len) != CMQ_OK ||
+                         rep.msg_ids_count != b->msgs))
+        st = CMQ_ECORRUPT;
+    int alone = st == CMQ_EINVAL || st == CMQ_ETOOBIG || st == CMQ_ELIMIT || st == CMQ_ENOTFOUND;
+    for (int i = 0; i < b->n; i++) {
+        struct gw_call *c = b->members[i];
+        if (!gw_call_gone(c)) {
+            struct gateway *gw = gw_call_gateway(c);
+            struct api_queue *q = ((struct api_call *)gw_call_data(c))->queue;
+            if (st == CMQ_OK) {
+                if (b->partition < sizeof gw->partition_peer)
+                    gw->partition_peer[b->partition] = (signed char)r->peer;
+                answer_send(c, rep.msg_ids + b->first[i], b->count[i]);
+            } else if (alone) {
+                storage_send(c, q->stype, q->sreq, q->sreq_len, TAG_REQUEST);
+            } else if (st == CMQ_ECORRUPT) {
+                api_reply_err(c, CMQERR_SEND_FAILED, NULL);
+            } else {
+                api_reply_err(c, storage_error(CMQ_ACTION_SEND_MESSAGE, st), NULL);
+            }
+        }
+        gw_call_release(c);
+    }
+    free(b);
+}
+
+static void batch_send(struct gateway *gw, struct send_batch *b)
+{
+    if (b->n == 1) { /* nothing to merge: the ordinary path */
+        struct gw_call *c = b->members[0];
+        struct api_queue *q = ((struct api_call *)gw_call_data(c))->queue;
+        if (!gw_call_gone(c))
+            storage_send(c, q->stype, q->sreq, q->sreq_len, TAG_REQUEST);
+        gw_call_release(c);
+        free(b);
+        return;
+    }
+    size_t cap = 16;
+    for (int i = 0; i < b->n; i++)
+        cap += ((struct api_call *)gw_call_data(b->members[i]))->queue->sreq_len;
+    uint8_t *buf = malloc(cap);
+    int rc = buf ? CMQ_OK : CMQ_ENOMEM;
+    pb_ostream_t os = pb_ostream_from_buffer(buf, cap);
+    if (rc == CMQ_OK && (!pb_encode_tag(&os, PB_WT_VARINT, 1) ||
+                         !pb_encode_varint(&os, b->queue_num)))
+        rc = CMQ_EINTERNAL;
+    for (int i = 0; rc == CMQ_OK && i < b->n; i++) {
+        struct api_queue *q = ((struct api_call *)gw_call_data(b->members[i]))->queue;
+        if (append_items(&os, q->sreq, q->sreq_len) != 0)
+            rc = CMQ_EINTERNAL;
+    }
+    if (rc == CMQ_OK) {
+        struct rpc_opts opts = {
+            .timeout_ms = STORAGE_TIMEOUT_MS,
+            .attempts = STORAGE_ATTEMPTS,
+            .peer = b->partition < sizeof gw->partition_peer ? gw->partition_peer[b->partition] : -1,
+        };
+        rc = rpc_client_call(gw->storage, cmq_StorageMsgType_STORAGE_MSG_SEND, buf,
+                             os.bytes_written, &opts, on_batch_reply, b);
+    }
+    free(buf);
+    if (rc == CMQ_OK) {
+        metrics_add(&gw->metrics.sends_coalesced, (uint64_t)b->n);
+        metrics_add(&gw->metrics.send_appends, 1);
+        return;
+    }
+    for (int i = 0; i < b->n; i++) {
+        api_reply_err(b->members[i], cmq_error_from_status(rc), NULL);
+        gw_call_release(b->members[i]);
+    }
+    free(b);
+}
+
+static void coalesce_add(struct gw_call *c)
+{
+    struct gateway *gw = gw_call_gateway(c);
+    struct api_queue *q = ((struct api_call *)gw_call_data(c))->queue;
+    struct send_batch *b = NULL;
+    int slot = -1;
+    for (int i = 0; i < gw->n_coalesce; i++)
+        if (gw->coalesce[i]->queue_num == q->queue_num) {
+            slot = i;
+            break;
+        }
+    if (slot >= 0) {
+        b = gw->coalesce[slot];
+        if (b->msgs + q->n_msgs > CMQ_BATCH_MAX || b->bytes + q->msg_bytes > CMQ_BATCH_BYTES_MAX) {
+            gw->coalesce[slot] = gw->coalesce[--gw->n_coalesce];
+            batch_send(gw, b); /* full: goes now, a new group starts */
+            b = NULL;
+        }
+    }
+    if (!b) {
+        if (gw->n_coalesce == GW_COALESCE_QUEUES)
+            api_msg_flush(gw);
+        b = calloc(1, sizeof *b);
+        if (!b) {
+            storage_send(c, q->stype, q->sreq, q->sreq_len, TAG_REQUEST);
+            return;
+        }
+        b->queue_num = q->queue_num;
+        b->partition = q->qi.partition_id;
+        gw->coalesce[gw->n_coalesce++] = b;
+    }
+    gw_call_hold(c);
+    b->members[b->n] = c;
+    b->first[b->n] = (uint8_t)b->msgs;
+    b->count[b->n] = (uint8_t)q->n_msgs;
+    b->n++;
+    b->msgs += q->n_msgs;
+    b->bytes += q->msg_bytes;
+    if (b->msgs == CMQ_BATCH_MAX) {
+        for (int i = 0; i < gw->n_coalesce; i++)
+            if (gw->coalesce[i] == b) {
+                gw->coalesce[i] = gw->coalesce[--gw->n_coalesce];
+                break;
+            }
+        batch_send(gw, b);
+    }
+}
+
+void api_msg_flush(struct gateway *gw)
+{
+    while (gw->n_coalesce > 0)
+        batch_send(gw, gw->coalesce[--gw->n_coalesce]);
+}
+
 /* Continues a message action once q->qi holds the queue's metadata. */
 static void with_queue(struct gw_call *c)
 {
     struct api_call *a = gw_call_data(c);
     struct api_queue *q = a->queue;
     q->queue_num = q->qi.num_id;
+    if (q->queue_num && q->qi.partition_id)
+        metrics_queue_seen(gw_call_gateway(c)->mqueues, q->queue_num, q->qi.appid,
+                           q->qi.partition_id, q->qi.name);
     if (q->queue_num == 0 || q->qi.partition_id == 0) {
         log_warn("queue_unplaced", "queue=%s queue_id=%s partition=%u", q->qi.name,
                  q->qi.queue_id, q->qi.partition_id);
@@ -622,7 +831,11 @@ static void with_queue(struct gw_call *c)
     case CMQ_ACTION_GET_QUEUE_ATTRIBUTES: rc = build_stats(c); break;
     default: api_reply_err(c, CMQERR_INTERNAL, NULL); return;
     }
-    if (rc == 0)
+    if (rc != 0)
+        return;
+    if (q->stype == cmq_StorageMsgType_STORAGE_MSG_SEND && gw_call_gateway(c)->cfg.send_coalesce)
+        coalesce_add(c);
+    else
         storage_send(c, q->stype, q->sreq, q->sreq_len, TAG_REQUEST);
 }
 

@@ -18,6 +18,7 @@
 #include "keycache.h"
 #include "qcache.h"
 #include "metadata.pb.h"
+#include "storage.pb.h"
 #include "log.h"
 #include "status.h"
 
@@ -59,6 +60,8 @@ const struct config_key gateway_config_keys[] = {
     CONFIG_INT_KEY("http.max_body_bytes", struct gateway_cfg, max_body_bytes, "4194304", 1024,
                    64 << 20, "largest request body h2o reads; the API itself answers 4000/10420 "
                    "above 2 MiB"),
+    CONFIG_BOOL_KEY("send.coalesce", struct gateway_cfg, send_coalesce, "true",
+                    "group the sends to one queue made in one loop turn into one storage append"),
 };
 const size_t gateway_config_n_keys = sizeof gateway_config_keys / sizeof gateway_config_keys[0];
 
@@ -332,6 +335,91 @@ static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+/* ---------- /metrics ---------- */
+
+#define METRICS_STATS_TIMEOUT_MS 1000
+
+struct metrics_scrape {
+    int waiting;
+    size_t n;
+    struct metrics_queue qs[METRICS_QUEUES_MAX];
+};
+
+static void metrics_respond(struct gw_call *c)
+{
+    struct gateway *gw = gw_call_gateway(c);
+    struct metrics_scrape *ms = gw_call_data(c);
+    const struct gw_metrics *loops[1] = {&gw->metrics};
+    size_t len;
+    char *page = metrics_render(loops, 1, gw->inflight, ms->qs, ms->n, &len);
+    if (!page) {
+        gw_call_respond(c, 503, "text/plain", "out of memory\n", 14);
+        return;
+    }
+    gw_call_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", page, len);
+    free(page);
+}
+
+static void metrics_stats_done(struct gw_call *c, int i, int status, const struct rpc_msg *msg)
+{
+    struct gateway *gw = gw_call_gateway(c);
+    struct metrics_scrape *ms = gw_call_data(c);
+    cmq_QueueStatsReply r = cmq_QueueStatsReply_init_zero;
+    if (status == CMQ_OK && msg &&
+        rpc_pb_decode(cmq_QueueStatsReply_fields, &r, msg->body, msg->body_len) == CMQ_OK) {
+        struct metrics_queue *q = &ms->qs[i];
+        q->active = r.active_msg_num;
+        q->inactive = r.inactive_msg_num;
+        q->delayed = r.delay_msg_num;
+        q->stats_ms = clock_mono_ms();
+        metrics_queue_stats(gw->mqueues, q->num_id, q->active, q->inactive, q->delayed,
+                            q->stats_ms);
+        if (q->partition < sizeof gw->partition_peer)
+            gw->partition_peer[q->partition] = (signed char)gw_call_last_peer(c);
+    }
+    if (--ms->waiting == 0)
+        metrics_respond(c);
+}
+
+/* Answers from the counters; queue counts older than METRICS_QUEUE_STATS_MS
+ * are asked of storage first (in parallel, bounded by the table's size and a
+ * 1 s timeout). */
+static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct gateway *gw = *(struct gateway **)(self + 1);
+    struct gw_call *c = gw_call_begin(gw, req, sizeof(struct metrics_scrape));
+    if (!c)
+        return -1;
+    struct metrics_scrape *ms = gw_call_data(c);
+    ms->n = metrics_queues_snapshot(gw->mqueues, ms->qs);
+    uint64_t now = clock_mono_ms();
+    gw_call_hold(c);
+    for (size_t i = 0; i < ms->n && gw->storage; i++) {
+        struct metrics_queue *q = &ms->qs[i];
+        if (q->stats_ms && now - q->stats_ms < METRICS_QUEUE_STATS_MS)
+            continue;
+        cmq_QueueStatsRequest r = cmq_QueueStatsRequest_init_zero;
+        r.queue_id = q->num_id;
+        uint8_t *body;
+        size_t len;
+        if (rpc_pb_encode(cmq_QueueStatsRequest_fields, &r, &body, &len) != CMQ_OK)
+            continue;
+        struct rpc_opts opts = {
+            .timeout_ms = METRICS_STATS_TIMEOUT_MS,
+            .attempts = 2,
+            .peer = q->partition < sizeof gw->partition_peer ? gw->partition_peer[q->partition] : -1,
+        };
+        if (gw_call_client(c, gw->storage, cmq_StorageMsgType_STORAGE_MSG_QUEUE_STATS, body, len,
+                           &opts, metrics_stats_done, (int)i) == CMQ_OK)
+            ms->waiting++;
+        free(body);
+    }
+    if (ms->waiting == 0)
+        metrics_respond(c);
+    gw_call_release(c);
+    return 0;
+}
+
 static void register_handler(struct gateway *gw, h2o_hostconf_t *host, const char *path,
                              int (*fn)(h2o_handler_t *, h2o_req_t *))
 {
@@ -356,11 +444,19 @@ int gateway_open(const struct gateway_cfg *cfg, struct gateway **out)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
+    metrics_init();
+    gw->mqueues = calloc(1, sizeof *gw->mqueues);
+    if (!gw->mqueues || metrics_queues_init(gw->mqueues) != 0) {
+        free(gw->mqueues);
+        free(gw);
+        return CMQ_ENOMEM;
+    }
     h2o_config_init(&gw->h2o_config);
     gw->h2o_config.max_request_entity_size = (size_t)cfg->max_body_bytes;
     h2o_hostconf_t *host =
         h2o_config_register_host(&gw->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     register_handler(gw, host, "/healthz", on_healthz);
+    register_handler(gw, host, "/metrics", on_metrics);
     if (api_open(gw, host) != CMQ_OK) {
         gateway_close(gw);
         return CMQ_ENOMEM;
@@ -506,6 +602,7 @@ int gateway_run(struct gateway *gw)
                 break;
             }
         }
+        api_msg_flush(gw);
         int wait = 10;
         if (gw->storage) {
             int t = rpc_client_next_timeout_ms(gw->storage);
@@ -539,6 +636,7 @@ void gateway_close(struct gateway *gw)
         h2o_evloop_run(gw->loop, 10);
     if (gw->loop)
         h2o_evloop_run(gw->loop, 0);
+    api_msg_flush(gw); /* answered ESHUTDOWN by the close below */
     for (int i = 0; i < gw->n_backends; i++)
         rpc_client_close(gw->backends[i].client);
     rpc_client_close(gw->storage);
@@ -560,5 +658,7 @@ void gateway_close(struct gateway *gw)
     api_close(gw->api);
     if (gw->ssl)
         SSL_CTX_free(gw->ssl);
+    metrics_queues_destroy(gw->mqueues);
+    free(gw->mqueues);
     free(gw);
 }

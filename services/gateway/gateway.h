@@ -25,6 +25,7 @@ struct gateway_cfg {
     char storage[GATEWAY_MAX_STORAGE * RPC_ENDPOINT_MAX];
     int64_t health_timeout_ms;
     int64_t max_body_bytes;
+    int send_coalesce;
 };
 
 extern const struct config_key gateway_config_keys[];

@@ -5,6 +5,7 @@
 #define CMQ_GATEWAY_INTERNAL_H
 
 #include "gateway.h"
+#include "metrics.h"
 
 #include <h2o.h>
 #include <openssl/ssl.h>
@@ -29,8 +30,11 @@ struct listener {
     unsigned port;
 };
 
+#define GW_COALESCE_QUEUES 64 /* queues with sends waiting in one loop turn */
+
 struct keycache;
 struct qcache;
+struct send_batch;
 struct api;
 
 struct gateway {
@@ -59,10 +63,18 @@ struct gateway {
     void *events;
     /* The last storage peer that answered OK for each partition id. */
     signed char partition_peer[4096];
+    /* Sends grouped per queue until the end of this loop turn (api_msg.c). */
+    struct send_batch *coalesce[GW_COALESCE_QUEUES];
+    int n_coalesce;
+    struct gw_metrics metrics;       /* this loop's counters */
+    struct metrics_queues *mqueues;  /* queues for /metrics (process-wide) */
 };
 
 /* api.c: registers /v2/index.php and / on `host`; frees with api_close. */
 int api_open(struct gateway *gw, h2o_hostconf_t *host);
 void api_close(struct api *api);
+/* api_msg.c: sends the coalesced sends of this loop turn (call once per turn,
+ * before the loop waits). */
+void api_msg_flush(struct gateway *gw);
 
 #endif
