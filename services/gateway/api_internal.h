@@ -78,6 +78,9 @@ void api_msg_cleanup(struct api_call *a);
 struct gateway *api_gateway(struct api *api);
 
 /* api_queue.c */
+struct _cmq_QueueInfo;
+/* "deadLetterPolicy": its JSON text with the DLQ's id, when the queue has one. */
+void api_write_dead_letter_policy(struct json *j, const struct _cmq_QueueInfo *qi);
 void api_do_create_or_set_queue(struct gw_call *c, int set);
 void api_do_delete_queue(struct gw_call *c);
 void api_do_list_queue(struct gw_call *c);

@@ -368,6 +368,7 @@ static void answer(struct gw_call *c, const struct rpc_msg *msg)
         json_kv_int(j, "rewindMsgNum", (int64_t)r.rewind_msg_num);
         json_kv_int(j, "minMsgTime", (int64_t)r.min_msg_time_s);
         json_kv_int(j, "delayMsgNum", (int64_t)r.delay_msg_num);
+        api_write_dead_letter_policy(j, qi);
         json_kv_cstr(j, "queueName", qi->name);
         json_kv_cstr(j, "queueId", qi->queue_id);
         api_finish_ok(c, j);

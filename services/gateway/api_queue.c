@@ -1,6 +1,7 @@
 /* api_queue.c: queue management actions (spec §6.1-6.5) over metadata. */
 #include "api_internal.h"
 
+#include "dlq_policy.h"
 #include "metadata.pb.h"
 #include "status.h"
 
@@ -38,6 +39,51 @@ static int queue_attrs_from_params(struct gw_call *c, cmq_QueueRequest *q)
     return 0;
 }
 
+/* deadLetterPolicy (spec §6): JSON text into a cmq_DeadLetterPolicy; an empty
+ * value means none on create and "remove it" on set.  0, or -1 after
+ * answering.  Ranges and the DLQ rules are metadata's. */
+static int dead_letter_from_params(struct gw_call *c, cmq_QueueRequest *q, int set)
+{
+    struct api_call *a = gw_call_data(c);
+    struct param_view pv;
+    if (!params_find(a->params, "deadLetterPolicy", &pv))
+        return 0;
+    struct dlq_policy d;
+    struct cmq_fault f = {0};
+    int rc = dlq_policy_parse(pv.val, pv.val_len, &d, &f);
+    if (rc == CMQ_ENOTFOUND) {
+        q->clear_dead_letter_policy = set;
+        return 0;
+    }
+    if (rc != CMQ_OK) {
+        api_reply_fault(c, &f);
+        return -1;
+    }
+    _Static_assert(sizeof d.dead_letter_queue <= sizeof q->dead_letter_policy.dead_letter_queue,
+                   "the DLQ name fits metadata's field");
+    q->has_dead_letter_policy = true;
+    memcpy(q->dead_letter_policy.dead_letter_queue, d.dead_letter_queue,
+           sizeof d.dead_letter_queue);
+    q->dead_letter_policy.policy = d.policy;
+    q->dead_letter_policy.max_receive_count = d.max_receive_count;
+    q->dead_letter_policy.max_time_to_live = d.max_time_to_live;
+    return 0;
+}
+
+void api_write_dead_letter_policy(struct json *j, const cmq_QueueInfo *qi)
+{
+    if (!qi->has_dead_letter_policy)
+        return;
+    const cmq_DeadLetterPolicy *p = &qi->dead_letter_policy;
+    char text[512];
+    size_t n = dlq_policy_format(p->dead_letter_queue_id[0] ? p->dead_letter_queue_id
+                                                             : p->dead_letter_queue,
+                                 p->policy, p->max_receive_count, p->max_time_to_live, text,
+                                 sizeof text);
+    if (n)
+        json_kv_str(j, "deadLetterPolicy", text, n);
+}
+
 static void write_queue_attrs(struct json *j, const cmq_QueueInfo *qi)
 {
     json_kv_int(j, "maxMsgHeapNum", qi->max_msg_heap_num);
@@ -46,6 +92,7 @@ static void write_queue_attrs(struct json *j, const cmq_QueueInfo *qi)
     json_kv_int(j, "maxMsgSize", qi->max_msg_size);
     json_kv_int(j, "msgRetentionSeconds", qi->msg_retention_seconds);
     json_kv_int(j, "rewindSeconds", qi->rewind_seconds);
+    api_write_dead_letter_policy(j, qi);
 }
 
 /* Metadata created, changed or deleted the queue (`meta_type`, carried in the
@@ -101,7 +148,8 @@ void api_do_create_or_set_queue(struct gw_call *c, int set)
     struct api_call *a = gw_call_data(c);
     cmq_QueueRequest q = cmq_QueueRequest_init_zero;
     q.appid = a->key.appid;
-    if (api_need_str(c, "queueName", q.name, sizeof q.name) || queue_attrs_from_params(c, &q))
+    if (api_need_str(c, "queueName", q.name, sizeof q.name) || queue_attrs_from_params(c, &q) ||
+        dead_letter_from_params(c, &q, set))
         return;
     api_meta_call(c, set ? cmq_MetaMsgType_META_MSG_QUEUE_SET : cmq_MetaMsgType_META_MSG_QUEUE_CREATE,
               cmq_QueueRequest_fields, &q, on_queue_changed);

@@ -1661,6 +1661,70 @@ static void coalescing(void)
     http_resp_free(&after);
 }
 
+/* deadLetterPolicy (spec §6): JSON text in, JSON text with the DLQ's id out. */
+static void dead_letter_policy(void)
+{
+    char src[80], dlq[80], pol[300];
+    snprintf(src, sizeof src, "%s", nm("dl-src"));
+    snprintf(dlq, sizeof dlq, "%s", nm("dl-q"));
+    struct jv *v = CALL("CreateQueue", "queueName", dlq);
+    char dlq_id[80];
+    snprintf(dlq_id, sizeof dlq_id, "%s", sget(v, "queueId"));
+    jv_free(v);
+    snprintf(pol, sizeof pol, "{\"deadLetterQueue\":\"%s\",\"policy\":0,\"maxReceiveCount\":3}",
+             dlq);
+    v = CALL("CreateQueue", "queueName", src, "deadLetterPolicy", pol);
+    expect_ok(v, "CreateQueue with deadLetterPolicy (policy 0, maxReceiveCount 3)");
+    jv_free(v);
+    v = CALL("GetQueueAttributes", "queueName", src);
+    const struct jv *dp = jv_get(v, "deadLetterPolicy");
+    struct jv *in = dp && dp->t == J_STR ? json_parse(dp->s, strlen(dp->s)) : NULL;
+    check(in && strcmp(sget(in, "deadLetterQueue"), dlq_id) == 0 && iget(in, "policy") == 0 &&
+              iget(in, "maxReceiveCount") == 3,
+          "GetQueueAttributes: deadLetterPolicy is JSON text naming the DLQ by id (%s)",
+          dp && dp->t == J_STR ? dp->s : "absent");
+    jv_free(in);
+    jv_free(v);
+    snprintf(pol, sizeof pol, " { \"policy\" : \"1\", \"maxTimeToLive\": 600, "
+             "\"deadLetterQueue\": \"%s\", \"comment\": [1, {\"x\": null}] } ", dlq);
+    v = CALL("SetQueueAttributes", "queueName", src, "deadLetterPolicy", pol);
+    expect_ok(v, "SetQueueAttributes deadLetterPolicy policy 1 (quoted number, blanks, an "
+                 "unknown member)");
+    dp = jv_get(v, "deadLetterPolicy");
+    in = dp && dp->t == J_STR ? json_parse(dp->s, strlen(dp->s)) : NULL;
+    check(in && iget(in, "policy") == 1 && iget(in, "maxTimeToLive") == 600,
+          "SetQueueAttributes answers the new deadLetterPolicy (%s)",
+          dp && dp->t == J_STR ? dp->s : "absent");
+    jv_free(in);
+    jv_free(v);
+    static const struct {
+        const char *text;
+        int code, module;
+        const char *what;
+    } bad[] = {
+        {"{\"policy\":0,", 4000, 10360, "malformed JSON"},
+        {"[1]", 4000, 10360, "not an object"},
+        {"{\"policy\":0.5}", 4000, 10360, "policy not an integer"},
+        {"{\"policy\":2,\"deadLetterQueue\":\"x\"}", 4000, 10350, "policy 2"},
+        {"{\"policy\":0,\"maxReceiveCount\":0,\"deadLetterQueue\":\"x\"}", 4000, 10350,
+         "maxReceiveCount 0"},
+        {"{\"policy\":0,\"maxReceiveCount\":3,\"deadLetterQueue\":\"no-such-dlq-x\"}", 4000,
+         10110, "a DLQ that does not exist"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        v = CALL("SetQueueAttributes", "queueName", src, "deadLetterPolicy", bad[i].text);
+        expect_err(v, bad[i].code, bad[i].module, "deadLetterPolicy %s", bad[i].what);
+        jv_free(v);
+    }
+    v = CALL("SetQueueAttributes", "queueName", src, "deadLetterPolicy", "");
+    expect_ok(v, "SetQueueAttributes deadLetterPolicy=\"\" removes the policy");
+    jv_free(v);
+    v = CALL("GetQueueAttributes", "queueName", src);
+    check(v && iget(v, "code") == 0 && !jv_get(v, "deadLetterPolicy"),
+          "after removal GetQueueAttributes has no deadLetterPolicy");
+    jv_free(v);
+}
+
 /* /metrics: Prometheus text, the series the issue names. */
 static void metrics_endpoint(void)
 {
@@ -1766,6 +1830,7 @@ int main(void)
     subscriptions();
     messages();
     coalescing();
+    dead_letter_policy();
     metrics_endpoint();
     message_actions_answer();
     if (!getenv("CMQ_CONFORMANCE_NO_QUOTA"))

@@ -19,6 +19,7 @@
 #include "action.h"
 #include "json.h"
 #include "cmq_limits.h"
+#include "dlq_policy.h"
 #include "names.h"
 #include "params.h"
 #include "sign.h"
@@ -61,6 +62,23 @@ static void fuzz_consumers(struct params *p, struct fuzz_result *r)
         (void)name_check_endpoint(s, n, &f);
     bool b;
     (void)params_get_bool(p, "b", &b, &f);
+
+    struct param_view dv;
+    if (params_find(p, "deadLetterPolicy", &dv)) {
+        struct dlq_policy d;
+        rc = dlq_policy_parse(dv.val, dv.val_len, &d, &f);
+        FUZZ_CHECK(rc == CMQ_OK || rc == CMQ_ENOTFOUND || rc == CMQ_EINVAL);
+        FUZZ_CHECK(strlen(d.dead_letter_queue) <= DLQ_POLICY_QUEUE_MAX);
+        if (rc == CMQ_OK && d.dead_letter_queue[0]) { /* the output form parses back */
+            char text[2 * DLQ_POLICY_QUEUE_MAX + 128];
+            size_t tn = dlq_policy_format(d.dead_letter_queue, d.policy, d.max_receive_count,
+                                          d.max_time_to_live, text, sizeof text);
+            struct dlq_policy back;
+            FUZZ_CHECK(tn > 0 && dlq_policy_parse(text, tn, &back, &f) == CMQ_OK &&
+                       strcmp(back.dead_letter_queue, d.dead_letter_queue) == 0 &&
+                       back.policy == d.policy);
+        }
+    }
 
     const char *lists[] = {"msgBody", "receiptHandle", "msgTag", "filterTag", "bindingKey"};
     for (size_t i = 0; i < sizeof(lists) / sizeof(*lists); i++) {
