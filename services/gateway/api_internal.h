@@ -76,6 +76,21 @@ void api_storage_after_meta(struct gw_call *c, uint32_t meta_type, const void *q
 void api_msg_cleanup(struct api_call *a);
 /* The loop an api belongs to. */
 struct gateway *api_gateway(struct api *api);
+/* Shared with the TCP listener (services/gateway/tcp/): the storage view of
+ * a queue's attributes, a ReceiveReply walked without copying bodies, and
+ * the error row for a storage status. */
+struct api_received {
+    uint64_t msg_id, handle, enqueue_ms, first_ms, next_ms;
+    uint32_t count;
+    const uint8_t *body;
+    size_t body_len;
+};
+struct _cmq_QueueInfo;
+struct _cmq_StorageQueueAttributes;
+void api_storage_attrs(const struct _cmq_QueueInfo *qi, struct _cmq_StorageQueueAttributes *o);
+int api_parse_received(const uint8_t *buf, size_t len, struct api_received *out, size_t max,
+                       size_t *n);
+enum cmq_err api_storage_error(enum cmq_action action, int status);
 
 /* api_queue.c */
 struct _cmq_QueueInfo;

@@ -152,14 +152,7 @@ static void send_create(struct gw_call *c, int tag)
 /* ---------- answers per action ---------- */
 
 /* Walks a ReceiveReply without copying bodies (they are nanopb callbacks). */
-struct received {
-    uint64_t msg_id, handle, enqueue_ms, first_ms, next_ms;
-    uint32_t count;
-    const uint8_t *body;
-    size_t body_len;
-};
-
-static int parse_received(const uint8_t *buf, size_t len, struct received *out, size_t max, size_t *n)
+static int parse_received(const uint8_t *buf, size_t len, struct api_received *out, size_t max, size_t *n)
 {
     pb_istream_t is = pb_istream_from_buffer(buf, len);
     pb_wire_type_t wt;
@@ -175,7 +168,7 @@ static int parse_received(const uint8_t *buf, size_t len, struct received *out, 
         pb_istream_t sub;
         if (*n == max || !pb_make_string_substream(&is, &sub))
             return CMQ_ECORRUPT;
-        struct received *r = &out[(*n)++];
+        struct api_received *r = &out[(*n)++];
         memset(r, 0, sizeof *r);
         while (pb_decode_tag(&sub, &wt, &tag, &eof)) {
             uint64_t v = 0;
@@ -212,7 +205,7 @@ static int parse_received(const uint8_t *buf, size_t len, struct received *out, 
     return eof ? CMQ_OK : CMQ_ECORRUPT;
 }
 
-static void write_received(struct json *j, const struct received *r)
+static void write_received(struct json *j, const struct api_received *r)
 {
     json_kv_str(j, "msgBody", (const char *)r->body, r->body_len);
     json_kv_id(j, "msgId", r->msg_id);
@@ -283,7 +276,7 @@ static void answer(struct gw_call *c, const struct rpc_msg *msg)
     }
     case CMQ_ACTION_RECEIVE_MESSAGE:
     case CMQ_ACTION_BATCH_RECEIVE_MESSAGE: {
-        struct received rs[CMQ_BATCH_MAX];
+        struct api_received rs[CMQ_BATCH_MAX];
         size_t n;
         if (parse_received(msg->body, msg->body_len, rs, CMQ_BATCH_MAX, &n) != CMQ_OK || n == 0) {
             api_reply_err(c, n == 0 ? CMQERR_NO_MESSAGE : CMQERR_RECEIVE_FAILED, NULL);
@@ -922,3 +915,15 @@ void api_storage_after_meta(struct gw_call *c, uint32_t meta_type, const void *q
     if (rc == 0)
         storage_send(c, q->stype, q->sreq, q->sreq_len, TAG_REQUEST);
 }
+
+/* ---------- shared with the TCP listener (services/gateway/tcp/) ---------- */
+
+void api_storage_attrs(const cmq_QueueInfo *qi, cmq_StorageQueueAttributes *o) { storage_attrs(qi, o); }
+
+int api_parse_received(const uint8_t *buf, size_t len, struct api_received *out, size_t max,
+                       size_t *n)
+{
+    return parse_received(buf, len, out, max, n);
+}
+
+enum cmq_err api_storage_error(enum cmq_action action, int status) { return storage_error(action, status); }

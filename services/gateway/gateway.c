@@ -21,6 +21,7 @@
 #include "storage.pb.h"
 #include "log.h"
 #include "status.h"
+#include "tcp/tcp_server.h" /* tcp: CMQ TCP protocol listener */
 
 #include <errno.h>
 #include <h2o.h>
@@ -45,7 +46,19 @@ const struct config_key gateway_config_keys[] = {
     CONFIG_STR_KEY("https.cert", struct gateway_cfg, tls_cert, "", "PEM certificate chain file"),
     CONFIG_STR_KEY("https.key", struct gateway_cfg, tls_key, "", "PEM private key file"),
     CONFIG_STR_KEY("tcp.listen", struct gateway_cfg, tcp_listen, "",
-                   "host:port reserved for the CMQ TCP protocol"),
+                   "host:port for the CMQ TCP protocol; empty disables"),
+    /* CMQ TCP protocol (services/gateway/tcp/, docs/tcp-protocol.md) */
+    CONFIG_INT_KEY("tcp.max_connections", struct gateway_cfg, tcp_max_connections, "10000", 1,
+                   1000000, "TCP connections per event loop; more are closed at accept"),
+    CONFIG_INT_KEY("tcp.max_inflight", struct gateway_cfg, tcp_max_inflight, "1024", 1, 65535,
+                   "requests in flight per TCP connection; more are answered 4480"),
+    CONFIG_INT_KEY("tcp.idle_timeout_ms", struct gateway_cfg, tcp_idle_timeout_ms, "60000", 1000,
+                   86400000, "close a TCP connection idle this long (clients beat every 3 s)"),
+    CONFIG_INT_KEY("tcp.max_frame_bytes", struct gateway_cfg, tcp_max_frame_bytes, "17891328",
+                   1024, 0x7fffffff, "largest TCP frame accepted (header included)"),
+    CONFIG_STR_KEY("tcp.advertise", struct gateway_cfg, tcp_advertise, "",
+                   "comma-separated host:port list QueryQueueRoute/QueryTopicRoute answer; "
+                   "empty: tcp.listen (0.0.0.0 as 127.0.0.1)"),
     CONFIG_STR_KEY("metadata.endpoint", struct gateway_cfg, metadata, "tcp://127.0.0.1:17100",
                    "the metadata service"),
     CONFIG_STR_KEY("metadata.pub_endpoint", struct gateway_cfg, metadata_pub,
@@ -543,6 +556,20 @@ int gateway_open(const struct gateway_cfg *cfg, struct gateway **out)
         if ((rc = open_listener(gw, &gw->https, cfg->https_listen, gw->ssl)) != CMQ_OK)
             goto fail;
     }
+    /* tcp: the CMQ TCP protocol listener on this loop (tcp/tcp_server.h). */
+    if (cfg->tcp_listen[0]) {
+        struct tcp_env env = {.loop = gw->loop, .metadata = gw->backends[GW_BACKEND_METADATA].client,
+                              .storage = gw->storage, .keys = gw->keys, .queues = gw->queues,
+                              .partition_peer = gw->partition_peer,
+                              .n_partition_peer = sizeof gw->partition_peer};
+        struct tcp_limits lim = {.max_conns = (int)cfg->tcp_max_connections,
+                                 .max_inflight = (int)cfg->tcp_max_inflight,
+                                 .idle_ms = (int)cfg->tcp_idle_timeout_ms,
+                                 .max_frame = (uint32_t)cfg->tcp_max_frame_bytes};
+        snprintf(lim.listen, sizeof lim.listen, "%s", cfg->tcp_listen);
+        if ((rc = tcp_server_open(&env, &lim, &gw->tcp)) != CMQ_OK)
+            goto fail;
+    }
     log_info("start", "service=gateway version=%s pid=%d http=%s https=%s tcp=%s rpc=%s",
              CMQ_VERSION, (int)getpid(), cfg->http_listen,
              cfg->https_listen[0] ? cfg->https_listen : "off",
@@ -584,6 +611,7 @@ int gateway_run(struct gateway *gw)
                      (long long)gw->cfg.common.stop_grace_ms, (unsigned long long)gw->inflight);
             close_listener(&gw->http);
             close_listener(&gw->https);
+            tcp_server_stop_accepting(gw->tcp); /* tcp */
             /* HTTP/2 connections get GOAWAY; idle keep-alive connections are
              * closed by letting their idle timers expire at once. */
             h2o_context_request_shutdown(&gw->ctx);
@@ -626,6 +654,8 @@ void gateway_close(struct gateway *gw)
         return;
     close_listener(&gw->http);
     close_listener(&gw->https);
+    tcp_server_close(gw->tcp); /* tcp */
+    gw->tcp = NULL;
     for (int i = 0; i < gw->n_watches; i++) {
         h2o_socket_read_stop(gw->watches[i].sock);
         h2o_socket_close(gw->watches[i].sock);

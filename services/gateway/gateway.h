@@ -19,6 +19,12 @@ struct gateway_cfg {
     char tls_cert[256];
     char tls_key[256];
     char tcp_listen[64];
+    /* CMQ TCP protocol (services/gateway/tcp/) */
+    int64_t tcp_max_connections;
+    int64_t tcp_max_inflight;
+    int64_t tcp_idle_timeout_ms;
+    int64_t tcp_max_frame_bytes;
+    char tcp_advertise[512];
     char metadata[RPC_ENDPOINT_MAX];
     char metadata_pub[RPC_ENDPOINT_MAX];
     char scheduler[RPC_ENDPOINT_MAX];

@@ -68,6 +68,8 @@ struct gateway {
     int n_coalesce;
     struct gw_metrics metrics;       /* this loop's counters */
     struct metrics_queues *mqueues;  /* queues for /metrics (process-wide) */
+    /* tcp: the CMQ TCP protocol listener (tcp/tcp_server.h), or NULL. */
+    struct tcp_server *tcp;
 };
 
 /* api.c: registers /v2/index.php and / on `host`; frees with api_close. */

@@ -365,3 +365,34 @@ int nonce_cache_check(struct nonce_cache *c, const char *secret_id, size_t secre
     free_slot->expires_s = expires;
     return CMQ_OK;
 }
+
+/* ---- the CMQ TCP protocol's auth frame (cmq-tcp-protocol.md §6.2) ---- */
+
+int sign_alg_from_name(const char *name, enum sign_alg *alg)
+{
+    if (strcmp(name, "HmacSHA1") == 0)
+        *alg = SIGN_HMAC_SHA1;
+    else if (strcmp(name, "HmacSHA256") == 0)
+        *alg = SIGN_HMAC_SHA256;
+    else
+        return CMQ_EINVAL;
+    return CMQ_OK;
+}
+
+int sign_tcp_auth(const char *client_id, const char *secret_id, enum sign_alg alg,
+                  const void *key, size_t key_len, char out[SIGN_B64_MAX])
+{
+    size_t a = strlen(client_id), b = strlen(secret_id);
+    char *msg = malloc(a + b + 1);
+    if (!msg)
+        return CMQ_ENOMEM;
+    memcpy(msg, client_id, a);
+    memcpy(msg + a, secret_id, b);
+    uint8_t mac[CRYPTO_MAX_DIGEST];
+    int n = crypto_hmac(alg == SIGN_HMAC_SHA256 ? CRYPTO_SHA256 : CRYPTO_SHA1, key, key_len, msg,
+                        a + b, mac);
+    free(msg);
+    if (n < 0 || base64_encode(mac, (size_t)n, out, SIGN_B64_MAX) < 0)
+        return CMQ_EINTERNAL;
+    return CMQ_OK;
+}

@@ -110,4 +110,13 @@ int sign_verify(const struct params *p, const struct sign_request *req, const vo
  * not fit.  The gateway passes this as the second candidate host. */
 int sign_host_toggle_port(const char *host, unsigned port, char *out, size_t cap);
 
+/* The CMQ TCP protocol's auth frame (cmq-tcp-protocol.md §6.2): the
+ * algorithm named exactly "HmacSHA1" or "HmacSHA256" (else CMQ_EINVAL), and
+ * the signature Base64(HMAC(key, client_id + secret_id)) into `out`.
+ * Returns CMQ_OK, CMQ_ENOMEM or CMQ_EINTERNAL.  Used by the gateway's TCP
+ * listener to verify and by libcmq to sign. */
+int sign_alg_from_name(const char *name, enum sign_alg *alg);
+int sign_tcp_auth(const char *client_id, const char *secret_id, enum sign_alg alg,
+                  const void *key, size_t key_len, char out[SIGN_B64_MAX]);
+
 #endif

@@ -532,3 +532,19 @@ Test(sign_verify, over_long_host_candidates_are_skipped)
     cr_assert_eq(f.err, CMQERR_INVALID_REQUEST);
     params_destroy(p);
 }
+
+/* cmq-tcp-protocol.md §6.2 test vector: both methods. */
+Test(sign, tcp_auth_vector)
+{
+    char out[SIGN_B64_MAX];
+    enum sign_alg alg;
+    cr_assert_eq(sign_alg_from_name("HmacSHA1", &alg), CMQ_OK);
+    cr_assert_eq(sign_tcp_auth("10.0.0.1@DEFAULT", "AKIDexample", alg, "secretKeyExample", 16, out),
+                 CMQ_OK);
+    cr_assert_str_eq(out, "r8bP6ioCnf8MKmtimp8F9G/obTM=");
+    cr_assert_eq(sign_alg_from_name("HmacSHA256", &alg), CMQ_OK);
+    cr_assert_eq(sign_tcp_auth("10.0.0.1@DEFAULT", "AKIDexample", alg, "secretKeyExample", 16, out),
+                 CMQ_OK);
+    cr_assert_str_eq(out, "K7u9GdjwyPh6U7Wmvp45ogzE5wxWT3nGPR+zr6K5s9I=");
+    cr_assert_eq(sign_alg_from_name("hmacsha1", &alg), CMQ_EINVAL);
+}

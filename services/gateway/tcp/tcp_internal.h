@@ -1,0 +1,93 @@
+/* tcp_internal.h: shared by tcp_server.c (connections, frames, auth) and
+ * tcp_ops.c (queue operations).  Not a public header. */
+#ifndef CMQ_GATEWAY_TCP_INTERNAL_H
+#define CMQ_GATEWAY_TCP_INTERNAL_H
+
+#include "tcp_server.h"
+
+#include "cmq_error.h"
+#include "cmq_frame.h"
+#include "crypto.h"
+#include "keycache.h"
+#include "metadata.pb.h"
+#include "qcache.h"
+#include "rpc.h"
+#include "sign.h"
+
+/* §8 codes the SDK knows by number. */
+#define TCP_NOT_AUTHED 306
+#define TCP_NO_MESSAGE 10200
+
+struct tconn;
+
+struct tcp_server {
+    struct tcp_env env;
+    struct tcp_limits lim;
+    h2o_socket_t *listener;
+    h2o_timeout_t sweep;
+    h2o_timeout_entry_t sweep_entry;
+    struct tconn *conns;  /* open connections */
+    int n_conns;
+    int live;             /* connections not yet freed (open, or held by requests) */
+    int closing;
+    uint64_t inflight;
+    uint64_t requests;
+};
+
+struct tconn {
+    struct tcp_server *srv;
+    h2o_socket_t *sock;   /* NULL once closed */
+    struct tconn *prev, *next;
+    int refs;             /* 1 while open + 1 per request in flight */
+    int closed;
+    int authed, auth_pending;
+    int inflight;
+    struct key_entry key;
+    char client_id[257];
+    char peer[64];
+    uint64_t last_rx_ms;
+    uint8_t *wq;          /* frames waiting to be written */
+    size_t wq_len, wq_cap;
+    uint8_t *wfly;        /* the buffer h2o is writing */
+    int writing;
+    int close_after_write;
+    const char *close_after_write_reason;
+};
+
+/* One request in flight.  `payload` is a copy of the frame's payload; f's
+ * bodies borrow from it. */
+struct treq {
+    struct tconn *conn;
+    int64_t seqno;
+    int32_t cmd;
+    uint8_t *payload;
+    size_t payload_len;
+    struct cmq_frame f;
+    /* queue operations (tcp_ops.c) */
+    cmq_QueueInfo qi;
+    uint32_t stype;
+    uint8_t *sreq;
+    size_t sreq_len;
+    int timeout_ms;
+    int healed;
+};
+
+struct treq *treq_new(struct tconn *c, const uint8_t *payload, size_t len, const cmqtcp_TcpHead *h);
+/* Frees the request and drops its hold on the connection. */
+void treq_done(struct treq *r);
+
+/* Queues a frame for writing (no-op on a closed connection). */
+void tconn_send(struct tconn *c, struct cmq_frame *f);
+void tconn_reply(struct tconn *c, int64_t seqno, int32_t cmd, int result, const char *error);
+void tconn_reply_err(struct tconn *c, int64_t seqno, int32_t cmd, enum cmq_err e, const char *arg);
+void tconn_close(struct tconn *c, const char *why);
+/* The `result` for an error row (§8): the HTTP API's top-level code, except
+ * 10200 for "no message". */
+int tcp_result_code(enum cmq_err e);
+
+/* tcp_ops.c: send / batch send / pull / batch pull / delete / batch delete;
+ * publish.  Each answers and ends the request (treq_done). */
+void tcp_op_queue(struct treq *r);
+void tcp_op_publish(struct treq *r);
+
+#endif

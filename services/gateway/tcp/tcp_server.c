@@ -1,0 +1,568 @@
+/* tcp_server.c: connections, framing, auth and dispatch of the CMQ TCP
+ * protocol; the queue operations are in tcp_ops.c.  See tcp_server.h. */
+#include "tcp_internal.h"
+
+#include "clock.h"
+#include "log.h"
+#include "metadata.pb.h"
+#include "status.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define TCP_META_TIMEOUT_MS 3000
+#define TCP_SWEEP_MS 1000
+
+/* ---------- connection lifetime ---------- */
+
+static void server_maybe_free(struct tcp_server *s)
+{
+    if (s->closing && s->live == 0)
+        free(s);
+}
+
+static void conn_unref(struct tconn *c)
+{
+    if (--c->refs > 0)
+        return;
+    struct tcp_server *s = c->srv;
+    free(c->wq);
+    free(c->wfly);
+    OPENSSL_cleanse(&c->key, sizeof c->key);
+    free(c);
+    s->live--;
+    server_maybe_free(s);
+}
+
+void tconn_close(struct tconn *c, const char *why)
+{
+    if (c->closed)
+        return;
+    c->closed = 1;
+    log_info("tcp_close", "peer=%s client_id=%s reason=%s inflight=%d", c->peer,
+             c->client_id[0] ? c->client_id : "-", why, c->inflight);
+    if (c->sock) {
+        h2o_socket_read_stop(c->sock);
+        h2o_socket_close(c->sock);
+        c->sock = NULL;
+    }
+    /* off the server's list */
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    c->srv->n_conns--;
+    conn_unref(c);
+}
+
+/* ---------- writing ---------- */
+
+static void flush(struct tconn *c);
+
+static void on_written(h2o_socket_t *sock, const char *err)
+{
+    struct tconn *c = sock->data;
+    c->writing = 0;
+    free(c->wfly);
+    c->wfly = NULL;
+    if (err) {
+        tconn_close(c, "write_error");
+        return;
+    }
+    if (c->wq_len)
+        flush(c);
+    else if (c->close_after_write)
+        tconn_close(c, c->close_after_write_reason);
+}
+
+static void flush(struct tconn *c)
+{
+    if (c->closed || c->writing || c->wq_len == 0)
+        return;
+    c->wfly = c->wq;
+    h2o_iovec_t buf = h2o_iovec_init(c->wfly, c->wq_len);
+    c->wq = NULL;
+    c->wq_len = c->wq_cap = 0;
+    c->writing = 1;
+    h2o_socket_write(c->sock, &buf, 1, on_written);
+}
+
+void tconn_send(struct tconn *c, struct cmq_frame *f)
+{
+    if (c->closed)
+        return;
+    uint8_t *buf;
+    size_t len;
+    if (cmq_frame_encode(f, &buf, &len) != CMQ_FRAME_OK) {
+        log_error("tcp_encode_failed", "peer=%s seqno=%lld cmd=%d", c->peer,
+                  (long long)f->m.seqno, (int)f->m.cmd);
+        tconn_close(c, "encode_failed");
+        return;
+    }
+    if (c->wq_len + len > c->wq_cap) {
+        size_t cap = c->wq_cap ? c->wq_cap : 4096;
+        while (cap < c->wq_len + len)
+            cap *= 2;
+        uint8_t *nb = realloc(c->wq, cap);
+        if (!nb) {
+            free(buf);
+            tconn_close(c, "out_of_memory");
+            return;
+        }
+        c->wq = nb;
+        c->wq_cap = cap;
+    }
+    memcpy(c->wq + c->wq_len, buf, len);
+    c->wq_len += len;
+    free(buf);
+    flush(c);
+}
+
+void tconn_reply(struct tconn *c, int64_t seqno, int32_t cmd, int result, const char *error)
+{
+    struct cmq_frame *f = malloc(sizeof *f);
+    if (!f) {
+        tconn_close(c, "out_of_memory");
+        return;
+    }
+    cmq_frame_init(f, seqno, cmd);
+    f->m.has_result = true;
+    f->m.result = result;
+    if (error && error[0]) {
+        f->m.has_error = true;
+        snprintf(f->m.error, sizeof f->m.error, "%s", error);
+    }
+    tconn_send(c, f);
+    free(f);
+}
+
+void tconn_reply_err(struct tconn *c, int64_t seqno, int32_t cmd, enum cmq_err e, const char *arg)
+{
+    char msg[256];
+    cmq_error_message(e, arg, msg, sizeof msg);
+    tconn_reply(c, seqno, cmd, tcp_result_code(e), msg);
+}
+
+int tcp_result_code(enum cmq_err e)
+{
+    /* §7.3: the SDK knows "no message" only as 10200 (the HTTP API's module
+     * code), not the HTTP top-level 7000. */
+    if (e == CMQERR_NO_MESSAGE)
+        return TCP_NO_MESSAGE;
+    return cmq_error_code(e);
+}
+
+/* ---------- requests ---------- */
+
+struct treq *treq_new(struct tconn *c, const uint8_t *payload, size_t len, const cmqtcp_TcpHead *h)
+{
+    struct treq *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->payload = malloc(len ? len : 1);
+    if (!r->payload) {
+        free(r);
+        return NULL;
+    }
+    memcpy(r->payload, payload, len);
+    r->payload_len = len;
+    r->conn = c;
+    r->seqno = h->seqno;
+    r->cmd = h->cmd;
+    c->refs++;
+    c->inflight++;
+    c->srv->inflight++;
+    return r;
+}
+
+void treq_done(struct treq *r)
+{
+    struct tconn *c = r->conn;
+    c->inflight--;
+    c->srv->inflight--;
+    free(r->payload);
+    free(r->sreq);
+    free(r);
+    conn_unref(c);
+}
+
+/* ---------- auth (§6.2) ---------- */
+
+static void auth_finish(struct treq *r)
+{
+    struct tconn *c = r->conn;
+    const cmqtcp_TcpAuth *a = &r->f.m.tcp_auth;
+    c->auth_pending = 0;
+    if (c->closed)
+        goto out;
+    if (!c->key.exists) {
+        log_info("tcp_auth_failed", "peer=%s secret_id=%s reason=unknown_key", c->peer, a->secret_id);
+        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_SECRET_ID_NOT_EXIST, NULL);
+        goto out;
+    }
+    if (!c->key.enabled) {
+        log_info("tcp_auth_failed", "peer=%s secret_id=%s reason=disabled_key", c->peer, a->secret_id);
+        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_SECRET_ID_STATUS, NULL);
+        goto out;
+    }
+    if (c->key.restricted) {
+        /* Restricted keys need a per-request ACL check the TCP path does not
+         * do yet: refuse them rather than let them do everything. */
+        log_info("tcp_auth_failed", "peer=%s secret_id=%s reason=restricted_key", c->peer,
+                 a->secret_id);
+        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_NO_CAM_AUTH, NULL);
+        goto out;
+    }
+    enum sign_alg alg;
+    char want[SIGN_B64_MAX];
+    if (sign_alg_from_name(a->signature_method, &alg) != CMQ_OK) {
+        log_info("tcp_auth_failed", "peer=%s secret_id=%s reason=bad_method", c->peer, a->secret_id);
+        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_PARAM_ERROR, NULL);
+        goto out;
+    }
+    if (sign_tcp_auth(a->client_id, a->secret_id, alg, c->key.secret_key, strlen(c->key.secret_key),
+                      want) != CMQ_OK) {
+        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_INTERNAL, NULL);
+        goto out;
+    }
+    size_t wl = strlen(want);
+    if (strlen(a->signature) != wl || crypto_memcmp(want, a->signature, wl) != 0) {
+        log_info("tcp_auth_failed", "peer=%s secret_id=%s client_id=%s reason=signature", c->peer,
+                 a->secret_id, a->client_id);
+        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_AUTH_FAILED, NULL);
+        goto out;
+    }
+    c->authed = 1;
+    snprintf(c->client_id, sizeof c->client_id, "%s", a->client_id);
+    log_info("tcp_auth", "peer=%s secret_id=%s client_id=%s appid=%llu", c->peer, a->secret_id,
+             a->client_id, (unsigned long long)c->key.appid);
+    tconn_reply(c, r->seqno, r->cmd, 0, NULL);
+out:
+    treq_done(r);
+}
+
+static void on_key(void *arg, const struct rpc_result *res)
+{
+    struct treq *r = arg;
+    struct tconn *c = r->conn;
+    struct key_entry e = {0};
+    memcpy(e.secret_id, r->f.m.tcp_auth.secret_id, strlen(r->f.m.tcp_auth.secret_id) + 1);
+    if (res->status == CMQ_OK && res->msg) {
+        cmq_Key k = cmq_Key_init_zero;
+        if (rpc_pb_decode(cmq_Key_fields, &k, res->msg->body, res->msg->body_len) != CMQ_OK) {
+            c->auth_pending = 0;
+            tconn_reply_err(c, r->seqno, r->cmd, CMQERR_INTERNAL, NULL);
+            treq_done(r);
+            return;
+        }
+        e.exists = 1;
+        e.enabled = k.enabled;
+        e.restricted = k.restricted;
+        e.appid = k.appid;
+        snprintf(e.secret_key, sizeof e.secret_key, "%s", k.secret_key);
+        OPENSSL_cleanse(&k, sizeof k);
+    } else if (res->status == CMQ_EDENIED) {
+        e.exists = 1; /* disabled */
+    } else if (res->status != CMQ_ENOTFOUND && res->status != CMQ_EAUTH) {
+        c->auth_pending = 0;
+        tconn_reply_err(c, r->seqno, r->cmd, cmq_error_from_status(res->status), NULL);
+        treq_done(r);
+        return;
+    }
+    if (res->status == CMQ_OK || res->status == CMQ_ENOTFOUND)
+        keycache_put(c->srv->env.keys, &e, clock_mono_ms());
+    c->key = e;
+    OPENSSL_cleanse(&e, sizeof e);
+    auth_finish(r);
+}
+
+static void do_auth(struct treq *r)
+{
+    struct tconn *c = r->conn;
+    if (c->authed) { /* a repeated auth: 0, which every client version accepts (§6.2) */
+        tconn_reply(c, r->seqno, r->cmd, 0, NULL);
+        treq_done(r);
+        return;
+    }
+    if (!r->f.m.has_tcp_auth) {
+        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_MISSING_PARAM, "tcp_auth");
+        treq_done(r);
+        return;
+    }
+    if (strlen(r->f.m.tcp_auth.secret_id) >= KEY_ID_MAX) {
+        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_SECRET_ID_NOT_EXIST, NULL);
+        treq_done(r);
+        return;
+    }
+    c->auth_pending = 1;
+    const struct key_entry *e = keycache_get(c->srv->env.keys, r->f.m.tcp_auth.secret_id,
+                                             clock_mono_ms());
+    if (e) {
+        c->key = *e;
+        auth_finish(r);
+        return;
+    }
+    cmq_KeyRequest kr = cmq_KeyRequest_init_zero;
+    memcpy(kr.secret_id, r->f.m.tcp_auth.secret_id, strlen(r->f.m.tcp_auth.secret_id) + 1);
+    uint8_t *body;
+    size_t len;
+    struct rpc_opts opts = {.timeout_ms = TCP_META_TIMEOUT_MS, .attempts = 2, .peer = -1};
+    int rc = rpc_pb_encode(cmq_KeyRequest_fields, &kr, &body, &len);
+    if (rc == CMQ_OK) {
+        rc = rpc_client_call(c->srv->env.metadata, cmq_MetaMsgType_META_MSG_KEY_GET_SECRET, body,
+                             len, &opts, on_key, r);
+        free(body);
+    }
+    if (rc != CMQ_OK) {
+        c->auth_pending = 0;
+        tconn_reply_err(c, r->seqno, r->cmd, cmq_error_from_status(rc), NULL);
+        treq_done(r);
+    }
+}
+
+/* ---------- dispatch ---------- */
+
+static void handle_frame(struct tconn *c, const uint8_t *payload, size_t len, const cmqtcp_TcpHead *h)
+{
+    struct tcp_server *s = c->srv;
+    s->requests++;
+    if (h->cmd == cmqtcp_Cmd_CMD_HEARTBEAT) { /* §6.4: also before auth; never 306 */
+        tconn_reply(c, h->seqno, h->cmd, 0, NULL);
+        return;
+    }
+    if (h->cmd == cmqtcp_Cmd_CMD_TRANSACTION_CONFIRM) {
+        /* One-way (§9.1); transactions are not implemented: logged, dropped. */
+        log_info("tcp_confirm_ignored", "peer=%s seqno=%lld reason=\"transactions not supported\"",
+                 c->peer, (long long)h->seqno);
+        return;
+    }
+    if (h->cmd != cmqtcp_Cmd_CMD_AUTH && !c->authed) {
+        /* §6.2: 306, then close once the reply is flushed. */
+        tconn_reply(c, h->seqno, h->cmd, TCP_NOT_AUTHED, "connection not authenticated");
+        c->close_after_write = 1;
+        c->close_after_write_reason = "not_authenticated";
+        if (!c->writing && c->wq_len == 0)
+            tconn_close(c, "not_authenticated");
+        return;
+    }
+    if (c->inflight >= s->lim.max_inflight || (h->cmd == cmqtcp_Cmd_CMD_AUTH && c->auth_pending)) {
+        tconn_reply_err(c, h->seqno, h->cmd, CMQERR_FREQUENCY_LIMIT, NULL);
+        return;
+    }
+    struct treq *r = treq_new(c, payload, len, h);
+    if (!r) {
+        tconn_reply_err(c, h->seqno, h->cmd, CMQERR_INTERNAL, NULL);
+        return;
+    }
+    if (cmq_frame_decode(r->payload, r->payload_len, &r->f) != CMQ_FRAME_OK) {
+        /* The head decoded, so the request can be answered (§13). */
+        log_info("tcp_bad_body", "peer=%s seqno=%lld cmd=%d", c->peer, (long long)h->seqno,
+                 (int)h->cmd);
+        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_INVALID_REQUEST, NULL);
+        treq_done(r);
+        return;
+    }
+    switch (h->cmd) {
+    case cmqtcp_Cmd_CMD_AUTH: do_auth(r); return;
+    case cmqtcp_Cmd_CMD_SEND_MSG:
+    case cmqtcp_Cmd_CMD_BATCH_SEND_MSG:
+    case cmqtcp_Cmd_CMD_PULL_MSG:
+    case cmqtcp_Cmd_CMD_BATCH_PULL_MSG:
+    case cmqtcp_Cmd_CMD_DELETE_MSG:
+    case cmqtcp_Cmd_CMD_BATCH_DELETE_MSG: tcp_op_queue(r); return;
+    case cmqtcp_Cmd_CMD_PUBLISH_MSG:
+    case cmqtcp_Cmd_CMD_BATCH_PUBLISH_MSG: tcp_op_publish(r); return;
+    default:
+        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_INVALID_REQUEST, NULL);
+        treq_done(r);
+    }
+}
+
+static const char *frame_error_name(int st)
+{
+    switch (st) {
+    case CMQ_FRAME_BAD_MARKER: return "bad_marker";
+    case CMQ_FRAME_BAD_LENGTH: return "bad_length";
+    case CMQ_FRAME_TOO_BIG: return "too_big";
+    default: return "undecodable";
+    }
+}
+
+static void on_read(h2o_socket_t *sock, const char *err)
+{
+    struct tconn *c = sock->data;
+    if (err) {
+        tconn_close(c, "peer_closed");
+        return;
+    }
+    c->last_rx_ms = clock_mono_ms();
+    c->refs++; /* handle_frame may close the connection */
+    while (!c->closed && sock->input->size > 0) {
+        size_t total = 0;
+        const uint8_t *buf = (const uint8_t *)sock->input->bytes;
+        int st = cmq_frame_peek(buf, sock->input->size, c->srv->lim.max_frame, &total);
+        if (st == CMQ_FRAME_MORE)
+            break;
+        cmqtcp_TcpHead h;
+        if (st == CMQ_FRAME_OK &&
+            cmq_frame_decode_head(buf + CMQ_FRAME_HDR, total - CMQ_FRAME_HDR, &h) != CMQ_FRAME_OK)
+            st = CMQ_FRAME_UNDECODABLE;
+        if (st != CMQ_FRAME_OK) {
+            log_warn("tcp_bad_frame", "peer=%s client_id=%s reason=%s buffered=%zu", c->peer,
+                     c->client_id[0] ? c->client_id : "-", frame_error_name(st),
+                     sock->input->size);
+            tconn_close(c, "bad_frame");
+            break;
+        }
+        handle_frame(c, buf + CMQ_FRAME_HDR, total - CMQ_FRAME_HDR, &h);
+        if (!c->closed)
+            h2o_buffer_consume(&sock->input, total);
+    }
+    conn_unref(c);
+}
+
+/* ---------- accept, idle sweep ---------- */
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    struct tcp_server *s = listener->data;
+    if (err)
+        return;
+    for (int budget = 64; budget > 0; budget--) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (!sock)
+            return;
+        if (s->n_conns >= s->lim.max_conns) {
+            log_warn("tcp_refused", "reason=max_connections max=%d", s->lim.max_conns);
+            h2o_socket_close(sock);
+            continue;
+        }
+        struct tconn *c = calloc(1, sizeof *c);
+        if (!c) {
+            h2o_socket_close(sock);
+            continue;
+        }
+        c->srv = s;
+        c->sock = sock;
+        c->refs = 1;
+        c->last_rx_ms = clock_mono_ms();
+        struct sockaddr_storage ss = {0};
+        snprintf(c->peer, sizeof c->peer, "?");
+        if (h2o_socket_getpeername(sock, (struct sockaddr *)&ss) > 0 && ss.ss_family == AF_INET) {
+            char host[INET_ADDRSTRLEN] = "?";
+            struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+            snprintf(c->peer, sizeof c->peer, "%s:%u", host, ntohs(sin->sin_port));
+        }
+        int one = 1;
+        setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        sock->data = c;
+        c->next = s->conns;
+        if (s->conns)
+            s->conns->prev = c;
+        s->conns = c;
+        s->n_conns++;
+        s->live++;
+        h2o_socket_read_start(sock, on_read);
+    }
+}
+
+static void on_sweep(h2o_timeout_entry_t *entry)
+{
+    struct tcp_server *s = (struct tcp_server *)((char *)entry - offsetof(struct tcp_server, sweep_entry));
+    uint64_t now = clock_mono_ms();
+    for (struct tconn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        /* A connection waiting on requests (a long poll) is not idle. */
+        if (c->inflight == 0 && now - c->last_rx_ms > (uint64_t)s->lim.idle_ms)
+            tconn_close(c, "idle");
+    }
+    h2o_timeout_link(s->env.loop, &s->sweep, &s->sweep_entry);
+}
+
+int tcp_server_open(const struct tcp_env *env, const struct tcp_limits *lim, struct tcp_server **out)
+{
+    char host[64];
+    const char *colon = strrchr(lim->listen, ':');
+    if (!colon || (size_t)(colon - lim->listen) >= sizeof host)
+        return CMQ_EINVAL;
+    memcpy(host, lim->listen, (size_t)(colon - lim->listen));
+    host[colon - lim->listen] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (*end || port <= 0 || port > 65535 ||
+        inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &sa.sin_addr) != 1) {
+        log_error("listen_failed", "addr=%s reason=\"not host:port\"", lim->listen);
+        return CMQ_EINVAL;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return status_from_errno(errno);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, SOMAXCONN) != 0) {
+        int e = errno;
+        log_error("listen_failed", "addr=%s reason=\"%s\"", lim->listen, strerror(e));
+        close(fd);
+        return e == EADDRINUSE ? CMQ_EBUSY : status_from_errno(e);
+    }
+    struct tcp_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        close(fd);
+        return CMQ_ENOMEM;
+    }
+    s->env = *env;
+    s->lim = *lim;
+    if (s->lim.max_conns <= 0)
+        s->lim.max_conns = 10000;
+    if (s->lim.max_inflight <= 0)
+        s->lim.max_inflight = 1024;
+    if (s->lim.idle_ms <= 0)
+        s->lim.idle_ms = 60000;
+    s->listener = h2o_evloop_socket_create(env->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    s->listener->data = s;
+    h2o_socket_read_start(s->listener, on_accept);
+    h2o_timeout_init(env->loop, &s->sweep, TCP_SWEEP_MS);
+    s->sweep_entry.cb = on_sweep;
+    h2o_timeout_link(env->loop, &s->sweep, &s->sweep_entry);
+    *out = s;
+    return CMQ_OK;
+}
+
+void tcp_server_stop_accepting(struct tcp_server *s)
+{
+    if (!s || !s->listener)
+        return;
+    h2o_socket_read_stop(s->listener);
+    h2o_socket_close(s->listener);
+    s->listener = NULL;
+}
+
+uint64_t tcp_server_inflight(const struct tcp_server *s) { return s ? s->inflight : 0; }
+
+void tcp_server_close(struct tcp_server *s)
+{
+    if (!s)
+        return;
+    tcp_server_stop_accepting(s);
+    if (h2o_timeout_is_linked(&s->sweep_entry))
+        h2o_timeout_unlink(&s->sweep_entry);
+    h2o_timeout_dispose(s->env.loop, &s->sweep);
+    while (s->conns)
+        tconn_close(s->conns, "shutdown");
+    s->closing = 1;
+    server_maybe_free(s);
+}

@@ -1,0 +1,63 @@
+/* tcp_server.h: the CMQ TCP protocol listener of cmq-gateway
+ * (shared/spec/cmq-tcp-protocol.md; docs/tcp-protocol.md says what is
+ * implemented and what was chosen where the spec leaves it open).
+ *
+ * One tcp_server runs on one h2o event loop, with that loop's clients to
+ * metadata and storage and its caches (all borrowed): the gateway opens one
+ * per loop, each with its own listening socket bound with SO_REUSEPORT so
+ * the kernel spreads connections over the loops.
+ *
+ * A connection authenticates with its first request (§6.2), then pipelines
+ * requests that are answered out of order by seqno (a parked long poll
+ * holds only its own request).  Heartbeats are answered; connections idle
+ * longer than idle_ms are closed; a loop accepts at most max_conns
+ * connections and a connection at most max_inflight requests at a time
+ * (more are answered 4480).  A frame with a bad marker, an impossible or
+ * over-cap length, or a head that does not decode closes that connection
+ * only, with a `tcp_bad_frame` log line.
+ */
+#ifndef CMQ_GATEWAY_TCP_SERVER_H
+#define CMQ_GATEWAY_TCP_SERVER_H
+
+#include <h2o.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct keycache;
+struct qcache;
+struct rpc_client;
+
+/* What a loop lends its TCP listener (all borrowed, outliving the server). */
+struct tcp_env {
+    h2o_evloop_t *loop;
+    struct rpc_client *metadata;
+    struct rpc_client *storage;
+    struct keycache *keys;
+    struct qcache *queues;
+    signed char *partition_peer; /* last storage peer per partition id */
+    size_t n_partition_peer;
+};
+
+struct tcp_limits {
+    char listen[64];      /* host:port */
+    int max_conns;        /* per server (loop) */
+    int max_inflight;     /* per connection */
+    int idle_ms;          /* close after this long without a frame */
+    uint32_t max_frame;   /* frame cap in bytes (0: CMQ_FRAME_MAX_DEFAULT) */
+};
+
+struct tcp_server;
+
+/* Binds and starts accepting on env->loop.  CMQ_OK, CMQ_EBUSY (port taken),
+ * CMQ_EINVAL (bad address) or CMQ_ENOMEM. */
+int tcp_server_open(const struct tcp_env *env, const struct tcp_limits *lim,
+                    struct tcp_server **out);
+/* Stops accepting (graceful stop); existing connections go on. */
+void tcp_server_stop_accepting(struct tcp_server *s);
+/* Requests received and not yet answered. */
+uint64_t tcp_server_inflight(const struct tcp_server *s);
+/* Closes every connection and the listener, then frees; back-end replies
+ * still due are dropped safely.  NULL allowed. */
+void tcp_server_close(struct tcp_server *s);
+
+#endif
