@@ -14,6 +14,7 @@
 #ifdef CMQCTL_HAVE_META
 #include "cmqctl_meta.h"
 #endif
+#include "cmqctl_tcp.h" /* send / receive / delete / publish / bench over TCP */
 
 #include <getopt.h>
 #include <stdio.h>
@@ -34,7 +35,9 @@ static void usage(FILE *f)
             "  account | key | acl | nodes | partitions ...  metadata operations\n"
             "                                             (cmqctl account --help)\n"
 #endif
-            "\nexit codes: 0 ok, 1 error or no answer, 2 usage\n");
+            );
+    cmqctl_tcp_usage(f);
+    fprintf(f, "\nexit codes: 0 ok, 1 error or no answer, 2 usage\n");
 }
 
 /* Parses --endpoint / --timeout-ms for the single-endpoint commands. */
@@ -175,6 +178,9 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    int tcp_rc;
+    if (cmqctl_tcp_dispatch(argc - 1, argv + 1, &tcp_rc))
+        return tcp_rc;
     if (strcmp(cmd, "health") == 0)
         return cmd_health(argc - 1, argv + 1);
     if (strcmp(cmd, "raft-status") == 0)
