@@ -251,6 +251,8 @@ static void dispatch(struct gw_call *c)
     case CMQ_ACTION_UNSUBSCRIBE: api_do_unsubscribe(c); return;
     case CMQ_ACTION_CLEAR_SUBSCRIPTION_FILTER_TAGS: api_do_clear_filter_tags(c); return;
     case CMQ_ACTION_LIST_SUBSCRIPTION_BY_TOPIC: api_do_list_subscriptions(c); return;
+    case CMQ_ACTION_QUERY_QUEUE_ROUTE:
+    case CMQ_ACTION_QUERY_TOPIC_ROUTE: api_do_query_route(c); return; /* tcp/tcp_route.c */
     default: {
         /* Not served by this build yet (see the file comment): say so plainly. */
         struct json *j = json_create(4096);

@@ -92,6 +92,9 @@ int api_parse_received(const uint8_t *buf, size_t len, struct api_received *out,
                        size_t *n);
 enum cmq_err api_storage_error(enum cmq_action action, int status);
 
+/* tcp/tcp_route.c: QueryQueueRoute / QueryTopicRoute (the TCP SDK's name server) */
+void api_do_query_route(struct gw_call *c);
+
 /* api_queue.c */
 struct _cmq_QueueInfo;
 /* "deadLetterPolicy": its JSON text with the DLQ's id, when the queue has one. */

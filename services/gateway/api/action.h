@@ -40,7 +40,10 @@ struct params;
     X(SET_SUBSCRIPTION_ATTRIBUTES, "SetSubscriptionAttributes")  \
     X(GET_SUBSCRIPTION_ATTRIBUTES, "GetSubscriptionAttributes")  \
     X(UNSUBSCRIBE, "Unsubscribe")                                \
-    X(CLEAR_SUBSCRIPTION_FILTER_TAGS, "ClearSubscriptionFilterTags")
+    X(CLEAR_SUBSCRIPTION_FILTER_TAGS, "ClearSubscriptionFilterTags")  \
+    /* the TCP SDK's name server (cmq-tcp-protocol.md §5) */     \
+    X(QUERY_QUEUE_ROUTE, "QueryQueueRoute")                      \
+    X(QUERY_TOPIC_ROUTE, "QueryTopicRoute")
 
 enum cmq_action {
     CMQ_ACTION_NONE = 0,
