@@ -1,0 +1,333 @@
+/* tcp_check.c: the CMQ TCP protocol against a running cluster, through
+ * libcmq (and raw sockets for what a well-behaved client never sends).
+ * Driven by test_tcp.py, which starts the cluster and creates the queues:
+ *   tcp_check HOST:PORT SECRET_ID SECRET_KEY QUEUE EMPTY_QUEUE
+ * QUEUE has visibilityTimeout 2 and pollingWaitSeconds 0; EMPTY_QUEUE is
+ * only used here.  Prints one "ok"/"not ok" line per check (TAP); exit 1
+ * when any failed. */
+#include "cmq.h"
+#include "cmq_frame.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static int n_checks, n_failed;
+static char host[64];
+static unsigned port;
+static const char *sid, *skey, *queue, *empty_queue;
+
+static void check(const char *what, int cond, const char *detail)
+{
+    n_checks++;
+    if (!cond)
+        n_failed++;
+    printf("%s %d - %s%s%s\n", cond ? "ok" : "not ok", n_checks, what, detail ? " # " : "",
+           detail ? detail : "");
+    fflush(stdout);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct cmq_client *conn(const char *key, int sha256, int *code)
+{
+    struct cmq_client_opts o = {.host = host, .port = port, .secret_id = sid, .secret_key = key,
+                                .hmac_sha256 = sha256, .client_id = "10.0.0.1@tcp_check"};
+    struct cmq_client *c = NULL;
+    char err[256];
+    *code = cmq_connect(&o, &c, err, sizeof err);
+    return *code == 0 ? c : NULL;
+}
+
+/* ---- raw socket helpers ---- */
+
+static int raw_connect(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, host, &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void raw_send_frame(int fd, struct cmq_frame *f)
+{
+    uint8_t *b;
+    size_t n;
+    if (cmq_frame_encode(f, &b, &n) == CMQ_FRAME_OK) {
+        (void)!write(fd, b, n);
+        free(b);
+    }
+}
+
+/* Reads one frame within timeout_ms into *f (payload kept in buf); 1 ok,
+ * 0 closed by the server, -1 timeout. */
+static int raw_read_frame(int fd, uint8_t *buf, size_t cap, struct cmq_frame *f, int timeout_ms)
+{
+    size_t have = 0, total = 0;
+    uint64_t end = now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        if (have >= CMQ_FRAME_HDR && cmq_frame_peek(buf, have, 0, &total) == CMQ_FRAME_OK)
+            return cmq_frame_decode(buf + CMQ_FRAME_HDR, total - CMQ_FRAME_HDR, f) == CMQ_FRAME_OK ? 1 : -1;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int left = (int)(end - now_ms());
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            return -1;
+        ssize_t n = read(fd, buf + have, cap - have);
+        if (n <= 0)
+            return 0;
+        have += (size_t)n;
+    }
+}
+
+/* ---- async helpers ---- */
+
+struct seen {
+    int done;
+    int order;
+    struct cmq_result r;
+    uint64_t at_ms;
+};
+static int order_counter;
+
+static void on_result(void *arg, const struct cmq_result *r)
+{
+    struct seen *s = arg;
+    s->done = 1;
+    s->order = ++order_counter;
+    s->at_ms = now_ms();
+    s->r = *r;
+    /* bodies are borrowed; keep the first body text for the check */
+    s->r.n_msgs = 0;
+    if (r->n_msgs) {
+        s->r.msgs[0].body = (uint8_t *)strndup((const char *)r->msgs[0].body, r->msgs[0].body_len);
+        s->r.n_msgs = 1;
+    }
+}
+
+static void wait_done(struct cmq_client *c, struct seen *s, int timeout_ms)
+{
+    uint64_t end = now_ms() + (uint64_t)timeout_ms;
+    while (!s->done && now_ms() < end && cmq_poll(c, 100) >= 0) {
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 6) {
+        fprintf(stderr, "usage: tcp_check HOST:PORT SECRET_ID SECRET_KEY QUEUE EMPTY_QUEUE\n");
+        return 2;
+    }
+    const char *colon = strrchr(argv[1], ':');
+    snprintf(host, sizeof host, "%.*s", (int)(colon - argv[1]), argv[1]);
+    port = (unsigned)atoi(colon + 1);
+    sid = argv[2];
+    skey = argv[3];
+    queue = argv[4];
+    empty_queue = argv[5];
+    char d[256];
+    int code;
+
+    /* ---- auth (§6.2) ---- */
+    struct cmq_client *c = conn(skey, 0, &code);
+    check("auth HmacSHA1", c != NULL, NULL);
+    struct cmq_client *c256 = conn(skey, 1, &code);
+    check("auth HmacSHA256", c256 != NULL, NULL);
+    if (!c || !c256)
+        return 1;
+    struct cmq_client *bad = conn("wrong-key", 0, &code);
+    snprintf(d, sizeof d, "code %d", code);
+    check("auth with a wrong key is refused with 4100", !bad && code == 4100, d);
+    {
+        struct cmq_client_opts o = {.host = host, .port = port, .secret_id = "AKIDnosuchkey0000",
+                                    .secret_key = "x"};
+        char err[256];
+        code = cmq_connect(&o, &bad, err, sizeof err);
+        snprintf(d, sizeof d, "code %d", code);
+        check("auth with an unknown SecretId is refused (4100)", code == 4100, d);
+    }
+    {   /* a request before auth: 306, then the server closes */
+        int fd = raw_connect();
+        struct cmq_frame f;
+        cmq_frame_init(&f, 7, cmqtcp_Cmd_CMD_SEND_MSG);
+        f.m.has_tcp_send_msg = true;
+        snprintf(f.m.tcp_send_msg.queue_name, sizeof f.m.tcp_send_msg.queue_name, "%s", queue);
+        f.bodies[0] = (struct cmq_bytes){(const uint8_t *)"x", 1};
+        f.n_bodies = 1;
+        raw_send_frame(fd, &f);
+        uint8_t buf[4096];
+        struct cmq_frame r;
+        int got = raw_read_frame(fd, buf, sizeof buf, &r, 3000);
+        snprintf(d, sizeof d, "read %d result %d seqno %lld", got, got == 1 ? r.m.result : -1,
+                 got == 1 ? (long long)r.m.seqno : -1LL);
+        check("unauthenticated request answered 306 with its seqno", got == 1 && r.m.result == 306 &&
+                  r.m.seqno == 7 && r.m.cmd == 1021, d);
+        got = raw_read_frame(fd, buf, sizeof buf, &r, 3000);
+        check("... and the connection is closed", got == 0, NULL);
+        close(fd);
+    }
+    {   /* heartbeat before auth: answered with 1040, not 306 */
+        int fd = raw_connect();
+        struct cmq_frame f, r;
+        cmq_frame_init(&f, 3, cmqtcp_Cmd_CMD_HEARTBEAT);
+        raw_send_frame(fd, &f);
+        uint8_t buf[4096];
+        int got = raw_read_frame(fd, buf, sizeof buf, &r, 3000);
+        check("heartbeat answered (cmd 1040, same seqno, result 0)",
+              got == 1 && r.m.cmd == 1040 && r.m.seqno == 3 && r.m.result == 0, NULL);
+        close(fd);
+    }
+
+    /* ---- send / pull / delete (§7.1-§7.6) ---- */
+    struct cmq_result r;
+    cmq_send(c, queue, "hello", 5, -1, &r);
+    snprintf(d, sizeof d, "code %d n %zu", r.code, r.n_msg_ids);
+    check("send: one id", r.code == 0 && r.n_msg_ids == 1 && r.msg_ids[0] != 0, d);
+    uint64_t id1 = r.msg_ids[0];
+    const void *bodies[3] = {"b1", "b2", "b3"};
+    size_t lens[3] = {2, 2, 2};
+    cmq_send_batch(c256, queue, bodies, lens, 3, 0, &r);
+    check("batch send: three ids in order", r.code == 0 && r.n_msg_ids == 3 &&
+              r.msg_ids[0] < r.msg_ids[1] && r.msg_ids[1] < r.msg_ids[2], NULL);
+    cmq_pull(c, queue, 0, 1, &r);
+    snprintf(d, sizeof d, "code %d n %zu", r.code, r.n_msgs);
+    check("pull: the first message with its body", r.code == 0 && r.n_msgs == 1 &&
+              r.msgs[0].msg_id == id1 && r.msgs[0].body_len == 5 &&
+              memcmp(r.msgs[0].body, "hello", 5) == 0 && r.msgs[0].receipt_handle != 0, d);
+    uint64_t h1 = r.msgs[0].receipt_handle;
+    cmq_result_free(&r);
+    cmq_pull(c, queue, 16, 1, &r);
+    check("batch pull: the other three", r.code == 0 && r.n_msgs == 3 &&
+              memcmp(r.msgs[2].body, "b3", 2) == 0, NULL);
+    uint64_t hs[4] = {r.msgs[0].receipt_handle, r.msgs[1].receipt_handle, r.msgs[2].receipt_handle,
+                      12345};
+    cmq_result_free(&r);
+    cmq_pull(c, queue, 16, 0, &r);
+    snprintf(d, sizeof d, "code %d", r.code);
+    check("pull while all are invisible: 10200", r.code == 10200, d);
+    cmq_delete(c, queue, &h1, 1, &r);
+    check("delete", r.code == 0, NULL);
+    cmq_delete(c, queue, &h1, 1, &r);
+    snprintf(d, sizeof d, "code %d", r.code);
+    check("delete again: 4430 receipt handle invalid", r.code == 4430, d);
+    cmq_delete(c, queue, hs, 4, &r);
+    snprintf(d, sizeof d, "code %d failed %zu handle %llu", r.code, r.n_failed,
+             r.n_failed ? (unsigned long long)r.failed[0].receipt_handle : 0ULL);
+    check("batch delete with one bad handle: 6010, del_result lists only it",
+          r.code == 6010 && r.n_failed == 1 && r.failed[0].receipt_handle == 12345 &&
+              r.failed[0].code == 4430 && r.failed[0].error[0], d);
+    /* visibility timeout: a message not deleted comes back (queue: 2 s) */
+    cmq_send(c, queue, "vis", 3, -1, &r);
+    cmq_pull(c, queue, 0, 1, &r);
+    int pulled = r.code == 0;
+    cmq_result_free(&r);
+    cmq_pull(c, queue, 0, 4, &r);
+    snprintf(d, sizeof d, "code %d count %lld", r.code, r.n_msgs ? (long long)r.msgs[0].dequeue_count : -1LL);
+    check("visibility timeout: the undeleted message returns (dequeue count 2)",
+          pulled && r.code == 0 && r.n_msgs == 1 && r.msgs[0].dequeue_count == 2, d);
+    if (r.code == 0)
+        cmq_delete(c, queue, &r.msgs[0].receipt_handle, 1, &r);
+    cmq_result_free(&r);
+    /* delay */
+    uint64_t t0 = now_ms();
+    cmq_send(c, queue, "later", 5, 2, &r);
+    cmq_pull(c, queue, 0, 0, &r);
+    check("delayed message is not visible at once", r.code == 10200, NULL);
+    cmq_pull(c, queue, 0, 5, &r);
+    snprintf(d, sizeof d, "code %d after %llu ms", r.code, (unsigned long long)(now_ms() - t0));
+    check("delayed message arrives after ~2 s (long poll)", r.code == 0 && now_ms() - t0 >= 1500, d);
+    if (r.code == 0)
+        cmq_delete(c, queue, &r.msgs[0].receipt_handle, 1, &r);
+    cmq_result_free(&r);
+    cmq_send(c, "no-such-queue-xyz", "x", 1, -1, &r);
+    snprintf(d, sizeof d, "code %d", r.code);
+    check("send to a missing queue: 4440", r.code == 4440, d);
+    cmq_pull(c, queue, 20, 0, &r);
+    check("batch pull num 20 is clamped, not refused", r.code == 10200 || r.code == 0, NULL);
+    cmq_result_free(&r);
+
+    /* ---- pipelining with a parked long poll (§6.3) ---- */
+    struct seen lp = {0}, s1 = {0}, s2 = {0};
+    uint64_t lp_start = now_ms();
+    check("long poll sent", cmq_pull_async(c, empty_queue, 0, 10, on_result, &lp) == 0, NULL);
+    const void *one[1] = {"pipelined"};
+    size_t onel[1] = {9};
+    cmq_send_async(c, queue, one, onel, 1, 0, -1, on_result, &s1);
+    wait_done(c, &s1, 5000);
+    check("a send behind the parked long poll is answered first",
+          s1.done && s1.r.code == 0 && !lp.done, NULL);
+    /* another connection sends to the polled queue: the long poll returns */
+    cmq_send(c256, empty_queue, "wake", 4, -1, &r);
+    wait_done(c, &lp, 12000);
+    snprintf(d, sizeof d, "done %d code %d after %llu ms", lp.done, lp.r.code,
+             (unsigned long long)(lp.at_ms - lp_start));
+    check("the long poll returns the message sent meanwhile, before its wait ends",
+          lp.done && lp.r.code == 0 && lp.r.n_msgs == 1 && strcmp((char *)lp.r.msgs[0].body, "wake") == 0 &&
+              lp.at_ms - lp_start < 9000, d);
+    cmq_delete(c, empty_queue, &lp.r.msgs[0].receipt_handle, 1, &r);
+    free(lp.r.msgs[0].body);
+    /* an empty long poll answers 10200 at its wait */
+    struct seen lp2 = {0};
+    uint64_t t1 = now_ms();
+    cmq_pull_async(c, empty_queue, 16, 1, on_result, &lp2);
+    cmq_send_async(c, queue, one, onel, 1, 0, -1, on_result, &s2);
+    wait_done(c, &lp2, 5000);
+    snprintf(d, sizeof d, "code %d after %llu ms", lp2.r.code, (unsigned long long)(lp2.at_ms - t1));
+    check("empty batch long poll: 10200 after its 1 s wait", lp2.done && lp2.r.code == 10200 &&
+              lp2.at_ms - t1 >= 900 && s2.done && s2.order < lp2.order, d);
+
+    /* ---- a malformed frame closes only its connection ---- */
+    struct cmq_client *victim = conn(skey, 0, &code);
+    const uint8_t junk[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07};
+    cmq_send_raw(victim, junk, sizeof junk);
+    int pr = 0;
+    for (int i = 0; i < 30 && pr >= 0; i++)
+        pr = cmq_poll(victim, 100);
+    check("bad marker: that connection is closed", pr == CMQ_CLIENT_ETRANSPORT, NULL);
+    cmq_close(victim);
+    victim = conn(skey, 0, &code);
+    const uint8_t undecodable[] = {0, 0, 9, 0, 0, 0, 0x08, 0x01, 0xff};
+    cmq_send_raw(victim, undecodable, sizeof undecodable);
+    pr = 0;
+    for (int i = 0; i < 30 && pr >= 0; i++)
+        pr = cmq_poll(victim, 100);
+    check("undecodable head: that connection is closed", pr == CMQ_CLIENT_ETRANSPORT, NULL);
+    cmq_close(victim);
+    victim = conn(skey, 0, &code);
+    const uint8_t huge[] = {0, 0, 0xff, 0xff, 0xff, 0x7f};
+    cmq_send_raw(victim, huge, sizeof huge);
+    pr = 0;
+    for (int i = 0; i < 30 && pr >= 0; i++)
+        pr = cmq_poll(victim, 100);
+    check("frame over the cap: that connection is closed", pr == CMQ_CLIENT_ETRANSPORT, NULL);
+    cmq_close(victim);
+    cmq_send(c, queue, "still", 5, -1, &r);
+    check("the other connections go on", r.code == 0, NULL);
+    cmq_send(c256, queue, "still", 5, -1, &r);
+    check("... both of them", r.code == 0, NULL);
+
+    /* ---- publish (§7.7): not available until topics land ---- */
+    const char *tags[1] = {"t1"};
+    cmq_publish(c, "some-topic", "p", 1, tags, 1, NULL, &r);
+    snprintf(d, sizeof d, "code %d", r.code);
+    check("publish answers with an error code, not silence", r.code != 0 && r.code > 0, d);
+
+    cmq_close(c);
+    cmq_close(c256);
+    printf("1..%d\n", n_checks);
+    return n_failed ? 1 : 0;
+}
