@@ -14,6 +14,7 @@
  * answers a clear 6000 error naming it.
  */
 #include "api_internal.h"
+#include "api_publish.h"
 #include "qcache.h"
 
 #include "action.h"
@@ -253,6 +254,8 @@ static void dispatch(struct gw_call *c)
     case CMQ_ACTION_LIST_SUBSCRIPTION_BY_TOPIC: api_do_list_subscriptions(c); return;
     case CMQ_ACTION_QUERY_QUEUE_ROUTE:
     case CMQ_ACTION_QUERY_TOPIC_ROUTE: api_do_query_route(c); return; /* tcp/tcp_route.c */
+    case CMQ_ACTION_PUBLISH_MESSAGE:
+    case CMQ_ACTION_BATCH_PUBLISH_MESSAGE: api_do_publish(c); return;
     default: {
         /* Not served by this build yet (see the file comment): say so plainly. */
         struct json *j = json_create(4096);
@@ -423,6 +426,7 @@ static void cleanup(void *data)
 {
     struct api_call *a = data;
     api_msg_cleanup(a);
+    api_publish_cleanup(a);
     params_destroy(a->params);
     OPENSSL_cleanse(&a->key, sizeof a->key);
 }

@@ -35,6 +35,7 @@ struct api_call {
     /* message actions (api_msg.c) */
     char queue_name[130];
     struct api_queue *queue;  /* malloc'd by api_msg.c, freed with the call */
+    struct api_pub *pub;      /* malloc'd by api_publish.c, freed with the call */
 };
 
 /* Finishes `j` and sends it (200, application/json). */

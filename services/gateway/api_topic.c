@@ -11,17 +11,19 @@
  * filterType 2 needs a bindingKey) is metadata's rule: its MetaError names
  * the exact CMQ row and api_reply_backend_error answers with it.
  *
- * What it does not do: PublishMessage and BatchPublishMessage need storage
- * (issue #4) and are not here.  Counters that only storage knows (msgCount
- * of a topic or a subscription) are answered as 0 until storage serves them
- * (docs/http-api.md).
+ * Storage: after every subscription change (and SetTopicAttributes) the
+ * topic's subscription set is copied to storage, and DeleteTopic frees the
+ * topic there, before the answer (api_publish.c).  GetSubscriptionAttributes
+ * adds storage's delivery counters.  Publishing is api_publish.c.
  */
 #include "api_internal.h"
+#include "api_publish.h"
 
 #include "cmq_limits.h"
 #include "metadata.pb.h"
 #include "names.h"
 #include "status.h"
+#include "storage.pb.h"
 
 #include <inttypes.h>
 #include <pb_decode.h>
@@ -205,17 +207,38 @@ static void topic_backend_error(struct gw_call *c, int status, const struct rpc_
     api_reply_backend_error(c, status, msg);
 }
 
-/* Success with the bare envelope (Set..., Delete..., Unsubscribe, Clear...). */
+/* Success with the bare envelope (Set..., Delete..., Unsubscribe, Clear...),
+ * after the storage step of the metadata request `tag`. */
 static void on_envelope(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
 {
-    (void)tag;
     if (gw_call_gone(c))
         return;
     if (status != CMQ_OK) {
         topic_backend_error(c, status, msg);
         return;
     }
-    api_reply_err(c, CMQERR_OK, NULL);
+    struct json *j = api_begin_ok(c);
+    if (!j)
+        return;
+    json_obj_end(j);
+    if (tag == cmq_MetaMsgType_META_MSG_TOPIC_DELETE || tag == cmq_MetaMsgType_META_MSG_TOPIC_SET) {
+        cmq_TopicInfo t = cmq_TopicInfo_init_zero;
+        if (rpc_pb_decode(cmq_TopicInfo_fields, &t, msg->body, msg->body_len) == CMQ_OK) {
+            if (tag == cmq_MetaMsgType_META_MSG_TOPIC_DELETE)
+                api_topic_drop_after_meta(c, &t, j);
+            else
+                api_topic_sync_after_meta(c, t.appid, t.name, j);
+            return;
+        }
+    } else {
+        cmq_SubInfo s = cmq_SubInfo_init_zero;
+        if (rpc_pb_decode(cmq_SubInfo_fields, &s, msg->body, msg->body_len) == CMQ_OK) {
+            api_topic_sync_after_meta(c, s.appid, s.topic_name, j);
+            return;
+        }
+    }
+    api_respond_json(c, j);
+    json_destroy(j);
 }
 
 static void on_topic_created(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
@@ -299,7 +322,8 @@ static void on_subscribed(struct gw_call *c, int tag, int status, const struct r
     if (!j)
         return;
     json_kv_cstr(j, "subscriptionId", s.subscription_id);
-    api_finish_ok(c, j);
+    json_obj_end(j);
+    api_topic_sync_after_meta(c, s.appid, s.topic_name, j);
 }
 
 static void write_str_array(struct json *j, const char *key, const char *vals, size_t stride,
@@ -324,13 +348,31 @@ static void on_sub_attrs(struct gw_call *c, int tag, int status, const struct rp
         topic_backend_error(c, status, msg);
         return;
     }
+    api_sub_stats(c, &s);
+}
+
+/* Extension keys (docs/http-api.md): the delivery state of the
+ * subscription as its topic's leader holds it. */
+void api_write_sub_attrs(struct gw_call *c, const void *sub_info, const void *stats)
+{
+    const cmq_SubInfo *sp = sub_info;
+    const cmq_SubInfo s = *sp;
+    cmq_TopicStatsReply st = cmq_TopicStatsReply_init_zero;
+    if (stats)
+        st = *(const cmq_TopicStatsReply *)stats;
     struct json *j = api_begin_ok(c);
     if (!j)
         return;
     char owner[24];
     snprintf(owner, sizeof owner, "%" PRIu64, s.appid);
     json_kv_cstr(j, "topicOwner", owner);
-    json_kv_int(j, "msgCount", 0); /* storage does not serve topics yet */
+    json_kv_int(j, "msgCount", (int64_t)st.sub_msg_count);
+    json_kv_int(j, "retryingMsgNum", st.retrying);
+    json_kv_int(j, "maxAttempts", st.max_attempts);
+    json_kv_int(j, "nextAttemptTime", (int64_t)(st.next_attempt_ms / 1000));
+    json_kv_int(j, "deliveredMsgNum", (int64_t)st.delivered);
+    json_kv_int(j, "droppedMsgNum", (int64_t)st.dropped);
+    json_kv_int(j, "deadLetteredMsgNum", (int64_t)st.dead_lettered);
     json_kv_cstr(j, "protocol", s.protocol);
     json_kv_cstr(j, "protocal", s.protocol);
     json_kv_cstr(j, "endpoint", s.endpoint);

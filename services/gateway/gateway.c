@@ -12,6 +12,8 @@
 #include "gateway.h"
 #include "gateway_internal.h"
 #include "call.h"
+#include "push.h"
+#include "push.pb.h"
 
 #include "clock.h"
 #include "envelope.pb.h"
@@ -253,6 +255,10 @@ static void health_rpc(struct rpc_server *srv, struct rpc_call *call, void *arg)
 {
     (void)srv;
     struct gateway *gw = arg;
+    if (rpc_call_request(call)->type == cmq_PushMsgType_PUSH_MSG_HTTP) {
+        push_handle(gw, call); /* topic pushes (push.c) */
+        return;
+    }
     if (rpc_call_request(call)->type != cmq_MsgType_MSG_HEALTH) {
         rpc_reply_status(call, CMQ_EUNSUPPORTED, "gateway answers health only");
         return;

@@ -833,7 +833,8 @@ fail:
 #define SUB_COLS                                                                             \
     "s.id, t.appid, t.name, t.topic_id, s.name, s.sub_id, s.protocol, s.endpoint,"          \
     " s.notify_strategy, s.notify_content_format, s.created_ms, s.modified_ms,"            \
-    " s.endpoint_queue_id, COALESCE(t.partition_id, 0), t.num_id"                          \
+    " s.endpoint_queue_id, COALESCE(t.partition_id, 0), t.num_id,"                         \
+    " COALESCE((SELECT q.num_id FROM queues q WHERE q.queue_id = s.endpoint_queue_id), 0)"                          \
     " FROM subscriptions s JOIN topics t ON t.id = s.topic_row"
 
 static int sub_fill(struct meta_store *s, sqlite3_stmt *q, cmq_SubInfo *out, int64_t *row,
@@ -858,6 +859,7 @@ static int sub_fill(struct meta_store *s, sqlite3_stmt *q, cmq_SubInfo *out, int
     if (partition)
         *partition = (uint32_t)sqlite3_column_int64(q, 13);
     out->topic_num_id = (uint64_t)sqlite3_column_int64(q, 14);
+    out->endpoint_queue_num_id = (uint64_t)sqlite3_column_int64(q, 15);
     sqlite3_stmt *l =
         meta_prepare(s, "SELECT kind, value FROM sub_lists WHERE sub_row = ? ORDER BY kind, idx");
     if (!l)

@@ -9,6 +9,7 @@
 #include "node_internal.h"
 #include "queues.h"
 #include "timers.h"
+#include "topics.h"
 
 #include "clock.h"
 #include "log.h"
@@ -55,6 +56,11 @@ const struct config_key storage_config_keys[] = {
                    "rpc endpoint other processes use to reach this node (empty: rpc.listen)"),
     CONFIG_STR_KEY("cluster.advertise_raft", struct storage_cfg, advertise_raft, "",
                    "raft endpoint peers use to reach this node (empty: raft.listen)"),
+    CONFIG_STR_KEY("gateway.endpoints", struct storage_cfg, gateways, "",
+                   "comma-separated gateway rpc endpoints that push topic messages to HTTP "
+                   "subscriptions (empty: HTTP subscriptions are not served)"),
+    CONFIG_INT_KEY("topics.retry_scale_permille", struct storage_cfg, retry_scale_permille, "1000",
+                   1, 1000, "topic push retry delays scaled by this/1000 (tests shorten them)"),
 };
 const size_t storage_config_n_keys = sizeof storage_config_keys / sizeof storage_config_keys[0];
 
@@ -284,7 +290,7 @@ static void request_handler(struct rpc_server *srv, struct rpc_call *call, void 
         on_status(n, call);
         break;
     default:
-        if (!queues_handle(n, call) && !timers_handle(n, call))
+        if (!queues_handle(n, call) && !timers_handle(n, call) && !topics_handle(n, call))
             rpc_reply_status(call, CMQ_EUNSUPPORTED, "unknown request type");
     }
 }
@@ -416,6 +422,8 @@ static int open_partition(struct node *n, uint32_t id, char names[][64], int cou
     int rc = partition_open(&po, &h->p, err);
     if (rc == CMQ_OK)
         rc = queues_attach(h);
+    if (rc == CMQ_OK)
+        rc = topics_attach(h);
     if (rc != CMQ_OK) {
         log_error("partition_failed", "partition=%u status=%s error=\"%s\"", id, status_name(rc), err);
         partition_close(h->p);
@@ -598,6 +606,7 @@ static void on_tick(struct evloop *loop, void *arg)
     for (int i = 0; i < n->n_parts; i++)
         partition_tick(n->parts[i]->p);
     queues_tick(n);
+    topics_tick(n);
     evloop_timer(loop, (uint64_t)n->cfg->tick_ms, on_tick, n);
 }
 
@@ -665,6 +674,7 @@ void node_close(struct node *n)
         evloop_del_fd(svc_loop(n->svc), partition_writer_fd(n->parts[i]->p));
         partition_close(n->parts[i]->p); /* fails waiting proposals first */
         queues_detach(n->parts[i]);
+        topics_detach(n->parts[i]);
         free(n->parts[i]);
     }
     rpc_server_close(n->raft_server);
@@ -672,5 +682,6 @@ void node_close(struct node *n)
     for (int i = 0; i < n->n_peers; i++)
         rpc_client_close(n->peers[i].client);
     rpc_client_close(n->meta);
+    topics_close(n);
     free(n);
 }

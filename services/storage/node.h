@@ -35,6 +35,8 @@ struct storage_cfg {
     int64_t election_ticks;
     int64_t segment_bytes;
     int64_t sched_fallback_ms;
+    char gateways[8 * RPC_ENDPOINT_MAX];
+    int64_t retry_scale_permille;
 };
 
 extern const struct config_key storage_config_keys[];

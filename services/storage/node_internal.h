@@ -26,6 +26,7 @@ struct hosted {
     struct node *n;
     struct partition *p;
     struct qsm *qsm;
+    struct tsm *tsm;         /* topics on this partition (topics.c) */
     struct qsm_result res;   /* the result of the entry being applied */
     struct rx *parked;       /* long polls waiting for a message, oldest first */
     int tick_inflight;
@@ -58,6 +59,7 @@ struct node {
     struct rpc_client *sched; /* cmq-scheduler (timers.c) */
     uint64_t sched_instance;  /* the scheduler life our timers are registered with */
     struct forward *fwd;      /* appends to other queues (forward.c) */
+    struct topics *topics;   /* fan-out clients and counters (topics.c) */
 };
 
 struct peer *peer_by_id(struct node *n, uint64_t id);

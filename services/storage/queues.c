@@ -7,6 +7,7 @@
  */
 #include "queues.h"
 #include "timers.h"
+#include "topics.h"
 
 #include "clock.h"
 #include "log.h"
@@ -356,6 +357,11 @@ int queues_apply(void *arg, struct partition *p, const struct raft_entry *e, voi
     struct qsm_result *res = &h->res;
     memset(res, 0, sizeof *res);
     res->skip_bodies = !partition_is_leader(p); /* only the leader answers receives */
+    if (topics_owns(e)) { /* topics.c; the queue machine sees an empty entry (keeps its index) */
+        qsm_apply(h->qsm, e->index, e->term, NULL, 0, res);
+        *result = res;
+        return topics_apply(h, e);
+    }
     int st = qsm_apply(h->qsm, e->index, e->term, e->data, e->len, res);
     *result = res;
     if (st != CMQ_OK && st != CMQ_EEMPTY && st != CMQ_ENOTFOUND && st != CMQ_ESTALE &&

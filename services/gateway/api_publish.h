@@ -1,0 +1,48 @@
+/* api_publish.h: topic messages through the gateway (api_publish.c): the
+ * publish actions, the storage half of topic and subscription changes, and
+ * a publish encoder other front ends (the TCP protocol) reuse. */
+#ifndef CMQ_GATEWAY_API_PUBLISH_H
+#define CMQ_GATEWAY_API_PUBLISH_H
+
+#include "params.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct gw_call;
+struct json;
+struct api_call;
+
+/* PublishMessage and BatchPublishMessage (spec §7.6, §7.7). */
+void api_do_publish(struct gw_call *c);
+
+/* Encodes a storage PublishRequest (type STORAGE_MSG_PUBLISH) for the topic
+ * with metadata num_id `topic_num_id`: `n` bodies (1-16, borrowed), `n_tags`
+ * tags (<= 5), a routing key ("" or NULL for none) and the client's address
+ * (for the trace).  The caller has checked the spec's limits (sizes, tag
+ * lengths, routing key).  On CMQ_OK *out is malloc'd (caller frees).  The
+ * reply is a PublishReply: msg_ids, or `refused` (1: no subscription,
+ * 6030/10650; 2: none matches, 6030/10730). */
+int api_publish_encode(uint64_t topic_num_id, const struct param_value *bodies, size_t n,
+                       const struct param_value *tags, size_t n_tags, const char *routing_key,
+                       const char *client_addr, uint8_t **out, size_t *out_len);
+
+/* After a successful Subscribe / Unsubscribe / SetSubscriptionAttributes /
+ * ClearSubscriptionFilterTags in metadata: copies the topic's subscription
+ * set to storage, then answers with `ok` (owned: freed here). */
+void api_topic_sync_after_meta(struct gw_call *c, uint64_t appid, const char *topic_name,
+                               struct json *ok);
+/* After DeleteTopic in metadata (`topic_info`: the TopicInfo as it was,
+ * borrowed): frees the topic's state in storage, then answers with `ok`. */
+void api_topic_drop_after_meta(struct gw_call *c, const void *topic_info, struct json *ok);
+/* GetSubscriptionAttributes after metadata's SubInfo (borrowed): adds
+ * storage's counters, then answers through api_write_sub_attrs. */
+void api_sub_stats(struct gw_call *c, const void *sub_info);
+
+void api_publish_cleanup(struct api_call *a);
+
+/* api_topic.c: answers GetSubscriptionAttributes from a SubInfo and a
+ * TopicStatsReply (NULL: storage did not answer; counters are 0). */
+void api_write_sub_attrs(struct gw_call *c, const void *sub_info, const void *stats);
+
+#endif

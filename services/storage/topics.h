@@ -1,0 +1,39 @@
+/* topics.h: topics on a storage node: the requests (publish, subscription
+ * sync, drop, stats) over the replicated topic state machine (tsm.h), and
+ * the fan-out that the leader of each topic's partition drives.
+ *
+ * Fan-out: for every subscription of every topic on a partition this node
+ * leads, at most one delivery is in flight.  It is either the due retries
+ * (one message) or the next messages after the subscription's cursor that
+ * pass its filter (up to 16 for a queue, one for HTTP).  Queue
+ * subscriptions append to the target queue's partition leader (a storage
+ * SendRequest over every storage node, following not-leader hints); HTTP
+ * subscriptions are pushed by a gateway (PushRequest, proto/push.proto).
+ * The outcome becomes a TopicProgress entry (cursor, retries, counters); the
+ * subscription takes its next delivery only once that entry is applied, so
+ * a new leader continues from the replicated cursor (at least once: a
+ * delivery whose progress entry was lost is delivered again).
+ *
+ * Retry times come from tsm_retry_delay_ms scaled by
+ * topics.retry_scale_permille and are checked on every raft tick.
+ */
+#ifndef CMQ_STORAGE_TOPICS_H
+#define CMQ_STORAGE_TOPICS_H
+
+#include "node_internal.h"
+
+#include <stdbool.h>
+
+int topics_attach(struct hosted *h);
+void topics_detach(struct hosted *h);
+/* Whether the committed entry is a topic command; then topics_apply runs it. */
+bool topics_owns(const struct raft_entry *e);
+int topics_apply(struct hosted *h, const struct raft_entry *e);
+/* 1 when the request was a topic request (answered or kept), else 0. */
+int topics_handle(struct node *n, struct rpc_call *call);
+/* Every raft tick: starts due deliveries. */
+void topics_tick(struct node *n);
+/* Closes the clients (at node close). */
+void topics_close(struct node *n);
+
+#endif
