@@ -4,7 +4,10 @@
  *   tcp_check HOST:PORT SECRET_ID SECRET_KEY QUEUE EMPTY_QUEUE
  * QUEUE has visibilityTimeout 2 and pollingWaitSeconds 0; EMPTY_QUEUE is
  * only used here.  Prints one "ok"/"not ok" line per check (TAP); exit 1
- * when any failed. */
+ * when any failed.
+ *   tcp_check --limits HOST:PORT SECRET_ID SECRET_KEY QUEUE EMPTY_QUEUE
+ * runs the limit checks instead, against a gateway configured with
+ * tcp.max_connections = 3, tcp.max_inflight = 4, tcp.idle_timeout_ms = 1500. */
 #include "cmq.h"
 #include "cmq_frame.h"
 
@@ -126,8 +129,73 @@ static void wait_done(struct cmq_client *c, struct seen *s, int timeout_ms)
     }
 }
 
+static int limits(void)
+{
+    char d[256];
+    int code;
+    /* connections: 3 per loop */
+    struct cmq_client *cs[3];
+    int all = 1;
+    for (int i = 0; i < 3; i++) {
+        cs[i] = conn(skey, 0, &code);
+        all &= cs[i] != NULL;
+    }
+    check("three connections are accepted", all, NULL);
+    struct cmq_client *fourth = conn(skey, 0, &code);
+    snprintf(d, sizeof d, "code %d", code);
+    check("a fourth is closed at accept (max_connections 3)", !fourth && code == CMQ_CLIENT_ETRANSPORT, d);
+    cmq_close(fourth);
+    for (int i = 1; i < 3; i++)
+        cmq_close(cs[i]);
+    struct cmq_client *c = cs[0];
+    usleep(200000); /* the server notices the two closes */
+    struct cmq_client *again = conn(skey, 0, &code);
+    check("after two close, a new connection is accepted", again != NULL, NULL);
+
+    /* in flight: 4 per connection */
+    struct seen lp[4] = {{0}}, fifth = {0};
+    uint64_t t0 = now_ms();
+    for (int i = 0; i < 4; i++)
+        cmq_pull_async(c, empty_queue, 0, 3, on_result, &lp[i]);
+    cmq_pull_async(c, empty_queue, 0, 3, on_result, &fifth);
+    wait_done(c, &fifth, 2000);
+    snprintf(d, sizeof d, "done %d code %d after %llu ms", fifth.done, fifth.r.code,
+             (unsigned long long)(fifth.at_ms - t0));
+    check("a fifth request in flight is answered 4480 at once (max_inflight 4)",
+          fifth.done && fifth.r.code == 4480 && fifth.at_ms - t0 < 1500, d);
+    /* idle: the parked long polls (3 s) outlive the 1.5 s idle limit */
+    for (int i = 0; i < 4; i++)
+        wait_done(c, &lp[i], 6000);
+    snprintf(d, sizeof d, "codes %d %d %d %d", lp[0].r.code, lp[1].r.code, lp[2].r.code, lp[3].r.code);
+    check("a connection waiting on long polls is not idle: all four answer 10200",
+          lp[0].r.code == 10200 && lp[1].r.code == 10200 && lp[2].r.code == 10200 &&
+              lp[3].r.code == 10200, d);
+    struct cmq_result r;
+    cmq_send(c, queue, "x", 1, -1, &r);
+    check("... and the connection still works", r.code == 0, NULL);
+    /* a raw connection that says nothing is closed after ~1.5 s */
+    int fd = raw_connect();
+    uint8_t buf[256];
+    struct cmq_frame f;
+    t0 = now_ms();
+    int got = raw_read_frame(fd, buf, sizeof buf, &f, 6000);
+    snprintf(d, sizeof d, "read %d after %llu ms", got, (unsigned long long)(now_ms() - t0));
+    check("a silent connection is closed by the idle limit",
+          got == 0 && now_ms() - t0 >= 1400 && now_ms() - t0 < 4000, d);
+    close(fd);
+    cmq_close(c);
+    cmq_close(again);
+    printf("1..%d\n", n_checks);
+    return n_failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    int limits_mode = argc > 1 && strcmp(argv[1], "--limits") == 0;
+    if (limits_mode) {
+        argc--;
+        argv++;
+    }
     if (argc != 6) {
         fprintf(stderr, "usage: tcp_check HOST:PORT SECRET_ID SECRET_KEY QUEUE EMPTY_QUEUE\n");
         return 2;
@@ -139,6 +207,8 @@ int main(int argc, char **argv)
     skey = argv[3];
     queue = argv[4];
     empty_queue = argv[5];
+    if (limits_mode)
+        return limits();
     char d[256];
     int code;
 

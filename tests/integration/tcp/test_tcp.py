@@ -32,6 +32,56 @@ def cmq(*args):
     return subprocess.run([CMQ] + list(args), env=ENV, capture_output=True, text=True)
 
 
+def second_gateway(env):
+    """A second gateway with small TCP limits and an advertised address list."""
+    conf = open(os.path.join(VAR, 'conf', 'gateway.ini')).read()
+    http_port, tcp_port = BASE + 91, BASE + 92
+    lines = []
+    section = ''
+    for line in conf.splitlines():
+        if line.startswith('['):
+            section = line
+        elif line.startswith('listen ='):
+            line = {'[rpc]': 'listen = tcp://127.0.0.1:%d' % (BASE + 90),
+                    '[http]': 'listen = 127.0.0.1:%d' % http_port,
+                    '[https]': 'listen =',
+                    '[tcp]': 'listen = 127.0.0.1:%d' % tcp_port}.get(section, line)
+        elif line.startswith('id ='):
+            line = 'id = gateway-limits'
+        lines.append(line)
+        if section == '[tcp]' and line.startswith('listen'):
+            lines += ['max_connections = 3', 'max_inflight = 4', 'idle_timeout_ms = 1500',
+                      'advertise = 10.0.0.5:5672, gw2.example:5672']
+    path = os.path.join(VAR, 'conf', 'gateway-limits.ini')
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    log = open(os.path.join(VAR, 'log', 'gateway-limits.log'), 'w')
+    proc = subprocess.Popen([os.path.join(BUILD, 'services', 'gateway', 'cmq-gateway'),
+                             '--config', path], stdout=log, stderr=log)
+    try:
+        import socket
+        import time
+        for _ in range(100):
+            try:
+                socket.create_connection(('127.0.0.1', http_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        http2 = Client('http://127.0.0.1:%d' % http_port, env['CMQ_SECRET_ID'],
+                       env['CMQ_SECRET_KEY'])
+        r = http2.call('QueryQueueRoute', method='GET', queueName='tcpq')
+        tap.check('tcp.advertise is what QueryQueueRoute answers',
+                  r.get('addr') == ['10.0.0.5:5672', 'gw2.example:5672'], r)
+        run = subprocess.run([CHECK, '--limits', '127.0.0.1:%d' % tcp_port,
+                              env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'], 'tcpq', 'tcpwait'],
+                             capture_output=True, text=True, timeout=60)
+        sys.stdout.write(''.join('  ' + line + '\n' for line in run.stdout.splitlines()))
+        tap.check('tcp_check --limits: every check passed', run.returncode == 0, run.stderr[-2000:])
+    finally:
+        proc.terminate()
+        tap.check('the second gateway exits 0 on SIGTERM', proc.wait(timeout=15) == 0)
+
+
 def main():
     up = cmq('up')
     if up.returncode != 0:
@@ -68,6 +118,7 @@ def main():
         tap.check('the gateway still serves HTTP', r['code'] == 0, r)
         log = open(os.path.join(VAR, 'log', 'gateway.log')).read()
         tap.check('a bad frame is logged', 'event=tcp_bad_frame' in log)
+        second_gateway(env)
     finally:
         cmq('down')
         subprocess.run(['rm', '-rf', VAR])
