@@ -1,5 +1,5 @@
-/* tcp_internal.h: shared by tcp_server.c (connections, frames, auth) and
- * tcp_ops.c (queue operations).  Not a public header. */
+/* tcp_internal.h: shared by tcp_server.c (connections, frames, auth),
+ * tcp_ops.c (queue operations) and tcp_publish.c.  Not a public header. */
 #ifndef CMQ_GATEWAY_TCP_INTERNAL_H
 #define CMQ_GATEWAY_TCP_INTERNAL_H
 
@@ -86,7 +86,8 @@ void tconn_close(struct tconn *c, const char *why);
 int tcp_result_code(enum cmq_err e);
 
 /* tcp_ops.c: send / batch send / pull / batch pull / delete / batch delete;
- * publish.  Each answers and ends the request (treq_done). */
+ * tcp_publish.c: publish / batch publish.  Each answers and ends the
+ * request (treq_done). */
 void tcp_op_queue(struct treq *r);
 void tcp_op_publish(struct treq *r);
 

@@ -464,12 +464,3 @@ void tcp_op_queue(struct treq *r)
     if (rc != CMQ_OK)
         fail(r, cmq_error_from_status(rc), NULL);
 }
-
-void tcp_op_publish(struct treq *r)
-{
-    /* Publishing needs the topic fan-out path, which the gateway does not
-     * have on main yet (no PublishMessage over HTTP either). */
-    tconn_reply(r->conn, r->seqno, r->cmd, cmq_error_code(CMQERR_INTERNAL),
-                "publish is not available on this gateway yet");
-    treq_done(r);
-}

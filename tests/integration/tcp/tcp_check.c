@@ -390,11 +390,46 @@ int main(int argc, char **argv)
     cmq_send(c256, queue, "still", 5, -1, &r);
     check("... both of them", r.code == 0, NULL);
 
-    /* ---- publish (§7.7): not available until topics land ---- */
-    const char *tags[1] = {"t1"};
-    cmq_publish(c, "some-topic", "p", 1, tags, 1, NULL, &r);
+    /* ---- publish / batch publish (§7.7, §7.8): topic "tcpt" (tags) has queue
+     * "tcpsub" subscribed with filter tag "red"; topic "tcprt" (routing) has
+     * "tcprk" bound with "a.*" (test_tcp.py creates them) ---- */
+    const char *red[1] = {"red"}, *blue[1] = {"blue"};
+    cmq_publish(c, "tcpt", "p-red", 5, red, 1, NULL, &r);
+    snprintf(d, sizeof d, "code %d n %zu", r.code, r.n_msg_ids);
+    check("publish with a matching tag: one id", r.code == 0 && r.n_msg_ids == 1, d);
+    cmq_publish(c, "tcpt", "p-blue", 6, blue, 1, NULL, &r);
     snprintf(d, sizeof d, "code %d", r.code);
-    check("publish answers with an error code, not silence", r.code != 0 && r.code > 0, d);
+    check("publish with no matching subscription: 6030", r.code == 6030, d);
+    struct seen bp = {0};
+    const void *pb[2] = {"p-b1", "p-b2"};
+    size_t pbl[2] = {4, 4};
+    cmq_publish_async(c, "tcpt", pb, pbl, 2, 1, red, 1, NULL, on_result, &bp);
+    wait_done(c, &bp, 5000);
+    check("batch publish: two ids", bp.done && bp.r.code == 0 && bp.r.n_msg_ids == 2, NULL);
+    char got[64] = "";
+    uint64_t end = now_ms() + 8000;
+    while (now_ms() < end && strlen(got) < 15) {
+        cmq_pull(c, "tcpsub", 16, 2, &r);
+        for (size_t i = 0; r.code == 0 && i < r.n_msgs; i++) {
+            strncat(got, (char *)r.msgs[i].body, sizeof got - strlen(got) - 2);
+            strcat(got, " ");
+            cmq_delete(c, "tcpsub", &r.msgs[i].receipt_handle, 1, &(struct cmq_result){0});
+        }
+        cmq_result_free(&r);
+    }
+    check("the subscribed queue receives the red messages in order", strcmp(got, "p-red p-b1 p-b2 ") == 0, got);
+    cmq_publish(c, "tcprt", "rk", 2, NULL, 0, "a.b", &r);
+    snprintf(d, sizeof d, "code %d", r.code);
+    check("publish with a matching routing key", r.code == 0 && r.n_msg_ids == 1, d);
+    cmq_publish(c, "tcprt", "rk", 2, NULL, 0, "x.y", &r);
+    snprintf(d, sizeof d, "code %d", r.code);
+    check("publish with an unmatched routing key: 6030", r.code == 6030, d);
+    cmq_publish(c, "tcprt", "rk", 2, NULL, 0, NULL, &r);
+    snprintf(d, sizeof d, "code %d", r.code);
+    check("routing topic without a routing key: 4000", r.code == 4000, d);
+    cmq_publish(c, "no-such-topic", "x", 1, NULL, 0, NULL, &r);
+    snprintf(d, sizeof d, "code %d", r.code);
+    check("publish to a missing topic: 4440", r.code == 4440, d);
 
     cmq_close(c);
     cmq_close(c256);

@@ -95,6 +95,17 @@ def main():
         tap.check('create queue tcpq', r['code'] == 0, r)
         r = http.call('CreateQueue', queueName='tcpwait', pollingWaitSeconds=0)
         tap.check('create queue tcpwait', r['code'] == 0, r)
+        r = http.call('CreateTopic', topicName='tcpt', filterType=1)
+        tap.check('create topic tcpt', r['code'] == 0, r)
+        http.call('CreateQueue', queueName='tcpsub', pollingWaitSeconds=0)
+        r = http.call('Subscribe', topicName='tcpt', subscriptionName='tcpsub', protocol='queue',
+                      endpoint='tcpsub', notifyContentFormat='SIMPLIFIED', **{'filterTag.1': 'red'})
+        tap.check('subscribe tcpsub (filter tag red)', r['code'] == 0, r)
+        r = http.call('CreateTopic', topicName='tcprt', filterType=2)
+        http.call('CreateQueue', queueName='tcprk', pollingWaitSeconds=0)
+        r = http.call('Subscribe', topicName='tcprt', subscriptionName='tcprk', protocol='queue',
+                      endpoint='tcprk', notifyContentFormat='SIMPLIFIED', **{'bindingKey.1': 'a.*'})
+        tap.check('subscribe tcprk (binding key a.*)', r['code'] == 0, r)
         # the TCP SDK's name server (§5): GET, HmacSHA1 (its default) and HmacSHA256
         r = http.call('QueryQueueRoute', method='GET', alg='HmacSHA1', queueName='tcpq')
         tap.check('QueryQueueRoute answers the TCP endpoint',
