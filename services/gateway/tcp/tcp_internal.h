@@ -5,6 +5,7 @@
 
 #include "tcp_server.h"
 
+#include "action.h"
 #include "cmq_error.h"
 #include "cmq_frame.h"
 #include "crypto.h"
@@ -19,6 +20,19 @@
 #define TCP_NO_MESSAGE 10200
 
 struct tconn;
+
+/* Restricted keys (ACL grants only): each connection remembers the last
+ * decisions for (action, resource) for TCP_ACL_TTL_MS. */
+#define TCP_ACL_CACHE 16
+#define TCP_ACL_TTL_MS 10000
+
+struct acl_memo {
+    int cmd;
+    char name[65];
+    int allowed;
+    int code, module; /* the denial's row */
+    uint64_t until_ms;
+};
 
 struct tcp_server {
     struct tcp_env env;
@@ -43,6 +57,8 @@ struct tconn {
     int authed, auth_pending;
     int inflight;
     struct key_entry key;
+    struct acl_memo acl[TCP_ACL_CACHE];
+    unsigned acl_next;
     char client_id[257];
     char peer[64];
     uint64_t last_rx_ms;
@@ -84,6 +100,11 @@ void tconn_close(struct tconn *c, const char *why);
 /* The `result` for an error row (§8): the HTTP API's top-level code, except
  * 10200 for "no message". */
 int tcp_result_code(enum cmq_err e);
+
+/* The CMQ API action a command is (for ACL checks and errors). */
+enum cmq_action tcp_action_of(int32_t cmd);
+/* The queue or topic a decoded request names (NULL when absent). */
+const char *tcp_resource_of(const struct treq *r, int *is_topic);
 
 /* tcp_ops.c: send / batch send / pull / batch pull / delete / batch delete;
  * tcp_publish.c: publish / batch publish.  Each answers and ends the

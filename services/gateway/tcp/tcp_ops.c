@@ -26,18 +26,6 @@
 
 enum { TAG_REQUEST = 0, TAG_HEAL = 1 };
 
-static enum cmq_action action_of(int32_t cmd)
-{
-    switch (cmd) {
-    case cmqtcp_Cmd_CMD_SEND_MSG: return CMQ_ACTION_SEND_MESSAGE;
-    case cmqtcp_Cmd_CMD_BATCH_SEND_MSG: return CMQ_ACTION_BATCH_SEND_MESSAGE;
-    case cmqtcp_Cmd_CMD_PULL_MSG: return CMQ_ACTION_RECEIVE_MESSAGE;
-    case cmqtcp_Cmd_CMD_BATCH_PULL_MSG: return CMQ_ACTION_BATCH_RECEIVE_MESSAGE;
-    case cmqtcp_Cmd_CMD_DELETE_MSG: return CMQ_ACTION_DELETE_MESSAGE;
-    default: return CMQ_ACTION_BATCH_DELETE_MESSAGE;
-    }
-}
-
 static void fail(struct treq *r, enum cmq_err e, const char *arg)
 {
     tconn_reply_err(r->conn, r->seqno, r->cmd, e, arg);
@@ -182,7 +170,7 @@ static void answer_delete(struct treq *r, const struct rpc_msg *msg)
         treq_done(r);
         return;
     }
-    enum cmq_action act = action_of(r->cmd);
+    enum cmq_action act = tcp_action_of(r->cmd);
     if (r->cmd == cmqtcp_Cmd_CMD_DELETE_MSG) {
         fail(r, api_storage_error(act, dr.statuses[0]), NULL);
         return;
@@ -228,7 +216,7 @@ static void on_storage(void *arg, const struct rpc_result *res)
         env->partition_peer[r->qi.partition_id] = (signed char)res->peer;
     if (tag == TAG_HEAL) {
         if (res->status != CMQ_OK && res->status != CMQ_EEXIST) {
-            fail(r, api_storage_error(action_of(r->cmd), res->status), NULL);
+            fail(r, api_storage_error(tcp_action_of(r->cmd), res->status), NULL);
             return;
         }
         log_info("queue_healed", "queue=%s queue_num=%llu partition=%u via=tcp", r->qi.name,
@@ -242,7 +230,7 @@ static void on_storage(void *arg, const struct rpc_result *res)
         return;
     }
     if (res->status != CMQ_OK || !res->msg) {
-        fail(r, api_storage_error(action_of(r->cmd), res->status), NULL);
+        fail(r, api_storage_error(tcp_action_of(r->cmd), res->status), NULL);
         return;
     }
     switch (r->cmd) {
@@ -422,25 +410,11 @@ static void on_queue_info(void *arg, const struct rpc_result *res)
     with_queue(r);
 }
 
-static const char *queue_name_of(const struct treq *r)
-{
-    const cmqtcp_TcpFrame *m = &r->f.m;
-    switch (r->cmd) {
-    case cmqtcp_Cmd_CMD_SEND_MSG: return m->has_tcp_send_msg ? m->tcp_send_msg.queue_name : NULL;
-    case cmqtcp_Cmd_CMD_BATCH_SEND_MSG:
-        return m->has_tcp_batch_send_msg ? m->tcp_batch_send_msg.queue_name : NULL;
-    case cmqtcp_Cmd_CMD_PULL_MSG: return m->has_tcp_pull_msg ? m->tcp_pull_msg.queue_name : NULL;
-    case cmqtcp_Cmd_CMD_BATCH_PULL_MSG:
-        return m->has_tcp_batch_pull_msg ? m->tcp_batch_pull_msg.queue_name : NULL;
-    case cmqtcp_Cmd_CMD_DELETE_MSG: return m->has_tcp_delete_msg ? m->tcp_delete_msg.queue_name : NULL;
-    default: return m->has_tcp_batch_delete_msg ? m->tcp_batch_delete_msg.queue_name : NULL;
-    }
-}
-
 void tcp_op_queue(struct treq *r)
 {
     struct tconn *c = r->conn;
-    const char *name = queue_name_of(r);
+    int is_topic;
+    const char *name = tcp_resource_of(r, &is_topic);
     if (!name || !name[0]) {
         fail(r, CMQERR_MISSING_PARAM, "queue_name");
         return;

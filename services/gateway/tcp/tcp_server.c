@@ -2,6 +2,8 @@
  * protocol; the queue operations are in tcp_ops.c.  See tcp_server.h. */
 #include "tcp_internal.h"
 
+#include "api_internal.h"
+
 #include "clock.h"
 #include "log.h"
 #include "metadata.pb.h"
@@ -216,14 +218,6 @@ static void auth_finish(struct treq *r)
         tconn_reply_err(c, r->seqno, r->cmd, CMQERR_SECRET_ID_STATUS, NULL);
         goto out;
     }
-    if (c->key.restricted) {
-        /* Restricted keys need a per-request ACL check the TCP path does not
-         * do yet: refuse them rather than let them do everything. */
-        log_info("tcp_auth_failed", "peer=%s secret_id=%s reason=restricted_key", c->peer,
-                 a->secret_id);
-        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_NO_CAM_AUTH, NULL);
-        goto out;
-    }
     enum sign_alg alg;
     char want[SIGN_B64_MAX];
     if (sign_alg_from_name(a->signature_method, &alg) != CMQ_OK) {
@@ -333,6 +327,133 @@ static void do_auth(struct treq *r)
 
 /* ---------- dispatch ---------- */
 
+enum cmq_action tcp_action_of(int32_t cmd)
+{
+    switch (cmd) {
+    case cmqtcp_Cmd_CMD_SEND_MSG: return CMQ_ACTION_SEND_MESSAGE;
+    case cmqtcp_Cmd_CMD_BATCH_SEND_MSG: return CMQ_ACTION_BATCH_SEND_MESSAGE;
+    case cmqtcp_Cmd_CMD_PULL_MSG: return CMQ_ACTION_RECEIVE_MESSAGE;
+    case cmqtcp_Cmd_CMD_BATCH_PULL_MSG: return CMQ_ACTION_BATCH_RECEIVE_MESSAGE;
+    case cmqtcp_Cmd_CMD_DELETE_MSG: return CMQ_ACTION_DELETE_MESSAGE;
+    case cmqtcp_Cmd_CMD_BATCH_DELETE_MSG: return CMQ_ACTION_BATCH_DELETE_MESSAGE;
+    case cmqtcp_Cmd_CMD_PUBLISH_MSG: return CMQ_ACTION_PUBLISH_MESSAGE;
+    case cmqtcp_Cmd_CMD_BATCH_PUBLISH_MSG: return CMQ_ACTION_BATCH_PUBLISH_MESSAGE;
+    default: return CMQ_ACTION_NONE;
+    }
+}
+
+const char *tcp_resource_of(const struct treq *r, int *is_topic)
+{
+    const cmqtcp_TcpFrame *m = &r->f.m;
+    *is_topic = 0;
+    switch (r->cmd) {
+    case cmqtcp_Cmd_CMD_SEND_MSG: return m->has_tcp_send_msg ? m->tcp_send_msg.queue_name : NULL;
+    case cmqtcp_Cmd_CMD_BATCH_SEND_MSG:
+        return m->has_tcp_batch_send_msg ? m->tcp_batch_send_msg.queue_name : NULL;
+    case cmqtcp_Cmd_CMD_PULL_MSG: return m->has_tcp_pull_msg ? m->tcp_pull_msg.queue_name : NULL;
+    case cmqtcp_Cmd_CMD_BATCH_PULL_MSG:
+        return m->has_tcp_batch_pull_msg ? m->tcp_batch_pull_msg.queue_name : NULL;
+    case cmqtcp_Cmd_CMD_DELETE_MSG: return m->has_tcp_delete_msg ? m->tcp_delete_msg.queue_name : NULL;
+    case cmqtcp_Cmd_CMD_BATCH_DELETE_MSG:
+        return m->has_tcp_batch_delete_msg ? m->tcp_batch_delete_msg.queue_name : NULL;
+    case cmqtcp_Cmd_CMD_PUBLISH_MSG:
+        *is_topic = 1;
+        return m->has_tcp_publish_msg ? m->tcp_publish_msg.topic_name : NULL;
+    case cmqtcp_Cmd_CMD_BATCH_PUBLISH_MSG:
+        *is_topic = 1;
+        return m->has_tcp_batch_publish_msg ? m->tcp_batch_publish_msg.topic_name : NULL;
+    default: return NULL;
+    }
+}
+
+static void run_op(struct treq *r)
+{
+    if (r->cmd == cmqtcp_Cmd_CMD_PUBLISH_MSG || r->cmd == cmqtcp_Cmd_CMD_BATCH_PUBLISH_MSG)
+        tcp_op_publish(r);
+    else
+        tcp_op_queue(r);
+}
+
+/* ---- ACL for restricted keys (the HTTP path's check, per (cmd, name)) ---- */
+
+static struct acl_memo *acl_find(struct tconn *c, int cmd, const char *name)
+{
+    uint64_t now = clock_mono_ms();
+    for (int i = 0; i < TCP_ACL_CACHE; i++)
+        if (c->acl[i].cmd == cmd && c->acl[i].until_ms > now && strcmp(c->acl[i].name, name) == 0)
+            return &c->acl[i];
+    return NULL;
+}
+
+static void acl_decided(struct treq *r, const struct acl_memo *m)
+{
+    if (m->allowed) {
+        run_op(r);
+        return;
+    }
+    enum cmq_err row = api_find_row(m->code ? m->code : 4000, m->module ? m->module : 10461);
+    tconn_reply_err(r->conn, r->seqno, r->cmd, row != CMQERR_COUNT_ ? row : CMQERR_NO_CAM_AUTH, NULL);
+    treq_done(r);
+}
+
+static void on_acl(void *arg, const struct rpc_result *res)
+{
+    struct treq *r = arg;
+    struct tconn *c = r->conn;
+    cmq_AclCheckReply ar = cmq_AclCheckReply_init_zero;
+    if (res->status != CMQ_OK || !res->msg ||
+        rpc_pb_decode(cmq_AclCheckReply_fields, &ar, res->msg->body, res->msg->body_len) != CMQ_OK) {
+        tconn_reply_err(c, r->seqno, r->cmd,
+                        cmq_error_from_status(res->status == CMQ_OK ? CMQ_EINTERNAL : res->status), NULL);
+        treq_done(r);
+        return;
+    }
+    int is_topic;
+    const char *name = tcp_resource_of(r, &is_topic);
+    struct acl_memo *m = &c->acl[c->acl_next++ % TCP_ACL_CACHE];
+    *m = (struct acl_memo){.cmd = r->cmd, .allowed = ar.allowed, .code = ar.cmq_code,
+                           .module = ar.cmq_module, .until_ms = clock_mono_ms() + TCP_ACL_TTL_MS};
+    snprintf(m->name, sizeof m->name, "%s", name ? name : "");
+    if (!ar.allowed)
+        log_info("tcp_denied", "peer=%s secret_id=%s action=%s resource=%s reason=\"%s\"", c->peer,
+                 c->key.secret_id, action_name(tcp_action_of(r->cmd)), m->name, ar.reason);
+    acl_decided(r, m);
+}
+
+static void authorise(struct treq *r)
+{
+    struct tconn *c = r->conn;
+    int is_topic;
+    const char *name = tcp_resource_of(r, &is_topic);
+    if (!c->key.restricted || !name) { /* unrestricted, or the op answers the missing name */
+        run_op(r);
+        return;
+    }
+    const struct acl_memo *m = acl_find(c, r->cmd, name);
+    if (m) {
+        acl_decided(r, m);
+        return;
+    }
+    cmq_AclCheckRequest q = cmq_AclCheckRequest_init_zero;
+    snprintf(q.secret_id, sizeof q.secret_id, "%s", c->key.secret_id);
+    snprintf(q.action, sizeof q.action, "%s", action_name(tcp_action_of(r->cmd)));
+    snprintf(q.resource_type, sizeof q.resource_type, "%s", is_topic ? "topic" : "queue");
+    snprintf(q.resource_name, sizeof q.resource_name, "%s", name);
+    uint8_t *body;
+    size_t len;
+    struct rpc_opts opts = {.timeout_ms = TCP_META_TIMEOUT_MS, .attempts = 2, .peer = -1};
+    int rc = rpc_pb_encode(cmq_AclCheckRequest_fields, &q, &body, &len);
+    if (rc == CMQ_OK) {
+        rc = rpc_client_call(c->srv->env.metadata, cmq_MetaMsgType_META_MSG_ACL_CHECK, body, len,
+                             &opts, on_acl, r);
+        free(body);
+    }
+    if (rc != CMQ_OK) {
+        tconn_reply_err(c, r->seqno, r->cmd, cmq_error_from_status(rc), NULL);
+        treq_done(r);
+    }
+}
+
 static void handle_frame(struct tconn *c, const uint8_t *payload, size_t len, const cmqtcp_TcpHead *h)
 {
     struct tcp_server *s = c->srv;
@@ -380,9 +501,9 @@ static void handle_frame(struct tconn *c, const uint8_t *payload, size_t len, co
     case cmqtcp_Cmd_CMD_PULL_MSG:
     case cmqtcp_Cmd_CMD_BATCH_PULL_MSG:
     case cmqtcp_Cmd_CMD_DELETE_MSG:
-    case cmqtcp_Cmd_CMD_BATCH_DELETE_MSG: tcp_op_queue(r); return;
+    case cmqtcp_Cmd_CMD_BATCH_DELETE_MSG:
     case cmqtcp_Cmd_CMD_PUBLISH_MSG:
-    case cmqtcp_Cmd_CMD_BATCH_PUBLISH_MSG: tcp_op_publish(r); return;
+    case cmqtcp_Cmd_CMD_BATCH_PUBLISH_MSG: authorise(r); return;
     default:
         tconn_reply_err(c, r->seqno, r->cmd, CMQERR_INVALID_REQUEST, NULL);
         treq_done(r);

@@ -32,6 +32,32 @@ def cmq(*args):
     return subprocess.run([CMQ] + list(args), env=ENV, capture_output=True, text=True)
 
 
+def restricted_key(env):
+    """A key restricted to ACL grants: SendMessage on tcpq only."""
+    ctl = os.path.join(BUILD, 'tools', 'cmqctl')
+    meta = ['--endpoint', env['CMQ_METADATA_ENDPOINT']]
+    out = subprocess.run([ctl, 'key', 'create', '--account', env['CMQ_APPID'], '--restricted',
+                          '--format', 'env'] + meta, capture_output=True, text=True).stdout
+    key = dict(line.split('=', 1) for line in out.split() if '=' in line)
+    g = subprocess.run([ctl, 'acl', 'grant', key.get('CMQ_SECRET_ID', '?'), 'SendMessage',
+                        'queue:tcpq'] + meta, capture_output=True, text=True)
+    tap.check('restricted key with one grant', g.returncode == 0 and 'CMQ_SECRET_KEY' in key,
+              out + g.stderr)
+    creds = ['--endpoint', env['CMQ_TCP_ENDPOINT'], '--secret-id', key.get('CMQ_SECRET_ID', ''),
+             '--secret-key', key.get('CMQ_SECRET_KEY', '')]
+    r = subprocess.run([ctl, 'send', '--queue', 'tcpq', '--body', 'acl'] + creds,
+                       capture_output=True, text=True)
+    tap.check('restricted key: the granted send works over TCP', r.returncode == 0,
+              r.stdout + r.stderr)
+    r = subprocess.run([ctl, 'send', '--queue', 'tcpwait', '--body', 'acl'] + creds,
+                       capture_output=True, text=True)
+    tap.check('restricted key: a send to another queue is denied (4000)',
+              r.returncode == 1 and 'code=4000' in r.stderr, r.stdout + r.stderr)
+    r = subprocess.run([ctl, 'receive', '--queue', 'tcpq'] + creds, capture_output=True, text=True)
+    tap.check('restricted key: a receive (not granted) is denied',
+              r.returncode == 1 and 'code=4000' in r.stderr, r.stdout + r.stderr)
+
+
 def second_gateway(env):
     """A second gateway with small TCP limits and an advertised address list."""
     conf = open(os.path.join(VAR, 'conf', 'gateway.ini')).read()
@@ -125,6 +151,7 @@ def main():
                              capture_output=True, text=True, timeout=120)
         sys.stdout.write(''.join('  ' + line + '\n' for line in run.stdout.splitlines()))
         tap.check('tcp_check: every check passed', run.returncode == 0, run.stderr[-2000:])
+        restricted_key(env)
         r = http.call('GetQueueAttributes', queueName='tcpq')
         tap.check('the gateway still serves HTTP', r['code'] == 0, r)
         log = open(os.path.join(VAR, 'log', 'gateway.log')).read()
