@@ -218,6 +218,7 @@ static void on_sub_page(struct gw_call *c, int tag, int status, const struct rpc
         o->protocol = strcmp(s->protocol, "queue") == 0 ? 1 : 2;
         snprintf(o->endpoint, sizeof o->endpoint, "%s", s->endpoint);
         o->queue_id = s->endpoint_queue_num_id;
+        o->dead_letter_queue_id = s->dead_letter_queue_num_id;
         o->format = strcmp(s->notify_content_format, "SIMPLIFIED") == 0 ? 2 : 1;
         o->strategy = strategy_of(s->notify_strategy);
         for (pb_size_t k = 0; k < s->filter_tags_count && k < 5; k++)

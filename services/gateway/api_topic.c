@@ -163,6 +163,16 @@ static int sub_settings(struct gw_call *c, cmq_SubRequest *r)
         return -1;
     r->has_binding_keys = n > 0;
     r->binding_keys_count = (pb_size_t)n;
+    /* Extension (docs/http-api.md): a dead-letter queue for messages whose
+     * push retries are exhausted; clearDeadLetterQueue=1 removes it. */
+    if (opt_str(c, "deadLetterQueueName", r->dead_letter_queue, sizeof r->dead_letter_queue,
+                CMQERR_PARAM_RANGE) < 0)
+        return -1;
+    int64_t clear = 0;
+    int rc = api_opt_int(c, "clearDeadLetterQueue", &clear);
+    if (rc < 0)
+        return -1;
+    r->clear_dead_letter_queue = rc == 1 && clear != 0;
     return 0;
 }
 
@@ -384,6 +394,7 @@ void api_write_sub_attrs(struct gw_call *c, const void *sub_info, const void *st
                     s.filter_tags_count);
     write_str_array(j, "bindingKey", &s.binding_keys[0][0], sizeof s.binding_keys[0],
                     s.binding_keys_count);
+    json_kv_cstr(j, "deadLetterQueueName", s.dead_letter_queue);
     json_kv_int(j, "createTime", (int64_t)s.create_time);
     json_kv_int(j, "lastModifyTime", (int64_t)s.last_modify_time);
     api_finish_ok(c, j);

@@ -834,7 +834,9 @@ fail:
     "s.id, t.appid, t.name, t.topic_id, s.name, s.sub_id, s.protocol, s.endpoint,"          \
     " s.notify_strategy, s.notify_content_format, s.created_ms, s.modified_ms,"            \
     " s.endpoint_queue_id, COALESCE(t.partition_id, 0), t.num_id,"                         \
-    " COALESCE((SELECT q.num_id FROM queues q WHERE q.queue_id = s.endpoint_queue_id), 0)"                          \
+    " COALESCE((SELECT q.num_id FROM queues q WHERE q.queue_id = s.endpoint_queue_id), 0),"  \
+    " COALESCE((SELECT q.name FROM queues q WHERE q.queue_id = s.dlq_queue_id), ''),"        \
+    " COALESCE((SELECT q.num_id FROM queues q WHERE q.queue_id = s.dlq_queue_id), 0)"        \
     " FROM subscriptions s JOIN topics t ON t.id = s.topic_row"
 
 static int sub_fill(struct meta_store *s, sqlite3_stmt *q, cmq_SubInfo *out, int64_t *row,
@@ -860,6 +862,8 @@ static int sub_fill(struct meta_store *s, sqlite3_stmt *q, cmq_SubInfo *out, int
         *partition = (uint32_t)sqlite3_column_int64(q, 13);
     out->topic_num_id = (uint64_t)sqlite3_column_int64(q, 14);
     out->endpoint_queue_num_id = (uint64_t)sqlite3_column_int64(q, 15);
+    meta_col_text(q, 16, out->dead_letter_queue, sizeof out->dead_letter_queue);
+    out->dead_letter_queue_num_id = (uint64_t)sqlite3_column_int64(q, 17);
     sqlite3_stmt *l =
         meta_prepare(s, "SELECT kind, value FROM sub_lists WHERE sub_row = ? ORDER BY kind, idx");
     if (!l)
@@ -1187,6 +1191,13 @@ int meta_sub_create(struct meta_store *s, const cmq_SubRequest *req, cmq_SubInfo
             goto fail;
         snprintf(queue_id, sizeof queue_id, "%s", qi.queue_id);
     }
+    char dlq_id[40] = "";
+    if (req->dead_letter_queue[0]) {
+        cmq_QueueInfo qi;
+        if ((st = queue_find(s, req->appid, req->dead_letter_queue, &qi, NULL, e)) != CMQ_OK)
+            goto fail;
+        snprintf(dlq_id, sizeof dlq_id, "%s", qi.queue_id);
+    }
     sqlite3_stmt *q =
         meta_prepare(s, "SELECT name FROM subscriptions WHERE topic_row = ? AND name_lower = ?");
     if (!q)
@@ -1211,7 +1222,8 @@ int meta_sub_create(struct meta_store *s, const cmq_SubRequest *req, cmq_SubInfo
     int64_t now = (int64_t)meta_now_ms(s);
     q = meta_prepare(s, "INSERT INTO subscriptions (topic_row, name, name_lower, sub_id, protocol,"
                         " endpoint, endpoint_queue_id, notify_strategy, notify_content_format,"
-                        " created_ms, modified_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                        " created_ms, modified_ms, dlq_queue_id)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!q)
         goto db;
     sqlite3_bind_int64(q, 1, trow);
@@ -1225,6 +1237,7 @@ int meta_sub_create(struct meta_store *s, const cmq_SubRequest *req, cmq_SubInfo
     sqlite3_bind_text(q, 9, format, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(q, 10, now);
     sqlite3_bind_int64(q, 11, now);
+    sqlite3_bind_text(q, 12, dlq_id, -1, SQLITE_TRANSIENT);
     if (exec_step(q) != SQLITE_DONE)
         goto db;
     int64_t row = sqlite3_last_insert_rowid(s->db);
@@ -1298,6 +1311,22 @@ int meta_sub_set(struct meta_store *s, const cmq_SubRequest *req, cmq_SubInfo *o
         st = meta_fail(e, CMQ_EINVAL, 4000, 10710, "bindingKey",
                        "parameters lack of bindingKey: the topic routes by key (filterType 2)");
         goto fail;
+    }
+    if (req->dead_letter_queue[0] || req->clear_dead_letter_queue) {
+        char dlq_id[40] = "";
+        if (req->dead_letter_queue[0]) {
+            cmq_QueueInfo qi;
+            if ((st = queue_find(s, req->appid, req->dead_letter_queue, &qi, NULL, e)) != CMQ_OK)
+                goto fail;
+            snprintf(dlq_id, sizeof dlq_id, "%s", qi.queue_id);
+        }
+        sqlite3_stmt *d = meta_prepare(s, "UPDATE subscriptions SET dlq_queue_id = ? WHERE id = ?");
+        if (!d)
+            goto db;
+        sqlite3_bind_text(d, 1, dlq_id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(d, 2, row);
+        if (exec_step(d) != SQLITE_DONE)
+            goto db;
     }
     sqlite3_stmt *q = meta_prepare(s, "UPDATE subscriptions SET notify_strategy = ?,"
                                       " notify_content_format = ?, modified_ms = ? WHERE id = ?");

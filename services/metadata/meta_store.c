@@ -137,8 +137,13 @@ static const char schema_v3[] =
     "INSERT OR IGNORE INTO meta"
     " SELECT 'placement_version', value FROM meta WHERE key = 'version';";
 
+/* v4: a subscription's dead-letter queue (extension deadLetterQueueName): the
+ * queue_id of a queue of the same account, '' for none. */
+static const char schema_v4[] =
+    "ALTER TABLE subscriptions ADD COLUMN dlq_queue_id TEXT NOT NULL DEFAULT '';";
+
 /* migrations[i] takes user_version i to i + 1.  Append only. */
-static const char *const migrations[] = {schema_v1, schema_v2, schema_v3};
+static const char *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4};
 _Static_assert(sizeof migrations / sizeof migrations[0] == META_SCHEMA_VERSION,
                "one migration per schema version");
 

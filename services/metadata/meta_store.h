@@ -74,7 +74,7 @@ void meta_store_close(struct meta_store *s); /* NULL allowed */
 
 /* PRAGMA user_version after migrations; the version this binary writes. */
 int meta_store_schema_version(struct meta_store *s);
-#define META_SCHEMA_VERSION 3
+#define META_SCHEMA_VERSION 4
 /* The change counter: incremented by every committed mutation. */
 uint64_t meta_store_version(struct meta_store *s);
 /* The value of the change counter at the last change of nodes or partitions

@@ -238,6 +238,13 @@ def main():
            endpoint=url + '/never', notifyStrategy='BACKOFF_RETRY')
     c.call('Subscribe', topicName='retry', subscriptionName='ok', protocol='http',
            endpoint=url + '/healthy')
+    c.call('CreateQueue', queueName='sub-dlq')
+    r = c.call('Subscribe', topicName='retry', subscriptionName='withdlq', protocol='http',
+               endpoint=url + '/never-dlq', notifyStrategy='BACKOFF_RETRY',
+               deadLetterQueueName='sub-dlq')
+    tap.check('Subscribe with the deadLetterQueueName extension', r['code'] == 0, r)
+    r = c.call('GetSubscriptionAttributes', topicName='retry', subscriptionName='withdlq')
+    tap.check('... shown by GetSubscriptionAttributes', r.get('deadLetterQueueName') == 'sub-dlq', r)
     r = c.call('PublishMessage', topicName='retry', msgBody='r1')
     tap.check('publish to a failing endpoint', r['code'] == 0, r)
     time.sleep(0.6)
@@ -265,6 +272,16 @@ def main():
     r = c.call('GetSubscriptionAttributes', topicName='retry', subscriptionName='exp')
     tap.check('the retried message is delivered', r['deliveredMsgNum'] == 1 and
               r['retryingMsgNum'] == 0, r)
+    end = time.time() + 10
+    dl = []
+    while time.time() < end and not dl:
+        dl = drain(c, 'sub-dlq', 1, 1)
+    tap.check('exhausted retries go to the subscription\'s dead-letter queue', dl == ['r1'], dl)
+    r = c.call('GetSubscriptionAttributes', topicName='retry', subscriptionName='withdlq')
+    tap.check('... counted as dead-lettered, not dropped', r['deadLetteredMsgNum'] == 1 and
+              r['droppedMsgNum'] == 0 and r['retryingMsgNum'] == 0, r)
+    tap.check('... after 1 + 3 attempts', len(hits.get('/never-dlq', [])) == 4,
+              len(hits.get('/never-dlq', [])))
     tap.check('a failing endpoint did not hold back another subscription',
               len(hits.get('/healthy', [])) == 1 and hits['/healthy'][0][0] < ex[1])
 
@@ -292,7 +309,7 @@ def main():
     cmq('up')
 
     # ---- DeleteTopic frees the topic in storage
-    for s in ('exp', 'back', 'ok'):
+    for s in ('exp', 'back', 'ok', 'withdlq'):
         c.call('Unsubscribe', topicName='retry', subscriptionName=s)
     r = c.call('DeleteTopic', topicName='retry')
     tap.check('DeleteTopic after unsubscribing', r['code'] == 0, r)

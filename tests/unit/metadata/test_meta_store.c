@@ -516,6 +516,7 @@ Test(store, migrates_a_v1_database_numbering_existing_rows)
                               "DROP INDEX queues_num_id; DROP INDEX topics_num_id;"
                               "ALTER TABLE queues DROP COLUMN num_id;"
                               "ALTER TABLE topics DROP COLUMN num_id;"
+                              "ALTER TABLE subscriptions DROP COLUMN dlq_queue_id;"
                               "DELETE FROM meta WHERE key IN ('next_num_id', 'placement_version');"
                               "PRAGMA user_version = 1;",
                               NULL, NULL, NULL),
