@@ -433,15 +433,16 @@ static void cleanup(void *data)
 
 static int on_request(h2o_handler_t *self, h2o_req_t *req)
 {
-    struct api *api = *(struct api **)(self + 1);
-    struct gateway *gw = api->gw;
+    (void)self;
+    struct gateway *gw = gateway_of_req(req);
+    struct api *api = gw->api;
     /* Only the two API paths; h2o matches "/" as a prefix of everything. */
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     int is_api = (path_len == 1 && req->path.base[0] == '/') ||
                  (path_len == 13 && memcmp(req->path.base, "/v2/index.php", 13) == 0);
     if (!is_api)
         return -1; /* h2o answers 404 */
-    gw->requests++;
+    __atomic_fetch_add(&gw->requests, 1, __ATOMIC_RELAXED);
     struct gw_call *c = gw_call_begin(gw, req, sizeof(struct api_call));
     if (!c)
         return -1;
@@ -505,7 +506,8 @@ int api_open(struct gateway *gw, h2o_hostconf_t *host)
     if (!api)
         return CMQ_ENOMEM;
     api->gw = gw;
-    api->boot_tag = (unsigned)(clock_wall_ms() ^ clock_mono_ns());
+    /* Request ids are boot_tag-seq: a tag per loop keeps them unique. */
+    api->boot_tag = (unsigned)(clock_wall_ms() ^ clock_mono_ns()) + (unsigned)gw->index;
     gw->keys = keycache_new(4096, 30000, 2000);
     gw->queues = qcache_new(4096, 10000);
     if (!gw->keys || !gw->queues) {
@@ -514,10 +516,11 @@ int api_open(struct gateway *gw, h2o_hostconf_t *host)
         free(api);
         return CMQ_ENOMEM;
     }
-    h2o_pathconf_t *pc = h2o_config_register_path(host, "/", 0);
-    h2o_handler_t *h = h2o_create_handler(pc, sizeof *h + sizeof api);
-    h->on_req = on_request;
-    memcpy(h + 1, &api, sizeof api);
+    if (host) {
+        h2o_pathconf_t *pc = h2o_config_register_path(host, "/", 0);
+        h2o_handler_t *h = h2o_create_handler(pc, sizeof *h);
+        h->on_req = on_request;
+    }
     gw->api = api;
     return CMQ_OK;
 }

@@ -36,7 +36,7 @@ static void on_dispose(void *p)
     c->gone = 1;
     c->req = NULL;
     if (!c->responded)
-        c->gw->inflight--;
+        __atomic_fetch_sub(&c->gw->inflight, 1, __ATOMIC_RELAXED);
     maybe_free(c);
 }
 
@@ -49,7 +49,7 @@ struct gw_call *gw_call_begin(struct gateway *gw, h2o_req_t *req, size_t data_si
     c->req = req;
     struct token *t = h2o_mem_alloc_shared(&req->pool, sizeof *t, on_dispose);
     t->c = c;
-    gw->inflight++;
+    __atomic_fetch_add(&gw->inflight, 1, __ATOMIC_RELAXED);
     return c;
 }
 
@@ -74,7 +74,7 @@ void gw_call_respond(struct gw_call *c, int http_status, const char *content_typ
         return;
     h2o_req_t *req = c->req;
     c->responded = 1;
-    c->gw->inflight--;
+    __atomic_fetch_sub(&c->gw->inflight, 1, __ATOMIC_RELAXED);
     req->res.status = http_status;
     req->res.reason = http_status == 200 ? "OK" : http_status == 503 ? "Service Unavailable"
                                                                       : "Error";

@@ -26,6 +26,7 @@
 #include "tcp/tcp_server.h" /* tcp: CMQ TCP protocol listener */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <h2o.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
@@ -75,6 +76,8 @@ const struct config_key gateway_config_keys[] = {
     CONFIG_INT_KEY("http.max_body_bytes", struct gateway_cfg, max_body_bytes, "4194304", 1024,
                    64 << 20, "largest request body h2o reads; the API itself answers 4000/10420 "
                    "above 2 MiB"),
+    CONFIG_INT_KEY("gateway.threads", struct gateway_cfg, threads, "0", 0, GATEWAY_LOOPS_MAX,
+                   "event loops, one thread each; 0: one per online CPU"),
     CONFIG_BOOL_KEY("send.coalesce", struct gateway_cfg, send_coalesce, "true",
                     "group the sends to one queue made in one loop turn into one storage append"),
 };
@@ -115,6 +118,9 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_accept(listener->data, sock);
 }
 
+/* Loop 0 binds and listens; every other loop watches a dup() of the same
+ * listening socket in its own epoll and accepts from it (a shared listener:
+ * no SO_REUSEPORT, so a port taken by anyone stays an error). */
 static int open_listener(struct gateway *gw, struct listener *l, const char *addr, SSL_CTX *ssl)
 {
     struct sockaddr_in sa;
@@ -122,21 +128,29 @@ static int open_listener(struct gateway *gw, struct listener *l, const char *add
         log_error("listen_failed", "addr=%s reason=\"not host:port\"", addr);
         return CMQ_EINVAL;
     }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0)
-        return status_from_errno(errno);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, SOMAXCONN) != 0) {
-        int e = errno;
-        log_error("listen_failed", "addr=%s reason=\"%s\"", addr, strerror(e));
-        close(fd);
-        return e == EADDRINUSE ? CMQ_EBUSY : status_from_errno(e);
+    int fd;
+    if (gw->main != gw) {
+        const struct listener *ml = l == &gw->http ? &gw->main->http : &gw->main->https;
+        fd = fcntl(h2o_socket_get_fd(ml->sock), F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+            return status_from_errno(errno);
+    } else {
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        if (fd < 0)
+            return status_from_errno(errno);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, SOMAXCONN) != 0) {
+            int e = errno;
+            log_error("listen_failed", "addr=%s reason=\"%s\"", addr, strerror(e));
+            close(fd);
+            return e == EADDRINUSE ? CMQ_EBUSY : status_from_errno(e);
+        }
     }
     snprintf(l->addr, sizeof l->addr, "%s", addr);
     l->port = ntohs(sa.sin_port);
     l->accept.ctx = &gw->ctx;
-    l->accept.hosts = gw->h2o_config.hosts;
+    l->accept.hosts = gw->main->h2o_config.hosts;
     l->accept.ssl_ctx = ssl;
     l->sock = h2o_evloop_socket_create(gw->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     l->sock->data = &l->accept;
@@ -268,11 +282,15 @@ static void health_rpc(struct rpc_server *srv, struct rpc_call *call, void *arg)
     snprintf(r.node_id, sizeof r.node_id, "%s", gw->cfg.common.node_id);
     snprintf(r.version, sizeof r.version, "%s", CMQ_VERSION);
     r.uptime_ms = clock_mono_ms() - gw->started_ms;
-    r.requests = gw->requests;
+    uint64_t inflight = 0;
+    for (int i = 0; i < gw->n_loops; i++) {
+        r.requests += __atomic_load_n(&gw->loops[i]->requests, __ATOMIC_RELAXED);
+        inflight += __atomic_load_n(&gw->loops[i]->inflight, __ATOMIC_RELAXED);
+    }
     r.pid = (uint32_t)getpid();
-    snprintf(r.detail, sizeof r.detail, "http=%s https=%s inflight=%llu", gw->cfg.http_listen,
-             gw->cfg.https_listen[0] ? gw->cfg.https_listen : "off",
-             (unsigned long long)gw->inflight);
+    snprintf(r.detail, sizeof r.detail, "http=%s https=%s inflight=%llu loops=%d",
+             gw->cfg.http_listen, gw->cfg.https_listen[0] ? gw->cfg.https_listen : "off",
+             (unsigned long long)inflight, gw->n_loops);
     rpc_reply_pb(call, cmq_HealthReply_fields, &r);
 }
 
@@ -332,8 +350,9 @@ static void healthz_done(struct gw_call *c, int index, int status, const struct 
 
 static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
 {
-    struct gateway *gw = *(struct gateway **)(self + 1);
-    gw->requests++;
+    (void)self;
+    struct gateway *gw = gateway_of_req(req);
+    __atomic_fetch_add(&gw->requests, 1, __ATOMIC_RELAXED);
     struct gw_call *c = gw_call_begin(gw, req, sizeof(struct healthz));
     if (!c)
         return -1;
@@ -368,9 +387,15 @@ static void metrics_respond(struct gw_call *c)
 {
     struct gateway *gw = gw_call_gateway(c);
     struct metrics_scrape *ms = gw_call_data(c);
-    const struct gw_metrics *loops[1] = {&gw->metrics};
+    const struct gateway *m = gw->main;
+    const struct gw_metrics *loops[GATEWAY_LOOPS_MAX];
+    uint64_t inflight = 0;
+    for (int i = 0; i < m->n_loops; i++) {
+        loops[i] = &m->loops[i]->metrics;
+        inflight += __atomic_load_n(&m->loops[i]->inflight, __ATOMIC_RELAXED);
+    }
     size_t len;
-    char *page = metrics_render(loops, 1, gw->inflight, ms->qs, ms->n, &len);
+    char *page = metrics_render(loops, (size_t)m->n_loops, inflight, ms->qs, ms->n, &len);
     if (!page) {
         gw_call_respond(c, 503, "text/plain", "out of memory\n", 14);
         return;
@@ -405,7 +430,8 @@ static void metrics_stats_done(struct gw_call *c, int i, int status, const struc
  * 1 s timeout). */
 static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
 {
-    struct gateway *gw = *(struct gateway **)(self + 1);
+    (void)self;
+    struct gateway *gw = gateway_of_req(req);
     struct gw_call *c = gw_call_begin(gw, req, sizeof(struct metrics_scrape));
     if (!c)
         return -1;
@@ -439,24 +465,149 @@ static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-static void register_handler(struct gateway *gw, h2o_hostconf_t *host, const char *path,
+/* Handlers find their loop from the request (gateway_of_req). */
+static void register_handler(h2o_hostconf_t *host, const char *path,
                              int (*fn)(h2o_handler_t *, h2o_req_t *))
 {
     h2o_pathconf_t *pc = h2o_config_register_path(host, path, 0);
-    h2o_handler_t *h = h2o_create_handler(pc, sizeof *h + sizeof gw);
+    h2o_handler_t *h = h2o_create_handler(pc, sizeof *h);
     h->on_req = fn;
-    memcpy(h + 1, &gw, sizeof gw);
 }
 
 /* ---------- lifecycle ---------- */
+
+/* Per-loop hooks.  Whatever else serves clients on every event loop attaches
+ * here: loop_hooks_open runs once per loop, in the opening thread before the
+ * loop's own thread starts, with the loop's h2o loop (gw->loop) and context
+ * (gw->ctx); loop_hooks_close runs when the loop is closed.  The CMQ TCP
+ * listener (services/gateway/tcp/) is meant to be called from here; a hook
+ * must not share ZeroMQ sockets between loops. */
+static int loop_hooks_open(struct gateway *gw)
+{
+    const struct gateway_cfg *cfg = &gw->cfg;
+    /* tcp: the CMQ TCP protocol listener on this loop (tcp/tcp_server.h; each
+     * loop binds its own socket with SO_REUSEPORT). */
+    if (cfg->tcp_listen[0]) {
+        struct tcp_env env = {.loop = gw->loop, .metadata = gw->backends[GW_BACKEND_METADATA].client,
+                              .storage = gw->storage, .keys = gw->keys, .queues = gw->queues,
+                              .partition_peer = gw->partition_peer,
+                              .n_partition_peer = sizeof gw->partition_peer};
+        struct tcp_limits lim = {.max_conns = (int)cfg->tcp_max_connections,
+                                 .max_inflight = (int)cfg->tcp_max_inflight,
+                                 .idle_ms = (int)cfg->tcp_idle_timeout_ms,
+                                 .max_frame = (uint32_t)cfg->tcp_max_frame_bytes};
+        snprintf(lim.listen, sizeof lim.listen, "%s", cfg->tcp_listen);
+        int rc = tcp_server_open(&env, &lim, &gw->tcp);
+        if (rc != CMQ_OK)
+            return rc;
+    }
+    return CMQ_OK;
+}
+
+static void loop_hooks_close(struct gateway *gw)
+{
+    tcp_server_close(gw->tcp); /* tcp */
+    gw->tcp = NULL;
+}
+
+/* Opens one loop's h2o context, ZeroMQ sockets, caches and listeners (see
+ * struct gateway).  `host` is given for loop 0 only (it registers the API). */
+static int loop_open(struct gateway *gw, h2o_hostconf_t *host)
+{
+    const struct gateway_cfg *cfg = &gw->cfg;
+    struct gateway *m = gw->main;
+    gw->started_ms = clock_mono_ms();
+    gw->mqueues = m->mqueues;
+    gw->zctx = m->zctx;
+    memset(gw->partition_peer, -1, sizeof gw->partition_peer);
+    if (api_open(gw, host) != CMQ_OK)
+        return CMQ_ENOMEM;
+    gw->loop = h2o_evloop_create();
+    h2o_context_init(&gw->ctx, gw->loop, &m->h2o_config);
+
+    int rc;
+    if (gw == m) {
+        rc = rpc_server_open(gw->zctx, cfg->common.listen, health_rpc, gw, &gw->server);
+        if (rc != CMQ_OK) {
+            log_error("listen_failed", "endpoint=%s status=%s", cfg->common.listen,
+                      status_name(rc));
+            return rc;
+        }
+        if ((rc = watch_fd(gw, rpc_server_fd(gw->server))) != CMQ_OK)
+            return rc;
+    }
+    if ((rc = add_backend(gw, "metadata", cfg->metadata)) != CMQ_OK ||
+        (rc = add_backend(gw, "scheduler", cfg->scheduler)) != CMQ_OK)
+        return rc;
+    char list[sizeof cfg->storage];
+    memcpy(list, cfg->storage, sizeof list);
+    int idx = 0;
+    const char *eps[GATEWAY_MAX_STORAGE];
+    for (char *save, *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
+        while (*ep == ' ')
+            ep++;
+        if (idx < GATEWAY_MAX_STORAGE)
+            eps[idx] = ep;
+        if (idx == GATEWAY_MAX_STORAGE) {
+            log_error("config_failed", "key=storage.endpoints reason=\"more than %d\"",
+                      GATEWAY_MAX_STORAGE);
+            return CMQ_ELIMIT;
+        }
+        char name[32];
+        snprintf(name, sizeof name, "storage-%d", ++idx);
+        if ((rc = add_backend(gw, name, ep)) != CMQ_OK)
+            return rc;
+    }
+    if (idx == 0) {
+        log_error("config_failed", "key=storage.endpoints reason=\"no storage node\"");
+        return CMQ_EINVAL;
+    }
+    if ((rc = rpc_client_open(gw->zctx, eps, idx, &gw->storage)) != CMQ_OK)
+        return rc;
+    for (int i = 0; i < idx; i++)
+        if ((rc = watch_fd(gw, rpc_client_fd(gw->storage, i))) != CMQ_OK)
+            return rc;
+    if (cfg->metadata_pub[0]) {
+        gw->events = zmq_socket(gw->zctx, ZMQ_SUB);
+        int linger = 0;
+        if (!gw->events)
+            return CMQ_EINTERNAL;
+        zmq_setsockopt(gw->events, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_setsockopt(gw->events, ZMQ_SUBSCRIBE, "key.", 4);
+        zmq_setsockopt(gw->events, ZMQ_SUBSCRIBE, "queue.", 6);
+        if (zmq_connect(gw->events, cfg->metadata_pub) != 0) {
+            log_error("config_failed", "key=metadata.pub_endpoint endpoint=%s", cfg->metadata_pub);
+            return CMQ_EINVAL;
+        }
+        int efd;
+        size_t efd_len = sizeof efd;
+        zmq_getsockopt(gw->events, ZMQ_FD, &efd, &efd_len);
+        if ((rc = watch_fd(gw, efd)) != CMQ_OK)
+            return rc;
+    }
+    if ((rc = open_listener(gw, &gw->http, cfg->http_listen, NULL)) != CMQ_OK)
+        return rc;
+    if (m->ssl && (rc = open_listener(gw, &gw->https, cfg->https_listen, m->ssl)) != CMQ_OK)
+        return rc;
+    return loop_hooks_open(gw);
+}
+
+static int loop_count(const struct gateway_cfg *cfg)
+{
+    long n = cfg->threads > 0 ? (long)cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    return n > GATEWAY_LOOPS_MAX ? GATEWAY_LOOPS_MAX : (int)n;
+}
 
 int gateway_open(const struct gateway_cfg *cfg, struct gateway **out)
 {
     struct gateway *gw = calloc(1, sizeof *gw);
     if (!gw)
         return CMQ_ENOMEM;
+    gw->main = gw;
     gw->cfg = *cfg;
-    gw->started_ms = clock_mono_ms();
+    gw->loops[gw->n_loops++] = gw;
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_stop_signal};
     sigemptyset(&sa.sa_mask);
@@ -474,14 +625,8 @@ int gateway_open(const struct gateway_cfg *cfg, struct gateway **out)
     gw->h2o_config.max_request_entity_size = (size_t)cfg->max_body_bytes;
     h2o_hostconf_t *host =
         h2o_config_register_host(&gw->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    register_handler(gw, host, "/healthz", on_healthz);
-    register_handler(gw, host, "/metrics", on_metrics);
-    if (api_open(gw, host) != CMQ_OK) {
-        gateway_close(gw);
-        return CMQ_ENOMEM;
-    }
-    gw->loop = h2o_evloop_create();
-    h2o_context_init(&gw->ctx, gw->loop, &gw->h2o_config);
+    register_handler(host, "/healthz", on_healthz);
+    register_handler(host, "/metrics", on_metrics);
 
     int rc = CMQ_OK;
     gw->zctx = zmq_ctx_new();
@@ -489,97 +634,29 @@ int gateway_open(const struct gateway_cfg *cfg, struct gateway **out)
         rc = CMQ_EINTERNAL;
         goto fail;
     }
-    rc = rpc_server_open(gw->zctx, cfg->common.listen, health_rpc, gw, &gw->server);
-    if (rc != CMQ_OK) {
-        log_error("listen_failed", "endpoint=%s status=%s", cfg->common.listen, status_name(rc));
-        goto fail;
-    }
-    if ((rc = watch_fd(gw, rpc_server_fd(gw->server))) != CMQ_OK)
-        goto fail;
-    if ((rc = add_backend(gw, "metadata", cfg->metadata)) != CMQ_OK ||
-        (rc = add_backend(gw, "scheduler", cfg->scheduler)) != CMQ_OK)
-        goto fail;
-    char list[sizeof cfg->storage];
-    memcpy(list, cfg->storage, sizeof list);
-    int idx = 0;
-    const char *eps[GATEWAY_MAX_STORAGE];
-    for (char *save, *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
-        while (*ep == ' ')
-            ep++;
-        if (idx < GATEWAY_MAX_STORAGE)
-            eps[idx] = ep;
-        if (idx == GATEWAY_MAX_STORAGE) {
-            log_error("config_failed", "key=storage.endpoints reason=\"more than %d\"",
-                      GATEWAY_MAX_STORAGE);
-            rc = CMQ_ELIMIT;
-            goto fail;
-        }
-        char name[32];
-        snprintf(name, sizeof name, "storage-%d", ++idx);
-        if ((rc = add_backend(gw, name, ep)) != CMQ_OK)
-            goto fail;
-    }
-    if (idx == 0) {
-        log_error("config_failed", "key=storage.endpoints reason=\"no storage node\"");
+    if (cfg->https_listen[0] && !(gw->ssl = open_tls(cfg))) {
         rc = CMQ_EINVAL;
         goto fail;
     }
-    if ((rc = rpc_client_open(gw->zctx, eps, idx, &gw->storage)) != CMQ_OK)
+    if ((rc = loop_open(gw, host)) != CMQ_OK)
         goto fail;
-    for (int i = 0; i < idx; i++)
-        if ((rc = watch_fd(gw, rpc_client_fd(gw->storage, i))) != CMQ_OK)
-            goto fail;
-    memset(gw->partition_peer, -1, sizeof gw->partition_peer);
-    if (cfg->metadata_pub[0]) {
-        gw->events = zmq_socket(gw->zctx, ZMQ_SUB);
-        int linger = 0;
-        if (!gw->events) {
-            rc = CMQ_EINTERNAL;
+    for (int i = 1, n = loop_count(cfg); i < n; i++) {
+        struct gateway *l = calloc(1, sizeof *l);
+        if (!l) {
+            rc = CMQ_ENOMEM;
             goto fail;
         }
-        zmq_setsockopt(gw->events, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_setsockopt(gw->events, ZMQ_SUBSCRIBE, "key.", 4);
-        zmq_setsockopt(gw->events, ZMQ_SUBSCRIBE, "queue.", 6);
-        if (zmq_connect(gw->events, cfg->metadata_pub) != 0) {
-            log_error("config_failed", "key=metadata.pub_endpoint endpoint=%s", cfg->metadata_pub);
-            rc = CMQ_EINVAL;
-            goto fail;
-        }
-        int efd;
-        size_t efd_len = sizeof efd;
-        zmq_getsockopt(gw->events, ZMQ_FD, &efd, &efd_len);
-        if ((rc = watch_fd(gw, efd)) != CMQ_OK)
+        l->main = gw;
+        l->index = i;
+        l->cfg = *cfg;
+        gw->loops[gw->n_loops++] = l;
+        if ((rc = loop_open(l, NULL)) != CMQ_OK)
             goto fail;
     }
-    if ((rc = open_listener(gw, &gw->http, cfg->http_listen, NULL)) != CMQ_OK)
-        goto fail;
-    if (cfg->https_listen[0]) {
-        gw->ssl = open_tls(cfg);
-        if (!gw->ssl) {
-            rc = CMQ_EINVAL;
-            goto fail;
-        }
-        if ((rc = open_listener(gw, &gw->https, cfg->https_listen, gw->ssl)) != CMQ_OK)
-            goto fail;
-    }
-    /* tcp: the CMQ TCP protocol listener on this loop (tcp/tcp_server.h). */
-    if (cfg->tcp_listen[0]) {
-        struct tcp_env env = {.loop = gw->loop, .metadata = gw->backends[GW_BACKEND_METADATA].client,
-                              .storage = gw->storage, .keys = gw->keys, .queues = gw->queues,
-                              .partition_peer = gw->partition_peer,
-                              .n_partition_peer = sizeof gw->partition_peer};
-        struct tcp_limits lim = {.max_conns = (int)cfg->tcp_max_connections,
-                                 .max_inflight = (int)cfg->tcp_max_inflight,
-                                 .idle_ms = (int)cfg->tcp_idle_timeout_ms,
-                                 .max_frame = (uint32_t)cfg->tcp_max_frame_bytes};
-        snprintf(lim.listen, sizeof lim.listen, "%s", cfg->tcp_listen);
-        if ((rc = tcp_server_open(&env, &lim, &gw->tcp)) != CMQ_OK)
-            goto fail;
-    }
-    log_info("start", "service=gateway version=%s pid=%d http=%s https=%s tcp=%s rpc=%s",
+    log_info("start", "service=gateway version=%s pid=%d http=%s https=%s tcp=%s rpc=%s loops=%d",
              CMQ_VERSION, (int)getpid(), cfg->http_listen,
              cfg->https_listen[0] ? cfg->https_listen : "off",
-             cfg->tcp_listen[0] ? cfg->tcp_listen : "off", cfg->common.listen);
+             cfg->tcp_listen[0] ? cfg->tcp_listen : "off", cfg->common.listen, gw->n_loops);
     *out = gw;
     return CMQ_OK;
 fail:
@@ -607,14 +684,16 @@ static int timers_idle(h2o_context_t *ctx)
     return 1;
 }
 
-int gateway_run(struct gateway *gw)
+/* One loop until the stop signal and its drain. */
+static int loop_run(struct gateway *gw)
 {
     uint64_t deadline = 0;
     for (;;) {
         process_rpc(gw);
         if (stop_signal && !deadline) {
-            log_info("stopping", "signo=%d grace_ms=%lld inflight=%llu", (int)stop_signal,
-                     (long long)gw->cfg.common.stop_grace_ms, (unsigned long long)gw->inflight);
+            log_info("stopping", "loop=%d signo=%d grace_ms=%lld inflight=%llu", gw->index,
+                     (int)stop_signal, (long long)gw->cfg.common.stop_grace_ms,
+                     (unsigned long long)gw->inflight);
             close_listener(&gw->http);
             close_listener(&gw->https);
             tcp_server_stop_accepting(gw->tcp); /* tcp */
@@ -627,11 +706,11 @@ int gateway_run(struct gateway *gw)
         }
         if (deadline) {
             if (gw->inflight == 0 && connections_closed(gw)) {
-                log_info("stop", "reason=idle");
+                log_info("stop", "loop=%d reason=idle", gw->index);
                 break;
             }
             if (clock_mono_ms() >= deadline) {
-                log_warn("stop", "reason=grace_expired inflight=%llu",
+                log_warn("stop", "loop=%d reason=grace_expired inflight=%llu", gw->index,
                          (unsigned long long)gw->inflight);
                 break;
             }
@@ -650,18 +729,43 @@ int gateway_run(struct gateway *gw)
         }
         h2o_evloop_run(gw->loop, wait);
     }
-    log_info("exit", "status=0");
     return 0;
 }
 
-void gateway_close(struct gateway *gw)
+static void *loop_thread(void *arg)
 {
-    if (!gw)
-        return;
+    struct gateway *gw = arg;
+    gw->exit_status = loop_run(gw);
+    return NULL;
+}
+
+int gateway_run(struct gateway *gw)
+{
+    int started = 1;
+    for (; started < gw->n_loops; started++)
+        if (pthread_create(&gw->loops[started]->thread, NULL, loop_thread, gw->loops[started]) != 0) {
+            log_error("thread_failed", "loop=%d reason=\"%s\"", started, strerror(errno));
+            stop_signal = SIGTERM; /* the started ones drain and stop */
+            break;
+        }
+    int rc = loop_run(gw);
+    for (int i = 1; i < started; i++) {
+        pthread_join(gw->loops[i]->thread, NULL);
+        rc |= gw->loops[i]->exit_status;
+    }
+    if (started < gw->n_loops)
+        rc = 1;
+    log_info("exit", "status=%d", rc);
+    return rc;
+}
+
+/* Closes what one loop opened (any part may be missing after a failed open);
+ * frees nothing shared. */
+static void loop_close(struct gateway *gw)
+{
+    loop_hooks_close(gw);
     close_listener(&gw->http);
     close_listener(&gw->https);
-    tcp_server_close(gw->tcp); /* tcp */
-    gw->tcp = NULL;
     for (int i = 0; i < gw->n_watches; i++) {
         h2o_socket_read_stop(gw->watches[i].sock);
         h2o_socket_close(gw->watches[i].sock);
@@ -679,19 +783,30 @@ void gateway_close(struct gateway *gw)
     if (gw->events)
         zmq_close(gw->events);
     rpc_server_close(gw->server);
-    if (gw->zctx)
-        zmq_ctx_term(gw->zctx);
     if (gw->loop && !(connections_closed(gw) && timers_idle(&gw->ctx))) {
         /* h2o cannot dispose a context with live connections (it asserts);
          * the process is exiting, so leave them to the kernel. */
-        log_warn("exit_with_connections", "reason=\"clients kept connections open past the "
-                                          "grace period\"");
+        log_warn("exit_with_connections", "loop=%d reason=\"clients kept connections open past "
+                                          "the grace period\"", gw->index);
     } else if (gw->loop) {
         h2o_context_dispose(&gw->ctx);
         h2o_evloop_destroy(gw->loop);
     }
-    h2o_config_dispose(&gw->h2o_config);
     api_close(gw->api);
+}
+
+void gateway_close(struct gateway *gw)
+{
+    if (!gw)
+        return;
+    for (int i = gw->n_loops - 1; i >= 1; i--) {
+        loop_close(gw->loops[i]);
+        free(gw->loops[i]);
+    }
+    loop_close(gw);
+    if (gw->zctx)
+        zmq_ctx_term(gw->zctx);
+    h2o_config_dispose(&gw->h2o_config);
     if (gw->ssl)
         SSL_CTX_free(gw->ssl);
     metrics_queues_destroy(gw->mqueues);

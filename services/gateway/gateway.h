@@ -11,6 +11,7 @@
 #include "svc.h"
 
 #define GATEWAY_MAX_STORAGE 16
+#define GATEWAY_LOOPS_MAX 64
 
 struct gateway_cfg {
     struct svc_common_cfg common;
@@ -31,6 +32,7 @@ struct gateway_cfg {
     char storage[GATEWAY_MAX_STORAGE * RPC_ENDPOINT_MAX];
     int64_t health_timeout_ms;
     int64_t max_body_bytes;
+    int64_t threads;
     int send_coalesce;
 };
 

@@ -9,6 +9,7 @@
 
 #include <h2o.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 
 /* Index of each back end in gateway.backends. */
 enum { GW_BACKEND_METADATA = 0, GW_BACKEND_SCHEDULER = 1, GW_BACKEND_STORAGE0 = 2 };
@@ -37,15 +38,24 @@ struct qcache;
 struct send_batch;
 struct api;
 
+/* One event loop.  The gateway runs `gateway.threads` of them, each in its
+ * own thread with its own h2o context, its own ZeroMQ sockets (not
+ * thread-safe) and its own caches; every field below belongs to its loop
+ * unless marked "main".  Loop 0 (`main`) also owns what is shared: the h2o
+ * configuration, the TLS context, the ZeroMQ context, the health ROUTER, the
+ * listening sockets (the other loops accept on dup()s of them) and the
+ * /metrics queue table. */
 struct gateway {
-    struct gateway_cfg cfg;
-    h2o_globalconf_t h2o_config;
+    struct gateway *main;            /* loop 0; main->loops lists them all */
+    int index;
+    struct gateway_cfg cfg;          /* a copy per loop (read-only) */
+    h2o_globalconf_t h2o_config;     /* main */
     h2o_context_t ctx;
     h2o_evloop_t *loop;
-    SSL_CTX *ssl;
+    SSL_CTX *ssl;                    /* main */
     struct listener http, https;
-    void *zctx;
-    struct rpc_server *server;
+    void *zctx;                      /* main's, shared (ZeroMQ contexts are thread-safe) */
+    struct rpc_server *server;       /* main only */
     struct backend backends[GATEWAY_MAX_STORAGE + 2];
     int n_backends;
     struct zwatch watches[2 * GATEWAY_MAX_STORAGE + 4];
@@ -59,7 +69,8 @@ struct gateway {
     /* Data requests to storage: one client over every storage node, so a
      * "not leader" answer is re-sent to the leader it names. */
     struct rpc_client *storage;
-    /* SUB socket on metadata's change events (keys disabled, ...). */
+    /* SUB socket on metadata's change events (keys disabled, ...): one per
+     * loop, so every loop's caches hear every event. */
     void *events;
     /* The last storage peer that answered OK for each partition id. */
     signed char partition_peer[4096];
@@ -67,12 +78,23 @@ struct gateway {
     struct send_batch *coalesce[GW_COALESCE_QUEUES];
     int n_coalesce;
     struct gw_metrics metrics;       /* this loop's counters */
-    struct metrics_queues *mqueues;  /* queues for /metrics (process-wide) */
-    /* tcp: the CMQ TCP protocol listener (tcp/tcp_server.h), or NULL. */
+    struct metrics_queues *mqueues;  /* main's, shared (it locks) */
+    /* tcp: the CMQ TCP protocol listener of this loop (tcp/tcp_server.h), or NULL. */
     struct tcp_server *tcp;
+    pthread_t thread;                /* loops 1..n-1 */
+    int exit_status;
+    struct gateway *loops[GATEWAY_LOOPS_MAX]; /* main */
+    int n_loops;                     /* main */
 };
 
-/* api.c: registers /v2/index.php and / on `host`; frees with api_close. */
+/* The loop serving `req`. */
+static inline struct gateway *gateway_of_req(h2o_req_t *req)
+{
+    return H2O_STRUCT_FROM_MEMBER(struct gateway, ctx, req->conn->ctx);
+}
+
+/* api.c: the API state of one loop (frees with api_close); with a `host`
+ * (loop 0, once) it also registers /v2/index.php and / on it. */
 int api_open(struct gateway *gw, h2o_hostconf_t *host);
 void api_close(struct api *api);
 /* api_msg.c: sends the coalesced sends of this loop turn (call once per turn,
