@@ -38,7 +38,7 @@
 #define STORAGE_ATTEMPTS 3
 #define SUB_PAGE 100
 
-enum step { STEP_PUBLISH = 1, STEP_SYNC = 2, STEP_DROP = 3, STEP_STATS = 4 };
+enum step { STEP_PUBLISH = 1, STEP_SYNC = 2, STEP_DROP = 3, STEP_STATS = 4, STEP_TOPIC_STATS = 5 };
 
 struct api_pub {
     cmq_TopicInfo ti;
@@ -407,6 +407,14 @@ static void on_storage(struct gw_call *c, int tag, int status, const struct rpc_
     case STEP_STATS:
         answer_stats(c, status, msg);
         return;
+    case STEP_TOPIC_STATS: {
+        cmq_TopicStatsReply st = cmq_TopicStatsReply_init_zero;
+        if (status != CMQ_OK ||
+            rpc_pb_decode(cmq_TopicStatsReply_fields, &st, msg->body, msg->body_len) != CMQ_OK)
+            st.msg_count = 0;
+        api_write_topic_attrs(c, &p->ti, st.msg_count);
+        return;
+    }
     default:
         break;
     }
@@ -606,4 +614,25 @@ void api_sub_stats(struct gw_call *c, const void *sub_info)
     snprintf(r.name, sizeof r.name, "%s", p->si.topic_name);
     api_meta_call(c, cmq_MetaMsgType_META_MSG_TOPIC_GET, cmq_NameRequest_fields, &r,
                   on_topic_for_stats);
+}
+
+void api_topic_stats(struct gw_call *c, const void *topic_info)
+{
+    struct api_pub *p = pub_state(c);
+    if (!p) {
+        api_reply_err(c, CMQERR_INTERNAL, NULL);
+        return;
+    }
+    p->ti = *(const cmq_TopicInfo *)topic_info;
+    cmq_TopicStatsRequest r = cmq_TopicStatsRequest_init_zero;
+    r.topic_id = p->ti.num_id;
+    uint8_t *buf;
+    size_t len;
+    if (p->ti.num_id == 0 || p->ti.partition_id == 0 ||
+        rpc_pb_encode(cmq_TopicStatsRequest_fields, &r, &buf, &len) != CMQ_OK) {
+        api_write_topic_attrs(c, &p->ti, 0);
+        return;
+    }
+    storage_send(c, cmq_StorageMsgType_STORAGE_MSG_TOPIC_STATS, buf, len, STEP_TOPIC_STATS);
+    free(buf);
 }

@@ -41,6 +41,12 @@ void api_sub_stats(struct gw_call *c, const void *sub_info);
 
 void api_publish_cleanup(struct api_call *a);
 
+/* GetTopicAttributes after metadata's TopicInfo (borrowed): asks storage
+ * for msgCount, then answers through api_write_topic_attrs. */
+void api_topic_stats(struct gw_call *c, const void *topic_info);
+/* api_topic.c: answers GetTopicAttributes (msg_count 0 when storage did not answer). */
+void api_write_topic_attrs(struct gw_call *c, const void *topic_info, uint64_t msg_count);
+
 /* api_topic.c: answers GetSubscriptionAttributes from a SubInfo and a
  * TopicStatsReply (NULL: storage did not answer; counters are 0). */
 void api_write_sub_attrs(struct gw_call *c, const void *sub_info, const void *stats);

@@ -279,10 +279,16 @@ static void on_topic_attrs(struct gw_call *c, int tag, int status, const struct 
         topic_backend_error(c, status, msg);
         return;
     }
+    api_topic_stats(c, &t); /* msgCount from storage, then api_write_topic_attrs */
+}
+
+void api_write_topic_attrs(struct gw_call *c, const void *topic_info, uint64_t msg_count)
+{
+    const cmq_TopicInfo t = *(const cmq_TopicInfo *)topic_info;
     struct json *j = api_begin_ok(c);
     if (!j)
         return;
-    json_kv_int(j, "msgCount", 0); /* storage does not serve topics yet */
+    json_kv_int(j, "msgCount", (int64_t)msg_count);
     json_kv_int(j, "maxMsgSize", t.max_msg_size);
     json_kv_int(j, "msgRetentionSeconds", t.msg_retention_seconds);
     json_kv_int(j, "createTime", (int64_t)t.create_time);

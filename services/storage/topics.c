@@ -68,6 +68,8 @@ struct delivery {
     uint32_t n_bufs;
     uint64_t new_cursor, old_cursor;
     uint64_t expired;
+    uint64_t passed;             /* scan: topic messages the new cursor moves past */
+    uint64_t pos[TSM_BATCH_MAX]; /* scan: messages passed before ids[k] */
     /* HTTP: what the push needs */
     char url[TSM_ENDPOINT_MAX + 1];
     char topic_name[TSM_NAME_MAX + 1], sub_name[TSM_NAME_MAX + 1];
@@ -296,6 +298,7 @@ static void delivered(struct delivery *d, int ok)
     if (ok) {
         p.cursor = d->new_cursor;
         p.delivered = d->count;
+        p.passed = d->passed;
         propose_progress(d, &p);
         return;
     }
@@ -312,8 +315,12 @@ static void delivered(struct delivery *d, int ok)
     }
     p.retries_count = (pb_size_t)placed;
     p.cursor = placed == d->count ? d->new_cursor : d->ids[placed];
-    if (placed == 0)
+    p.passed = placed == d->count ? d->passed : d->pos[placed];
+    if (placed == 0) {
         p.cursor = d->old_cursor;
+        p.passed = 0;
+        p.dropped = 0;
+    }
     propose_progress(d, &p);
 }
 
@@ -436,6 +443,7 @@ static void send_delivery(struct delivery *d)
         cmq_TopicSubProgress p = cmq_TopicSubProgress_init_zero;
         p.cursor = d->new_cursor;
         p.dropped = d->expired;
+        p.passed = d->passed;
         propose_progress(d, &p);
         return;
     }
@@ -556,7 +564,7 @@ static int start_scan(struct hosted *h, struct tsm_topic *tp, struct tsm_sub *s,
             continue;
         }
         int keep = 0;
-        for (; slot < m.n && d->count < want; slot++) {
+        for (; slot < m.n && d->count < want; slot++, d->passed++) {
             if (m.leader_ms + TSM_RETENTION_MS < now) {
                 d->expired++;
                 continue;
@@ -564,6 +572,7 @@ static int start_scan(struct hosted *h, struct tsm_topic *tp, struct tsm_sub *s,
             if (!tsm_sub_matches(tp, s, &m))
                 continue;
             uint32_t k = d->count++;
+            d->pos[k] = d->passed;
             d->ids[k] = qsm_id_make(h->id, idx, slot);
             d->body[k] = m.body[slot];
             d->body_len[k] = m.body_len[slot];
@@ -730,39 +739,27 @@ static void on_stats(struct hosted *h, struct rpc_call *call, uint64_t topic_id)
     }
     struct tsm_topic *tp = tsm_topic(h->tsm, topic_id);
     cmq_TopicStatsReply r = cmq_TopicStatsReply_init_zero;
-    /* msgCount: messages published after the slowest cursor (an upper bound:
-     * filtered messages count until the cursor passes them). */
-    uint64_t top = tp->last_publish_id ? tp->last_publish_id + 1 : 0;
+    /* topic msgCount: messages not yet through every subscription's cursor */
     for (uint32_t i = 0; i < tp->n_subs; i++) {
         const struct tsm_sub *s = tp->subs[i];
-        uint64_t behind = 0;
-        if (s->cursor < top) {
-            /* messages are counted per entry slot; entries are not all this topic's */
-            behind = id_index(top - 1) >= id_index(s->cursor)
-                         ? (id_index(top - 1) - id_index(s->cursor)) * 1 + 1 : 0;
+        uint64_t pending = tsm_sub_pending(tp, s);
+        if (pending > r.msg_count)
+            r.msg_count = pending;
+        if (!rq.sub_id[0] || strcmp(rq.sub_id, s->sub_id) != 0)
+            continue;
+        r.sub_msg_count = pending;
+        r.retrying = s->n_retries;
+        for (uint32_t k = 0; k < s->n_retries; k++) {
+            if (s->retries[k].attempts > r.max_attempts)
+                r.max_attempts = s->retries[k].attempts;
+            if (!r.next_attempt_ms || s->retries[k].next_ms < r.next_attempt_ms)
+                r.next_attempt_ms = s->retries[k].next_ms;
         }
-        behind += s->n_retries;
-        if (behind > r.msg_count)
-            r.msg_count = behind;
-        if (rq.sub_id[0] && strcmp(rq.sub_id, s->sub_id) == 0) {
-            r.sub_msg_count = behind;
-            r.retrying = s->n_retries;
-            for (uint32_t k = 0; k < s->n_retries; k++) {
-                if (s->retries[k].attempts > r.max_attempts)
-                    r.max_attempts = s->retries[k].attempts;
-                if (!r.next_attempt_ms || s->retries[k].next_ms < r.next_attempt_ms)
-                    r.next_attempt_ms = s->retries[k].next_ms;
-            }
-            r.delivered = s->delivered;
-            r.dropped = s->dropped;
-            r.dead_lettered = s->dead_lettered;
-            r.cursor = s->cursor;
-        }
+        r.delivered = s->delivered;
+        r.dropped = s->dropped;
+        r.dead_lettered = s->dead_lettered;
+        r.cursor = s->cursor;
     }
-    if (r.msg_count > tp->published)
-        r.msg_count = tp->published;
-    if (r.sub_msg_count > tp->published)
-        r.sub_msg_count = tp->published;
     rpc_reply_pb(call, cmq_TopicStatsReply_fields, &r);
 }
 

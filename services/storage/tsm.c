@@ -375,6 +375,7 @@ static int cmd_sync(struct tsm *t, uint64_t index, const cmq_TopicSyncRequest *r
                 return CMQ_ENOMEM;
             }
             s->cursor = msg_id(t, index + 1, 0); /* what is published after this entry */
+            s->published_base = tp->published;
         }
         sub_config(s, in);
         /* insertion sort by sub_id */
@@ -464,6 +465,7 @@ static int cmd_progress(struct tsm *t, const cmq_TopicProgress *r)
         s->delivered += p->delivered;
         s->dropped += p->dropped;
         s->dead_lettered += p->dead_lettered;
+        s->passed += p->passed;
     }
     return CMQ_OK;
 }
@@ -501,6 +503,12 @@ int tsm_apply(struct tsm *t, uint64_t index, const uint8_t *cmd, size_t len)
 }
 
 /* ---------- queries ---------- */
+
+uint64_t tsm_sub_pending(const struct tsm_topic *tp, const struct tsm_sub *s)
+{
+    uint64_t seen = tp->published - s->published_base;
+    return (seen > s->passed ? seen - s->passed : 0) + s->n_retries;
+}
 
 uint64_t tsm_first_needed_index(const struct tsm *t)
 {

@@ -69,6 +69,8 @@ struct tsm_sub {
     uint32_t n_retries;         /* sorted by msg_id */
     struct tsm_retry retries[TSM_RETRIES_MAX];
     uint64_t delivered, dropped, dead_lettered;
+    uint64_t published_base;    /* the topic's `published` when the subscription was created */
+    uint64_t passed;            /* topic messages its cursor moved past */
     /* leader-local (not replicated): a delivery or a progress entry is in flight */
     uint32_t busy;
 };
@@ -130,6 +132,10 @@ struct tsm_topic *tsm_topic(const struct tsm *t, uint64_t topic_id);
 struct tsm_sub *tsm_sub(const struct tsm_topic *tp, const char *sub_id);
 size_t tsm_topic_count(const struct tsm *t);
 struct tsm_topic *tsm_topic_at(const struct tsm *t, size_t i); /* id order */
+
+/* Messages of the topic not yet through `s`'s cursor, plus its pending
+ * retries (spec §8.4 msgCount). */
+uint64_t tsm_sub_pending(const struct tsm_topic *tp, const struct tsm_sub *s);
 
 /* The smallest log index a cursor or retry still needs (entries before it
  * may be compacted); UINT64_MAX when nothing is needed. */

@@ -228,7 +228,10 @@ def main():
                   [x[2].decode() for x in sm] == bodies)
     r = c.call('GetSubscriptionAttributes', topicName='fan', subscriptionName='fjson')
     tap.check('GetSubscriptionAttributes: delivered 16, nothing pending', r['code'] == 0 and
-              r['deliveredMsgNum'] == 16 and r['retryingMsgNum'] == 0, r)
+              r['deliveredMsgNum'] == 16 and r['retryingMsgNum'] == 0 and r['msgCount'] == 0, r)
+    r = c.call('GetTopicAttributes', topicName='fan')
+    tap.check('GetTopicAttributes msgCount 0 once every subscription has everything',
+              r['code'] == 0 and r['msgCount'] == 0, r)
 
     # ---- retries on schedule
     c.call('CreateTopic', topicName='retry')
@@ -251,6 +254,10 @@ def main():
     r = c.call('GetSubscriptionAttributes', topicName='retry', subscriptionName='back')
     tap.check('a failing subscription shows its retry (attempts, next attempt)', r['code'] == 0 and
               r['retryingMsgNum'] == 1 and r['maxAttempts'] >= 1 and r['nextAttemptTime'] > 0, r)
+    tap.check('... and msgCount 1', r.get('msgCount') == 1, r)
+    r = c.call('GetTopicAttributes', topicName='retry')
+    tap.check('the topic\'s msgCount counts the message not yet through every subscription',
+              r['code'] == 0 and r['msgCount'] == 1, r)
     end = time.time() + 20
     while time.time() < end and (len(hits.get('/fail-4', [])) < 5 or len(hits.get('/never', [])) < 4):
         time.sleep(0.1)

@@ -117,6 +117,7 @@ Test(tsm, publish_parses_in_place_and_filters)
     cr_expect_eq(tp->published, 2);
     cr_expect_eq(tp->last_publish_id, ((uint64_t)PART << 52) | (6u << 4) | 1);
     cr_expect_eq(tsm_first_needed_index(t), 6, "cursors still need entry 6");
+    cr_expect_eq(tsm_sub_pending(tp, tsm_sub(tp, "a")), 2, "both messages are pending");
     tsm_destroy(t);
 }
 
