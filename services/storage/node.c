@@ -10,6 +10,7 @@
 #include "queues.h"
 #include "timers.h"
 #include "topics.h"
+#include "forward.h"
 
 #include "clock.h"
 #include "log.h"
@@ -648,6 +649,8 @@ int node_open(struct svc *svc, const struct storage_cfg *cfg, struct node **out)
     }
     svc_watch_server(svc, n->raft_server);
     rc = timers_open(n);
+    if (rc == CMQ_OK)
+        rc = forward_open(n, &n->fwd);
     if (rc != CMQ_OK) {
         log_error("scheduler_failed", "endpoint=%s status=%s", cfg->scheduler, status_name(rc));
         node_close(n);
@@ -670,6 +673,8 @@ void node_close(struct node *n)
 {
     if (!n)
         return;
+    forward_close(n->fwd); /* ends forwarded sends (ESHUTDOWN) while partitions exist */
+    n->fwd = NULL;
     for (int i = 0; i < n->n_parts; i++) {
         evloop_del_fd(svc_loop(n->svc), partition_writer_fd(n->parts[i]->p));
         partition_close(n->parts[i]->p); /* fails waiting proposals first */

@@ -19,6 +19,8 @@ struct peer {
 };
 
 struct rx;
+struct op;
+struct dlq_pump;
 
 /* One partition hosted here, with its queue state machine. */
 struct hosted {
@@ -38,7 +40,8 @@ struct hosted {
     uint64_t sched_retry_ms; /* monotonic: no registration before this (after a failure) */
     int sched_inflight;
     int sched_failed;        /* the last registration failed: the leader polls */
-    void *fwd;               /* dead-letter moves being delivered (queues.c) */
+    struct dlq_pump *pump;   /* dead-letter moves being delivered (dlq.c) */
+    struct op *keyed;        /* keyed sends in flight (queues.c) */
 };
 
 struct node {

@@ -58,6 +58,9 @@ struct send_item {
     uint64_t delay_s;
     const char *group;
     size_t group_len;
+    uint64_t dedup_key;        /* 0: none */
+    const uint8_t *origin;     /* encoded DeadLetterOrigin, NULL: none */
+    size_t origin_len;
 };
 
 struct send_view {
@@ -352,7 +355,100 @@ struct qsm {
     struct send_view cache_send;
     struct send_view send;  /* the Send being applied (points into the entry) */
     cmq_StorageCommand *cmd; /* decode buffer of the (non-Send) entry being applied */
+
+    /* dead-letter moves decided and not yet acknowledged (DlqDelivered),
+     * ascending msg id; bodies are read back from the log when delivered */
+    struct qsm_dlq_move *pend;
+    uint32_t n_pend, cap_pend;
+    /* the dedup window: the last QSM_DEDUP_MAX keyed items, FIFO */
+    struct dedup *dd;       /* ring, allocated on the first keyed Send */
+    uint32_t dd_head, dd_n; /* oldest entry, count */
+    struct map dd_map;      /* dedup_hash -> ring entry */
 };
+
+struct dedup {
+    uint64_t queue_id, key, msg_id;
+};
+
+static uint64_t dedup_hash(uint64_t queue_id, uint64_t key)
+{
+    uint64_t h = mix64(queue_id ^ mix64(key ^ UINT64_C(0x9e3779b97f4a7c15)));
+    return h ? h : 1;
+}
+
+static const struct dedup *dedup_find(const struct qsm *q, uint64_t queue_id, uint64_t key)
+{
+    const struct dedup *d = map_get(&q->dd_map, dedup_hash(queue_id, key));
+    return d && d->queue_id == queue_id && d->key == key ? d : NULL;
+}
+
+/* Remembers (queue, key) -> msg id, evicting the oldest when full.  A key
+ * already held keeps its first msg id. */
+static int dedup_note(struct qsm *q, uint64_t queue_id, uint64_t key, uint64_t msg_id)
+{
+    uint64_t h = dedup_hash(queue_id, key);
+    if (map_get(&q->dd_map, h))
+        return CMQ_OK; /* held (or a 2^-64 hash collision: not deduplicated) */
+    if (!q->dd) {
+        q->dd = calloc(QSM_DEDUP_MAX, sizeof *q->dd);
+        if (!q->dd)
+            return CMQ_ENOMEM;
+    }
+    if (q->dd_n == QSM_DEDUP_MAX) {
+        struct dedup *old = &q->dd[q->dd_head];
+        uint64_t oh = dedup_hash(old->queue_id, old->key);
+        if (map_get(&q->dd_map, oh) == old)
+            map_del(&q->dd_map, oh);
+        q->dd_head = (q->dd_head + 1) % QSM_DEDUP_MAX;
+        q->dd_n--;
+    }
+    struct dedup *d = &q->dd[(q->dd_head + q->dd_n) % QSM_DEDUP_MAX];
+    *d = (struct dedup){queue_id, key, msg_id};
+    int rc = map_put(&q->dd_map, h, d);
+    if (rc)
+        return rc;
+    q->dd_n++;
+    return CMQ_OK;
+}
+
+static uint32_t pend_find(const struct qsm *q, uint64_t msg_id)
+{
+    uint32_t lo = 0, hi = q->n_pend;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (q->pend[mid].msg_id < msg_id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static bool dlq_room(const struct qsm *q)
+{
+    return q->n_pend < QSM_DLQ_PENDING_MAX;
+}
+
+static int pend_add(struct qsm *q, const struct qsm_dlq_move *m)
+{
+    uint32_t at = pend_find(q, m->msg_id);
+    if (at < q->n_pend && q->pend[at].msg_id == m->msg_id)
+        return CMQ_OK; /* a rewound message moved again before its first move was acknowledged */
+    if (q->n_pend == q->cap_pend) {
+        uint32_t cap = q->cap_pend ? q->cap_pend * 2 : 16;
+        struct qsm_dlq_move *v = realloc(q->pend, cap * sizeof *v);
+        if (!v)
+            return CMQ_ENOMEM;
+        q->pend = v;
+        q->cap_pend = cap;
+    }
+    memmove(&q->pend[at + 1], &q->pend[at], (q->n_pend - at) * sizeof *q->pend);
+    q->pend[at] = *m;
+    q->pend[at].body = NULL;
+    q->pend[at].body_len = 0;
+    q->n_pend++;
+    return CMQ_OK;
+}
 
 static uint64_t u64_min(uint64_t a, uint64_t b)
 {
@@ -477,7 +573,7 @@ static bool peek_cmd(const uint8_t *buf, size_t len, uint32_t *kind, uint64_t *q
         if (field == 1 && wt == 0) {
             if (!pb_varint(&p, end, leader_ms))
                 return false;
-        } else if (field >= 10 && field <= 18 && wt == 2) {
+        } else if (field >= 10 && field <= 19 && wt == 2) {
             uint64_t n;
             if (!pb_varint(&p, end, &n) || n > (uint64_t)(end - p))
                 return false;
@@ -523,19 +619,25 @@ static bool parse_item(const uint8_t *p, const uint8_t *end, struct send_item *i
         if (!pb_varint(&p, end, &tag))
             return false;
         uint32_t f = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
-        if ((f == 1 || f == 3) && wt == 2) {
+        if ((f == 1 || f == 3 || f == 5) && wt == 2) {
             if (!pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
                 return false;
             if (f == 1) {
                 it->body = p;
                 it->len = (size_t)v;
-            } else {
+            } else if (f == 3) {
                 it->group = (const char *)p;
                 it->group_len = (size_t)v;
+            } else {
+                it->origin = p;
+                it->origin_len = (size_t)v;
             }
             p += v;
         } else if (f == 2 && wt == 0) {
             if (!pb_varint(&p, end, &it->delay_s))
+                return false;
+        } else if (f == 4 && wt == 0) {
+            if (!pb_varint(&p, end, &it->dedup_key))
                 return false;
         } else if (!pb_skip(&p, end, wt)) {
             return false;
@@ -785,8 +887,9 @@ void qsm_result_release(struct qsm_result *res)
     res->skip_bodies = skip;
 }
 
-static int dlq_add(struct qsm_result *res, const struct queue *qu, uint64_t id, uint64_t enqueue_ms,
-                   uint32_t dequeue_count, uint32_t reason, const struct send_item *item)
+static int dlq_add(struct qsm *q, struct qsm_result *res, const struct queue *qu, uint64_t id,
+                   uint64_t enqueue_ms, uint64_t first_dequeue_ms, uint32_t dequeue_count,
+                   uint32_t reason, const struct send_item *item)
 {
     if (res->n_dlq % 16 == 0) {
         struct qsm_dlq_move *d = realloc(res->dlq, (res->n_dlq + 16) * sizeof *d);
@@ -800,11 +903,12 @@ static int dlq_add(struct qsm_result *res, const struct queue *qu, uint64_t id, 
     m->dlq_queue_id = qu->a.dlq_queue_id;
     m->msg_id = id;
     m->enqueue_ms = enqueue_ms;
+    m->first_dequeue_ms = first_dequeue_ms;
     m->dequeue_count = dequeue_count;
     m->reason = reason;
     if (!res->skip_bodies && item)
         m->body = body_copy(item, &m->body_len);
-    return CMQ_OK;
+    return pend_add(q, m);
 }
 
 /* ---- spans ---- */
@@ -1270,8 +1374,8 @@ static int rec_dead_letter(struct qsm *q, struct queue *qu, struct rec *r, uint3
         if (rc)
             return rc;
     }
-    int rc = dlq_add(res, qu, qsm_id_make(q->partition, POS_INDEX(r->pos), POS_SLOT(r->pos)),
-                     r->enqueue_ms, r->dequeue_count, reason, item);
+    int rc = dlq_add(q, res, qu, qsm_id_make(q->partition, POS_INDEX(r->pos), POS_SLOT(r->pos)),
+                     r->enqueue_ms, r->first_dequeue_ms, r->dequeue_count, reason, item);
     if (rc)
         return rc;
     if (detached)
@@ -1405,6 +1509,9 @@ static int cmd_send(struct qsm *q, uint64_t index, const struct send_view *c, ui
         res->msg_ids[i] = qsm_id_make(q->partition, index, i);
     }
     res->n_msg_ids = c->n;
+    for (uint32_t i = 0; i < c->n; i++)
+        if (c->m[i].dedup_key && (rc = dedup_note(q, qu->id, c->m[i].dedup_key, res->msg_ids[i])))
+            return rc;
     rc = span_note_send(qu, span_cap(q), index, n_live, leader_ms);
     if (rc)
         return rc;
@@ -1443,6 +1550,20 @@ static int lease(struct qsm *q, struct queue *qu, struct rec *r, uint64_t handle
     d->first_dequeue_ms = r->first_dequeue_ms;
     d->next_visible_ms = r->time_ms;
     d->dequeue_count = r->dequeue_count;
+    if (item && item->origin) {
+        cmq_DeadLetterOrigin o = cmq_DeadLetterOrigin_init_zero;
+        pb_istream_t in = pb_istream_from_buffer(item->origin, item->origin_len);
+        if (pb_decode(&in, cmq_DeadLetterOrigin_fields, &o)) {
+            d->has_origin = true;
+            d->origin.queue_id = o.queue_id;
+            d->origin.msg_id = o.msg_id;
+            d->origin.enqueue_ms = o.enqueue_time_ms;
+            d->origin.first_dequeue_ms = o.first_dequeue_time_ms;
+            d->origin.dequeue_count = o.dequeue_count;
+            d->origin.reason = o.reason;
+            snprintf(d->origin.queue_name, sizeof d->origin.queue_name, "%s", o.queue_name);
+        }
+    }
     if (!res->skip_bodies && item) {
         d->body = body_copy(item, &d->body_len);
         if (!d->body)
@@ -1499,9 +1620,11 @@ static int cmd_receive(struct qsm *q, uint64_t index, const cmq_ReceiveRequest *
             break;
         }
         /* r is now out of every container */
+        /* with the pending list full (a DLQ unreachable for long), the message
+         * stays here and is delivered: nothing is lost, the policy waits */
         bool over = qu->a.dlq_policy == QSM_DLQ_RECEIVES &&
-                    r->dequeue_count + 1 > qu->a.dlq_max_receive_count;
-        bool ttl = ttl_due(qu, r->enqueue_ms, now);
+                    r->dequeue_count + 1 > qu->a.dlq_max_receive_count && dlq_room(q);
+        bool ttl = ttl_due(qu, r->enqueue_ms, now) && dlq_room(q);
         if (over || ttl) {
             rc = rec_dead_letter(q, qu, r, over ? QSM_DLQ_RECEIVES : QSM_DLQ_TTL, true, res);
             if (rc)
@@ -1739,7 +1862,7 @@ static int queue_sweep(struct qsm *q, struct queue *qu, struct qsm_result *res)
         }
         bool movable = r->state == REC_READY || r->state == REC_PARKED;
         if (movable && ttl_due(qu, r->enqueue_ms, now)) {
-            if (res->n_dlq >= QSM_DLQ_MOVES_MAX) {
+            if (res->n_dlq >= QSM_DLQ_MOVES_MAX || !dlq_room(q)) {
                 q->tick_pending = true;
                 sweep_note(qu, r);
                 continue;
@@ -1762,6 +1885,19 @@ static int queue_sweep(struct qsm *q, struct queue *qu, struct qsm_result *res)
     }
     free(v);
     return rc;
+}
+
+static int cmd_dlq_delivered(struct qsm *q, const cmq_DlqDeliveredRequest *c)
+{
+    /* unknown ids: acknowledged already (a retried command) */
+    for (pb_size_t i = 0; i < c->msg_ids_count; i++) {
+        uint32_t at = pend_find(q, c->msg_ids[i]);
+        if (at < q->n_pend && q->pend[at].msg_id == c->msg_ids[i]) {
+            memmove(&q->pend[at], &q->pend[at + 1], (q->n_pend - at - 1) * sizeof *q->pend);
+            q->n_pend--;
+        }
+    }
+    return CMQ_OK;
 }
 
 static int cmd_tick(struct qsm *q, struct qsm_result *res)
@@ -1797,16 +1933,16 @@ static int cmd_tick(struct qsm *q, struct qsm_result *res)
             }
             if (!ttl_due(qu, cd.enqueue_ms, now))
                 break;
-            if (res->n_dlq >= QSM_DLQ_MOVES_MAX) {
+            if (res->n_dlq >= QSM_DLQ_MOVES_MAX || !dlq_room(q)) {
                 q->tick_pending = true;
                 break;
             }
             if (cd.rewound)
                 rc = rec_dead_letter(q, qu, cd.rewound, QSM_DLQ_TTL, false, res);
             else
-                rc = dlq_add(res, qu,
+                rc = dlq_add(q, res, qu,
                              qsm_id_make(q->partition, POS_INDEX(cd.pos), POS_SLOT(cd.pos)),
-                             cd.enqueue_ms, 0, QSM_DLQ_TTL, cd.item);
+                             cd.enqueue_ms, 0, 0, QSM_DLQ_TTL, cd.item);
             if (rc)
                 return rc;
             cursor_pass(qu, cd.delayed);
@@ -1886,6 +2022,9 @@ int qsm_apply(struct qsm *q, uint64_t index, uint64_t term, const uint8_t *cmd, 
     case cmq_StorageCommand_tick_tag:
         rc = cmd_tick(q, res);
         break;
+    case cmq_StorageCommand_dlq_delivered_tag:
+        rc = cmd_dlq_delivered(q, &c->cmd.dlq_delivered);
+        break;
     default:
         rc = CMQ_EINVAL;
         break;
@@ -1936,6 +2075,9 @@ void qsm_destroy(struct qsm *q)
     cache_drop(q);
     queues_free(q->queues, q->n_queues);
     free(q->cmd);
+    free(q->pend);
+    free(q->dd);
+    map_free(&q->dd_map);
     free(q);
 }
 
@@ -2032,6 +2174,9 @@ uint64_t qsm_next_due_ms(const struct qsm *q)
 uint64_t qsm_first_needed_index(const struct qsm *q)
 {
     uint64_t first = q->applied_index + 1;
+    if (q->n_pend) /* bodies of undelivered dead-letter moves */
+        for (uint32_t i = 0; i < q->n_pend; i++)
+            first = u64_min(first, qsm_id_index(q->pend[i].msg_id));
     for (uint32_t i = 0; i < q->n_queues; i++) {
         const struct queue *qu = q->queues[i];
         if (qu->n_spans)
@@ -2041,6 +2186,69 @@ uint64_t qsm_first_needed_index(const struct qsm *q)
                 first = u64_min(first, POS_INDEX(qu->recs.keys[j]));
     }
     return first;
+}
+
+size_t qsm_dlq_pending(const struct qsm *q, struct qsm_dlq_move *out, size_t max)
+{
+    for (uint32_t i = 0; i < q->n_pend && i < max; i++)
+        out[i] = q->pend[i];
+    return q->n_pend;
+}
+
+int qsm_dedup_check(const struct qsm *q, const uint8_t *req, size_t len, uint64_t *ids,
+                    uint32_t *n, uint64_t *first_key)
+{
+    struct send_view sv;
+    *n = 0;
+    *first_key = 0;
+    if (!parse_send(req, len, &sv) || sv.n < 1 || sv.n > QSM_BATCH_MAX)
+        return CMQ_EINVAL;
+    uint32_t found = 0;
+    for (uint32_t i = 0; i < sv.n; i++) {
+        if (!sv.m[i].dedup_key)
+            continue;
+        if (!*first_key)
+            *first_key = sv.m[i].dedup_key;
+        const struct dedup *d = dedup_find(q, sv.queue_id, sv.m[i].dedup_key);
+        if (d) {
+            ids[i] = d->msg_id;
+            found++;
+        }
+    }
+    if (!found || found != sv.n)
+        return CMQ_ENOTFOUND; /* none, or a batch the window holds only part of: append */
+    *n = sv.n;
+    return CMQ_OK;
+}
+
+int qsm_message_read(const struct qsm *q, uint64_t queue_id, uint64_t msg_id, uint8_t **body,
+                     size_t *len, uint64_t *enqueue_ms)
+{
+    *body = NULL;
+    *len = 0;
+    if (qsm_id_partition(msg_id) != q->partition)
+        return CMQ_EINVAL;
+    uint8_t *buf = NULL;
+    size_t blen = 0;
+    int rc = q->reader.read_entry(q->reader.arg, qsm_id_index(msg_id), &buf, &blen);
+    if (rc != CMQ_OK)
+        return rc;
+    uint32_t kind;
+    uint64_t qid, lms;
+    const uint8_t *sub;
+    size_t sub_len;
+    struct send_view sv;
+    rc = CMQ_ENOTFOUND;
+    if (peek_cmd(buf, blen, &kind, &qid, &lms, &sub, &sub_len) &&
+        kind == cmq_StorageCommand_send_tag && parse_send(sub, sub_len, &sv) &&
+        sv.queue_id == queue_id && qsm_id_slot(msg_id) < sv.n && sv.n <= QSM_BATCH_MAX) {
+        *body = body_copy(&sv.m[qsm_id_slot(msg_id)], len);
+        if (enqueue_ms)
+            *enqueue_ms = lms;
+        rc = *body ? CMQ_OK : CMQ_ENOMEM;
+    }
+    free(buf);
+    return rc;
 }
 
 uint64_t qsm_applied_index(const struct qsm *q)
@@ -2071,6 +2279,9 @@ size_t qsm_memory_bytes(const struct qsm *q)
         b += (size_t)(qu->ready.cap + qu->timers.cap) * sizeof(void *);
         b += (size_t)qu->recs.n * sizeof(struct rec) + (size_t)qu->groups.n * sizeof(struct group);
     }
+    b += (size_t)q->cap_pend * sizeof(struct qsm_dlq_move);
+    b += (q->dd ? QSM_DEDUP_MAX * sizeof(struct dedup) : 0) +
+         (size_t)q->dd_map.cap * (sizeof(uint64_t) + sizeof(void *));
     return b;
 }
 
@@ -2078,7 +2289,7 @@ size_t qsm_memory_bytes(const struct qsm *q)
  * Little-endian, fixed-width fields; see docs/queue-state-machine.md. */
 
 #define SNAP_MAGIC 0x534d5351u /* "QSMS" */
-#define SNAP_VERSION 1u
+#define SNAP_VERSION 2u /* 2: + pending dead-letter moves and the dedup window */
 
 struct wbuf {
     uint8_t *p;
@@ -2205,6 +2416,26 @@ int qsm_snapshot_write(const struct qsm *q, qsm_sink_fn *sink, void *arg)
             w_u8(&w, r->state);
         }
         free(v);
+    }
+    if (!rc) {
+        w_u32(&w, q->n_pend);
+        for (uint32_t i = 0; i < q->n_pend; i++) {
+            const struct qsm_dlq_move *m = &q->pend[i];
+            w_u64(&w, m->queue_id);
+            w_u64(&w, m->dlq_queue_id);
+            w_u64(&w, m->msg_id);
+            w_u64(&w, m->enqueue_ms);
+            w_u64(&w, m->first_dequeue_ms);
+            w_u32(&w, m->dequeue_count);
+            w_u32(&w, m->reason);
+        }
+        w_u32(&w, q->dd_n); /* oldest first: a reader rebuilds the same FIFO */
+        for (uint32_t i = 0; i < q->dd_n; i++) {
+            const struct dedup *d = &q->dd[(q->dd_head + i) % QSM_DEDUP_MAX];
+            w_u64(&w, d->queue_id);
+            w_u64(&w, d->key);
+            w_u64(&w, d->msg_id);
+        }
     }
     if (!rc && w.oom)
         rc = CMQ_ENOMEM;
@@ -2341,7 +2572,10 @@ int qsm_snapshot_read(struct qsm *q, const uint8_t *buf, size_t len)
                                                         (uint32_t)buf[len - 1] << 24))
         return CMQ_ECORRUPT;
     struct rbuf r = {buf, buf + len - 4, false};
-    if (R32(&r) != SNAP_MAGIC || R32(&r) != SNAP_VERSION)
+    if (R32(&r) != SNAP_MAGIC)
+        return CMQ_ECORRUPT;
+    uint32_t version = R32(&r);
+    if (version != 1 && version != SNAP_VERSION)
         return CMQ_ECORRUPT;
     if (R32(&r) != q->partition)
         return r.bad ? CMQ_ECORRUPT : CMQ_EINVAL;
@@ -2420,12 +2654,53 @@ int qsm_snapshot_read(struct qsm *q, const uint8_t *buf, size_t len)
         rc = queue_load_recs(qu, &r, nr);
         qu->sweep_due_ms = sweep; /* rec_new lowered it while loading */
     }
+    /* version 2: pending moves and the dedup window, into a scratch qsm */
+    struct qsm t = {0};
+    if (!rc && version >= 2) {
+        uint32_t np = R32(&r);
+        if (r.bad || np > QSM_DLQ_PENDING_MAX + QSM_DLQ_MOVES_MAX)
+            rc = CMQ_ECORRUPT;
+        for (uint32_t i = 0; i < np && !rc; i++) {
+            struct qsm_dlq_move m = {0};
+            m.queue_id = R64(&r);
+            m.dlq_queue_id = R64(&r);
+            m.msg_id = R64(&r);
+            m.enqueue_ms = R64(&r);
+            m.first_dequeue_ms = R64(&r);
+            m.dequeue_count = R32(&r);
+            m.reason = R32(&r);
+            if (r.bad || (t.n_pend && m.msg_id <= t.pend[t.n_pend - 1].msg_id))
+                rc = CMQ_ECORRUPT;
+            else
+                rc = pend_add(&t, &m);
+        }
+        uint32_t nd = rc ? 0 : R32(&r);
+        if (r.bad || nd > QSM_DEDUP_MAX)
+            rc = CMQ_ECORRUPT;
+        for (uint32_t i = 0; i < nd && !rc; i++) {
+            uint64_t qid = R64(&r), key = R64(&r), id = R64(&r);
+            rc = r.bad ? CMQ_ECORRUPT : dedup_note(&t, qid, key, id);
+        }
+    }
     if (!rc && (r.bad || r.p != r.end))
         rc = CMQ_ECORRUPT;
     if (rc) {
+        free(t.pend);
+        free(t.dd);
+        map_free(&t.dd_map);
         queues_free(v, made);
         return rc;
     }
+    free(q->pend);
+    free(q->dd);
+    map_free(&q->dd_map);
+    q->pend = t.pend;
+    q->n_pend = t.n_pend;
+    q->cap_pend = t.cap_pend;
+    q->dd = t.dd;
+    q->dd_head = t.dd_head;
+    q->dd_n = t.dd_n;
+    q->dd_map = t.dd_map;
     cache_drop(q);
     queues_free(q->queues, q->n_queues);
     q->queues = v;

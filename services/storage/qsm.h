@@ -45,8 +45,14 @@
  *    QSM_TICK_READS_MAX): a Receive may answer CMQ_EEMPTY while
  *    qsm_has_visible still says yes; propose another (it continues where the
  *    last one stopped).
- *  - Not done: a dedup window for idempotent topic -> queue deliveries, the
- *    message trace.
+ *  - Idempotent appends: a SendItem may carry a dedup_key; the partition
+ *    remembers the last QSM_DEDUP_MAX keyed items (queue, key -> msg id,
+ *    FIFO, in the snapshot).  The window is only read before proposing
+ *    (qsm_dedup_check, on a leader that applied an entry of its own term);
+ *    applying a Send never refuses it, so the scan re-derives acceptance
+ *    from the entry alone (I6 in qsm.c).
+ *  - Dead-letter moves stay in a pending list (qsm_dlq_pending, in the
+ *    snapshot) until a DlqDelivered command acknowledges them.
  */
 #ifndef CMQ_STORAGE_QSM_H
 #define CMQ_STORAGE_QSM_H
@@ -124,6 +130,12 @@ static inline uint32_t qsm_id_slot(uint64_t id)
 #ifndef QSM_DLQ_MOVES_MAX
 #define QSM_DLQ_MOVES_MAX 256              /* dead-letter moves listed by one command */
 #endif
+#ifndef QSM_DLQ_PENDING_MAX
+#define QSM_DLQ_PENDING_MAX 4096           /* moves decided, not yet acknowledged, per partition */
+#endif
+#ifndef QSM_DEDUP_MAX
+#define QSM_DEDUP_MAX 8192                 /* dedup window: keyed items remembered per partition */
+#endif
 
 _Static_assert(QSM_BATCH_MAX <= (1 << QSM_ID_SLOT_BITS), "a batch must fit the id's slot bits");
 _Static_assert(QSM_SPANS_MIN >= 4 && QSM_SPANS_MIN <= QSM_SPANS_MAX, "span caps");
@@ -175,6 +187,13 @@ struct qsm_stats {
     char name[QSM_NAME_LEN_MAX + 1];
 };
 
+/* Where a dead-letter copy came from (SendItem.origin). */
+struct qsm_origin {
+    uint64_t queue_id, msg_id, enqueue_ms, first_dequeue_ms;
+    uint32_t dequeue_count, reason;
+    char queue_name[QSM_NAME_LEN_MAX + 1];
+};
+
 /* One delivered message (Receive). */
 struct qsm_delivery {
     uint64_t msg_id;
@@ -185,6 +204,8 @@ struct qsm_delivery {
     uint32_t dequeue_count;    /* including this receive */
     uint8_t *body;             /* owned by the result; NULL when skip_bodies */
     size_t body_len;
+    bool has_origin;           /* a dead-letter copy */
+    struct qsm_origin origin;
 };
 
 /* One message to append to a dead-letter queue (the lead appends it to the
@@ -194,6 +215,7 @@ struct qsm_dlq_move {
     uint64_t dlq_queue_id;
     uint64_t msg_id;
     uint64_t enqueue_ms;
+    uint64_t first_dequeue_ms; /* 0 if never delivered */
     uint32_t dequeue_count;
     uint32_t reason;           /* QSM_DLQ_RECEIVES or QSM_DLQ_TTL */
     uint8_t *body;             /* owned by the result; NULL when skip_bodies */
@@ -260,6 +282,24 @@ uint64_t qsm_next_due_ms(const struct qsm *q);
  * may be compacted once a snapshot covers them.  last applied + 1 if none. */
 uint64_t qsm_first_needed_index(const struct qsm *q);
 uint64_t qsm_applied_index(const struct qsm *q);
+/* Dead-letter moves decided and not yet acknowledged by a DlqDelivered
+ * command, ascending msg id, without bodies (copied into out[<max]); returns
+ * the total.  They survive leader changes and snapshots: the leader appends
+ * each to its DLQ (idempotently: dedup key = the source msg id) and then
+ * proposes DlqDelivered (docs/queue-state-machine.md §8). */
+size_t qsm_dlq_pending(const struct qsm *q, struct qsm_dlq_move *out, size_t max);
+/* Dedup window lookup for an encoded SendRequest (borrowed): CMQ_OK when every
+ * item has a dedup key the window holds for that queue (ids[0..n) are the
+ * original msg ids: answer them, do not propose); CMQ_ENOTFOUND otherwise
+ * (*first_key: the first item's key, 0 if no item has one); CMQ_EINVAL when
+ * it does not parse. */
+int qsm_dedup_check(const struct qsm *q, const uint8_t *req, size_t len, uint64_t *ids,
+                    uint32_t *n, uint64_t *first_key);
+/* Reads the body of message `msg_id` of `queue_id` back from the log (through
+ * the reader; a failure here does not put the qsm in its failed state).  On
+ * CMQ_OK *body is malloc'd (caller frees). */
+int qsm_message_read(const struct qsm *q, uint64_t queue_id, uint64_t msg_id, uint8_t **body,
+                     size_t *len, uint64_t *enqueue_ms);
 /* Bytes held by the state machine (structures and tracked messages). */
 size_t qsm_memory_bytes(const struct qsm *q);
 /* Log entries read through the reader since creation (for the cost bench). */

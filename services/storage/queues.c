@@ -6,6 +6,8 @@
  * bodies are copied once into the Raft entry and never decoded on the way.
  */
 #include "queues.h"
+#include "dlq.h"
+#include "forward.h"
 #include "timers.h"
 #include "topics.h"
 
@@ -38,6 +40,8 @@ struct op {
     uint8_t *req;          /* receives: the request, to propose again after an empty result */
     size_t req_len;
     uint64_t queue_id;
+    uint64_t dedup_key;    /* keyed sends: the first item's key (in-flight duplicates) */
+    struct op *keyed_next; /* on hosted->keyed */
 };
 
 /* A parked long poll. */
@@ -118,6 +122,12 @@ static struct hosted *find_queue(struct node *n, uint64_t queue_id)
 
 static void op_free(struct op *o)
 {
+    if (o->dedup_key)
+        for (struct op **pp = (struct op **)&o->h->keyed; *pp; pp = &(*pp)->keyed_next)
+            if (*pp == o) {
+                *pp = o->keyed_next;
+                break;
+            }
     if (o->call)
         o->n->ops_inflight--;
     free(o->req);
@@ -153,6 +163,16 @@ static void reply_received(struct rpc_call *call, const struct qsm_result *res)
         bodies[i] = (struct body_ref){d->body, d->body_len};
         m->body.funcs.encode = encode_body;
         m->body.arg = &bodies[i];
+        if (d->has_origin) {
+            m->has_origin = true;
+            m->origin.queue_id = d->origin.queue_id;
+            snprintf(m->origin.queue_name, sizeof m->origin.queue_name, "%s", d->origin.queue_name);
+            m->origin.msg_id = d->origin.msg_id;
+            m->origin.enqueue_time_ms = d->origin.enqueue_ms;
+            m->origin.first_dequeue_time_ms = d->origin.first_dequeue_ms;
+            m->origin.dequeue_count = d->origin.dequeue_count;
+            m->origin.reason = d->origin.reason;
+        }
     }
     rpc_reply_pb(call, cmq_ReceiveReply_fields, &r);
 }
@@ -344,6 +364,7 @@ void queues_detach(struct hosted *h)
         r = next;
     }
     h->parked = NULL;
+    dlq_detach(h);
     qsm_destroy(h->qsm);
     h->qsm = NULL;
 }
@@ -374,9 +395,8 @@ int queues_apply(void *arg, struct partition *p, const struct raft_entry *e, voi
                       h->id, (unsigned long long)e->index, status_name(st),
                       (unsigned long long)n_sup);
     }
-    if (res->n_dlq)
-        log_warn("dead_letter_pending", "partition=%u moves=%u reason=\"delivery to the "
-                 "dead-letter queue is not wired yet (issue #7)\"", h->id, res->n_dlq);
+    if (res->n_dlq && partition_is_leader(p))
+        dlq_pump(h); /* deliver the new moves now rather than at the next raft tick */
     if (h->parked && partition_is_leader(p)) {
         if (res->type == cmq_StorageMsgType_STORAGE_MSG_SEND && st == CMQ_OK)
             wake(h, res->queue_id);
@@ -477,6 +497,34 @@ int queues_handle(struct node *n, struct rpc_call *call)
     *o = (struct op){.n = n, .h = h, .call = call, .type = m->type, .queue_id = qid};
     n->ops_inflight++;
     if (field == CMD_SEND) {
+        /* idempotent appends (forward.h): a retry whose keys the window holds
+         * gets the original ids; a keyed send waits until this leader applied
+         * an entry of its own term (so every surviving earlier append is in
+         * the window) and while the same key is in flight here */
+        uint64_t ids[QSM_BATCH_MAX];
+        uint32_t nids = 0;
+        uint64_t key = 0;
+        if (qsm_dedup_check(h->qsm, m->body, m->body_len, ids, &nids, &key) == CMQ_OK) {
+            cmq_SendReply r = cmq_SendReply_init_zero;
+            for (uint32_t i = 0; i < nids && i < QSM_BATCH_MAX; i++)
+                r.msg_ids[r.msg_ids_count++] = ids[i];
+            rpc_reply_pb(call, cmq_SendReply_fields, &r);
+            op_free(o);
+            return 1;
+        }
+        if (key) {
+            int busy = !queues_leader_ready(h);
+            for (struct op *k = h->keyed; k && !busy; k = k->keyed_next)
+                busy = k->queue_id == qid && k->dedup_key == key;
+            if (busy) {
+                rpc_reply_status(call, CMQ_EBUSY, "the same dedup key is being appended");
+                op_free(o);
+                return 1;
+            }
+            o->dedup_key = key;
+            o->keyed_next = h->keyed;
+            h->keyed = o;
+        }
         int rc = qsm_check_send(h->qsm, m->body, m->body_len);
         if (rc != CMQ_OK) {
             rpc_reply_status(call, rc, NULL);
@@ -528,6 +576,12 @@ int queues_handle(struct node *n, struct rpc_call *call)
 
 /* ---------- periodic work ---------- */
 
+int queues_leader_ready(struct hosted *h)
+{
+    struct raft *r = partition_raft(h->p);
+    return partition_is_leader(h->p) && raft_term_at(r, raft_applied_index(r)) == raft_term(r);
+}
+
 int queues_propose_tick(struct hosted *h)
 {
     if (!partition_is_leader(h->p))
@@ -553,12 +607,14 @@ int queues_propose_tick(struct hosted *h)
 
 void queues_tick(struct node *n)
 {
+    forward_tick(n->fwd);
     uint64_t now = clock_wall_ms();
     uint64_t fallback = (uint64_t)n->cfg->sched_fallback_ms;
     for (int i = 0; i < n->n_parts; i++) {
         struct hosted *h = n->parts[i];
         expire_parked(h, 0);
         timers_sync(h);
+        dlq_pump(h);
         if (!partition_is_leader(h->p)) {
             h->tick_inflight = 0;
             continue;

@@ -29,6 +29,9 @@ int queues_handle(struct node *n, struct rpc_call *call);
 /* Once per raft tick: proposes Ticks where the state machine has due work,
  * ends expired long polls, hands parked polls of lost leaderships back. */
 void queues_tick(struct node *n);
+/* Whether this node leads the partition and applied an entry of its own term
+ * (its no-op): everything an earlier leader committed is applied. */
+int queues_leader_ready(struct hosted *h);
 /* Proposes a Tick on a partition this node leads (one at a time):
  * CMQ_OK, CMQ_EBUSY (one is in flight), CMQ_ENOTLEADER, ... */
 int queues_propose_tick(struct hosted *h);

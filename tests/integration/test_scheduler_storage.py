@@ -131,10 +131,6 @@ def main():
     fired3 = sched_fired()
     tap.check('after restart: on time again through the new instance (%d/3 %s; fired %d -> %d)'
               % (ok, dts, fired2, fired3), ok == 3 and fired3 > fired2 >= 0)
-    logs = ''.join(open(os.path.join(VAR, 'log', n + '.log')).read()
-                   for n in ('storage-1', 'storage-2', 'storage-3'))
-    tap.check('a leader noticed the new scheduler instance', 'scheduler_restarted' in logs)
-
     down = cmq('down')
     tap.check('down', down.returncode == 0)
     return tap.finish()
