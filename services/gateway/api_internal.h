@@ -85,6 +85,10 @@ struct api_received {
     uint32_t count;
     const uint8_t *body;
     size_t body_len;
+    bool has_origin; /* a dead-letter copy (storage.proto DeadLetterOrigin) */
+    char origin_queue[129];
+    uint64_t origin_msg_id, origin_enqueue_ms, origin_first_ms;
+    uint32_t origin_count, origin_reason;
 };
 struct _cmq_QueueInfo;
 struct _cmq_StorageQueueAttributes;

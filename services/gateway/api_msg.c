@@ -182,6 +182,22 @@ static int parse_received(const uint8_t *buf, size_t len, struct api_received *o
                     return CMQ_ECORRUPT;
                 continue;
             }
+            if (tag == 8 && wt == PB_WT_STRING) {
+                pb_istream_t o;
+                cmq_DeadLetterOrigin og = cmq_DeadLetterOrigin_init_zero;
+                if (!pb_make_string_substream(&sub, &o) ||
+                    !pb_decode(&o, cmq_DeadLetterOrigin_fields, &og) ||
+                    !pb_close_string_substream(&sub, &o))
+                    return CMQ_ECORRUPT;
+                r->has_origin = true;
+                snprintf(r->origin_queue, sizeof r->origin_queue, "%s", og.queue_name);
+                r->origin_msg_id = og.msg_id;
+                r->origin_enqueue_ms = og.enqueue_time_ms;
+                r->origin_first_ms = og.first_dequeue_time_ms;
+                r->origin_count = og.dequeue_count;
+                r->origin_reason = og.reason;
+                continue;
+            }
             if (wt != PB_WT_VARINT) {
                 if (!pb_skip_field(&sub, wt))
                     return CMQ_ECORRUPT;
@@ -214,6 +230,17 @@ static void write_received(struct json *j, const struct api_received *r)
     json_kv_int(j, "firstDequeueTime", (int64_t)(r->first_ms / 1000));
     json_kv_int(j, "nextVisibleTime", (int64_t)(r->next_ms / 1000));
     json_kv_int(j, "dequeueCount", r->count);
+    if (r->has_origin) { /* extension: where a dead-letter copy came from (docs/http-api.md) */
+        json_key(j, "deadLetterSource");
+        json_obj_begin(j);
+        json_kv_cstr(j, "queueName", r->origin_queue);
+        json_kv_id(j, "msgId", r->origin_msg_id);
+        json_kv_int(j, "enqueueTime", (int64_t)(r->origin_enqueue_ms / 1000));
+        json_kv_int(j, "firstDequeueTime", (int64_t)(r->origin_first_ms / 1000));
+        json_kv_int(j, "dequeueCount", r->origin_count);
+        json_kv_cstr(j, "reason", r->origin_reason == 2 ? "maxTimeToLive" : "maxReceiveCount");
+        json_obj_end(j);
+    }
 }
 
 static enum cmq_err storage_error(enum cmq_action action, int status)

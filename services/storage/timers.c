@@ -184,6 +184,11 @@ void timers_sync(struct hosted *h)
         return; /* held already (an earlier timer fires, finds nothing due, registers again) */
     if (h->sched_epoch == term && due == UINT64_MAX)
         return;
+    /* Already due: the raft-tick poll proposes the Tick itself (the timer is
+     * not held, so it does not wait for the fallback).  Registering a past
+     * due time would only bounce FIREs while the Tick commits. */
+    if (due <= clock_wall_ms() && h->sched_epoch == term)
+        return;
     send_register(h, term, due, h->sched_epoch != term);
 }
 
