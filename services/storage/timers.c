@@ -179,6 +179,14 @@ void timers_sync(struct hosted *h)
     if (h->sched_failed && clock_mono_ms() < h->sched_retry_ms)
         return;
     uint64_t term = raft_term(r);
+    uint64_t now = clock_wall_ms();
+    if (h->sched_epoch == term && h->sched_due_ms != UINT64_MAX &&
+        h->sched_due_ms + (uint64_t)n->cfg->sched_fallback_ms < now) {
+        /* the timer we registered never fired: the scheduler lost it (it
+         * restarted, or is down).  Register again, replacing: that also
+         * learns a new instance. */
+        reset(h);
+    }
     uint64_t due = qsm_next_due_ms(h->qsm);
     if (h->sched_epoch == term && due >= h->sched_due_ms)
         return; /* held already (an earlier timer fires, finds nothing due, registers again) */
@@ -187,7 +195,7 @@ void timers_sync(struct hosted *h)
     /* Already due: the raft-tick poll proposes the Tick itself (the timer is
      * not held, so it does not wait for the fallback).  Registering a past
      * due time would only bounce FIREs while the Tick commits. */
-    if (due <= clock_wall_ms() && h->sched_epoch == term)
+    if (due <= now && h->sched_epoch == term)
         return;
     send_register(h, term, due, h->sched_epoch != term);
 }
