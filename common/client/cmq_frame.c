@@ -47,14 +47,25 @@ int cmq_frame_decode_head(const uint8_t *payload, size_t len, cmqtcp_TcpHead *he
 
 /* ---- bodies: borrowed on decode ---- */
 
+/* Borrows the rest of the stream as a body, if it lies inside the payload
+ * (a length-delimited field).  Anything else (a body sent with a scalar wire
+ * type, which nanopb copies to its stack) fails the decode. */
+static bool borrow(pb_istream_t *is, const struct cmq_frame *f, struct cmq_bytes *b)
+{
+    const uint8_t *p = is->state; /* a buffer stream: state is the read position */
+    if (p < f->src || p > f->src_end || is->bytes_left > (size_t)(f->src_end - p))
+        return false;
+    b->data = p;
+    b->len = is->bytes_left;
+    return pb_read(is, NULL, is->bytes_left);
+}
+
 /* One body slot (pull_rsp, msg_list[i]). */
 static bool dec_one(pb_istream_t *is, const pb_field_t *field, void **arg)
 {
     (void)field;
-    struct cmq_bytes *b = *arg;
-    b->data = is->state; /* a buffer stream: state is the read position */
-    b->len = is->bytes_left;
-    return pb_read(is, NULL, is->bytes_left);
+    struct cmq_frame_slot *s = *arg;
+    return borrow(is, s->f, &s->f->bodies[s->i]);
 }
 
 /* Appends to f->bodies (send / publish requests, repeated or not). */
@@ -62,12 +73,10 @@ static bool dec_append(pb_istream_t *is, const pb_field_t *field, void **arg)
 {
     (void)field;
     struct cmq_frame *f = *arg;
-    if (f->n_bodies == CMQ_FRAME_BODIES_MAX)
+    if (f->n_bodies == CMQ_FRAME_BODIES_MAX || !borrow(is, f, &f->bodies[f->n_bodies]))
         return false;
-    struct cmq_bytes *b = &f->bodies[f->n_bodies++];
-    b->data = is->state;
-    b->len = is->bytes_left;
-    return pb_read(is, NULL, is->bytes_left);
+    f->n_bodies++;
+    return true;
 }
 
 /* One element of a repeated uint64 (called per element, packed or not). */
@@ -91,15 +100,19 @@ static void set_decoders(struct cmq_frame *f)
     m->tcp_batch_send_msg.msgBody = (pb_callback_t){.funcs.decode = dec_append, .arg = f};
     m->tcp_publish_msg.msgBody = (pb_callback_t){.funcs.decode = dec_append, .arg = f};
     m->tcp_batch_publish_msg.msgBody = (pb_callback_t){.funcs.decode = dec_append, .arg = f};
-    m->pull_rsp.msg_body = (pb_callback_t){.funcs.decode = dec_one, .arg = &f->bodies[0]};
-    for (size_t i = 0; i < CMQ_FRAME_BODIES_MAX; i++)
+    for (unsigned i = 0; i < CMQ_FRAME_BODIES_MAX; i++) {
+        f->slots[i] = (struct cmq_frame_slot){f, i};
         m->batch_pull_rsp.msg_list[i].msg_body =
-            (pb_callback_t){.funcs.decode = dec_one, .arg = &f->bodies[i]};
+            (pb_callback_t){.funcs.decode = dec_one, .arg = &f->slots[i]};
+    }
+    m->pull_rsp.msg_body = (pb_callback_t){.funcs.decode = dec_one, .arg = &f->slots[0]};
 }
 
 int cmq_frame_decode(const uint8_t *payload, size_t len, struct cmq_frame *f)
 {
     memset(f, 0, sizeof *f);
+    f->src = payload;
+    f->src_end = payload + len;
     set_decoders(f);
     pb_istream_t is = pb_istream_from_buffer(payload, len);
     if (!pb_decode(&is, cmqtcp_TcpFrame_fields, &f->m))

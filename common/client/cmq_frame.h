@@ -45,6 +45,12 @@ struct cmq_bytes {
  * (bodies[0]) or batch_pull_rsp.msg_list[i].msg_body (bodies[i]).  After
  * cmq_frame_decode they point into the decoded payload.  `ids` likewise
  * stands for msgids or receipt_handle_list. */
+struct cmq_frame;
+struct cmq_frame_slot { /* decoder bookkeeping: body i of frame f */
+    struct cmq_frame *f;
+    unsigned i;
+};
+
 struct cmq_frame {
     cmqtcp_TcpFrame m;
     struct cmq_bytes bodies[CMQ_FRAME_BODIES_MAX];
@@ -54,6 +60,11 @@ struct cmq_frame {
      * packed or not. */
     uint64_t ids[CMQ_FRAME_BODIES_MAX];
     size_t n_ids;
+    /* decoder state: the payload being decoded (a body must lie inside it;
+     * nanopb hands a callback a copy on its stack when the wire type is not
+     * length-delimited, which must never be kept) */
+    const uint8_t *src, *src_end;
+    struct cmq_frame_slot slots[CMQ_FRAME_BODIES_MAX];
 };
 
 /* Looks at the start of a byte stream.  CMQ_FRAME_OK with *total set when a

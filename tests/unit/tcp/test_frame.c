@@ -277,6 +277,12 @@ Test(frame, stream_state_machine)
     cmqtcp_TcpHead h;
     cr_assert_eq(cmq_frame_decode(no_cmd, sizeof no_cmd, &f), CMQ_FRAME_UNDECODABLE);
     cr_assert_eq(cmq_frame_decode_head(no_cmd, sizeof no_cmd, &h), CMQ_FRAME_UNDECODABLE);
+    /* a body with a scalar wire type (nanopb would hand the callback a copy
+     * on its stack) must fail, never be borrowed: send {queue "q", field 2
+     * as fixed64} */
+    const uint8_t fixed_body[] = {0x08, 0x01, 0x10, 0xfd, 0x07, 0xc2, 0x0c, 0x0c, 0x0a, 0x01, 'q',
+                                  0x11, 1, 2, 3, 4, 5, 6, 7, 8};
+    cr_assert_eq(cmq_frame_decode(fixed_body, sizeof fixed_body, &f), CMQ_FRAME_UNDECODABLE);
     /* receipt_handle_list: packed input is accepted too (§3.4) */
     const uint8_t packed[] = {0x08, 0x04, 0x10, 0x82, 0x08, 0xfa, 0x0c, 0x09, 0x0a, 0x01, 'q',
                               0x12, 0x04, 0x01, 0x02, 0xac, 0x02};
