@@ -309,8 +309,11 @@ int main(int argc, char **argv)
     snprintf(d, sizeof d, "code %d count %lld", r.code, r.n_msgs ? (long long)r.msgs[0].dequeue_count : -1LL);
     check("visibility timeout: the undeleted message returns (dequeue count 2)",
           pulled && r.code == 0 && r.n_msgs == 1 && r.msgs[0].dequeue_count == 2, d);
-    if (r.code == 0)
-        cmq_delete(c, queue, &r.msgs[0].receipt_handle, 1, &r);
+    if (r.code == 0 && r.n_msgs) {
+        uint64_t h = r.msgs[0].receipt_handle;
+        cmq_result_free(&r);
+        cmq_delete(c, queue, &h, 1, &r);
+    }
     cmq_result_free(&r);
     /* delay */
     uint64_t t0 = now_ms();
@@ -320,8 +323,11 @@ int main(int argc, char **argv)
     cmq_pull(c, queue, 0, 5, &r);
     snprintf(d, sizeof d, "code %d after %llu ms", r.code, (unsigned long long)(now_ms() - t0));
     check("delayed message arrives after ~2 s (long poll)", r.code == 0 && now_ms() - t0 >= 1500, d);
-    if (r.code == 0)
-        cmq_delete(c, queue, &r.msgs[0].receipt_handle, 1, &r);
+    if (r.code == 0 && r.n_msgs) {
+        uint64_t h = r.msgs[0].receipt_handle;
+        cmq_result_free(&r);
+        cmq_delete(c, queue, &h, 1, &r);
+    }
     cmq_result_free(&r);
     cmq_send(c, "no-such-queue-xyz", "x", 1, -1, &r);
     snprintf(d, sizeof d, "code %d", r.code);
