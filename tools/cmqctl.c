@@ -110,12 +110,13 @@ static int cmd_raft_status(int argc, char **argv)
     for (pb_size_t i = 0; i < r.partitions_count; i++) {
         const cmq_PartitionStatus *p = &r.partitions[i];
         printf("node=%llu partition=%u role=%s term=%llu leader=%llu commit=%llu applied=%llu "
-               "last=%llu durable=%llu first=%llu\n",
+               "last=%llu durable=%llu first=%llu snapshot=%llu installed=%llu\n",
                (unsigned long long)r.node, p->partition, roles[p->role & 3],
                (unsigned long long)p->term, (unsigned long long)p->leader,
                (unsigned long long)p->commit, (unsigned long long)p->applied,
                (unsigned long long)p->last_index, (unsigned long long)p->durable,
-               (unsigned long long)p->first_index);
+               (unsigned long long)p->first_index, (unsigned long long)p->snapshot_index,
+               (unsigned long long)p->snapshots_installed);
     }
     return 0;
 }

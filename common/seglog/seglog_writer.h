@@ -44,6 +44,14 @@ struct seglog_write_req {
     const struct seglog_entry *entries;       /* n entries to append (may be 0) */
     size_t n;
     const struct seglog_hardstate *hardstate; /* NULL, or saved once the batch is durable */
+    int (*job)(struct seglog_write_req *req, struct seglog *log);
+                                              /* NULL, or run on the writer thread after
+                                                 the batch's sync and hard state, in
+                                                 submission order; its return is the
+                                                 request's status (a failed job does not
+                                                 fail the log).  For file work that must
+                                                 stay off the loop: snapshot files,
+                                                 deleting segments. */
     seglog_write_done_fn *done;               /* runs in seglog_writer_poll; status CMQ_OK
                                                  means durable */
     void *user;

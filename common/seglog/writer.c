@@ -65,7 +65,7 @@ static void fifo_splice(struct fifo *dst, struct fifo *src)
 
 static int plain(const struct seglog_write_req *r)
 {
-    return !r->reset_next && !r->truncate_from && r->n > 0 && r->n <= GATHER_MAX;
+    return !r->reset_next && !r->truncate_from && !r->job && r->n > 0 && r->n <= GATHER_MAX;
 }
 
 /* Appends the entries of requests [first, end) (all plain, `total` entries)
@@ -135,6 +135,10 @@ static void run_batch(struct seglog_writer *w, struct seglog_write_req *batch)
         for (r = batch; r; r = r->next_)
             if (!r->status_)
                 r->status_ = st;
+    /* Jobs last: what they write may rely on the batch being durable. */
+    for (r = batch; r; r = r->next_)
+        if (r->job && !r->status_)
+            r->status_ = r->job(r, w->log);
 }
 
 static void *writer_main(void *arg)

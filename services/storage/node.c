@@ -44,6 +44,11 @@ const struct config_key storage_config_keys[] = {
                    "election timeout in ticks (randomized in [e, 2e)); heartbeat is 1 tick"),
     CONFIG_INT_KEY("data.segment_bytes", struct storage_cfg, segment_bytes, "67108864", 65536,
                    1073741824, "size of each preallocated segment file"),
+    CONFIG_INT_KEY("snapshot.entries", struct storage_cfg, snapshot_entries, "10000", 0,
+                   100000000, "applied log entries between two snapshots of a partition "
+                   "(0: never snapshot; the raft core keeps one to two of these in memory)"),
+    CONFIG_INT_KEY("snapshot.bytes", struct storage_cfg, snapshot_bytes, "33554432", 0,
+                   4294967296, "applied payload bytes that also trigger a snapshot (0: no bound)"),
     CONFIG_STR_KEY("metadata.endpoint", struct storage_cfg, metadata, "tcp://127.0.0.1:17100",
                    "the metadata service (registration, heartbeats, placement)"),
     CONFIG_INT_KEY("metadata.heartbeat_ms", struct storage_cfg, heartbeat_ms, "1000", 50, 60000,
@@ -201,6 +206,92 @@ static void send_raft(void *arg, uint32_t partition_id, const struct raft_msg *m
     pb_release(cmq_RaftWire_fields, &w);
 }
 
+/* ---------- install-snapshot chunks (partition.h) ---------- */
+
+static void send_chunk(void *arg, uint32_t partition_id, const struct partition_chunk *c)
+{
+    struct node *n = arg;
+    struct peer *p = peer_by_id(n, c->to);
+    if (!p || !p->client)
+        return;
+    cmq_RaftInstall w = cmq_RaftInstall_init_zero;
+    w.partition = partition_id;
+    w.from = c->from;
+    w.to = c->to;
+    w.term = c->term;
+    w.snap_index = c->snap_index;
+    w.snap_term = c->snap_term;
+    w.first_index = c->first_index;
+    w.next = c->next;
+    w.ack = c->ack != 0;
+    int ok = 1;
+    if (c->n_entries) {
+        w.entries = calloc(c->n_entries, sizeof *w.entries);
+        ok = w.entries != NULL;
+        for (uint32_t i = 0; ok && i < c->n_entries; i++) {
+            const struct raft_entry *e = &c->entries[i];
+            cmq_RaftEntry *oe = &w.entries[i];
+            oe->term = e->term;
+            oe->index = e->index;
+            oe->type = e->type;
+            if (e->len) {
+                oe->data = malloc(PB_BYTES_ARRAY_T_ALLOCSIZE(e->len));
+                ok = oe->data != NULL;
+                if (ok) {
+                    oe->data->size = e->len;
+                    memcpy(oe->data->bytes, e->data, e->len);
+                }
+            }
+            w.entries_count = i + 1;
+        }
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (ok && rpc_pb_encode(cmq_RaftInstall_fields, &w, &buf, &len) == CMQ_OK &&
+        rpc_client_send_oneway(p->client, 0, cmq_RaftMsgType_RAFT_WIRE_INSTALL, buf, len) == CMQ_OK)
+        n->sent++;
+    else
+        n->send_failed++; /* the leader resends a chunk after a silence */
+    free(buf);
+    pb_release(cmq_RaftInstall_fields, &w);
+}
+
+static void on_install(struct node *n, struct rpc_call *call)
+{
+    cmq_RaftInstall w = cmq_RaftInstall_init_zero;
+    struct partition *p = NULL;
+    if (rpc_call_decode(call, cmq_RaftInstall_fields, &w) != CMQ_OK ||
+        !(p = part_by_id(n, w.partition)) || w.to != n->raft_id ||
+        w.entries_count > 1024) {
+        pb_release(cmq_RaftInstall_fields, &w);
+        rpc_drop(call);
+        return;
+    }
+    struct raft_entry *ents = w.entries_count ? calloc(w.entries_count, sizeof *ents) : NULL;
+    if (w.entries_count && !ents) {
+        pb_release(cmq_RaftInstall_fields, &w);
+        rpc_drop(call);
+        return;
+    }
+    for (pb_size_t i = 0; i < w.entries_count; i++) {
+        const cmq_RaftEntry *oe = &w.entries[i];
+        ents[i] = (struct raft_entry){.term = oe->term, .index = oe->index, .type = oe->type,
+                                      .len = oe->data ? oe->data->size : 0,
+                                      .data = oe->data ? oe->data->bytes : NULL};
+    }
+    struct partition_chunk c = {
+        .from = w.from, .to = w.to, .term = w.term, .snap_index = w.snap_index,
+        .snap_term = w.snap_term, .first_index = w.first_index, .next = w.next, .ack = w.ack,
+        .n_entries = w.entries_count, .entries = ents,
+    };
+    n->received++;
+    partition_on_chunk(p, &c);
+    partition_flush(p);
+    free(ents);
+    pb_release(cmq_RaftInstall_fields, &w);
+    rpc_drop(call);
+}
+
 static void on_raft_message(struct node *n, struct rpc_call *call)
 {
     cmq_RaftWire w = cmq_RaftWire_init_zero;
@@ -253,8 +344,11 @@ static void raft_handler(struct rpc_server *srv, struct rpc_call *call, void *ar
 {
     (void)srv;
     struct node *n = arg;
-    if (rpc_call_request(call)->type == cmq_RaftMsgType_RAFT_WIRE_MESSAGE)
+    uint32_t type = rpc_call_request(call)->type;
+    if (type == cmq_RaftMsgType_RAFT_WIRE_MESSAGE)
         on_raft_message(n, call);
+    else if (type == cmq_RaftMsgType_RAFT_WIRE_INSTALL)
+        on_install(n, call);
     else
         rpc_drop(call);
 }
@@ -278,6 +372,8 @@ static void on_status(struct node *n, struct rpc_call *call)
         o->last_index = st.last_index;
         o->durable = st.durable;
         o->first_index = st.first_index;
+        o->snapshot_index = st.snapshot_index;
+        o->snapshots_installed = st.snapshots_installed;
     }
     rpc_reply_pb(call, cmq_PartitionStatusReply_fields, &r);
 }
@@ -312,6 +408,66 @@ static void on_role(void *arg, struct partition *p, uint32_t role, uint64_t lead
     log_info("partition_role", "partition=%u role=%s leader=%s term=%llu", partition_id(p),
              names[role & 3], lp ? lp->node_id : leader ? "?" : "none",
              (unsigned long long)raft_term(partition_raft(p)));
+}
+
+/* The partition's snapshot callbacks (partition.h) over its queue state
+ * machine. */
+struct image_buf {
+    uint8_t *data;
+    size_t len, cap;
+};
+
+static int image_sink(void *arg, const void *buf, size_t len)
+{
+    struct image_buf *b = arg;
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + len)
+            cap *= 2;
+        uint8_t *d = realloc(b->data, cap);
+        if (!d)
+            return CMQ_ENOMEM;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, buf, len);
+    b->len += len;
+    return 0;
+}
+
+static int snapshot_image(void *arg, struct partition *p, uint8_t **image, size_t *len,
+                          uint64_t *first_needed)
+{
+    struct hosted *h = hosted_by_id(arg, partition_id(p));
+    if (!h || !h->qsm)
+        return CMQ_EINTERNAL;
+    struct image_buf b = {0};
+    int rc = qsm_snapshot_write(h->qsm, image_sink, &b);
+    if (rc != CMQ_OK) {
+        free(b.data);
+        return rc;
+    }
+    *image = b.data;
+    *len = b.len;
+    *first_needed = qsm_first_needed_index(h->qsm);
+    return CMQ_OK;
+}
+
+static int snapshot_restore(void *arg, struct partition *p, const uint8_t *image, size_t len)
+{
+    struct hosted *h = hosted_by_id(arg, partition_id(p));
+    if (!h || !h->qsm)
+        return CMQ_EINTERNAL;
+    return qsm_snapshot_read(h->qsm, image, len);
+}
+
+static void writer_fd_changed(void *arg, struct partition *p, int fd, int add)
+{
+    struct node *n = arg;
+    if (add)
+        evloop_add_fd(svc_loop(n->svc), fd, EVLOOP_READ, on_writer_fd, p);
+    else
+        evloop_del_fd(svc_loop(n->svc), fd);
 }
 
 /* Writes dir/members atomically: one "raft_id node_id" line per replica. */
@@ -412,6 +568,12 @@ static int open_partition(struct node *n, uint32_t id, char names[][64], int cou
         .apply = queues_apply,
         .release = queues_release,
         .on_role = on_role,
+        .snapshot_entries = (uint64_t)n->cfg->snapshot_entries,
+        .snapshot_bytes = (uint64_t)n->cfg->snapshot_bytes,
+        .image = snapshot_image,
+        .restore = snapshot_restore,
+        .writer_fd = writer_fd_changed,
+        .send_chunk = send_chunk,
         .arg = n,
     };
     struct hosted *h = calloc(1, sizeof *h);
@@ -432,6 +594,8 @@ static int open_partition(struct node *n, uint32_t id, char names[][64], int cou
         return rc;
     }
     n->parts[n->n_parts++] = h;
+    if (partition_boot_restore(h->p) != CMQ_OK)
+        log_error("partition_failed", "partition=%u reason=\"snapshot image refused\"", id);
     evloop_add_fd(svc_loop(n->svc), partition_writer_fd(h->p), EVLOOP_READ, on_writer_fd, h->p);
     return CMQ_OK;
 }
@@ -676,7 +840,8 @@ void node_close(struct node *n)
     forward_close(n->fwd); /* ends forwarded sends (ESHUTDOWN) while partitions exist */
     n->fwd = NULL;
     for (int i = 0; i < n->n_parts; i++) {
-        evloop_del_fd(svc_loop(n->svc), partition_writer_fd(n->parts[i]->p));
+        if (partition_writer_fd(n->parts[i]->p) >= 0)
+            evloop_del_fd(svc_loop(n->svc), partition_writer_fd(n->parts[i]->p));
         partition_close(n->parts[i]->p); /* fails waiting proposals first */
         queues_detach(n->parts[i]);
         topics_detach(n->parts[i]);

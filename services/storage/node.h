@@ -37,6 +37,8 @@ struct storage_cfg {
     int64_t sched_fallback_ms;
     char gateways[8 * RPC_ENDPOINT_MAX];
     int64_t retry_scale_permille;
+    int64_t snapshot_entries;
+    int64_t snapshot_bytes;
 };
 
 extern const struct config_key storage_config_keys[];

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "seglog.h"
 #include "seglog_writer.h"
+#include "snapfile.h"
 #include "status.h"
 
 #include <errno.h>
@@ -25,6 +26,12 @@
 #define ENTRY_BYTES_MAX (2u << 20)
 /* Raft's bound on one AppendEntries: several full entries. */
 #define APPEND_BYTES_MAX (4u << 20)
+/* Install chunks: payload bytes and entries per chunk, and the silence (in
+ * ticks) after which the leader resends one, or gives the transfer up. */
+#define CHUNK_BYTES_MAX (1u << 20)
+#define CHUNK_ENTRIES_MAX 256
+#define CHUNK_RESEND_TICKS 10
+#define CHUNK_GIVEUP_TICKS 300
 
 struct waiter {
     uint64_t index, term;
@@ -49,6 +56,33 @@ struct write {
     uint8_t *blob;
 };
 
+/* A snapshot being written by the writer thread (snapshot_job). */
+struct snapjob {
+    struct seglog_write_req req;
+    struct partition *p;
+    struct snap_meta meta;
+    uint8_t *image;
+    size_t len;
+    unsigned removed;      /* out: segments deleted */
+    char err[SNAPFILE_ERR_MAX];
+};
+
+/* Leader side of an install: one per follower being fed. */
+struct xfer {
+    uint64_t peer;
+    uint64_t snap_index, snap_term, first_index;
+    uint64_t next;         /* first entry of the chunk in flight */
+    uint32_t idle_ticks;
+    int complete;          /* the follower holds [first_index, snap_index] */
+};
+
+/* Follower side: the staged log of the install being received. */
+struct staging {
+    uint64_t leader, snap_index, snap_term, first_index;
+    uint64_t next;         /* next entry wanted */
+    struct seglog *log;    /* install/ */
+};
+
 struct partition {
     struct partition_opts opts;
     struct raft_config members;
@@ -62,6 +96,23 @@ struct partition {
     int failed;              /* the log failed: no more writes until restart */
     struct waiter *waiters, *waiters_tail; /* proposals in index order */
     struct deferred *deferred, *deferred_tail;
+    /* snapshots */
+    struct snap_meta snap;     /* Raft's current snapshot (index 0: none) */
+    struct snap_meta pending;  /* the newest one taken, handed to Raft at the next */
+    uint8_t *pending_image;
+    size_t pending_len;
+    uint64_t last_taken;       /* index of the newest snapshot taken, loaded or installed */
+    struct raft_config applied_config; /* configuration as of the applied index */
+    uint64_t snap_durable;     /* index of the newest snapshot file on disk */
+    uint64_t since_bytes;      /* payload applied since the last snapshot */
+    int snap_inflight;         /* a snapjob is with the writer */
+    int installing;            /* writer callbacks must not call raft */
+    uint8_t *boot_image;       /* loaded at open, restored once */
+    size_t boot_len;
+    int boot_pending;
+    struct xfer xfers[RAFT_MAX_NODES];
+    struct staging stage;
+    uint64_t taken, installed, segments_deleted;
 };
 
 static void process(struct partition *p);
@@ -69,10 +120,15 @@ static int read_raw(struct seglog *log, uint64_t index, uint8_t **buf, struct se
 
 uint32_t partition_id(const struct partition *p) { return p->opts.id; }
 struct raft *partition_raft(struct partition *p) { return p->raft; }
-int partition_writer_fd(const struct partition *p) { return seglog_writer_fd(p->writer); }
+int partition_writer_fd(const struct partition *p)
+{
+    return p->writer ? seglog_writer_fd(p->writer) : -1;
+}
 
-static int load_boot(struct partition *p, struct seglog_hardstate *hs, struct raft_entry **out,
-                     size_t *n_out, uint8_t ***bufs_out, char *err)
+/* Reads the hard state and the stored entries after `after` (the snapshot
+ * index) for raft_create. */
+static int load_boot(struct partition *p, uint64_t after, struct seglog_hardstate *hs,
+                     struct raft_entry **out, size_t *n_out, uint8_t ***bufs_out, char *err)
 {
     int rc = seglog_hardstate_load(p->log, hs);
     if (rc == CMQ_ENOTFOUND) {
@@ -82,6 +138,8 @@ static int load_boot(struct partition *p, struct seglog_hardstate *hs, struct ra
         return rc;
     }
     uint64_t first = seglog_first_index(p->log), last = seglog_last_index(p->log);
+    if (first <= after)
+        first = after + 1;
     size_t n = last >= first ? (size_t)(last - first + 1) : 0;
     struct raft_entry *ents = calloc(n ? n : 1, sizeof *ents);
     uint8_t **bufs = calloc(n ? n : 1, sizeof *bufs);
@@ -110,6 +168,19 @@ static int load_boot(struct partition *p, struct seglog_hardstate *hs, struct ra
     return CMQ_OK;
 }
 
+static int open_log(struct partition *p, struct seglog **out, const char *dir, uint64_t first,
+                    char *err)
+{
+    struct seglog_opts lo;
+    seglog_opts_default(&lo);
+    lo.create = 1;
+    lo.first_index = first;
+    lo.max_record_bytes = ENTRY_BYTES_MAX;
+    if (p->opts.segment_bytes)
+        lo.segment_bytes = p->opts.segment_bytes;
+    return seglog_open(dir, &lo, out, err);
+}
+
 int partition_open(const struct partition_opts *opts, struct partition **out, char err[512])
 {
     err[0] = '\0';
@@ -125,25 +196,48 @@ int partition_open(const struct partition_opts *opts, struct partition **out, ch
         free(p);
         return status_from_errno(errno);
     }
-    struct seglog_opts lo;
-    seglog_opts_default(&lo);
-    lo.create = 1;
-    lo.first_index = 1;
-    lo.max_record_bytes = ENTRY_BYTES_MAX;
-    if (opts->segment_bytes)
-        lo.segment_bytes = opts->segment_bytes;
-    int rc = seglog_open(p->dir, &lo, &p->log, err);
+    /* An install interrupted by a crash is finished (or discarded) first. */
+    int rc = snapfile_install_finish(p->dir, err);
     if (rc != CMQ_OK) {
         free(p);
         return rc;
+    }
+    rc = snapfile_load_newest(p->dir, &p->snap, &p->boot_image, &p->boot_len, err);
+    if (rc == CMQ_ENOTFOUND) {
+        memset(&p->snap, 0, sizeof p->snap);
+    } else if (rc != CMQ_OK) {
+        free(p);
+        return rc;
+    } else {
+        p->boot_pending = 1;
+        p->snap_durable = p->snap.index;
+        p->last_taken = p->snap.index;
+    }
+    rc = open_log(p, &p->log, p->dir, p->snap.index ? p->snap.first_needed : 1, err);
+    if (rc != CMQ_OK) {
+        free(p->boot_image);
+        free(p);
+        return rc;
+    }
+    if (p->snap.index && (seglog_first_index(p->log) > p->snap.first_needed ||
+                          seglog_last_index(p->log) < p->snap.index)) {
+        snprintf(err, 512, "%s: the segments [%llu, %llu] do not hold what snapshot %llu needs "
+                 "([%llu, %llu])", p->dir, (unsigned long long)seglog_first_index(p->log),
+                 (unsigned long long)seglog_last_index(p->log), (unsigned long long)p->snap.index,
+                 (unsigned long long)p->snap.first_needed, (unsigned long long)p->snap.index);
+        seglog_close(p->log);
+        free(p->boot_image);
+        free(p);
+        return CMQ_ECORRUPT;
     }
     struct seglog_hardstate hs;
     struct raft_entry *ents = NULL;
     uint8_t **bufs = NULL;
     size_t n = 0;
-    rc = load_boot(p, &hs, &ents, &n, &bufs, err);
+    rc = load_boot(p, p->snap.index, &hs, &ents, &n, &bufs, err);
     if (rc != CMQ_OK) {
         seglog_close(p->log);
+        free(p->boot_image);
         free(p);
         return rc;
     }
@@ -154,11 +248,16 @@ int partition_open(const struct partition_opts *opts, struct partition **out, ch
         .pre_vote = true,
         .check_quorum = true,
         .max_msg_bytes = APPEND_BYTES_MAX,
+        .max_snapshot_bytes = SNAPFILE_IMAGE_BYTES_MAX,
         .seed = opts->seed,
+    };
+    struct raft_snapshot boot_snap = {
+        .index = p->snap.index, .term = p->snap.term, .config = p->snap.config,
+        .len = (uint32_t)p->boot_len, .data = p->boot_image,
     };
     struct raft_boot boot = {
         .hard_state = {hs.term, hs.vote, hs.commit},
-        .snapshot = NULL,
+        .snapshot = p->snap.index ? &boot_snap : NULL,
         .initial = &p->members,
         .entries = ents,
         .n_entries = n,
@@ -171,24 +270,48 @@ int partition_open(const struct partition_opts *opts, struct partition **out, ch
     if (rc != RAFT_OK) {
         snprintf(err, 512, "%s: raft refused the stored state: %s", p->dir, raft_status_name(rc));
         seglog_close(p->log);
+        free(p->boot_image);
         free(p);
         return rc;
     }
     p->saved_term = hs.term;
     p->saved_vote = hs.vote;
     p->submitted_last = seglog_last_index(p->log);
+    /* Membership changes are not driven by the storage service yet, so the
+     * configuration in force is the one at every applied index. */
+    raft_get_config(p->raft, &p->applied_config);
     rc = seglog_writer_start(p->log, WRITER_MAX_PENDING, &p->writer);
     if (rc != CMQ_OK) {
         snprintf(err, 512, "%s: cannot start the writer thread", p->dir);
         raft_destroy(p->raft);
         seglog_close(p->log);
+        free(p->boot_image);
         free(p);
         return rc;
     }
-    log_info("partition_open", "partition=%u dir=%s entries=%zu term=%llu", opts->id, p->dir, n,
-             (unsigned long long)hs.term);
+    log_info("partition_open", "partition=%u dir=%s entries=%zu term=%llu snapshot=%llu "
+             "first_needed=%llu", opts->id, p->dir, n, (unsigned long long)hs.term,
+             (unsigned long long)p->snap.index, (unsigned long long)p->snap.first_needed);
     *out = p;
     return CMQ_OK;
+}
+
+int partition_boot_restore(struct partition *p)
+{
+    if (!p->boot_pending)
+        return CMQ_OK;
+    p->boot_pending = 0;
+    int rc = CMQ_OK;
+    if (p->opts.restore)
+        rc = p->opts.restore(p->opts.arg, p, p->boot_image, p->boot_len);
+    free(p->boot_image);
+    p->boot_image = NULL;
+    if (rc != CMQ_OK) {
+        log_error("partition_restore_failed", "partition=%u snapshot=%llu status=%s", p->opts.id,
+                  (unsigned long long)p->snap.index, status_name(rc));
+        p->failed = 1;
+    }
+    return rc;
 }
 
 static void finish_waiters(struct partition *p, int status)
@@ -219,7 +342,10 @@ void partition_close(struct partition *p)
     if (p->log)
         seglog_sync(p->log);
     seglog_close(p->log);
+    seglog_close(p->stage.log);
     raft_destroy(p->raft);
+    free(p->boot_image);
+    free(p->pending_image);
     free(p);
 }
 
@@ -230,7 +356,7 @@ static void write_done(struct seglog_write_req *req, int status)
     struct write *w = (struct write *)req;
     struct partition *p = w->p;
     if (status == CMQ_OK) {
-        if (!p->failed)
+        if (!p->failed && !p->installing)
             raft_persisted(p->raft, w->last_index, w->last_term);
     } else if (!p->failed) {
         /* The log is failed until reopened (seglog.h): stop acknowledging
@@ -293,8 +419,431 @@ static int submit_entries(struct partition *p, const struct raft_entry *ents, si
 
 void partition_on_writer(struct partition *p)
 {
-    seglog_writer_poll(p->writer);
+    if (p->writer)
+        seglog_writer_poll(p->writer);
     process(p);
+}
+
+/* ---------- snapshots (docs/storage-format.md §8) ---------- */
+
+/* Runs on the writer thread: the file, then the segments nobody needs. */
+static int snapshot_job(struct seglog_write_req *req, struct seglog *log)
+{
+    struct snapjob *j = req->user;
+    char path[600];
+    snapfile_path(j->p->dir, j->meta.index, path, sizeof path);
+    int rc = snapfile_write(path, &j->meta, j->image, j->len, j->err);
+    if (rc != CMQ_OK)
+        return rc;
+    uint64_t low = UINT64_MAX;
+    rc = snapfile_prune(j->p->dir, &low);
+    if (rc != CMQ_OK) {
+        snprintf(j->err, sizeof j->err, "%.300s: cannot prune old snapshots", j->p->dir);
+        return rc;
+    }
+    /* Segments wholly below what the kept snapshots need go (the newest's
+     * first_needed, and the fallback's, which is normally smaller). */
+    uint64_t keep = j->meta.first_needed < low ? j->meta.first_needed : low;
+    if (keep > 1) {
+        rc = seglog_compact_prefix(log, keep - 1, &j->removed);
+        if (rc != CMQ_OK)
+            seglog_last_error(log, j->err);
+    }
+    return rc;
+}
+
+static void snapshot_done(struct seglog_write_req *req, int status)
+{
+    struct snapjob *j = req->user;
+    struct partition *p = j->p;
+    p->snap_inflight = 0;
+    if (status == CMQ_OK) {
+        if (j->meta.index > p->snap_durable)
+            p->snap_durable = j->meta.index;
+        p->segments_deleted += j->removed;
+        log_info("partition_snapshot", "partition=%u index=%llu term=%llu first_needed=%llu "
+                 "image_bytes=%zu segments_deleted=%u first_index=%llu", p->opts.id,
+                 (unsigned long long)j->meta.index, (unsigned long long)j->meta.term,
+                 (unsigned long long)j->meta.first_needed, j->len, j->removed,
+                 (unsigned long long)seglog_first_index(p->log));
+    } else {
+        log_error("partition_snapshot_failed", "partition=%u index=%llu status=%s error=\"%s\"",
+                  p->opts.id, (unsigned long long)j->meta.index, status_name(status), j->err);
+    }
+    free(j->image);
+    free(j);
+}
+
+/* Takes a snapshot when enough was applied since the last one.  Outside a
+ * ready only (raft_compact changes the node).
+ *
+ * Raft is compacted one snapshot behind: the image taken now is written to
+ * its file at once (restart and segment deletion use it), but handed to
+ * raft_compact only when the next one is taken.  So the core's in-memory log
+ * holds one to two thresholds of entries, and a follower that lags by less
+ * than one threshold catches up with APPENDs instead of a whole install. */
+static void maybe_snapshot(struct partition *p)
+{
+    if (!p->opts.image || !p->opts.snapshot_entries || p->snap_inflight || p->failed ||
+        p->boot_pending || p->stage.log)
+        return;
+    uint64_t applied = raft_applied_index(p->raft);
+    if (applied <= p->last_taken)
+        return;
+    if (applied - p->last_taken < p->opts.snapshot_entries &&
+        (!p->opts.snapshot_bytes || p->since_bytes < p->opts.snapshot_bytes))
+        return;
+    struct snapjob *j = calloc(1, sizeof *j);
+    if (!j)
+        return;
+    uint64_t first_needed = applied + 1;
+    int rc = p->opts.image(p->opts.arg, p, &j->image, &j->len, &first_needed);
+    if (rc == CMQ_OK && first_needed > applied + 1)
+        first_needed = applied + 1;
+    if (rc == CMQ_OK && j->len > SNAPFILE_IMAGE_BYTES_MAX)
+        rc = CMQ_ETOOBIG;
+    uint8_t *copy = NULL;
+    if (rc == CMQ_OK && !(copy = malloc(j->len ? j->len : 1)))
+        rc = CMQ_ENOMEM;
+    if (rc == CMQ_OK && p->pending.index) {
+        rc = raft_compact(p->raft, p->pending.index, p->pending_image,
+                          (uint32_t)p->pending_len);
+        if (rc == RAFT_OK)
+            p->snap = p->pending;
+    }
+    if (rc != CMQ_OK) {
+        log_error("partition_snapshot_failed", "partition=%u index=%llu status=%s", p->opts.id,
+                  (unsigned long long)applied, status_name(rc));
+        free(copy);
+        free(j->image);
+        free(j);
+        p->since_bytes = 0; /* not again at once */
+        return;
+    }
+    if (j->len)
+        memcpy(copy, j->image, j->len);
+    free(p->pending_image);
+    p->pending = (struct snap_meta){applied, raft_term_at(p->raft, applied), first_needed,
+                                    p->applied_config};
+    p->pending_image = copy;
+    p->pending_len = j->len;
+    p->last_taken = applied;
+    p->since_bytes = 0;
+    p->taken++;
+    j->p = p;
+    j->meta = p->pending;
+    j->req.job = snapshot_job;
+    j->req.done = snapshot_done;
+    j->req.user = j;
+    if (seglog_writer_submit(p->writer, &j->req) != CMQ_OK) {
+        free(j->image);
+        free(j);
+        return; /* the next one writes a file */
+    }
+    p->snap_inflight = 1;
+}
+
+/* ---------- install: leader side ---------- */
+
+static struct xfer *xfer_find(struct partition *p, uint64_t peer, int create)
+{
+    struct xfer *free_slot = NULL;
+    for (int i = 0; i < RAFT_MAX_NODES; i++) {
+        if (p->xfers[i].peer == peer)
+            return &p->xfers[i];
+        if (!p->xfers[i].peer && !free_slot)
+            free_slot = &p->xfers[i];
+    }
+    if (create && free_slot) {
+        memset(free_slot, 0, sizeof *free_slot);
+        free_slot->peer = peer;
+        return free_slot;
+    }
+    return NULL;
+}
+
+/* Sends the chunk starting at x->next (empty when nothing is left). */
+static void xfer_send_chunk(struct partition *p, struct xfer *x)
+{
+    struct raft_entry ents[CHUNK_ENTRIES_MAX];
+    uint8_t *bufs[CHUNK_ENTRIES_MAX];
+    uint32_t n = 0;
+    size_t bytes = 0;
+    for (uint64_t i = x->next; i <= x->snap_index && n < CHUNK_ENTRIES_MAX; i++) {
+        struct seglog_entry se;
+        if (read_raw(p->log, i, &bufs[n], &se) != CMQ_OK) {
+            log_warn("partition_install_aborted", "partition=%u peer=%llu index=%llu "
+                     "reason=\"entry no longer readable\"", p->opts.id,
+                     (unsigned long long)x->peer, (unsigned long long)i);
+            for (uint32_t k = 0; k < n; k++)
+                free(bufs[k]);
+            x->peer = 0; /* Raft's next SNAPSHOT starts over with a newer one */
+            return;
+        }
+        ents[n] = (struct raft_entry){.term = se.term, .index = i, .type = se.type,
+                                      .len = se.len, .data = bufs[n]};
+        n++;
+        bytes += se.len;
+        if (bytes >= CHUNK_BYTES_MAX)
+            break;
+    }
+    struct partition_chunk c = {
+        .from = p->opts.node_id, .to = x->peer, .term = raft_term(p->raft),
+        .snap_index = x->snap_index, .snap_term = x->snap_term, .first_index = x->first_index,
+        .next = x->next, .n_entries = n, .entries = ents,
+    };
+    if (p->opts.send_chunk)
+        p->opts.send_chunk(p->opts.arg, p->opts.id, &c);
+    for (uint32_t k = 0; k < n; k++)
+        free(bufs[k]);
+    x->idle_ticks = 0;
+}
+
+/* Raft wants to send a SNAPSHOT: first the follower gets the entries the
+ * image reads back, then the message itself. */
+static void send_snapshot_msg(struct partition *p, const struct raft_msg *m)
+{
+    struct xfer *x = xfer_find(p, m->to, 1);
+    if (!x)
+        return;
+    if (x->snap_index == m->snapshot.index && x->snap_term == m->snapshot.term) {
+        if (x->complete)
+            p->opts.send(p->opts.arg, p->opts.id, m);
+        return; /* in progress: chunks are resent on silence */
+    }
+    if (m->snapshot.index != p->snap.index) {
+        x->peer = 0; /* not the snapshot we know the needs of; cannot happen */
+        return;
+    }
+    *x = (struct xfer){.peer = m->to, .snap_index = m->snapshot.index,
+                       .snap_term = m->snapshot.term, .first_index = p->snap.first_needed,
+                       .next = p->snap.first_needed};
+    log_info("partition_install_send", "partition=%u peer=%llu snapshot=%llu first_needed=%llu "
+             "entries=%llu", p->opts.id, (unsigned long long)m->to,
+             (unsigned long long)x->snap_index, (unsigned long long)x->first_index,
+             (unsigned long long)(x->snap_index + 1 - x->first_index));
+    xfer_send_chunk(p, x);
+}
+
+static void xfer_on_ack(struct partition *p, const struct partition_chunk *c)
+{
+    struct xfer *x = xfer_find(p, c->from, 0);
+    if (!x || x->snap_index != c->snap_index || x->snap_term != c->snap_term || x->complete)
+        return;
+    x->idle_ticks = 0;
+    if (c->next > x->snap_index) {
+        x->complete = 1;
+        const struct raft_snapshot *rs = raft_get_snapshot(p->raft);
+        if (raft_role(p->raft) != RAFT_LEADER || rs->index != x->snap_index)
+            return; /* Raft's next SNAPSHOT goes straight through or starts over */
+        struct raft_msg m = {.type = RAFT_MSG_SNAPSHOT, .from = p->opts.node_id, .to = x->peer,
+                             .term = raft_term(p->raft), .snapshot = *rs};
+        log_info("partition_install_entries_sent", "partition=%u peer=%llu snapshot=%llu",
+                 p->opts.id, (unsigned long long)x->peer, (unsigned long long)x->snap_index);
+        p->opts.send(p->opts.arg, p->opts.id, &m);
+        return;
+    }
+    if (c->next < x->first_index)
+        return;
+    x->next = c->next;
+    xfer_send_chunk(p, x);
+}
+
+static void xfer_tick(struct partition *p)
+{
+    for (int i = 0; i < RAFT_MAX_NODES; i++) {
+        struct xfer *x = &p->xfers[i];
+        if (!x->peer || x->complete)
+            continue;
+        if (raft_role(p->raft) != RAFT_LEADER || ++x->idle_ticks > CHUNK_GIVEUP_TICKS) {
+            x->peer = 0;
+            continue;
+        }
+        if (x->idle_ticks % CHUNK_RESEND_TICKS == 0)
+            xfer_send_chunk(p, x);
+    }
+}
+
+/* ---------- install: follower side ---------- */
+
+static void stage_discard(struct partition *p)
+{
+    seglog_close(p->stage.log);
+    memset(&p->stage, 0, sizeof p->stage);
+    snapfile_install_discard(p->dir);
+}
+
+static int stage_complete(const struct partition *p, uint64_t index, uint64_t term)
+{
+    return p->stage.log && p->stage.snap_index == index && p->stage.snap_term == term &&
+           p->stage.next > index;
+}
+
+static void stage_on_chunk(struct partition *p, const struct partition_chunk *c)
+{
+    if (c->first_index == 0 || c->first_index > c->snap_index + 1 || c->next < c->first_index)
+        return;
+    struct staging *st = &p->stage;
+    if (raft_commit_index(p->raft) >= c->snap_index) {
+        /* Already there: Raft will take the SNAPSHOT without installing it. */
+        struct partition_chunk ack = {
+            .from = p->opts.node_id, .to = c->from, .term = raft_term(p->raft),
+            .snap_index = c->snap_index, .snap_term = c->snap_term,
+            .first_index = c->first_index, .next = c->snap_index + 1, .ack = 1,
+        };
+        if (p->opts.send_chunk)
+            p->opts.send_chunk(p->opts.arg, p->opts.id, &ack);
+        return;
+    }
+    if (!st->log || st->snap_index != c->snap_index || st->snap_term != c->snap_term) {
+        if (st->log)
+            stage_discard(p);
+        char inst[600], err[SEGLOG_ERR_MAX];
+        snprintf(inst, sizeof inst, "%s/install", p->dir);
+        snapfile_install_discard(p->dir); /* leftovers of an older transfer */
+        if (mkdir(inst, 0750) != 0 && errno != EEXIST)
+            return;
+        if (open_log(p, &st->log, inst, c->first_index, err) != CMQ_OK) {
+            log_error("partition_install_failed", "partition=%u error=\"%s\"", p->opts.id, err);
+            st->log = NULL;
+            return;
+        }
+        st->leader = c->from;
+        st->snap_index = c->snap_index;
+        st->snap_term = c->snap_term;
+        st->first_index = c->first_index;
+        st->next = c->first_index;
+        log_info("partition_install_receive", "partition=%u leader=%llu snapshot=%llu "
+                 "first_needed=%llu", p->opts.id, (unsigned long long)c->from,
+                 (unsigned long long)c->snap_index, (unsigned long long)c->first_index);
+    }
+    if (c->next == st->next && c->n_entries && st->next <= st->snap_index) {
+        struct seglog_entry se[CHUNK_ENTRIES_MAX];
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < c->n_entries && n < CHUNK_ENTRIES_MAX; i++) {
+            const struct raft_entry *e = &c->entries[i];
+            if (e->index != st->next + n || e->index > st->snap_index)
+                break;
+            se[n++] = (struct seglog_entry){.term = e->term, .index = e->index, .len = e->len,
+                                            .type = (uint8_t)e->type, .data = e->data};
+        }
+        /* Blocks the loop for one chunk's write and fdatasync (<= 1 MiB). */
+        if (n && seglog_append(st->log, se, n) == CMQ_OK && seglog_sync(st->log) == CMQ_OK) {
+            st->next += n;
+        } else if (n) {
+            char err[SEGLOG_ERR_MAX];
+            seglog_last_error(st->log, err);
+            log_error("partition_install_failed", "partition=%u error=\"%s\"", p->opts.id, err);
+            stage_discard(p);
+            return;
+        }
+    }
+    struct partition_chunk ack = {
+        .from = p->opts.node_id, .to = c->from, .term = raft_term(p->raft),
+        .snap_index = st->snap_index, .snap_term = st->snap_term,
+        .first_index = st->first_index, .next = st->next, .ack = 1,
+    };
+    if (p->opts.send_chunk)
+        p->opts.send_chunk(p->opts.arg, p->opts.id, &ack);
+}
+
+void partition_on_chunk(struct partition *p, const struct partition_chunk *c)
+{
+    if (p->failed || c->to != p->opts.node_id)
+        return;
+    if (c->ack)
+        xfer_on_ack(p, c);
+    else
+        stage_on_chunk(p, c);
+}
+
+static void set_writer_fd(struct partition *p, int add)
+{
+    if (p->opts.writer_fd && p->writer)
+        p->opts.writer_fd(p->opts.arg, p, seglog_writer_fd(p->writer), add);
+}
+
+/* Installs the snapshot Raft handed over (inside the ready): the staged
+ * entries become the log, the image the state machine.  Blocks the loop for
+ * the file moves (a few renames and fsyncs); the data was synced as it came. */
+static void install_snapshot(struct partition *p, const struct raft_snapshot *s)
+{
+    if (!stage_complete(p, s->index, s->term)) {
+        log_error("partition_install_failed", "partition=%u snapshot=%llu "
+                  "reason=\"the entries it needs were not received\"", p->opts.id,
+                  (unsigned long long)s->index);
+        p->failed = 1;
+        return;
+    }
+    char path[600], err[SNAPFILE_ERR_MAX];
+    struct snap_meta m = {s->index, s->term, p->stage.first_index, s->config};
+    snprintf(path, sizeof path, "%s/install/snapshot", p->dir);
+    int rc = snapfile_write(path, &m, s->data, s->len, err); /* the commit point */
+    if (rc == CMQ_OK) {
+        /* The old log goes: stop its writer (its callbacks skip Raft now). */
+        p->installing = 1;
+        set_writer_fd(p, 0);
+        seglog_writer_stop(p->writer);
+        p->writer = NULL;
+        p->installing = 0;
+        seglog_close(p->log);
+        p->log = NULL;
+        seglog_close(p->stage.log);
+        p->stage.log = NULL;
+        rc = snapfile_install_finish(p->dir, err);
+        if (rc == CMQ_OK)
+            rc = open_log(p, &p->log, p->dir, m.first_needed, err);
+        if (rc == CMQ_OK && (seglog_first_index(p->log) > m.first_needed ||
+                             seglog_last_index(p->log) != m.index)) {
+            snprintf(err, sizeof err, "%s: installed log is [%llu, %llu], wanted [%llu, %llu]",
+                     p->dir, (unsigned long long)seglog_first_index(p->log),
+                     (unsigned long long)seglog_last_index(p->log),
+                     (unsigned long long)m.first_needed, (unsigned long long)m.index);
+            rc = CMQ_ECORRUPT;
+        }
+        if (rc == CMQ_OK) {
+            struct seglog_hardstate hs = {p->saved_term, p->saved_vote, s->index};
+            rc = seglog_hardstate_save(p->log, &hs);
+        }
+        if (rc == CMQ_OK)
+            rc = seglog_writer_start(p->log, WRITER_MAX_PENDING, &p->writer);
+        if (rc == CMQ_OK)
+            set_writer_fd(p, 1);
+    }
+    memset(&p->stage, 0, sizeof p->stage);
+    if (rc == CMQ_OK && p->opts.restore)
+        rc = p->opts.restore(p->opts.arg, p, s->data, s->len);
+    if (rc != CMQ_OK) {
+        log_error("partition_install_failed", "partition=%u snapshot=%llu status=%s error=\"%s\"",
+                  p->opts.id, (unsigned long long)s->index, status_name(rc), err);
+        p->failed = 1;
+        return;
+    }
+    finish_waiters(p, CMQ_ENOTLEADER);
+    p->snap = m;
+    free(p->pending_image);
+    p->pending_image = NULL;
+    memset(&p->pending, 0, sizeof p->pending);
+    p->last_taken = m.index;
+    p->applied_config = s->config;
+    p->snap_durable = m.index;
+    p->submitted_last = m.index;
+    p->since_bytes = 0;
+    p->installed++;
+    log_info("partition_snapshot_installed", "partition=%u index=%llu term=%llu "
+             "first_needed=%llu image_bytes=%u", p->opts.id, (unsigned long long)m.index,
+             (unsigned long long)m.term, (unsigned long long)m.first_needed, s->len);
+}
+
+/* Whether a received SNAPSHOT may reach Raft: only once its entries are
+ * staged, unless Raft will not need to install it (it already holds it). */
+static int snapshot_acceptable(struct partition *p, const struct raft_msg *m)
+{
+    const struct raft_snapshot *s = &m->snapshot;
+    if (s->index <= raft_commit_index(p->raft) ||
+        (s->index <= raft_last_index(p->raft) && raft_term_at(p->raft, s->index) == s->term))
+        return 1;
+    return stage_complete(p, s->index, s->term);
 }
 
 /* ---------- the ready loop ---------- */
@@ -355,15 +904,16 @@ static void process(struct partition *p)
 {
     if (p->in_ready)
         return;
+    if (p->boot_pending)
+        partition_boot_restore(p);
     while (raft_has_ready(p->raft)) {
         struct raft_ready rd;
         p->in_ready = 1;
         raft_ready(p->raft, &rd);
         if (rd.soft_state_changed && p->opts.on_role)
             p->opts.on_role(p->opts.arg, p, rd.role, rd.leader);
-        if (rd.snapshot)
-            log_error("partition_snapshot_unsupported", "partition=%u index=%llu", p->opts.id,
-                      (unsigned long long)rd.snapshot->index);
+        if (rd.snapshot && !p->failed)
+            install_snapshot(p, rd.snapshot);
         if (rd.hard_state_changed &&
             (rd.hard_state.term != p->saved_term || rd.hard_state.vote != p->saved_vote)) {
             /* S1: the vote is durable before any message of this ready leaves.
@@ -389,14 +939,21 @@ static void process(struct partition *p)
             }
         }
         if (!p->failed)
-            for (size_t i = 0; i < rd.n_msgs; i++)
-                p->opts.send(p->opts.arg, p->opts.id, &rd.msgs[i]);
+            for (size_t i = 0; i < rd.n_msgs; i++) {
+                if (rd.msgs[i].type == RAFT_MSG_SNAPSHOT)
+                    send_snapshot_msg(p, &rd.msgs[i]);
+                else
+                    p->opts.send(p->opts.arg, p->opts.id, &rd.msgs[i]);
+            }
         for (size_t i = 0; i < rd.n_committed; i++) {
             const struct raft_entry *e = &rd.committed[i];
             int st = CMQ_OK;
             void *result = NULL;
             if (e->type == RAFT_ENTRY_NORMAL && p->opts.apply)
                 st = p->opts.apply(p->opts.arg, p, e, &result);
+            else if (e->type == RAFT_ENTRY_CONF)
+                raft_config_decode(e->data, e->len, &p->applied_config);
+            p->since_bytes += e->len;
             resolve(p, e, st, result);
             if (result && p->opts.release)
                 p->opts.release(p->opts.arg, result);
@@ -404,6 +961,7 @@ static void process(struct partition *p)
         raft_advance(p->raft);
         p->in_ready = 0;
         flush_deferred(p);
+        maybe_snapshot(p);
     }
 }
 
@@ -415,11 +973,16 @@ void partition_flush(struct partition *p)
 void partition_tick(struct partition *p)
 {
     raft_tick(p->raft);
+    xfer_tick(p);
     process(p);
 }
 
 void partition_step(struct partition *p, const struct raft_msg *m)
 {
+    if (p->failed)
+        return;
+    if (m->type == RAFT_MSG_SNAPSHOT && !snapshot_acceptable(p, m))
+        return; /* the leader streams the entries first; Raft resends it */
     raft_step(p->raft, m);
     process(p);
 }
@@ -501,5 +1064,9 @@ void partition_status(struct partition *p, struct partition_status *out)
     out->applied = raft_applied_index(p->raft);
     out->last_index = raft_last_index(p->raft);
     out->durable = raft_durable_index(p->raft);
-    out->first_index = seglog_first_index(p->log);
+    out->first_index = p->log ? seglog_first_index(p->log) : 0;
+    out->snapshot_index = p->snap_durable;
+    out->snapshots_taken = p->taken;
+    out->snapshots_installed = p->installed;
+    out->segments_deleted = p->segments_deleted;
 }

@@ -17,8 +17,23 @@
  * synchronously (write, fsync, rename, fsync dir) before any message of the
  * same ready is sent.  Raft then commits only majority-durable entries.
  *
- * Not yet: snapshots and log compaction (the whole retained log is replayed
- * into the state machine at start), membership changes driven by metadata.
+ * Snapshots (docs/storage-format.md §8): after `snapshot_entries` applied
+ * entries or `snapshot_bytes` of applied payload since the last one, the
+ * partition asks its owner for the state machine image (image callback), hands
+ * it to Raft (raft_compact drops the in-memory log up to there) and has the
+ * writer thread write the snapshot file and delete the segments that both the
+ * newest kept snapshots no longer need (below their first_needed).  At open,
+ * the newest valid snapshot is loaded (restore callback, via
+ * partition_boot_restore) and only the segments after it are replayed.
+ *
+ * Install (a follower whose next index was compacted away): the leader's
+ * partition streams the retained entries [first_needed, snapshot index] in
+ * chunks (chunk callback / partition_on_chunk, stop-and-wait, resent on
+ * silence) before Raft's SNAPSHOT message; the follower stages them in
+ * `install/` and accepts the SNAPSHOT only once it holds all of them, then
+ * swaps the staged log in and restores the image.
+ *
+ * Not yet: membership changes driven by metadata.
  */
 #ifndef CMQ_STORAGE_PARTITION_H
 #define CMQ_STORAGE_PARTITION_H
@@ -43,6 +58,30 @@ typedef int partition_apply_fn(void *arg, struct partition *p, const struct raft
 typedef void partition_release_fn(void *arg, void *result);
 /* The role or the leader changed. */
 typedef void partition_role_fn(void *arg, struct partition *p, uint32_t role, uint64_t leader);
+/* Produces the state machine image as of the last applied entry: *image is
+ * malloc'd (ownership passes to the partition), *first_needed is the first
+ * log index the state machine may still read. */
+typedef int partition_image_fn(void *arg, struct partition *p, uint8_t **image, size_t *len,
+                               uint64_t *first_needed);
+/* Replaces the state machine with an image (borrowed for the call). */
+typedef int partition_restore_fn(void *arg, struct partition *p, const uint8_t *image,
+                                 size_t len);
+/* The writer's fd changes (install swaps the log): stop watching `fd`
+ * (add = 0, before it is closed) or start watching it (add = 1). */
+typedef void partition_writer_fd_fn(void *arg, struct partition *p, int fd, int add);
+
+/* One install chunk (leader -> follower: entries from `next`) or its answer
+ * (follower -> leader, ack = 1: the next index it wants; > snap_index when it
+ * holds them all).  Entries are borrowed for the call. */
+struct partition_chunk {
+    uint64_t from, to, term;
+    uint64_t snap_index, snap_term, first_index;
+    uint64_t next;
+    int ack;
+    uint32_t n_entries;
+    const struct raft_entry *entries;
+};
+typedef void partition_chunk_fn(void *arg, uint32_t partition_id, const struct partition_chunk *c);
 
 struct partition_opts {
     uint32_t id;                   /* partition id, > 0 */
@@ -57,6 +96,12 @@ struct partition_opts {
     partition_apply_fn *apply;
     partition_release_fn *release; /* may be NULL */
     partition_role_fn *on_role;    /* may be NULL */
+    uint64_t snapshot_entries;     /* applied entries between snapshots; 0: never */
+    uint64_t snapshot_bytes;       /* applied payload bytes between snapshots; 0: no bound */
+    partition_image_fn *image;     /* NULL: no snapshots are taken */
+    partition_restore_fn *restore;
+    partition_writer_fd_fn *writer_fd;
+    partition_chunk_fn *send_chunk;
     void *arg;
 };
 
@@ -77,6 +122,12 @@ int partition_writer_fd(const struct partition *p);
 void partition_tick(struct partition *p);
 void partition_step(struct partition *p, const struct raft_msg *m);
 void partition_on_writer(struct partition *p);
+/* An install chunk or answer from a peer (borrowed). */
+void partition_on_chunk(struct partition *p, const struct partition_chunk *c);
+/* Restores the state machine from the snapshot loaded at open (restore
+ * callback), once, before anything is applied.  Call after the owner set up
+ * its state machine; process() does it otherwise. */
+int partition_boot_restore(struct partition *p);
 /* Carries out what a direct call on partition_raft() produced (e.g. a
  * leadership transfer).  Never call it from inside a partition callback. */
 void partition_flush(struct partition *p);
@@ -101,6 +152,8 @@ int partition_read_entry(struct partition *p, uint64_t index, uint8_t **buf, siz
 struct partition_status {
     uint32_t role;
     uint64_t term, leader, commit, applied, last_index, durable, first_index;
+    uint64_t snapshot_index;   /* newest durable snapshot, 0 when none */
+    uint64_t snapshots_taken, snapshots_installed, segments_deleted;
 };
 void partition_status(struct partition *p, struct partition_status *out);
 /* Whether the node leads and may propose (leader and not transferring). */

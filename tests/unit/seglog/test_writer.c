@@ -354,3 +354,51 @@ Test(writer, readers_on_other_threads_during_writes_and_compaction)
     seglog_close(g_log);
     free(g_jobs);
 }
+
+/* A job request runs on the writer thread after its batch is durable, in
+ * submission order, and its return is the request's status. */
+static pthread_t g_loop_thread;
+static uint64_t g_job_saw_durable;
+static int g_job_done_status;
+
+static int job_fn(struct seglog_write_req *req, struct seglog *log)
+{
+    (void)req;
+    cr_assert(!pthread_equal(pthread_self(), g_loop_thread), "jobs run on the writer thread");
+    g_job_saw_durable = seglog_durable_index(log);
+    return seglog_compact_prefix(log, 0, NULL) == CMQ_OK ? CMQ_ECORRUPT : CMQ_EIO;
+}
+
+static void job_done(struct seglog_write_req *req, int status)
+{
+    (void)req;
+    g_job_done_status = status;
+}
+
+Test(writer, a_job_runs_after_its_batch_is_durable)
+{
+    g_log = t_open();
+    g_next_done = 1;
+    g_status = CMQ_OK;
+    g_loop_thread = pthread_self();
+    struct seglog_writer *w;
+    cr_assert_eq(seglog_writer_start(g_log, 64, &w), CMQ_OK);
+    struct job jobs[20];
+    for (uint64_t i = 0; i < 20; i++) {
+        job_init(&jobs[i], i + 1, 1);
+        cr_assert_eq(seglog_writer_submit(w, &jobs[i].req), CMQ_OK);
+    }
+    struct seglog_write_req jr = {.job = job_fn, .done = job_done};
+    g_job_done_status = -1;
+    cr_assert_eq(seglog_writer_submit(w, &jr), CMQ_OK);
+    loop_until(w, 20);
+    while (g_job_done_status == -1) {
+        struct pollfd p = {.fd = seglog_writer_fd(w), .events = POLLIN};
+        cr_assert_geq(poll(&p, 1, 5000), 1);
+        seglog_writer_poll(w);
+    }
+    cr_assert_eq(g_job_saw_durable, 20, "everything before the job was durable");
+    cr_assert_eq(g_job_done_status, CMQ_ECORRUPT, "the job's status is the request's");
+    seglog_writer_stop(w);
+    seglog_close(g_log);
+}
