@@ -411,7 +411,9 @@ static void on_role(void *arg, struct partition *p, uint32_t role, uint64_t lead
 }
 
 /* The partition's snapshot callbacks (partition.h) over its queue state
- * machine. */
+ * machine.  Every state machine that applies this partition's entries must
+ * be in the image (a topic state machine, once wired here, too), else a
+ * restart or an install loses its state. */
 struct image_buf {
     uint8_t *data;
     size_t len, cap;
