@@ -512,12 +512,17 @@ static void maybe_snapshot(struct partition *p)
             p->snap = p->pending;
     }
     if (rc != CMQ_OK) {
-        log_error("partition_snapshot_failed", "partition=%u index=%llu status=%s", p->opts.id,
-                  (unsigned long long)applied, status_name(rc));
+        if (rc == CMQ_EBUSY)
+            log_warn("partition_snapshot_skipped", "partition=%u index=%llu reason=\"a state "
+                     "machine on it cannot snapshot\"", p->opts.id, (unsigned long long)applied);
+        else
+            log_error("partition_snapshot_failed", "partition=%u index=%llu status=%s",
+                      p->opts.id, (unsigned long long)applied, status_name(rc));
         free(copy);
         free(j->image);
         free(j);
-        p->since_bytes = 0; /* not again at once */
+        p->since_bytes = 0; /* not again before another threshold */
+        p->last_taken = applied;
         return;
     }
     if (j->len)

@@ -60,7 +60,9 @@ typedef void partition_release_fn(void *arg, void *result);
 typedef void partition_role_fn(void *arg, struct partition *p, uint32_t role, uint64_t leader);
 /* Produces the state machine image as of the last applied entry: *image is
  * malloc'd (ownership passes to the partition), *first_needed is the first
- * log index the state machine may still read. */
+ * log index the state machine may still read.  Any status but CMQ_OK skips this
+ * snapshot (CMQ_EBUSY: a state machine there cannot snapshot; logged as a
+ * warning) until another threshold has passed. */
 typedef int partition_image_fn(void *arg, struct partition *p, uint8_t **image, size_t *len,
                                uint64_t *first_needed);
 /* Replaces the state machine with an image (borrowed for the call). */
