@@ -700,6 +700,16 @@ static void stage_on_chunk(struct partition *p, const struct partition_chunk *c)
             p->opts.send_chunk(p->opts.arg, p->opts.id, &ack);
         return;
     }
+    if (st->log && st->leader == c->from && c->snap_index > st->snap_index &&
+        c->first_index >= st->first_index && c->first_index <= st->next) {
+        /* The leader moved on to a newer snapshot while we received: what is
+         * staged is still its prefix (committed entries never change), so
+         * keep it and aim further instead of starting over. */
+        st->snap_index = c->snap_index;
+        st->snap_term = c->snap_term;
+        log_info("partition_install_retarget", "partition=%u snapshot=%llu staged_next=%llu",
+                 p->opts.id, (unsigned long long)c->snap_index, (unsigned long long)st->next);
+    }
     if (!st->log || st->snap_index != c->snap_index || st->snap_term != c->snap_term) {
         if (st->log)
             stage_discard(p);
