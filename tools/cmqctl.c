@@ -15,6 +15,7 @@
 #include "cmqctl_meta.h"
 #endif
 #include "cmqctl_tcp.h" /* send / receive / delete / publish / bench over TCP */
+#include "cmqctl_trace.h" /* trace: a message's state changes from storage */
 
 #include <getopt.h>
 #include <stdio.h>
@@ -37,6 +38,7 @@ static void usage(FILE *f)
 #endif
             );
     cmqctl_tcp_usage(f);
+    cmqctl_trace_usage(f);
     fprintf(f, "\nexit codes: 0 ok, 1 error or no answer, 2 usage\n");
 }
 
@@ -184,6 +186,8 @@ int main(int argc, char **argv)
         return tcp_rc;
     if (strcmp(cmd, "health") == 0)
         return cmd_health(argc - 1, argv + 1);
+    if (strcmp(cmd, "trace") == 0)
+        return cmqctl_trace_main(argc - 1, argv + 1);
     if (strcmp(cmd, "raft-status") == 0)
         return cmd_raft_status(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

@@ -100,6 +100,14 @@ enum cmq_err api_storage_error(enum cmq_action action, int status);
 /* tcp/tcp_route.c: QueryQueueRoute / QueryTopicRoute (the TCP SDK's name server) */
 void api_do_query_route(struct gw_call *c);
 
+/* api_trace.c: DescribeMessageTrace (extension) and client addresses.
+ * api_trace_request fills a cmq_TraceRequest (msg_id 0: not this queue's,
+ * answer an empty trace) or answers a parameter error and returns -1;
+ * api_trace_answer writes the events of a cmq_TraceReply (NULL: none). */
+void api_client_addr(struct gw_call *c, char *out, size_t cap);
+int api_trace_request(struct gw_call *c, uint64_t queue_num, uint32_t partition, void *req);
+void api_trace_answer(struct gw_call *c, uint64_t msg_id, const void *reply);
+
 /* api_queue.c */
 struct _cmq_QueueInfo;
 /* "deadLetterPolicy": its JSON text with the DLQ's id, when the queue has one. */

@@ -394,6 +394,17 @@ static void answer(struct gw_call *c, const struct rpc_msg *msg)
         api_finish_ok(c, j);
         return;
     }
+    case CMQ_ACTION_DESCRIBE_MESSAGE_TRACE: {
+        cmq_TraceReply *r = calloc(1, sizeof *r);
+        cmq_TraceRequest tr = cmq_TraceRequest_init_zero;
+        if (!r || rpc_pb_decode(cmq_TraceReply_fields, r, msg->body, msg->body_len) != CMQ_OK ||
+            rpc_pb_decode(cmq_TraceRequest_fields, &tr, q->sreq, q->sreq_len) != CMQ_OK)
+            api_reply_err(c, CMQERR_INTERNAL, NULL);
+        else
+            api_trace_answer(c, tr.msg_id, r);
+        free(r);
+        return;
+    }
     default:
         api_reply_err(c, CMQERR_OK, NULL);
     }
@@ -516,6 +527,7 @@ static int build_send(struct gw_call *c)
         total += bodies[i].len;
         refs[i] = (struct body_ref){bodies[i].val, bodies[i].len};
         r.messages[i].delay_seconds = (uint32_t)delay;
+        api_client_addr(c, r.messages[i].client_addr, sizeof r.messages[i].client_addr);
         r.messages[i].body.funcs.encode = encode_body;
         r.messages[i].body.arg = &refs[i];
         r.messages_count = (pb_size_t)(i + 1);
@@ -537,6 +549,7 @@ static int build_receive(struct gw_call *c)
     cmq_ReceiveRequest r = cmq_ReceiveRequest_init_zero;
     r.queue_id = q->queue_num;
     r.count = 1;
+    api_client_addr(c, r.consumer_addr, sizeof r.consumer_addr);
     if (a->action == CMQ_ACTION_BATCH_RECEIVE_MESSAGE) {
         int64_t num;
         if (params_get_int(a->params, "numOfMsg", 1, CMQ_BATCH_MAX, &num, &f) != CMQ_OK) {
@@ -850,6 +863,17 @@ static void with_queue(struct gw_call *c)
     case CMQ_ACTION_BATCH_DELETE_MESSAGE: rc = build_delete(c); break;
     case CMQ_ACTION_REWIND_QUEUE: rc = build_rewind(c); break;
     case CMQ_ACTION_GET_QUEUE_ATTRIBUTES: rc = build_stats(c); break;
+    case CMQ_ACTION_DESCRIBE_MESSAGE_TRACE: { /* api_trace.c */
+        cmq_TraceRequest tr = cmq_TraceRequest_init_zero;
+        rc = api_trace_request(c, q->queue_num, q->qi.partition_id, &tr);
+        if (rc == 0 && tr.msg_id == 0) {
+            api_trace_answer(c, 0, NULL);
+            return;
+        }
+        if (rc == 0)
+            rc = set_request(c, cmq_StorageMsgType_STORAGE_MSG_TRACE, cmq_TraceRequest_fields, &tr);
+        break;
+    }
     default: api_reply_err(c, CMQERR_INTERNAL, NULL); return;
     }
     if (rc != 0)

@@ -21,6 +21,7 @@ struct peer {
 struct rx;
 struct op;
 struct dlq_pump;
+struct trace_log;
 
 /* One partition hosted here, with its queue state machine. */
 struct hosted {
@@ -42,6 +43,7 @@ struct hosted {
     int sched_failed;        /* the last registration failed: the leader polls */
     struct dlq_pump *pump;   /* dead-letter moves being delivered (dlq.c) */
     struct op *keyed;        /* keyed sends in flight (queues.c) */
+    struct trace_log *trace; /* the message trace index (trace.c); NULL if it failed */
 };
 
 struct node {

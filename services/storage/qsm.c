@@ -61,10 +61,14 @@ struct send_item {
     uint64_t dedup_key;        /* 0: none */
     const uint8_t *origin;     /* encoded DeadLetterOrigin, NULL: none */
     size_t origin_len;
+    const char *addr;          /* SendItem.client_addr (trace), NULL: none */
+    size_t addr_len;
 };
 
 struct send_view {
     uint64_t queue_id;
+    const char *addr;  /* SendRequest.client_addr, NULL: none */
+    size_t addr_len;
     uint32_t n;        /* > QSM_BATCH_MAX means "too many" (only the first 16 kept) */
     struct send_item m[QSM_BATCH_MAX];
 };
@@ -364,7 +368,25 @@ struct qsm {
     struct dedup *dd;       /* ring, allocated on the first keyed Send */
     uint32_t dd_head, dd_n; /* oldest entry, count */
     struct map dd_map;      /* dedup_hash -> ring entry */
+    struct qsm_tracer tracer; /* message trace events (optional) */
+    const char *rx_addr;    /* the consumer of the Receive being applied */
 };
+
+/* Reports one state change of a message to the tracer (docs §9). */
+static void trace_ev(const struct qsm *q, uint32_t event, uint64_t queue_id, uint64_t pos,
+                     uint64_t time_ms, uint64_t handle, uint64_t due_ms, uint64_t aux,
+                     const char *addr, size_t addr_len)
+{
+    if (!q->tracer.event)
+        return;
+    struct qsm_trace_ev ev = {
+        .event = event, .queue_id = queue_id,
+        .msg_id = pos ? qsm_id_make(q->partition, pos >> QSM_ID_SLOT_BITS, (uint32_t)(pos & 15u)) : 0,
+        .time_ms = time_ms, .handle = handle, .due_ms = due_ms, .aux = aux,
+        .addr = addr, .addr_len = addr ? strnlen(addr, addr_len) : 0,
+    };
+    q->tracer.event(q->tracer.arg, q->applied_index, &ev);
+}
 
 struct dedup {
     uint64_t queue_id, key, msg_id;
@@ -619,7 +641,7 @@ static bool parse_item(const uint8_t *p, const uint8_t *end, struct send_item *i
         if (!pb_varint(&p, end, &tag))
             return false;
         uint32_t f = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
-        if ((f == 1 || f == 3 || f == 5) && wt == 2) {
+        if ((f == 1 || f == 3 || f == 5 || f == 6) && wt == 2) {
             if (!pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
                 return false;
             if (f == 1) {
@@ -628,9 +650,12 @@ static bool parse_item(const uint8_t *p, const uint8_t *end, struct send_item *i
             } else if (f == 3) {
                 it->group = (const char *)p;
                 it->group_len = (size_t)v;
-            } else {
+            } else if (f == 5) {
                 it->origin = p;
                 it->origin_len = (size_t)v;
+            } else {
+                it->addr = (const char *)p;
+                it->addr_len = (size_t)v;
             }
             p += v;
         } else if (f == 2 && wt == 0) {
@@ -652,6 +677,8 @@ static bool parse_send(const uint8_t *buf, size_t len, struct send_view *sv)
     const uint8_t *p = buf, *end = buf + len;
     sv->queue_id = 0;
     sv->n = 0;
+    sv->addr = NULL;
+    sv->addr_len = 0;
     while (p < end) {
         uint64_t tag, v;
         if (!pb_varint(&p, end, &tag))
@@ -660,6 +687,12 @@ static bool parse_send(const uint8_t *buf, size_t len, struct send_view *sv)
         if (f == 1 && wt == 0) {
             if (!pb_varint(&p, end, &sv->queue_id))
                 return false;
+        } else if (f == 3 && wt == 2) {
+            if (!pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
+                return false;
+            sv->addr = (const char *)p;
+            sv->addr_len = (size_t)v;
+            p += v;
         } else if (f == 2 && wt == 2) {
             if (!pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
                 return false;
@@ -897,6 +930,8 @@ static int dlq_add(struct qsm *q, struct qsm_result *res, const struct queue *qu
             return CMQ_ENOMEM;
         res->dlq = d;
     }
+    trace_ev(q, QSM_EV_DEAD_LETTERED, qu->id, id & ((UINT64_C(1) << (QSM_ID_INDEX_BITS + QSM_ID_SLOT_BITS)) - 1),
+             q->now_ms, 0, 0, qu->a.dlq_queue_id, NULL, 0);
     struct qsm_dlq_move *m = &res->dlq[res->n_dlq++];
     memset(m, 0, sizeof *m);
     m->queue_id = qu->id;
@@ -1214,12 +1249,16 @@ static bool rec_expired(const struct queue *qu, const struct rec *r, uint64_t no
 }
 
 /* Time passes for one queue: leases expire and delayed messages come due. */
-static int queue_advance(struct queue *qu, uint64_t now)
+static int queue_advance(struct qsm *q, struct queue *qu, uint64_t now)
 {
     struct rec *r;
     while ((r = heap_top(&qu->timers)) && r->time_ms <= now) {
+        uint8_t was = r->state;
+        trace_ev(q, was == REC_LEASED ? QSM_EV_LEASE_EXPIRED : QSM_EV_VISIBLE, qu->id, r->pos,
+                 r->time_ms, was == REC_LEASED ? r->handle : 0, 0, 0, NULL, 0);
         rec_detach(qu, r);
         if (rec_expired(qu, r, now)) {
+            trace_ev(q, QSM_EV_EXPIRED, qu->id, r->pos, now, 0, 0, 0, NULL, 0);
             rec_forget(qu, r);
             continue;
         }
@@ -1488,7 +1527,7 @@ static int cmd_send(struct qsm *q, uint64_t index, const struct send_view *c, ui
     int rc = send_validate(c, qu->a.ordered);
     if (rc)
         return rc;
-    rc = queue_advance(qu, q->now_ms);
+    rc = queue_advance(q, qu, q->now_ms);
     if (rc)
         return rc;
     uint64_t n_live = 0;
@@ -1507,6 +1546,12 @@ static int cmd_send(struct qsm *q, uint64_t index, const struct send_view *c, ui
             qu->n_delayed++;
         }
         res->msg_ids[i] = qsm_id_make(q->partition, index, i);
+        const char *addr = m->addr ? m->addr : c->addr;
+        size_t addr_len = m->addr ? m->addr_len : c->addr_len;
+        trace_ev(q, QSM_EV_SENT, qu->id, POS(index, i), leader_ms, 0, 0, 0, addr, addr_len);
+        if (m->delay_s)
+            trace_ev(q, QSM_EV_DELAYED, qu->id, POS(index, i), leader_ms, 0,
+                     leader_ms + S_TO_MS(m->delay_s), 0, NULL, 0);
     }
     res->n_msg_ids = c->n;
     for (uint32_t i = 0; i < c->n; i++)
@@ -1543,6 +1588,8 @@ static int lease(struct qsm *q, struct queue *qu, struct rec *r, uint64_t handle
             return CMQ_ENOMEM;
         }
     }
+    trace_ev(q, QSM_EV_DELIVERED, qu->id, r->pos, now, handle, r->time_ms, 0, q->rx_addr,
+             q->rx_addr ? 64 : 0);
     struct qsm_delivery *d = &res->delivered[res->n_delivered++];
     d->msg_id = qsm_id_make(q->partition, POS_INDEX(r->pos), POS_SLOT(r->pos));
     d->receipt_handle = handle;
@@ -1582,7 +1629,7 @@ static int cmd_receive(struct qsm *q, uint64_t index, const cmq_ReceiveRequest *
     if (c->count < 1 || c->count > QSM_BATCH_MAX || c->visibility_timeout_s > QSM_VISIBILITY_S_MAX)
         return CMQ_EINVAL;
     uint64_t now = q->now_ms;
-    int rc = queue_advance(qu, now);
+    int rc = queue_advance(q, qu, now);
     if (rc)
         return rc;
     if (qu->n_leased >= qu->a.max_inflight_num)
@@ -1592,6 +1639,7 @@ static int cmd_receive(struct qsm *q, uint64_t index, const cmq_ReceiveRequest *
         want = (uint32_t)(qu->a.max_inflight_num - qu->n_leased);
     uint32_t vis = c->visibility_timeout_s ? c->visibility_timeout_s : qu->a.visibility_timeout_s;
     uint32_t budget = QSM_RECEIVE_READS_MAX;
+    q->rx_addr = c->consumer_addr[0] ? c->consumer_addr : NULL;
     while (res->n_delivered < want && res->n_dlq < QSM_DLQ_MOVES_MAX) {
         struct rec *r = ready_top(qu, now);
         struct cand cd;
@@ -1664,7 +1712,7 @@ static int cmd_delete(struct qsm *q, const cmq_DeleteRequest *c, struct qsm_resu
         return CMQ_ENOTFOUND;
     if (c->receipt_handles_count < 1 || c->receipt_handles_count > QSM_BATCH_MAX)
         return CMQ_EINVAL;
-    int rc = queue_advance(qu, q->now_ms);
+    int rc = queue_advance(q, qu, q->now_ms);
     if (rc)
         return rc;
     uint32_t ok = 0;
@@ -1681,6 +1729,7 @@ static int cmd_delete(struct qsm *q, const cmq_DeleteRequest *c, struct qsm_resu
                 qu->retained++;
             }
         }
+        trace_ev(q, QSM_EV_DELETED, qu->id, r->pos, q->now_ms, r->handle, 0, 0, NULL, 0);
         rec_drop(qu, r);
         res->statuses[i] = CMQ_OK;
         ok++;
@@ -1701,7 +1750,7 @@ static int cmd_change_visibility(struct qsm *q, const cmq_ChangeVisibilityReques
         return CMQ_ENOTFOUND;
     if (c->visibility_timeout_s > QSM_VISIBILITY_S_MAX)
         return CMQ_EINVAL;
-    int rc = queue_advance(qu, q->now_ms);
+    int rc = queue_advance(q, qu, q->now_ms);
     if (rc)
         return rc;
     struct rec *r = lease_find(q, qu, c->receipt_handle);
@@ -1753,11 +1802,12 @@ static int cmd_rewind(struct qsm *q, const cmq_RewindRequest *c, struct qsm_resu
     uint64_t now = q->now_ms, now_s = now / 1000;
     if (c->start_consume_time_s > now_s + 1 || c->start_consume_time_s + qu->a.rewind_s < now_s)
         return CMQ_EINVAL;
-    int rc = queue_advance(qu, now);
+    int rc = queue_advance(q, qu, now);
     if (rc)
         return rc;
     spans_trim(qu, now);
     uint64_t t_ms = S_TO_MS(c->start_consume_time_s);
+    trace_ev(q, QSM_EV_REWOUND, qu->id, 0, now, 0, 0, t_ms, NULL, 0);
 
     /* locate P: the first message of the queue enqueued at or after t */
     uint32_t pj = qu->n_spans;
@@ -1907,7 +1957,7 @@ static int cmd_tick(struct qsm *q, struct qsm_result *res)
     q->tick_pending = false;
     for (uint32_t i = 0; i < q->n_queues; i++) {
         struct queue *qu = q->queues[i];
-        int rc = queue_advance(qu, now);
+        int rc = queue_advance(q, qu, now);
         if (rc)
             return rc;
         spans_trim(qu, now);
@@ -2186,6 +2236,14 @@ uint64_t qsm_first_needed_index(const struct qsm *q)
                 first = u64_min(first, POS_INDEX(qu->recs.keys[j]));
     }
     return first;
+}
+
+void qsm_set_tracer(struct qsm *q, const struct qsm_tracer *t)
+{
+    if (t)
+        q->tracer = *t;
+    else
+        memset(&q->tracer, 0, sizeof q->tracer);
 }
 
 size_t qsm_dlq_pending(const struct qsm *q, struct qsm_dlq_move *out, size_t max)

@@ -307,6 +307,37 @@ uint64_t qsm_entry_reads(const struct qsm *q);
 /* Queue ids on this partition, ascending; returns the total count. */
 size_t qsm_queue_ids(const struct qsm *q, uint64_t *ids, size_t max);
 
+/* ---- the message trace (docs/queue-state-machine.md §9) ----
+ * Every state change of a message is reported, while an entry is applied, to
+ * an optional tracer: deterministic (the same events on every replica, in the
+ * same order), so a derived index built from them is the log's, not a second
+ * source of truth.  The event struct and its strings are borrowed for the
+ * call. */
+enum qsm_trace_event {
+    QSM_EV_SENT = 1, QSM_EV_DELAYED = 2, QSM_EV_VISIBLE = 3, QSM_EV_DELIVERED = 4,
+    QSM_EV_LEASE_EXPIRED = 5, QSM_EV_DELETED = 6, QSM_EV_REWOUND = 7,
+    QSM_EV_DEAD_LETTERED = 8, QSM_EV_EXPIRED = 9,
+};
+struct qsm_trace_ev {
+    uint32_t event;
+    uint64_t queue_id;
+    uint64_t msg_id;      /* 0 for REWOUND: a queue-level event (it re-exposes the messages
+                             enqueued at or after aux) */
+    uint64_t time_ms;     /* the entry's time; LEASE_EXPIRED / VISIBLE: when the lease or
+                             delay ended */
+    uint64_t handle;      /* DELIVERED, DELETED, LEASE_EXPIRED */
+    uint64_t due_ms;      /* DELAYED: visible at; DELIVERED: visible again at */
+    uint64_t aux;         /* DEAD_LETTERED: the DLQ's id; REWOUND: the rewind time (ms) */
+    const char *addr;     /* SENT: client; DELIVERED: consumer; not NUL-terminated */
+    size_t addr_len;
+};
+struct qsm_tracer {
+    void (*event)(void *arg, uint64_t index, const struct qsm_trace_ev *ev);
+    void *arg;
+};
+/* Sets (copied) or clears (NULL) the tracer. */
+void qsm_set_tracer(struct qsm *q, const struct qsm_tracer *t);
+
 /* ---- snapshots ----
  * Format (docs/queue-state-machine.md): "QSMS" magic, version, partition id,
  * applied index and term, then every queue in id order with its tracked

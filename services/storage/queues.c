@@ -10,6 +10,7 @@
 #include "forward.h"
 #include "timers.h"
 #include "topics.h"
+#include "trace.h"
 
 #include "clock.h"
 #include "log.h"
@@ -19,6 +20,7 @@
 
 #include <pb_decode.h>
 #include <pb_encode.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,7 +63,19 @@ static int read_entry(void *arg, uint64_t index, uint8_t **buf, size_t *len)
 int queues_attach(struct hosted *h)
 {
     struct qsm_reader reader = {read_entry, h};
-    return qsm_create(h->id, &reader, &h->qsm);
+    int rc = qsm_create(h->id, &reader, &h->qsm);
+    if (rc != CMQ_OK)
+        return rc;
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/p-%u", h->n->cfg->data_dir, h->id);
+    if (trace_open(dir, &h->trace) == CMQ_OK) {
+        struct qsm_tracer t = trace_tracer(h->trace);
+        qsm_set_tracer(h->qsm, &t);
+    } else {
+        h->trace = NULL; /* the queues work without it; DescribeMessageTrace says unavailable */
+        log_warn("trace_unavailable", "partition=%u dir=%s", h->id, dir);
+    }
+    return CMQ_OK;
 }
 
 /* Field 1 of the request (every queue request starts with queue_id). */
@@ -365,6 +379,8 @@ void queues_detach(struct hosted *h)
     }
     h->parked = NULL;
     dlq_detach(h);
+    trace_close(h->trace);
+    h->trace = NULL;
     qsm_destroy(h->qsm);
     h->qsm = NULL;
 }
@@ -451,9 +467,43 @@ static void on_stats(struct node *n, struct hosted *h, struct rpc_call *call, ui
     rpc_reply_pb(call, cmq_QueueStatsReply_fields, &r);
 }
 
+/* The message trace: any replica hosting the message's partition answers. */
+static void on_trace(struct node *n, struct rpc_call *call)
+{
+    cmq_TraceRequest tr = cmq_TraceRequest_init_zero;
+    if (rpc_call_decode(call, cmq_TraceRequest_fields, &tr) != CMQ_OK || !tr.msg_id) {
+        rpc_reply_status(call, CMQ_EINVAL, "bad trace request");
+        return;
+    }
+    struct hosted *h = hosted_by_id(n, qsm_id_partition(tr.msg_id));
+    if (!h) {
+        rpc_reply_status(call, CMQ_ENOTFOUND, "partition not hosted here");
+        return;
+    }
+    if (!h->trace) {
+        rpc_reply_status(call, CMQ_EUNAVAIL, "trace index unavailable on this node");
+        return;
+    }
+    cmq_TraceReply *r = calloc(1, sizeof *r);
+    if (!r) {
+        rpc_reply_status(call, CMQ_ENOMEM, NULL);
+        return;
+    }
+    bool truncated = false;
+    r->events_count = (pb_size_t)trace_query(h->trace, tr.msg_id, tr.queue_id, r->events,
+                                             TRACE_EVENTS_MAX, &truncated);
+    r->truncated = truncated;
+    rpc_reply_pb(call, cmq_TraceReply_fields, r);
+    free(r);
+}
+
 int queues_handle(struct node *n, struct rpc_call *call)
 {
     const struct rpc_msg *m = rpc_call_request(call);
+    if (m->type == cmq_StorageMsgType_STORAGE_MSG_TRACE) {
+        on_trace(n, call);
+        return 1;
+    }
     int field = command_field(m->type);
     if (field == 0)
         return 0;
@@ -613,6 +663,7 @@ void queues_tick(struct node *n)
     for (int i = 0; i < n->n_parts; i++) {
         struct hosted *h = n->parts[i];
         expire_parked(h, 0);
+        trace_flush(h->trace);
         timers_sync(h);
         dlq_pump(h);
         if (!partition_is_leader(h->p)) {

@@ -1,5 +1,10 @@
 #!/usr/bin/env python3
-"""Whole-cluster test of dead-letter delivery (issues #4 and #7).
+"""Whole-cluster test of dead-letter delivery and the message trace (issues
+#4 and #7).
+
+Trace: one message through send, receive, lease expiry, receive, delete is
+listed by DescribeMessageTrace (and cmqctl trace) with its addresses and
+receipt handles, in order.
 
 A queue with deadLetterPolicy {policy 0, maxReceiveCount 2} over the real
 cluster: a message received twice and not deleted is moved on the third
@@ -66,12 +71,50 @@ def main():
         return tap.finish()
     env = load_env(os.path.join(VAR, 'cluster.env'))
     c = Client(env['CMQ_HTTP_ENDPOINT'], env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
-    # the source first, alone: its partition is the one holding a queue
+    # ---- the message trace ----
+    r = c.call('CreateQueue', queueName='traced', visibilityTimeout=1)
+    tap.check('CreateQueue traced', r['code'] == 0, r)
+    r = c.call('SendMessage', queueName='traced', msgBody='follow me')
+    tid = r.get('msgId')
+    d1 = c.call('ReceiveMessage', queueName='traced', pollingWaitSeconds=3)
+    time.sleep(1.5)  # the lease expires
+    d2 = c.call('ReceiveMessage', queueName='traced', pollingWaitSeconds=3)
+    dl = c.call('DeleteMessage', queueName='traced', receiptHandle=d2.get('receiptHandle'))
+    tap.check('send, receive, (lease expires), receive, delete', r['code'] == 0 and
+              d1['code'] == 0 and d2['code'] == 0 and dl['code'] == 0 and
+              d2['dequeueCount'] == 2, (r, d1, d2, dl))
+    t = c.call('DescribeMessageTrace', queueName='traced', msgId=tid)
+    evs = t.get('events', [])
+    names = [e['event'] for e in evs]
+    tap.check('DescribeMessageTrace lists the five events in order: %s' % names,
+              t['code'] == 0 and names == ['sent', 'delivered', 'leaseExpired', 'delivered',
+                                            'deleted'], t)
+    if len(evs) == 5:
+        tap.check('with addresses, receipt handles and times',
+                  evs[0]['clientAddr'].startswith('127.0.0.1:') and
+                  evs[1]['consumerAddr'].startswith('127.0.0.1:') and
+                  evs[1]['receiptHandle'] == d1['receiptHandle'] and
+                  evs[2]['receiptHandle'] == d1['receiptHandle'] and
+                  evs[3]['receiptHandle'] == d2['receiptHandle'] and
+                  evs[4]['receiptHandle'] == d2['receiptHandle'] and
+                  all(evs[i]['timeMs'] <= evs[i + 1]['timeMs'] for i in range(4)) and
+                  evs[2]['time'] == d1['nextVisibleTime'], evs)
+    eps = ','.join('tcp://127.0.0.1:%d' % (BASE + 20 + 2 * k) for k in range(3))
+    out = subprocess.run([CTL, 'trace', '--endpoint', eps, '--msg-id', tid],
+                         capture_output=True, text=True)
+    ev_lines = [l for l in out.stdout.splitlines() if l.startswith('msg_id=')]
+    tap.check('cmqctl trace shows the same %d events' % len(ev_lines), out.returncode == 0 and
+              [re.search(r'event=(\S+)', l).group(1) for l in ev_lines] ==
+              ['sent', 'delivered', 'lease_expired', 'delivered', 'deleted'], out.stdout + out.stderr)
+
+    # the source first, alone: its partition is the one that gained a queue
+    before = {p['partition']: int(p.get('queues', 0)) for p in partitions()}
     r = c.call('CreateQueue', queueName='source', visibilityTimeout=1)
     tap.check('CreateQueue source', r['code'] == 0, r)
     src_parts = []
     for _ in range(20):
-        src_parts = [p['partition'] for p in partitions() if p.get('queues') == '1']
+        src_parts = [p['partition'] for p in partitions()
+                     if int(p.get('queues', 0)) > before.get(p['partition'], 0)]
         if src_parts:
             break
         time.sleep(0.3)
@@ -105,6 +148,13 @@ def main():
                   src.get('dequeueCount') == 2 and src.get('reason') == 'maxReceiveCount', got[0])
         tap.check('the copy is a new message of the DLQ', got[0]['msgId'] != msg_id and
                   got[0]['dequeueCount'] == 1, got[0])
+        t = c.call('DescribeMessageTrace', queueName='source', msgId=msg_id)
+        names = [e['event'] for e in t.get('events', [])]
+        tap.check('the source message\'s trace ends dead-lettered: %s' % names,
+                  names[:1] == ['sent'] and names[-1:] == ['deadLettered'], t)
+        t = c.call('DescribeMessageTrace', queueName='dead', msgId=msg_id)
+        tap.check('another queue\'s message id shows no events', t['code'] == 0 and
+                  t.get('events') == [], t)
 
     # Moves pending while the source partition's leader dies.
     ids = set()

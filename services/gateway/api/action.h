@@ -43,7 +43,9 @@ struct params;
     X(CLEAR_SUBSCRIPTION_FILTER_TAGS, "ClearSubscriptionFilterTags")  \
     /* the TCP SDK's name server (cmq-tcp-protocol.md §5) */     \
     X(QUERY_QUEUE_ROUTE, "QueryQueueRoute")                      \
-    X(QUERY_TOPIC_ROUTE, "QueryTopicRoute")
+    X(QUERY_TOPIC_ROUTE, "QueryTopicRoute")                      \
+    /* extension: the message trace (docs/http-api.md) */        \
+    X(DESCRIBE_MESSAGE_TRACE, "DescribeMessageTrace")
 
 enum cmq_action {
     CMQ_ACTION_NONE = 0,

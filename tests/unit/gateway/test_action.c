@@ -10,8 +10,9 @@
 
 Test(action, every_name_round_trips)
 {
-    cr_assert_eq(CMQ_ACTION_COUNT_ - 1, 27,
-                 "12 queue + 7 topic + 6 subscription actions + 2 TCP route lookups");
+    cr_assert_eq(CMQ_ACTION_COUNT_ - 1, 28,
+                 "12 queue + 7 topic + 6 subscription actions + 2 TCP route lookups + "
+                 "DescribeMessageTrace");
     for (int a = CMQ_ACTION_NONE + 1; a < CMQ_ACTION_COUNT_; a++) {
         const char *n = action_name(a);
         cr_assert_eq((int)action_lookup(n, strlen(n)), a, "%s", n);
