@@ -696,7 +696,7 @@ static int loop_run(struct gateway *gw)
                      (unsigned long long)gw->inflight);
             close_listener(&gw->http);
             close_listener(&gw->https);
-            tcp_server_stop_accepting(gw->tcp); /* tcp */
+            tcp_server_drain(gw->tcp); /* tcp */
             /* HTTP/2 connections get GOAWAY; idle keep-alive connections are
              * closed by letting their idle timers expire at once. */
             h2o_context_request_shutdown(&gw->ctx);
@@ -705,7 +705,8 @@ static int loop_run(struct gateway *gw)
             deadline = clock_mono_ms() + (uint64_t)gw->cfg.common.stop_grace_ms;
         }
         if (deadline) {
-            if (gw->inflight == 0 && connections_closed(gw)) {
+            if (gw->inflight == 0 && connections_closed(gw) &&
+                tcp_server_inflight(gw->tcp) == 0 /* tcp */) {
                 log_info("stop", "loop=%d reason=idle", gw->index);
                 break;
             }

@@ -44,6 +44,7 @@ struct tcp_server {
     int n_conns;
     int live;             /* connections not yet freed (open, or held by requests) */
     int closing;
+    int draining;         /* stopping: answer what is in flight, then close */
     uint64_t inflight;
     uint64_t requests;
 };

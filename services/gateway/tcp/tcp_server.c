@@ -188,6 +188,19 @@ struct treq *treq_new(struct tconn *c, const uint8_t *payload, size_t len, const
     return r;
 }
 
+/* Closes `c` once what was queued for it is written. */
+static void close_when_flushed(struct tconn *c, const char *why)
+{
+    if (c->closed)
+        return;
+    if (!c->writing && c->wq_len == 0) {
+        tconn_close(c, why);
+        return;
+    }
+    c->close_after_write = 1;
+    c->close_after_write_reason = why;
+}
+
 void treq_done(struct treq *r)
 {
     struct tconn *c = r->conn;
@@ -196,6 +209,8 @@ void treq_done(struct treq *r)
     free(r->payload);
     free(r->sreq);
     free(r);
+    if (c->srv->draining && c->inflight == 0)
+        close_when_flushed(c, "stopping");
     conn_unref(c);
 }
 
@@ -471,10 +486,13 @@ static void handle_frame(struct tconn *c, const uint8_t *payload, size_t len, co
     if (h->cmd != cmqtcp_Cmd_CMD_AUTH && !c->authed) {
         /* §6.2: 306, then close once the reply is flushed. */
         tconn_reply(c, h->seqno, h->cmd, TCP_NOT_AUTHED, "connection not authenticated");
-        c->close_after_write = 1;
-        c->close_after_write_reason = "not_authenticated";
-        if (!c->writing && c->wq_len == 0)
-            tconn_close(c, "not_authenticated");
+        close_when_flushed(c, "not_authenticated");
+        return;
+    }
+    if (s->draining) { /* the gateway is stopping: no new work */
+        tconn_reply(c, h->seqno, h->cmd, cmq_error_code(CMQERR_INTERNAL), "gateway is stopping");
+        if (c->inflight == 0)
+            close_when_flushed(c, "stopping");
         return;
     }
     if (c->inflight >= s->lim.max_inflight || (h->cmd == cmqtcp_Cmd_CMD_AUTH && c->auth_pending)) {
@@ -670,6 +688,19 @@ void tcp_server_stop_accepting(struct tcp_server *s)
     h2o_socket_read_stop(s->listener);
     h2o_socket_close(s->listener);
     s->listener = NULL;
+}
+
+void tcp_server_drain(struct tcp_server *s)
+{
+    if (!s)
+        return;
+    tcp_server_stop_accepting(s);
+    s->draining = 1;
+    for (struct tconn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->inflight == 0)
+            close_when_flushed(c, "stopping");
+    }
 }
 
 uint64_t tcp_server_inflight(const struct tcp_server *s) { return s ? s->inflight : 0; }

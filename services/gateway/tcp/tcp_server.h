@@ -54,6 +54,11 @@ int tcp_server_open(const struct tcp_env *env, const struct tcp_limits *lim,
                     struct tcp_server **out);
 /* Stops accepting (graceful stop); existing connections go on. */
 void tcp_server_stop_accepting(struct tcp_server *s);
+/* Graceful stop: stops accepting; idle connections close at once, the
+ * others once their requests are answered (new requests on them are
+ * answered 6000 "gateway is stopping").  The loop drains until
+ * tcp_server_inflight is 0. */
+void tcp_server_drain(struct tcp_server *s);
 /* Requests received and not yet answered. */
 uint64_t tcp_server_inflight(const struct tcp_server *s);
 /* Closes every connection and the listener, then frees; back-end replies

@@ -7,13 +7,17 @@
  * when any failed.
  *   tcp_check --limits HOST:PORT SECRET_ID SECRET_KEY QUEUE EMPTY_QUEUE
  * runs the limit checks instead, against a gateway configured with
- * tcp.max_connections = 3, tcp.max_inflight = 4, tcp.idle_timeout_ms = 1500. */
+ * tcp.max_connections = 3, tcp.max_inflight = 4, tcp.idle_timeout_ms = 1500.
+ *   tcp_check --drain HOST:PORT SECRET_ID SECRET_KEY QUEUE EMPTY_QUEUE PID
+ * parks a long poll, sends SIGTERM to the gateway PID and checks the poll is
+ * still answered before the connection closes (graceful stop). */
 #include "cmq.h"
 #include "cmq_frame.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,11 +193,47 @@ static int limits(void)
     return n_failed ? 1 : 0;
 }
 
+static int drain(int pid)
+{
+    int code;
+    char d[128];
+    struct cmq_client *c = conn(skey, 0, &code);
+    struct cmq_client *idle = conn(skey, 0, &code);
+    check("two connections before the stop", c && idle, NULL);
+    if (!c || !idle)
+        return 1;
+    struct seen lp = {0};
+    cmq_pull_async(c, empty_queue, 0, 2, on_result, &lp);
+    for (int i = 0; i < 3; i++)
+        cmq_poll(c, 100);
+    kill(pid, SIGTERM);
+    int pr = 0;
+    for (int i = 0; i < 30 && pr >= 0; i++)
+        pr = cmq_poll(idle, 100);
+    check("SIGTERM: an idle connection is closed at once", pr == CMQ_CLIENT_ETRANSPORT, NULL);
+    wait_done(c, &lp, 6000);
+    snprintf(d, sizeof d, "done %d code %d", lp.done, lp.r.code);
+    check("SIGTERM: the parked long poll is still answered (10200)", lp.done && lp.r.code == 10200, d);
+    pr = 0;
+    for (int i = 0; i < 30 && pr >= 0; i++)
+        pr = cmq_poll(c, 100);
+    check("... then its connection is closed", pr == CMQ_CLIENT_ETRANSPORT, NULL);
+    cmq_close(c);
+    cmq_close(idle);
+    printf("1..%d\n", n_checks);
+    return n_failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     int limits_mode = argc > 1 && strcmp(argv[1], "--limits") == 0;
+    int drain_pid = 0;
     if (limits_mode) {
         argc--;
+        argv++;
+    } else if (argc == 8 && strcmp(argv[1], "--drain") == 0) {
+        drain_pid = atoi(argv[7]);
+        argc -= 2;
         argv++;
     }
     if (argc != 6) {
@@ -209,6 +249,8 @@ int main(int argc, char **argv)
     empty_queue = argv[5];
     if (limits_mode)
         return limits();
+    if (drain_pid > 0)
+        return drain(drain_pid);
     char d[256];
     int code;
 

@@ -106,6 +106,12 @@ def second_gateway(env):
                              capture_output=True, text=True, timeout=60)
         sys.stdout.write(''.join('  ' + line + '\n' for line in run.stdout.splitlines()))
         tap.check('tcp_check --limits: every check passed', run.returncode == 0, run.stderr[-2000:])
+        run = subprocess.run([CHECK, '--drain', '127.0.0.1:%d' % tcp_port, env['CMQ_SECRET_ID'],
+                              env['CMQ_SECRET_KEY'], 'tcpq', 'tcpwait', str(proc.pid)],
+                             capture_output=True, text=True, timeout=60)
+        sys.stdout.write(''.join('  ' + line + '\n' for line in run.stdout.splitlines()))
+        tap.check('tcp_check --drain: a graceful stop answers what is in flight',
+                  run.returncode == 0, run.stderr[-2000:])
     finally:
         proc.terminate()
         tap.check('the second gateway exits 0 on SIGTERM', proc.wait(timeout=15) == 0)
