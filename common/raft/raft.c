@@ -118,6 +118,9 @@ struct raft {
     size_t n_arena;
     size_t cap_arena;
 
+    /* payloads of entries up to here may have been evicted (read_entry seam) */
+    uint64_t evicted;
+
     /* payloads to free at the next advance */
     void **garbage;
     size_t n_garbage;
@@ -508,7 +511,24 @@ static struct raft_msg *msg_new(struct raft *r, uint32_t type, uint64_t to)
     return m;
 }
 
-/* Attaches copies of log entries [lo, hi] to the last message. */
+/* Makes room for k more garbage pointers without dropping the outbox. */
+static bool garbage_reserve(struct raft *r, size_t k)
+{
+    if (r->n_garbage + k <= r->cap_garbage)
+        return true;
+    size_t cap = r->cap_garbage ? r->cap_garbage : 64;
+    while (cap < r->n_garbage + k)
+        cap *= 2;
+    void **g = realloc(r->garbage, cap * sizeof(*g));
+    if (g == NULL)
+        return false;
+    r->garbage = g;
+    r->cap_garbage = cap;
+    return true;
+}
+
+/* Attaches copies of log entries [lo, hi] to the last message; evicted
+ * payloads are read back from the caller's log (freed at the next advance). */
 static bool msg_attach(struct raft *r, uint64_t lo, uint64_t hi)
 {
     size_t n = (size_t)(hi - lo + 1);
@@ -522,8 +542,23 @@ static bool msg_attach(struct raft *r, uint64_t lo, uint64_t hi)
         r->arena = a;
         r->cap_arena = cap;
     }
+    struct raft_entry *dst = &r->arena[r->n_arena];
+    memcpy(dst, ent_at(r, lo), n * sizeof(struct raft_entry));
+    for (size_t i = 0; i < n; i++) {
+        if (dst[i].data != NULL || dst[i].len == 0)
+            continue;
+        uint8_t *buf = NULL;
+        uint32_t len = 0;
+        if (r->o.read_entry == NULL || !garbage_reserve(r, 1) ||
+            r->o.read_entry(r->o.read_arg, dst[i].index, dst[i].term, &buf, &len) != RAFT_OK ||
+            buf == NULL || len != dst[i].len) {
+            free(buf);
+            return false;
+        }
+        r->garbage[r->n_garbage++] = buf;
+        dst[i].data = buf;
+    }
     r->out_off[r->n_out - 1] = r->n_arena;
-    memcpy(&r->arena[r->n_arena], ent_at(r, lo), n * sizeof(struct raft_entry));
     r->n_arena += n;
     r->out[r->n_out - 1].n_entries = (uint32_t)n;
     return true;
@@ -1500,6 +1535,29 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
     rd->n_reads = r->n_reads;
 }
 
+/* With the read_entry seam: frees the payloads of NORMAL entries that are
+ * applied, durable and keep_recent behind.  Only at the end of raft_advance,
+ * when no message or ready points at a payload. */
+static void evict(struct raft *r)
+{
+    if (r->o.read_entry == NULL)
+        return;
+    uint64_t upto = min_u64(r->applied, r->stable);
+    if (upto <= r->o.keep_recent)
+        return;
+    upto -= r->o.keep_recent;
+    if (upto > last_index(r))
+        upto = last_index(r);
+    for (uint64_t i = max_u64(r->evicted, r->snap.index) + 1; i <= upto; i++) {
+        struct raft_entry *e = &r->ents[i - r->snap.index - 1];
+        if (e->type == RAFT_ENTRY_NORMAL && e->data != NULL) {
+            free((void *)e->data);
+            e->data = NULL;
+        }
+    }
+    r->evicted = max_u64(r->evicted, upto);
+}
+
 void raft_advance(struct raft *r)
 {
     assert(r->in_ready);
@@ -1520,6 +1578,7 @@ void raft_advance(struct raft *r)
     for (size_t i = 0; i < r->n_garbage; i++)
         free(r->garbage[i]);
     r->n_garbage = 0;
+    evict(r);
     if (r->rd_snapshot)
         follower_ack(r, true);
 }
@@ -1567,6 +1626,8 @@ int raft_create(const struct raft_options *opts, const struct raft_boot *boot, s
         o.max_outbox = 4096;
     if (o.max_snapshot_bytes == 0)
         o.max_snapshot_bytes = 64u << 20;
+    if (o.keep_recent == 0)
+        o.keep_recent = 1024;
     if (o.heartbeat_ticks >= o.election_ticks)
         return RAFT_EINVAL;
 

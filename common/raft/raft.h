@@ -239,6 +239,19 @@ struct raft_options {
     bool check_quorum;           /* leader steps down without a quorum; followers
                                   * ignore votes while they have a live leader */
     uint64_t seed;               /* seeds the election-timeout PRNG */
+    /* Optional log-storage seam.  With read_entry set, the core frees the
+     * payload of a NORMAL entry once it is applied and durable and more than
+     * keep_recent entries behind (its index, term, type and length stay), and
+     * reads it back through read_entry when an APPEND needs it: the stored
+     * log (the caller's) holds every durable entry after the snapshot.
+     * read_entry returns RAFT_OK with *data malloc'd (ownership passes to the
+     * core) and *len, for the entry (index, term); any other status, or a
+     * different length, drops that APPEND as if lost (it is resent).  Called
+     * from raft_step / raft_tick / raft_propose, never between raft_ready
+     * and raft_advance. */
+    int (*read_entry)(void *arg, uint64_t index, uint64_t term, uint8_t **data, uint32_t *len);
+    void *read_arg;
+    uint32_t keep_recent;        /* entries kept in memory behind applied (default 1024) */
     uint32_t test_bugs;          /* test-only planted bugs (RAFT_BUG_*); 0 in production */
 };
 
@@ -359,7 +372,8 @@ uint64_t raft_durable_index(const struct raft *r);
  * snapshot index or beyond the last index). */
 uint64_t raft_term_at(const struct raft *r, uint64_t index);
 /* The entry at `index` if it is still in memory (borrowed until the next call
- * that changes the log), else NULL. */
+ * that changes the log), else NULL.  With a read_entry seam, a NORMAL entry's
+ * data may be NULL (len > 0): its payload was evicted to the stored log. */
 const struct raft_entry *raft_entry_at(const struct raft *r, uint64_t index);
 /* The latest snapshot (metadata and data), owned by the node and valid until
  * the next call that changes it (raft_compact, raft_step, raft_advance).  After

@@ -29,6 +29,9 @@
 /* Install chunks: payload bytes and entries per chunk, and the silence (in
  * ticks) after which the leader resends one, or gives the transfer up. */
 #define CHUNK_BYTES_MAX (1u << 20)
+/* Entries whose payloads Raft keeps in memory behind the applied index (the
+ * rest are read back from the segments when a follower needs them). */
+#define RAFT_KEEP_RECENT 256
 #define CHUNK_ENTRIES_MAX 256
 #define CHUNK_RESEND_TICKS 10
 #define CHUNK_GIVEUP_TICKS 300
@@ -123,6 +126,24 @@ struct raft *partition_raft(struct partition *p) { return p->raft; }
 int partition_writer_fd(const struct partition *p)
 {
     return p->writer ? seglog_writer_fd(p->writer) : -1;
+}
+
+/* Raft's log-storage seam: an evicted payload is read back from the
+ * segments (pread through the page cache, on the loop thread). */
+static int raft_read_back(void *arg, uint64_t index, uint64_t term, uint8_t **data, uint32_t *len)
+{
+    struct partition *p = arg;
+    struct seglog_entry se;
+    uint8_t *buf;
+    if (!p->log || read_raw(p->log, index, &buf, &se) != CMQ_OK)
+        return RAFT_EINVAL;
+    if (se.term != term) {
+        free(buf);
+        return RAFT_EINVAL;
+    }
+    *data = buf;
+    *len = se.len;
+    return RAFT_OK;
 }
 
 /* Reads the hard state and the stored entries after `after` (the snapshot
@@ -250,6 +271,9 @@ int partition_open(const struct partition_opts *opts, struct partition **out, ch
         .max_msg_bytes = APPEND_BYTES_MAX,
         .max_snapshot_bytes = SNAPFILE_IMAGE_BYTES_MAX,
         .seed = opts->seed,
+        .read_entry = raft_read_back,
+        .read_arg = p,
+        .keep_recent = RAFT_KEEP_RECENT,
     };
     struct raft_snapshot boot_snap = {
         .index = p->snap.index, .term = p->snap.term, .config = p->snap.config,

@@ -26,6 +26,9 @@
  * the newest valid snapshot is loaded (restore callback, via
  * partition_boot_restore) and only the segments after it are replayed.
  *
+ * Raft keeps payloads only for the last entries; older ones are read back
+ * from the segments when a follower needs them (raft_options.read_entry).
+ *
  * Install (a follower whose next index was compacted away): the leader's
  * partition streams the retained entries [first_needed, snapshot index] in
  * chunks (chunk callback / partition_on_chunk, stop-and-wait, resent on
