@@ -485,8 +485,8 @@ static void register_handler(h2o_hostconf_t *host, const char *path,
 static int loop_hooks_open(struct gateway *gw)
 {
     const struct gateway_cfg *cfg = &gw->cfg;
-    /* tcp: the CMQ TCP protocol listener on this loop (tcp/tcp_server.h; each
-     * loop binds its own socket with SO_REUSEPORT). */
+    /* tcp: the CMQ TCP protocol listener on this loop (tcp/tcp_server.h; the
+     * first loop binds, the others accept on dup()s). */
     if (cfg->tcp_listen[0]) {
         struct tcp_env env = {.loop = gw->loop, .metadata = gw->backends[GW_BACKEND_METADATA].client,
                               .storage = gw->storage, .keys = gw->keys, .queues = gw->queues,

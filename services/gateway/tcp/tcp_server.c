@@ -11,6 +11,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
@@ -630,6 +632,75 @@ static void on_sweep(h2o_timeout_entry_t *entry)
     h2o_timeout_link(s->env.loop, &s->sweep, &s->sweep_entry);
 }
 
+/* One listening socket per address for the whole process: the first loop
+ * binds it (so a taken port fails as EADDRINUSE), later loops watch dup()s
+ * of it; the registry keeps its own dup until the last server lets go. */
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char addr[64];
+    int fd;
+    int users;
+} shared[4];
+
+/* A listening fd for `addr` (the caller owns it), or -errno. */
+static int shared_listen(const char *addr, const struct sockaddr_in *sa)
+{
+    pthread_mutex_lock(&shared_mu);
+    int fd = -EMFILE, slot = -1;
+    for (int i = 0; i < 4; i++) {
+        if (shared[i].users > 0 && strcmp(shared[i].addr, addr) == 0) {
+            fd = fcntl(shared[i].fd, F_DUPFD_CLOEXEC, 0);
+            if (fd >= 0)
+                shared[i].users++;
+            else
+                fd = -errno;
+            goto out;
+        }
+        if (shared[i].users == 0 && slot < 0)
+            slot = i;
+    }
+    if (slot < 0)
+        goto out;
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        fd = -errno;
+        goto out;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)sa, sizeof *sa) != 0 || listen(fd, SOMAXCONN) != 0) {
+        int e = errno;
+        log_error("listen_failed", "addr=%s reason=\"%s\"", addr, strerror(e));
+        close(fd);
+        fd = -e;
+        goto out;
+    }
+    int keep = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (keep < 0) {
+        close(fd);
+        fd = -EMFILE;
+        goto out;
+    }
+    snprintf(shared[slot].addr, sizeof shared[slot].addr, "%s", addr);
+    shared[slot].fd = keep;
+    shared[slot].users = 1;
+out:
+    pthread_mutex_unlock(&shared_mu);
+    return fd;
+}
+
+static void shared_release(const char *addr)
+{
+    pthread_mutex_lock(&shared_mu);
+    for (int i = 0; i < 4; i++)
+        if (shared[i].users > 0 && strcmp(shared[i].addr, addr) == 0) {
+            if (--shared[i].users == 0)
+                close(shared[i].fd);
+            break;
+        }
+    pthread_mutex_unlock(&shared_mu);
+}
+
 int tcp_server_open(const struct tcp_env *env, const struct tcp_limits *lim, struct tcp_server **out)
 {
     char host[64];
@@ -646,21 +717,13 @@ int tcp_server_open(const struct tcp_env *env, const struct tcp_limits *lim, str
         log_error("listen_failed", "addr=%s reason=\"not host:port\"", lim->listen);
         return CMQ_EINVAL;
     }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = shared_listen(lim->listen, &sa);
     if (fd < 0)
-        return status_from_errno(errno);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, SOMAXCONN) != 0) {
-        int e = errno;
-        log_error("listen_failed", "addr=%s reason=\"%s\"", lim->listen, strerror(e));
-        close(fd);
-        return e == EADDRINUSE ? CMQ_EBUSY : status_from_errno(e);
-    }
+        return fd == -EADDRINUSE ? CMQ_EBUSY : status_from_errno(-fd);
     struct tcp_server *s = calloc(1, sizeof *s);
     if (!s) {
         close(fd);
+        shared_release(lim->listen);
         return CMQ_ENOMEM;
     }
     s->env = *env;
@@ -688,6 +751,7 @@ void tcp_server_stop_accepting(struct tcp_server *s)
     h2o_socket_read_stop(s->listener);
     h2o_socket_close(s->listener);
     s->listener = NULL;
+    shared_release(s->lim.listen);
 }
 
 void tcp_server_drain(struct tcp_server *s)

@@ -4,8 +4,8 @@
  *
  * One tcp_server runs on one h2o event loop, with that loop's clients to
  * metadata and storage and its caches (all borrowed): the gateway opens one
- * per loop, each with its own listening socket bound with SO_REUSEPORT so
- * the kernel spreads connections over the loops.
+ * per loop.  The first binds the listening socket (a taken port fails with
+ * CMQ_EBUSY); the others accept on dup()s of it.
  *
  * A connection authenticates with its first request (§6.2), then pipelines
  * requests that are answered out of order by seqno (a parked long poll
