@@ -40,7 +40,7 @@ static void teardown(void)
 {
     for (int i = 0; i < F.replicas; i++) {
         trace_close(T[i]);
-        char cmd[128];
+        char cmd[256];
         snprintf(cmd, sizeof cmd, "rm -rf %s", dirs[i]);
         cr_assert_eq(system(cmd), 0);
     }
