@@ -572,6 +572,7 @@ static int open_partition(struct node *n, uint32_t id, char names[][64], int cou
         .seed = clock_mono_ns() ^ n->raft_id ^ ((uint64_t)id << 48),
         .segment_bytes = (uint64_t)n->cfg->segment_bytes,
         .send = send_raft,
+        .batch_proposals = 1,
         .apply = queues_apply,
         .release = queues_release,
         .on_role = on_role,
@@ -739,6 +740,26 @@ static void on_heartbeat_reply(void *arg, const struct rpc_result *res)
         request_map(n);
 }
 
+static void wake_noop(struct evloop *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+}
+
+/* Runs before the loop waits (after svc's own prepare hook has drained the
+ * sockets): the proposals of this turn leave together (batch_proposals).
+ * Sending may consume a ZMQ_FD edge, so when anything went out the loop
+ * looks at its sockets once more instead of sleeping (a 0 ms timer). */
+static void flush_proposals(struct evloop *loop, void *arg)
+{
+    struct node *n = arg;
+    int sent = 0;
+    for (int i = 0; i < n->n_parts; i++)
+        sent |= partition_flush_proposals(n->parts[i]->p);
+    if (sent)
+        evloop_timer(loop, 0, wake_noop, NULL);
+}
+
 static void on_heartbeat(struct evloop *loop, void *arg)
 {
     struct node *n = arg;
@@ -834,6 +855,7 @@ int node_open(struct svc *svc, const struct storage_cfg *cfg, struct node **out)
     svc_set_busy_check(svc, queues_busy, n);
     evloop_timer(svc_loop(svc), (uint64_t)cfg->tick_ms, on_tick, n);
     evloop_timer(svc_loop(svc), 0, on_heartbeat, n);
+    evloop_add_prepare(svc_loop(svc), flush_proposals, n);
     log_info("node_open", "raft_id=%llu partitions_on_disk=%d", (unsigned long long)n->raft_id,
              n->n_parts);
     *out = n;

@@ -96,6 +96,7 @@ struct partition {
     uint64_t submitted_last; /* last index handed to the writer */
     uint64_t saved_term, saved_vote;
     int in_ready;
+    int proposed;          /* batch_proposals: proposals not yet processed */
     int failed;              /* the log failed: no more writes until restart */
     struct waiter *waiters, *waiters_tail; /* proposals in index order */
     struct deferred *deferred, *deferred_tail;
@@ -1006,6 +1007,7 @@ static void process(struct partition *p)
 
 void partition_flush(struct partition *p)
 {
+    p->proposed = 0;
     process(p);
 }
 
@@ -1055,9 +1057,22 @@ int partition_propose(struct partition *p, const void *cmd, size_t len, partitio
         return CMQ_OK;
     }
     int rc = propose_now(p, cmd, len, done, arg);
-    if (rc == CMQ_OK)
-        process(p);
+    if (rc == CMQ_OK) {
+        if (p->opts.batch_proposals)
+            p->proposed = 1; /* partition_flush_proposals, at the end of the loop turn */
+        else
+            process(p);
+    }
     return rc;
+}
+
+int partition_flush_proposals(struct partition *p)
+{
+    if (!p->proposed)
+        return 0;
+    p->proposed = 0;
+    process(p);
+    return 1;
 }
 
 /* Reads entry `index` into a malloc'd *buf; e->data points into it. */

@@ -107,6 +107,10 @@ struct partition_opts {
     partition_restore_fn *restore;
     partition_writer_fd_fn *writer_fd;
     partition_chunk_fn *send_chunk;
+    /* Proposals only enter the Raft log; the owner calls
+     * partition_flush_proposals once per loop turn, so the proposals of one
+     * turn leave as one ready: one AppendEntries per follower and one write. */
+    int batch_proposals;
     void *arg;
 };
 
@@ -136,6 +140,9 @@ int partition_boot_restore(struct partition *p);
 /* Carries out what a direct call on partition_raft() produced (e.g. a
  * leadership transfer).  Never call it from inside a partition callback. */
 void partition_flush(struct partition *p);
+/* With opts.batch_proposals: processes what proposals since the last call
+ * produced.  Returns 1 when it did anything (messages may have been sent). */
+int partition_flush_proposals(struct partition *p);
 
 /* Called once the entry created by a proposal is applied (status and result
  * from the apply callback; result is borrowed for the call and NULL when the
