@@ -284,6 +284,42 @@ static void answer_send(struct gw_call *c, const uint64_t *ids, size_t n)
     api_finish_ok(c, j);
 }
 
+/* DeleteMessage / BatchDeleteMessage: storage's outcome for each of this
+ * call's handles, in request order. */
+static void answer_delete(struct gw_call *c, const int32_t *statuses, size_t n)
+{
+    struct api_call *a = gw_call_data(c);
+    struct api_queue *q = a->queue;
+    size_t failed = 0;
+    for (size_t i = 0; i < n; i++)
+        failed += statuses[i] != CMQ_OK;
+    if (failed == 0) {
+        api_reply_err(c, CMQERR_OK, NULL);
+        return;
+    }
+    if (a->action == CMQ_ACTION_DELETE_MESSAGE) {
+        api_reply_err(c, storage_error(a->action, statuses[0]), NULL);
+        return;
+    }
+    /* §6.12: 6010 with errorList when some failed, 6020 (with it too) when all did. */
+    struct json *j = json_create(API_JSON_MAX);
+    if (!j)
+        return;
+    json_obj_begin(j);
+    cmq_error_envelope(j, failed == n ? CMQERR_DELETE_ALL_FAILED : CMQERR_DELETE_PARTIAL, NULL,
+                       a->request_id);
+    json_key(j, "errorList");
+    json_arr_begin(j);
+    for (size_t i = 0; i < n; i++)
+        if (statuses[i] != CMQ_OK)
+            cmq_error_item(j, storage_error(a->action, statuses[i]), q->handles[i].val,
+                           q->handles[i].len);
+    json_arr_end(j);
+    json_obj_end(j);
+    api_respond_json(c, j);
+    json_destroy(j);
+}
+
 static void answer(struct gw_call *c, const struct rpc_msg *msg)
 {
     struct api_call *a = gw_call_data(c);
@@ -334,35 +370,7 @@ static void answer(struct gw_call *c, const struct rpc_msg *msg)
             api_reply_err(c, CMQERR_DELETE_FAILED, NULL);
             return;
         }
-        size_t failed = 0;
-        for (pb_size_t i = 0; i < r.statuses_count; i++)
-            failed += r.statuses[i] != CMQ_OK;
-        if (failed == 0) {
-            api_reply_err(c, CMQERR_OK, NULL);
-            return;
-        }
-        if (a->action == CMQ_ACTION_DELETE_MESSAGE) {
-            api_reply_err(c, storage_error(a->action, r.statuses[0]), NULL);
-            return;
-        }
-        /* §6.12: 6010 with errorList when some failed, 6020 (with it too) when all did. */
-        j = json_create(API_JSON_MAX);
-        if (!j)
-            return;
-        json_obj_begin(j);
-        cmq_error_envelope(j, failed == r.statuses_count ? CMQERR_DELETE_ALL_FAILED
-                                                         : CMQERR_DELETE_PARTIAL,
-                           NULL, a->request_id);
-        json_key(j, "errorList");
-        json_arr_begin(j);
-        for (pb_size_t i = 0; i < r.statuses_count; i++)
-            if (r.statuses[i] != CMQ_OK)
-                cmq_error_item(j, storage_error(a->action, r.statuses[i]), q->handles[i].val,
-                               q->handles[i].len);
-        json_arr_end(j);
-        json_obj_end(j);
-        api_respond_json(c, j);
-        json_destroy(j);
+        answer_delete(c, r.statuses, r.statuses_count);
         return;
     }
     case CMQ_ACTION_GET_QUEUE_ATTRIBUTES: {
@@ -627,6 +635,8 @@ static int build_delete(struct gw_call *c)
         }
         r.receipt_handles_count = (pb_size_t)(i + 1);
     }
+    q->n_msgs = (uint32_t)q->n_handles;
+    q->msg_bytes = 0;
     return set_request(c, cmq_StorageMsgType_STORAGE_MSG_DELETE, cmq_DeleteRequest_fields, &r);
 }
 
@@ -652,7 +662,7 @@ static int build_stats(struct gw_call *c)
     return set_request(c, cmq_StorageMsgType_STORAGE_MSG_QUEUE_STATS, cmq_QueueStatsRequest_fields, &r);
 }
 
-/* ---------- send coalescing ----------
+/* ---------- send and delete coalescing ----------
  *
  * DESIGN §3: concurrent sends to one partition become one append.  Sends
  * that reach this point during one turn of the event loop are grouped per
@@ -671,9 +681,15 @@ static int build_stats(struct gw_call *c)
  * that may depend on one member (CMQ_EINVAL, CMQ_ETOOBIG, CMQ_ELIMIT: heap
  * full, CMQ_ENOTFOUND: heal), nothing was stored and every member is sent
  * again on its own.  Any other failure (timeout, unavailable) is every
- * member's answer, as it would have been for each alone. */
+ * member's answer, as it would have been for each alone.
+ *
+ * Deletes to one queue are grouped the same way (one DeleteRequest of at most
+ * 16 handles, one Raft entry): storage already answers a status per handle,
+ * so each caller gets its own slice; no delete outcome depends on another
+ * handle of the request. */
 
 struct send_batch {
+    uint32_t type;          /* STORAGE_MSG_SEND or STORAGE_MSG_DELETE */
     uint64_t queue_num;
     uint32_t partition;
     int n;
@@ -708,33 +724,61 @@ static int append_items(pb_ostream_t *os, const uint8_t *req, size_t len)
 static void on_batch_reply(void *arg, const struct rpc_result *r)
 {
     struct send_batch *b = arg;
+    int sends = b->type == cmq_StorageMsgType_STORAGE_MSG_SEND;
     cmq_SendReply rep = cmq_SendReply_init_zero;
+    cmq_DeleteReply drep = cmq_DeleteReply_init_zero;
     int st = r->status;
-    if (st == CMQ_OK && (!r->msg || rpc_pb_decode(cmq_SendReply_fields, &rep, r->msg->body,
-                                                   r->msg->body_len) != CMQ_OK ||
-                         rep.msg_ids_count != b->msgs))
+    if (st == CMQ_OK &&
+        (!r->msg ||
+         (sends ? rpc_pb_decode(cmq_SendReply_fields, &rep, r->msg->body, r->msg->body_len) !=
+                          CMQ_OK ||
+                      rep.msg_ids_count != b->msgs
+                : rpc_pb_decode(cmq_DeleteReply_fields, &drep, r->msg->body, r->msg->body_len) !=
+                          CMQ_OK ||
+                      drep.statuses_count != b->msgs)))
         st = CMQ_ECORRUPT;
     int alone = st == CMQ_EINVAL || st == CMQ_ETOOBIG || st == CMQ_ELIMIT || st == CMQ_ENOTFOUND;
     for (int i = 0; i < b->n; i++) {
         struct gw_call *c = b->members[i];
         if (!gw_call_gone(c)) {
             struct gateway *gw = gw_call_gateway(c);
-            struct api_queue *q = ((struct api_call *)gw_call_data(c))->queue;
+            struct api_call *a = gw_call_data(c);
+            struct api_queue *q = a->queue;
             if (st == CMQ_OK) {
                 if (b->partition < sizeof gw->partition_peer)
                     gw->partition_peer[b->partition] = (signed char)r->peer;
-                answer_send(c, rep.msg_ids + b->first[i], b->count[i]);
+                if (sends)
+                    answer_send(c, rep.msg_ids + b->first[i], b->count[i]);
+                else
+                    answer_delete(c, drep.statuses + b->first[i], b->count[i]);
             } else if (alone) {
                 storage_send(c, q->stype, q->sreq, q->sreq_len, TAG_REQUEST);
             } else if (st == CMQ_ECORRUPT) {
-                api_reply_err(c, CMQERR_SEND_FAILED, NULL);
+                api_reply_err(c, sends ? CMQERR_SEND_FAILED : CMQERR_DELETE_FAILED, NULL);
             } else {
-                api_reply_err(c, storage_error(CMQ_ACTION_SEND_MESSAGE, st), NULL);
+                api_reply_err(c, storage_error(a->action, st), NULL);
             }
         }
         gw_call_release(c);
     }
     free(b);
+}
+
+/* The merged DeleteRequest: the members' handles in member order. */
+static int merge_deletes(const struct send_batch *b, uint8_t **out, size_t *len)
+{
+    cmq_DeleteRequest m = cmq_DeleteRequest_init_zero;
+    m.queue_id = b->queue_num;
+    for (int i = 0; i < b->n; i++) {
+        const struct api_queue *q = ((struct api_call *)gw_call_data(b->members[i]))->queue;
+        cmq_DeleteRequest one = cmq_DeleteRequest_init_zero;
+        if (rpc_pb_decode(cmq_DeleteRequest_fields, &one, q->sreq, q->sreq_len) != CMQ_OK ||
+            m.receipt_handles_count + one.receipt_handles_count > CMQ_BATCH_MAX)
+            return CMQ_EINTERNAL;
+        for (pb_size_t k = 0; k < one.receipt_handles_count; k++)
+            m.receipt_handles[m.receipt_handles_count++] = one.receipt_handles[k];
+    }
+    return rpc_pb_encode(cmq_DeleteRequest_fields, &m, out, len);
 }
 
 static void batch_send(struct gateway *gw, struct send_batch *b)
@@ -748,19 +792,27 @@ static void batch_send(struct gateway *gw, struct send_batch *b)
         free(b);
         return;
     }
-    size_t cap = 16;
-    for (int i = 0; i < b->n; i++)
-        cap += ((struct api_call *)gw_call_data(b->members[i]))->queue->sreq_len;
-    uint8_t *buf = malloc(cap);
-    int rc = buf ? CMQ_OK : CMQ_ENOMEM;
-    pb_ostream_t os = pb_ostream_from_buffer(buf, cap);
-    if (rc == CMQ_OK && (!pb_encode_tag(&os, PB_WT_VARINT, 1) ||
-                         !pb_encode_varint(&os, b->queue_num)))
-        rc = CMQ_EINTERNAL;
-    for (int i = 0; rc == CMQ_OK && i < b->n; i++) {
-        struct api_queue *q = ((struct api_call *)gw_call_data(b->members[i]))->queue;
-        if (append_items(&os, q->sreq, q->sreq_len) != 0)
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = CMQ_OK;
+    if (b->type == cmq_StorageMsgType_STORAGE_MSG_DELETE) {
+        rc = merge_deletes(b, &buf, &len);
+    } else {
+        size_t cap = 16;
+        for (int i = 0; i < b->n; i++)
+            cap += ((struct api_call *)gw_call_data(b->members[i]))->queue->sreq_len;
+        buf = malloc(cap);
+        rc = buf ? CMQ_OK : CMQ_ENOMEM;
+        pb_ostream_t os = pb_ostream_from_buffer(buf, cap);
+        if (rc == CMQ_OK && (!pb_encode_tag(&os, PB_WT_VARINT, 1) ||
+                             !pb_encode_varint(&os, b->queue_num)))
             rc = CMQ_EINTERNAL;
+        for (int i = 0; rc == CMQ_OK && i < b->n; i++) {
+            struct api_queue *q = ((struct api_call *)gw_call_data(b->members[i]))->queue;
+            if (append_items(&os, q->sreq, q->sreq_len) != 0)
+                rc = CMQ_EINTERNAL;
+        }
+        len = os.bytes_written;
     }
     if (rc == CMQ_OK) {
         struct rpc_opts opts = {
@@ -768,13 +820,17 @@ static void batch_send(struct gateway *gw, struct send_batch *b)
             .attempts = STORAGE_ATTEMPTS,
             .peer = b->partition < sizeof gw->partition_peer ? gw->partition_peer[b->partition] : -1,
         };
-        rc = rpc_client_call(gw->storage, cmq_StorageMsgType_STORAGE_MSG_SEND, buf,
-                             os.bytes_written, &opts, on_batch_reply, b);
+        rc = rpc_client_call(gw->storage, b->type, buf, len, &opts, on_batch_reply, b);
     }
     free(buf);
     if (rc == CMQ_OK) {
-        metrics_add(&gw->metrics.sends_coalesced, (uint64_t)b->n);
-        metrics_add(&gw->metrics.send_appends, 1);
+        if (b->type == cmq_StorageMsgType_STORAGE_MSG_SEND) {
+            metrics_add(&gw->metrics.sends_coalesced, (uint64_t)b->n);
+            metrics_add(&gw->metrics.send_appends, 1);
+        } else {
+            metrics_add(&gw->metrics.deletes_coalesced, (uint64_t)b->n);
+            metrics_add(&gw->metrics.delete_appends, 1);
+        }
         return;
     }
     for (int i = 0; i < b->n; i++) {
@@ -791,7 +847,7 @@ static void coalesce_add(struct gw_call *c)
     struct send_batch *b = NULL;
     int slot = -1;
     for (int i = 0; i < gw->n_coalesce; i++)
-        if (gw->coalesce[i]->queue_num == q->queue_num) {
+        if (gw->coalesce[i]->queue_num == q->queue_num && gw->coalesce[i]->type == q->stype) {
             slot = i;
             break;
         }
@@ -811,6 +867,7 @@ static void coalesce_add(struct gw_call *c)
             storage_send(c, q->stype, q->sreq, q->sreq_len, TAG_REQUEST);
             return;
         }
+        b->type = q->stype;
         b->queue_num = q->queue_num;
         b->partition = q->qi.partition_id;
         gw->coalesce[gw->n_coalesce++] = b;
@@ -878,7 +935,9 @@ static void with_queue(struct gw_call *c)
     }
     if (rc != 0)
         return;
-    if (q->stype == cmq_StorageMsgType_STORAGE_MSG_SEND && gw_call_gateway(c)->cfg.send_coalesce)
+    if ((q->stype == cmq_StorageMsgType_STORAGE_MSG_SEND ||
+         q->stype == cmq_StorageMsgType_STORAGE_MSG_DELETE) &&
+        gw_call_gateway(c)->cfg.send_coalesce)
         coalesce_add(c);
     else
         storage_send(c, q->stype, q->sreq, q->sreq_len, TAG_REQUEST);

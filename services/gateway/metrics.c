@@ -232,6 +232,12 @@ char *metrics_render(const struct gw_metrics *const *loops, size_t n, uint64_t i
     put(&p, "# HELP cmq_gateway_sends_coalesced_total API sends carried by coalesced appends.\n"
             "# TYPE cmq_gateway_sends_coalesced_total counter\n"
             "cmq_gateway_sends_coalesced_total %llu\n", (unsigned long long)SUM(sends_coalesced));
+    put(&p, "# HELP cmq_gateway_delete_appends_total Storage requests that carried coalesced deletes.\n"
+            "# TYPE cmq_gateway_delete_appends_total counter\n"
+            "cmq_gateway_delete_appends_total %llu\n", (unsigned long long)SUM(delete_appends));
+    put(&p, "# HELP cmq_gateway_deletes_coalesced_total API deletes carried by coalesced requests.\n"
+            "# TYPE cmq_gateway_deletes_coalesced_total counter\n"
+            "cmq_gateway_deletes_coalesced_total %llu\n", (unsigned long long)SUM(deletes_coalesced));
     put(&p, "# HELP cmq_queue_messages Messages per queue as storage last reported them "
             "(queues this gateway served recently, at most %d).\n"
             "# TYPE cmq_queue_messages gauge\n", METRICS_QUEUES_MAX);

@@ -14,7 +14,8 @@
  *   cmq_gateway_request_duration_seconds{action} histogram, request to answer
  *   cmq_gateway_inflight_requests, cmq_gateway_long_polls (receives waiting
  *   with pollingWaitSeconds > 0), cmq_gateway_send_appends_total and
- *   cmq_gateway_sends_coalesced_total (coalescing, api_msg.c),
+ *   cmq_gateway_sends_coalesced_total (coalescing, api_msg.c), the same two
+ *   for deletes,
  *   cmq_queue_messages{appid,queue,state} (active, inactive, delayed).
  * Deliberately not done: per-queue request counters (unbounded labels).
  */
@@ -39,6 +40,8 @@ struct gw_metrics {
     uint64_t long_polls;          /* gauge: up and down by this loop */
     uint64_t send_appends;
     uint64_t sends_coalesced;
+    uint64_t delete_appends;
+    uint64_t deletes_coalesced;
 };
 
 struct metrics_queue {

@@ -1661,6 +1661,112 @@ static void coalescing(void)
     http_resp_free(&after);
 }
 
+/* Concurrent deletes to one queue (coalesced into shared storage requests):
+ * each caller gets its own outcome, a stale handle fails only its caller. */
+#define CD_THREADS 8
+#define CD_EACH 4
+
+struct co_deleter {
+    struct cmq_client cl;
+    const char *queue;
+    char handles[CD_EACH][64];
+    int n;
+    int stale;           /* also delete handles[0] again: must answer 4430 */
+    int ok, stale_ok;
+};
+
+static void *co_delete(void *arg)
+{
+    struct co_deleter *d = arg;
+    for (int i = 0; i < d->n; i++) {
+        struct jv *v = cmq_call(&d->cl, 0, "DeleteMessage", "queueName", d->queue, "receiptHandle",
+                                d->handles[i], (const char *)NULL);
+        d->ok += v && iget(v, "code") == 0;
+        jv_free(v);
+    }
+    if (d->stale) {
+        struct jv *v = cmq_call(&d->cl, 0, "DeleteMessage", "queueName", d->queue,
+                                "receiptHandle", d->handles[0], (const char *)NULL);
+        d->stale_ok = v && iget(v, "code") == 4430;
+        jv_free(v);
+    }
+    return NULL;
+}
+
+static struct co_deleter g_cd[CD_THREADS];
+
+static void coalesced_deletes(void)
+{
+    char q[80];
+    snprintf(q, sizeof q, "%s", nm("cd"));
+    jv_free(CALL("CreateQueue", "queueName", q));
+    for (int i = 0; i < CD_THREADS * CD_EACH / 16; i++) {
+        char names[16][16], bodies[16][16];
+        const char *all[2 + 32] = {"queueName", q};
+        for (int k = 0; k < 16; k++) {
+            snprintf(names[k], sizeof names[k], "msgBody.%d", k + 1);
+            snprintf(bodies[k], sizeof bodies[k], "cd-%d-%d", i % 100, k);
+            all[2 + 2 * k] = names[k];
+            all[3 + 2 * k] = bodies[k];
+        }
+        jv_free(cmq_callv(&g_cl, 0, NULL, "BatchSendMessage", all, 34));
+    }
+    int got = 0;
+    for (int round = 0; round < 20 && got < CD_THREADS * CD_EACH; round++) {
+        struct jv *v = CALL("BatchReceiveMessage", "queueName", q, "numOfMsg", "16",
+                            "pollingWaitSeconds", "1");
+        const struct jv *list = jv_get(v, "msgInfoList");
+        for (size_t k = 0; list && list->t == J_ARR && k < list->n && got < CD_THREADS * CD_EACH;
+             k++, got++) {
+            struct co_deleter *d = &g_cd[got % CD_THREADS];
+            snprintf(d->handles[d->n++], sizeof d->handles[0], "%s",
+                     sget(&list->kids[k], "receiptHandle"));
+        }
+        jv_free(v);
+    }
+    check(got == CD_THREADS * CD_EACH, "coalesced deletes: %d messages received to delete", got);
+    struct http_resp before;
+    int have_before = metrics_page(&before) == 0;
+    pthread_t th[CD_THREADS];
+    for (int t = 0; t < CD_THREADS; t++) {
+        struct co_deleter *d = &g_cd[t];
+        cmq_client_init(&d->cl, g_ip, g_port, g_cl.secret_id, g_cl.secret_key);
+        d->queue = q;
+        d->stale = t % 2 == 0;
+        pthread_create(&th[t], NULL, co_delete, d);
+    }
+    int ok = 0, stale_ok = 0, stale_n = 0;
+    for (int t = 0; t < CD_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        http_close(&g_cd[t].cl.http);
+        ok += g_cd[t].ok;
+        stale_ok += g_cd[t].stale_ok;
+        stale_n += g_cd[t].stale;
+    }
+    check(ok == got, "concurrent DeleteMessage: every valid handle deleted with code 0 (%d of %d)",
+          ok, got);
+    check(stale_ok == stale_n, "a handle deleted twice fails only its own caller: 4430 (%d of %d)",
+          stale_ok, stale_n);
+    struct http_resp after;
+    if (have_before && metrics_page(&after) == 0) {
+        double appends = metric(after.body, "cmq_gateway_delete_appends_total") -
+                         metric(before.body, "cmq_gateway_delete_appends_total");
+        double carried = metric(after.body, "cmq_gateway_deletes_coalesced_total") -
+                         metric(before.body, "cmq_gateway_deletes_coalesced_total");
+        check(carried >= 0 && appends >= 0 && metric(after.body, "cmq_gateway_delete_appends_total") >= 0,
+              "/metrics: delete coalescing counters (%.0f deletes in %.0f requests)", carried,
+              appends);
+        http_resp_free(&after);
+    }
+    if (have_before)
+        http_resp_free(&before);
+    struct jv *v = CALL("GetQueueAttributes", "queueName", q);
+    check(v && iget(v, "activeMsgNum") == 0 && iget(v, "inactiveMsgNum") == 0,
+          "after the concurrent deletes the queue is empty (active %lld, inactive %lld)",
+          (long long)iget(v, "activeMsgNum"), (long long)iget(v, "inactiveMsgNum"));
+    jv_free(v);
+}
+
 /* deadLetterPolicy (spec §6): JSON text in, JSON text with the DLQ's id out. */
 static void dead_letter_policy(void)
 {
@@ -1830,6 +1936,7 @@ int main(void)
     subscriptions();
     messages();
     coalescing();
+    coalesced_deletes();
     dead_letter_policy();
     metrics_endpoint();
     message_actions_answer();
