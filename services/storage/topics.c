@@ -545,7 +545,16 @@ static int start_scan(struct hosted *h, struct tsm_topic *tp, struct tsm_sub *s,
     if (!d)
         return 0;
     fill_common(d, h, tp, s);
-    uint32_t want = s->protocol == TSM_PROTO_QUEUE ? TSM_BATCH_MAX : 1;
+    /* A leader that dies leaves at most one unconfirmed delivery per
+     * subscription, of at most 16 messages.  Its successor sends the next 16
+     * one per request, so each is a whole request the queue can recognise by
+     * its dedup key, whatever the lost batch held. */
+    uint64_t term = raft_term(partition_raft(h->p));
+    if (s->singles_term != term) {
+        s->singles_term = term;
+        s->singles = TSM_BATCH_MAX;
+    }
+    uint32_t want = s->protocol == TSM_PROTO_QUEUE && !s->singles ? TSM_BATCH_MAX : 1;
     uint64_t idx = id_index(s->cursor), last = id_index(tp->last_publish_id);
     uint32_t slot = qsm_id_slot(s->cursor);
     int reads = 0;
@@ -596,6 +605,8 @@ static int start_scan(struct hosted *h, struct tsm_topic *tp, struct tsm_sub *s,
         return 0;
     }
     s->busy = 1;
+    if (s->singles && d->count)
+        s->singles--;
     send_delivery(d);
     return 1;
 }

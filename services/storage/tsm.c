@@ -9,6 +9,7 @@
  */
 #include "tsm.h"
 
+#include "crc32c.h"
 #include "status.h"
 #include "storage.pb.h"
 
@@ -548,4 +549,254 @@ uint64_t tsm_retry_delay_ms(uint32_t strategy, uint32_t failed, uint32_t rnd,
     }
     ms = ms * scale_permille / 1000;
     return ms ? ms : 1;
+}
+
+/* ---------- snapshots ---------- */
+
+#define SNAP_MAGIC "TSMS"
+#define SNAP_VERSION 1u
+
+struct wbuf {
+    tsm_sink_fn *sink;
+    void *arg;
+    uint32_t crc;
+    int rc;
+};
+
+static void w_bytes(struct wbuf *w, const void *p, size_t n)
+{
+    if (w->rc || n == 0)
+        return;
+    w->crc = crc32c(w->crc, p, n);
+    w->rc = w->sink(w->arg, p, n);
+}
+
+static void w_u32(struct wbuf *w, uint32_t v)
+{
+    uint8_t b[4];
+    for (int i = 0; i < 4; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+    w_bytes(w, b, 4);
+}
+
+static void w_u64(struct wbuf *w, uint64_t v)
+{
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+    w_bytes(w, b, 8);
+}
+
+static void w_str(struct wbuf *w, const char *s)
+{
+    uint32_t n = (uint32_t)strlen(s);
+    w_u32(w, n);
+    w_bytes(w, s, n);
+}
+
+int tsm_snapshot_write(const struct tsm *t, tsm_sink_fn *sink, void *arg)
+{
+    struct wbuf w = {sink, arg, 0, 0};
+    w_bytes(&w, SNAP_MAGIC, 4);
+    w_u32(&w, SNAP_VERSION);
+    w_u32(&w, t->partition_id);
+    w_u64(&w, t->applied_index);
+    w_u32(&w, (uint32_t)t->n_topics);
+    for (size_t i = 0; i < t->n_topics; i++) {
+        const struct tsm_topic *tp = t->topics[i];
+        w_u64(&w, tp->topic_id);
+        w_str(&w, tp->name);
+        w_u64(&w, tp->appid);
+        w_u32(&w, tp->filter_type);
+        w_u32(&w, tp->max_msg_size);
+        w_u64(&w, tp->create_index);
+        w_u64(&w, tp->last_publish_id);
+        w_u64(&w, tp->published);
+        w_u32(&w, tp->n_subs);
+        for (uint32_t k = 0; k < tp->n_subs; k++) {
+            const struct tsm_sub *s = tp->subs[k];
+            w_str(&w, s->sub_id);
+            w_str(&w, s->name);
+            w_u32(&w, s->protocol);
+            w_u32(&w, s->format);
+            w_u32(&w, s->strategy);
+            w_str(&w, s->endpoint);
+            w_u64(&w, s->queue_id);
+            w_u64(&w, s->dlq_queue_id);
+            w_u32(&w, s->n_tags);
+            for (uint32_t j = 0; j < s->n_tags; j++)
+                w_str(&w, s->tags[j]);
+            w_u32(&w, s->n_keys);
+            for (uint32_t j = 0; j < s->n_keys; j++)
+                w_str(&w, s->keys[j]);
+            w_u64(&w, s->cursor);
+            w_u32(&w, s->n_retries);
+            for (uint32_t j = 0; j < s->n_retries; j++) {
+                w_u64(&w, s->retries[j].msg_id);
+                w_u32(&w, s->retries[j].attempts);
+                w_u64(&w, s->retries[j].next_ms);
+            }
+            w_u64(&w, s->delivered);
+            w_u64(&w, s->dropped);
+            w_u64(&w, s->dead_lettered);
+            w_u64(&w, s->published_base);
+            w_u64(&w, s->passed);
+        }
+    }
+    uint32_t crc = w.crc;
+    uint8_t b[4];
+    for (int i = 0; i < 4; i++)
+        b[i] = (uint8_t)(crc >> (8 * i));
+    if (!w.rc)
+        w.rc = sink(arg, b, 4);
+    return w.rc;
+}
+
+struct rbuf {
+    const uint8_t *p, *end;
+    bool bad;
+};
+
+static uint64_t r_le(struct rbuf *r, int n)
+{
+    if (r->bad || r->end - r->p < n) {
+        r->bad = true;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)r->p[i] << (8 * i);
+    r->p += n;
+    return v;
+}
+
+static uint32_t r_u32(struct rbuf *r) { return (uint32_t)r_le(r, 4); }
+static uint64_t r_u64(struct rbuf *r) { return r_le(r, 8); }
+
+static void r_str(struct rbuf *r, char *out, size_t cap)
+{
+    uint32_t n = r_u32(r);
+    if (r->bad || n >= cap || (size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        out[0] = '\0';
+        return;
+    }
+    memcpy(out, r->p, n);
+    out[n] = '\0';
+    r->p += n;
+}
+
+int tsm_snapshot_read(struct tsm *t, const uint8_t *buf, size_t len)
+{
+    if (len < 8 || memcmp(buf, SNAP_MAGIC, 4) != 0)
+        return CMQ_ECORRUPT;
+    uint32_t crc = (uint32_t)buf[len - 4] | (uint32_t)buf[len - 3] << 8 |
+                   (uint32_t)buf[len - 2] << 16 | (uint32_t)buf[len - 1] << 24;
+    if (crc32c(0, buf, len - 4) != crc)
+        return CMQ_ECORRUPT;
+    struct rbuf r = {buf + 4, buf + len - 4, false};
+    if (r_u32(&r) != SNAP_VERSION)
+        return CMQ_ECORRUPT;
+    if (r_u32(&r) != t->partition_id)
+        return r.bad ? CMQ_ECORRUPT : CMQ_EINVAL;
+    struct tsm *n = NULL;
+    if (tsm_create(t->partition_id, &n) != CMQ_OK)
+        return CMQ_ENOMEM;
+    n->applied_index = r_u64(&r);
+    uint32_t nt = r_u32(&r);
+    if (nt > TSM_TOPICS_MAX)
+        r.bad = true;
+    int rc = CMQ_OK;
+    if (!r.bad && nt) {
+        n->topics = calloc(nt, sizeof *n->topics);
+        n->cap_topics = nt;
+        if (!n->topics)
+            rc = CMQ_ENOMEM;
+    }
+    for (uint32_t i = 0; rc == CMQ_OK && !r.bad && i < nt; i++) {
+        struct tsm_topic *tp = calloc(1, sizeof *tp);
+        if (!tp) {
+            rc = CMQ_ENOMEM;
+            break;
+        }
+        n->topics[n->n_topics++] = tp;
+        tp->topic_id = r_u64(&r);
+        r_str(&r, tp->name, sizeof tp->name);
+        tp->appid = r_u64(&r);
+        tp->filter_type = r_u32(&r);
+        tp->max_msg_size = r_u32(&r);
+        tp->create_index = r_u64(&r);
+        tp->last_publish_id = r_u64(&r);
+        tp->published = r_u64(&r);
+        uint32_t ns = r_u32(&r);
+        if (ns > TSM_SUBS_MAX || (i && tp->topic_id <= n->topics[i - 1]->topic_id)) {
+            r.bad = true;
+            break;
+        }
+        tp->subs = calloc(ns ? ns : 1, sizeof *tp->subs);
+        if (!tp->subs) {
+            rc = CMQ_ENOMEM;
+            break;
+        }
+        for (uint32_t k = 0; !r.bad && k < ns; k++) {
+            struct tsm_sub *s = calloc(1, sizeof *s);
+            if (!s) {
+                rc = CMQ_ENOMEM;
+                break;
+            }
+            tp->subs[tp->n_subs++] = s;
+            r_str(&r, s->sub_id, sizeof s->sub_id);
+            r_str(&r, s->name, sizeof s->name);
+            s->protocol = r_u32(&r);
+            s->format = r_u32(&r);
+            s->strategy = r_u32(&r);
+            r_str(&r, s->endpoint, sizeof s->endpoint);
+            s->queue_id = r_u64(&r);
+            s->dlq_queue_id = r_u64(&r);
+            s->n_tags = r_u32(&r);
+            if (s->n_tags > TOPIC_TAGS_MAX)
+                r.bad = true;
+            for (uint32_t j = 0; !r.bad && j < s->n_tags; j++)
+                r_str(&r, s->tags[j], sizeof s->tags[j]);
+            s->n_keys = r_u32(&r);
+            if (s->n_keys > TOPIC_KEYS_MAX)
+                r.bad = true;
+            for (uint32_t j = 0; !r.bad && j < s->n_keys; j++)
+                r_str(&r, s->keys[j], sizeof s->keys[j]);
+            s->cursor = r_u64(&r);
+            s->n_retries = r_u32(&r);
+            if (s->n_retries > TSM_RETRIES_MAX)
+                r.bad = true;
+            for (uint32_t j = 0; !r.bad && j < s->n_retries; j++) {
+                s->retries[j].msg_id = r_u64(&r);
+                s->retries[j].attempts = r_u32(&r);
+                s->retries[j].next_ms = r_u64(&r);
+            }
+            s->delivered = r_u64(&r);
+            s->dropped = r_u64(&r);
+            s->dead_lettered = r_u64(&r);
+            s->published_base = r_u64(&r);
+            s->passed = r_u64(&r);
+            if (k && strcmp(s->sub_id, tp->subs[k - 1]->sub_id) <= 0)
+                r.bad = true;
+        }
+    }
+    if (rc == CMQ_OK && (r.bad || r.p != r.end))
+        rc = CMQ_ECORRUPT;
+    if (rc != CMQ_OK) {
+        tsm_destroy(n);
+        return rc;
+    }
+    /* swap the new state in */
+    for (size_t i = 0; i < t->n_topics; i++)
+        topic_free(t->topics[i]);
+    free(t->topics);
+    t->topics = n->topics;
+    t->n_topics = n->n_topics;
+    t->cap_topics = n->cap_topics;
+    t->applied_index = n->applied_index;
+    n->topics = NULL;
+    n->n_topics = 0;
+    tsm_destroy(n);
+    return CMQ_OK;
 }

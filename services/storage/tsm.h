@@ -23,8 +23,9 @@
  * starts after the sync entry (it receives what is published after it).
  *
  * Leader-local marks (struct tsm_sub.busy) are not replicated and not in
- * snapshots.  Not done: snapshots of this state (the partition replays its
- * log at start, like qsm without snapshots).
+ * snapshots.  Snapshots: tsm_snapshot_write / tsm_snapshot_read below (the
+ * partition's snapshot must carry them next to qsm's, and compaction must
+ * keep tsm_first_needed_index).
  */
 #ifndef CMQ_STORAGE_TSM_H
 #define CMQ_STORAGE_TSM_H
@@ -71,8 +72,11 @@ struct tsm_sub {
     uint64_t delivered, dropped, dead_lettered;
     uint64_t published_base;    /* the topic's `published` when the subscription was created */
     uint64_t passed;            /* topic messages its cursor moved past */
-    /* leader-local (not replicated): a delivery or a progress entry is in flight */
+    /* leader-local (not replicated): a delivery or a progress entry is in flight;
+     * messages still to deliver one per request (after a leader change) */
     uint32_t busy;
+    uint32_t singles;
+    uint64_t singles_term;
 };
 
 struct tsm_topic {
@@ -152,5 +156,18 @@ uint64_t tsm_retry_delay_ms(uint32_t strategy, uint32_t failed, uint32_t rnd,
                             uint32_t scale_permille);
 #define TSM_BACKOFF_RETRIES 3
 #define TSM_DECAY_RETRIES 176
+
+/* ---- snapshots ----
+ * Format: "TSMS", u32 version (1), u32 partition id, u64 applied index, u32
+ * topic count, then each topic in id order with its subscriptions in id
+ * order (attributes, configuration, cursor, retries, counters; fixed-width
+ * little-endian integers, strings as u32 length + bytes), then CRC32C of all
+ * before it.  Leader-local marks are not written.  The sink is called with
+ * consecutive pieces (borrowed); a non-zero return stops and is returned. */
+typedef int tsm_sink_fn(void *arg, const void *buf, size_t len);
+int tsm_snapshot_write(const struct tsm *t, tsm_sink_fn *sink, void *arg);
+/* Replaces the whole state with the image (borrowed).  CMQ_ECORRUPT (CRC,
+ * framing, version) or CMQ_EINVAL (another partition's) leaves it unchanged. */
+int tsm_snapshot_read(struct tsm *t, const uint8_t *buf, size_t len);
 
 #endif

@@ -248,3 +248,85 @@ Test(tsm, backoff_schedule)
     cr_expect_eq(tsm_retry_delay_ms(TSM_BACKOFF_RETRY, 1, 10000, 1000), 20000);
     cr_expect_eq(tsm_retry_delay_ms(TSM_BACKOFF_RETRY, 4, 0, 1000), 0, "3 retries, then given up");
 }
+
+struct img {
+    uint8_t *p;
+    size_t len;
+};
+
+static int sink(void *arg, const void *piece, size_t len)
+{
+    struct img *m = arg;
+    m->p = realloc(m->p, m->len + len);
+    memcpy(m->p + m->len, piece, len);
+    m->len += len;
+    return 0;
+}
+
+/* A state with topics, filters, cursors, retries and counters survives a
+ * snapshot byte for byte; a damaged image or another partition's is refused
+ * and changes nothing. */
+Test(tsm, snapshot_round_trip)
+{
+    struct tsm *t;
+    cr_assert_eq(tsm_create(PART, &t), CMQ_OK);
+    cmq_TopicSubscription subs[2] = {sub_def("a", TSM_PROTO_QUEUE), sub_def("b", TSM_PROTO_HTTP)};
+    subs[0].filter_tags_count = 2;
+    snprintf(subs[0].filter_tags[0], sizeof subs[0].filter_tags[0], "x");
+    snprintf(subs[0].filter_tags[1], sizeof subs[0].filter_tags[1], "y");
+    subs[1].dead_letter_queue_id = 77;
+    cr_assert_eq(sync(t, 1, 3, TOPIC_FILTER_TAG, subs, 2), CMQ_OK);
+    cmq_TopicSubscription r = sub_def("r", TSM_PROTO_QUEUE);
+    r.binding_keys_count = 1;
+    snprintf(r.binding_keys[0], sizeof r.binding_keys[0], "a.#");
+    cr_assert_eq(sync(t, 2, 9, TOPIC_FILTER_ROUTING, &r, 1), CMQ_OK);
+    const char *bodies[] = {"m1", "m2"};
+    size_t len = publish_cmd(3, bodies, 2, NULL, 0, NULL);
+    cr_assert_eq(tsm_apply(t, 3, buf, len), CMQ_OK);
+    cmq_StorageCommand c = cmq_StorageCommand_init_zero;
+    c.which_cmd = cmq_StorageCommand_topic_progress_tag;
+    c.cmd.topic_progress.topic_id = 3;
+    c.cmd.topic_progress.subs_count = 1;
+    snprintf(c.cmd.topic_progress.subs[0].sub_id, sizeof c.cmd.topic_progress.subs[0].sub_id, "b");
+    c.cmd.topic_progress.subs[0].cursor = B + 1000;
+    c.cmd.topic_progress.subs[0].passed = 2;
+    c.cmd.topic_progress.subs[0].retries_count = 1;
+    c.cmd.topic_progress.subs[0].retries[0] = (cmq_TopicRetry){.msg_id = B + 48, .attempts = 3,
+                                                               .next_ms = 123456};
+    len = encode(&c);
+    cr_assert_eq(tsm_apply(t, 4, buf, len), CMQ_OK);
+
+    struct img a = {0}, b = {0};
+    cr_assert_eq(tsm_snapshot_write(t, sink, &a), 0);
+    struct tsm *t2;
+    cr_assert_eq(tsm_create(PART, &t2), CMQ_OK);
+    cr_assert_eq(tsm_snapshot_read(t2, a.p, a.len), CMQ_OK);
+    cr_assert_eq(tsm_snapshot_write(t2, sink, &b), 0);
+    cr_assert_eq(a.len, b.len);
+    cr_expect_eq(memcmp(a.p, b.p, a.len), 0, "the restored state writes the same image");
+    struct tsm_topic *tp = tsm_topic(t2, 3);
+    cr_assert_not_null(tp);
+    struct tsm_sub *s = tsm_sub(tp, "b");
+    cr_expect_eq(s->cursor, B + 1000);
+    cr_expect_eq(s->n_retries, 1);
+    cr_expect_eq(s->retries[0].attempts, 3);
+    cr_expect_eq(s->dlq_queue_id, 77);
+    cr_expect_eq(tsm_sub_pending(tp, s), 1, "2 published, 2 passed, 1 retry");
+    cr_expect_str_eq(tsm_sub(tp, "a")->tags[1], "y");
+    cr_expect_str_eq(tsm_sub(tsm_topic(t2, 9), "r")->keys[0], "a.#");
+    cr_expect_eq(tsm_apply(t2, 5, buf, len), CMQ_OK, "applies continue after the image's index");
+
+    a.p[a.len / 2] ^= 1;
+    cr_expect_eq(tsm_snapshot_read(t2, a.p, a.len), CMQ_ECORRUPT);
+    cr_expect_not_null(tsm_topic(t2, 9), "a refused image changes nothing");
+    a.p[a.len / 2] ^= 1;
+    struct tsm *other;
+    cr_assert_eq(tsm_create(PART + 1, &other), CMQ_OK);
+    cr_expect_eq(tsm_snapshot_read(other, a.p, a.len), CMQ_EINVAL);
+    cr_expect_eq(tsm_snapshot_read(t2, a.p, a.len - 1), CMQ_ECORRUPT);
+    free(a.p);
+    free(b.p);
+    tsm_destroy(other);
+    tsm_destroy(t2);
+    tsm_destroy(t);
+}
