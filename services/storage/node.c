@@ -868,6 +868,7 @@ void node_close(struct node *n)
         return;
     forward_close(n->fwd); /* ends forwarded sends (ESHUTDOWN) while partitions exist */
     n->fwd = NULL;
+    topics_close(n);       /* ends pending pushes, likewise */
     for (int i = 0; i < n->n_parts; i++) {
         if (partition_writer_fd(n->parts[i]->p) >= 0)
             evloop_del_fd(svc_loop(n->svc), partition_writer_fd(n->parts[i]->p));
@@ -881,6 +882,5 @@ void node_close(struct node *n)
     for (int i = 0; i < n->n_peers; i++)
         rpc_client_close(n->peers[i].client);
     rpc_client_close(n->meta);
-    topics_close(n);
     free(n);
 }

@@ -9,15 +9,15 @@
  * after the previous one's TopicProgress entry is applied, so the cursor in
  * the tsm is always the truth and no message is passed twice by one leader.
  *
- * Not done here: idempotent appends to queues (a dedup key per
- * (subscription, message) needs the queue side, services/storage/forward.c):
- * until then a delivery repeated after a leader change may duplicate a
- * message in a queue (at least once, as the spec allows).
+ * Queue deliveries go through forward.c with a dedup key per (subscription,
+ * topic message), so a delivery repeated after a lost reply or a leader
+ * change is appended once.
  */
 #include "topics.h"
 
 #include "clock.h"
 #include "evloop.h"
+#include "forward.h"
 #include "log.h"
 #include "push.pb.h"
 #include "qsm.h"
@@ -41,8 +41,6 @@
 enum { F_SYNC = 40, F_DROP = 41, F_PUBLISH = 42, F_PROGRESS = 43 };
 
 struct topics {
-    struct rpc_client *storage;  /* every storage node, for appends to queues */
-    int storage_peers;
     struct rpc_client *gateways; /* push requests */
     int kick_armed;
     uint64_t deliveries, delivery_failures, pushes, forwards;
@@ -97,8 +95,12 @@ static void delivery_free(struct delivery *d)
 
 /* ---------- attach / apply ---------- */
 
+static struct topics *state(struct node *n);
+
 int topics_attach(struct hosted *h)
 {
+    if (!state(h->n))
+        return CMQ_ENOMEM;
     return tsm_create(h->id, &h->tsm);
 }
 
@@ -135,32 +137,9 @@ static struct topics *state(struct node *n)
     return n->topics;
 }
 
-static struct rpc_client *storage_client(struct node *n)
-{
-    struct topics *t = state(n);
-    if (!t)
-        return NULL;
-    const char *eps[NODE_MAX_PEERS];
-    int k = 0;
-    for (int i = 0; i < n->n_peers && k < RPC_MAX_PEERS; i++)
-        if (n->peers[i].rpc_ep[0])
-            eps[k++] = n->peers[i].rpc_ep;
-    /* Opened once the cluster's nodes are known (a client cannot be
-     * unwatched, so it is not reopened). */
-    if (!t->storage && k >= 3) {
-        if (rpc_client_open(svc_zctx(n->svc), eps, k, &t->storage) == CMQ_OK) {
-            svc_watch_client(n->svc, t->storage);
-            t->storage_peers = k;
-        } else {
-            t->storage = NULL;
-        }
-    }
-    return t->storage;
-}
-
 static struct rpc_client *gateway_client(struct node *n)
 {
-    struct topics *t = state(n);
+    struct topics *t = n->topics;
     if (!t || t->gateways || !n->cfg->gateways[0])
         return t ? t->gateways : NULL;
     char list[sizeof n->cfg->gateways];
@@ -183,12 +162,12 @@ static struct rpc_client *gateway_client(struct node *n)
 
 void topics_close(struct node *n)
 {
-    if (!n->topics)
+    struct topics *t = n->topics;
+    if (!t)
         return;
-    rpc_client_close(n->topics->storage);
-    rpc_client_close(n->topics->gateways);
-    free(n->topics);
-    n->topics = NULL;
+    n->topics = NULL; /* pushes ended below see no state: they only propose their progress */
+    rpc_client_close(t->gateways);
+    free(t);
 }
 
 /* ---------- progress ---------- */
@@ -248,7 +227,7 @@ static void start_dlq(struct delivery *d);
 /* The delivery ended: success or not; turns it into a progress entry. */
 static void delivered(struct delivery *d, int ok)
 {
-    struct topics *t = d->n->topics;
+    struct topics *t = d->n->topics; /* NULL once topics_close ran */
     uint64_t now = clock_wall_ms();
     cmq_TopicSubProgress p = cmq_TopicSubProgress_init_zero;
     p.dropped = d->expired;
@@ -266,9 +245,9 @@ static void delivered(struct delivery *d, int ok)
         propose_progress(d, &p);
         return;
     }
-    if (ok)
+    if (t && ok)
         t->deliveries += d->count;
-    else
+    else if (t)
         t->delivery_failures++;
     if (d->retry) {
         p.retries_count = 1;
@@ -337,22 +316,40 @@ static bool encode_ref(pb_ostream_t *os, const pb_field_t *f, void *const *arg)
     return pb_encode_tag_for_field(os, f) && pb_encode_string(os, b->p, b->len);
 }
 
-static void on_forwarded(void *arg, const struct rpc_result *res)
+static void on_forwarded(void *arg, int status, const uint64_t *msg_ids, size_t n)
 {
+    (void)msg_ids;
+    (void)n;
     struct delivery *d = arg;
-    int ok = res->status == CMQ_OK;
+    int ok = status == CMQ_OK;
     if (!ok)
         log_info("topic_forward_failed", "topic=%" PRIu64 " sub=%s queue=%" PRIu64 " status=%s",
                  d->topic_id, d->sub_id, d->dlq_step ? d->dlq_queue_id : d->queue_id,
-                 status_name(res->status));
+                 status_name(status));
     delivered(d, ok);
 }
 
-/* Appends the delivery's messages to `queue_id` (a SendRequest to whichever
- * storage node leads that queue's partition). */
+/* The dedup key of (subscription, topic message) for idempotent appends
+ * (forward.h): FNV-1a 64 over the subscription id and the msg id, never 0.
+ * The same message re-delivered to the same subscription (a retry, or a new
+ * leader repeating a delivery whose progress entry was lost) has the same
+ * key, so the queue appends it once; two subscriptions into one queue get
+ * their own copies. */
+static uint64_t dedup_key(const char *sub_id, uint64_t msg_id)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)sub_id; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    for (int i = 0; i < 8; i++)
+        h = (h ^ ((msg_id >> (8 * i)) & 0xff)) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+/* Appends the delivery's messages to `queue_id` through forward.c, which
+ * finds the queue's leader wherever it is and retries until the append is
+ * committed or refused for good. */
 static void forward(struct delivery *d, uint64_t queue_id, uint32_t first, uint32_t count)
 {
-    struct rpc_client *c = storage_client(d->n);
     cmq_SendRequest r = cmq_SendRequest_init_zero;
     struct body_ref refs[TSM_BATCH_MAX];
     r.queue_id = queue_id;
@@ -360,24 +357,22 @@ static void forward(struct delivery *d, uint64_t queue_id, uint32_t first, uint3
         refs[i] = (struct body_ref){d->body[first + i], d->body_len[first + i]};
         r.messages[i].body.funcs.encode = encode_ref;
         r.messages[i].body.arg = &refs[i];
+        /* a dead-letter copy is a different append from the delivery itself */
+        r.messages[i].dedup_key = dedup_key(d->sub_id, d->ids[first + i]) ^ (d->dlq_step ? 0x5bd1e995u : 0);
     }
     r.messages_count = (pb_size_t)count;
     snprintf(r.client_addr, sizeof r.client_addr, "topic:%" PRIu64, d->topic_id);
     uint8_t *buf;
     size_t len;
-    struct rpc_opts opts = {.timeout_ms = FORWARD_TIMEOUT_MS, .attempts = 4, .peer = -1};
-    if (!c || rpc_pb_encode(cmq_SendRequest_fields, &r, &buf, &len) != CMQ_OK) {
-        struct rpc_result res = {.status = c ? CMQ_ENOMEM : CMQ_EUNAVAIL};
-        on_forwarded(d, &res);
-        return;
+    int rc = rpc_pb_encode(cmq_SendRequest_fields, &r, &buf, &len);
+    if (rc == CMQ_OK) {
+        if (d->n->topics)
+            d->n->topics->forwards++;
+        rc = forward_send(d->n, queue_id, buf, len, on_forwarded, d);
+        free(buf);
     }
-    d->n->topics->forwards++;
-    int rc = rpc_client_call(c, cmq_StorageMsgType_STORAGE_MSG_SEND, buf, len, &opts, on_forwarded, d);
-    free(buf);
-    if (rc != CMQ_OK) {
-        struct rpc_result res = {.status = rc};
-        on_forwarded(d, &res);
-    }
+    if (rc != CMQ_OK)
+        on_forwarded(d, rc, NULL, 0);
 }
 
 static void start_dlq(struct delivery *d)
@@ -428,7 +423,8 @@ static void push(struct delivery *d)
         on_pushed(d, &res);
         return;
     }
-    d->n->topics->pushes++;
+    if (d->n->topics)
+        d->n->topics->pushes++;
     int rc = rpc_client_call(c, cmq_PushMsgType_PUSH_MSG_HTTP, buf, len, &opts, on_pushed, d);
     free(buf);
     if (rc != CMQ_OK) {
@@ -642,7 +638,7 @@ static void on_kick(struct evloop *loop, void *arg)
 
 static void kick(struct node *n)
 {
-    struct topics *t = state(n);
+    struct topics *t = n->topics;
     if (!t || t->kick_armed || svc_stopping(n->svc))
         return;
     t->kick_armed = 1;
@@ -655,7 +651,6 @@ void topics_tick(struct node *n)
         return;
     /* Open the clients early: a DEALER that has not connected yet refuses
      * sends (ZMQ_IMMEDIATE), which would fail a first delivery. */
-    storage_client(n);
     gateway_client(n);
     pump(n);
 }

@@ -33,7 +33,8 @@ int topics_apply(struct hosted *h, const struct raft_entry *e);
 int topics_handle(struct node *n, struct rpc_call *call);
 /* Every raft tick: starts due deliveries. */
 void topics_tick(struct node *n);
-/* Closes the clients (at node close). */
+/* Ends pending pushes (ESHUTDOWN) and frees the fan-out state; call at node
+ * close while the partitions still exist. */
 void topics_close(struct node *n);
 
 #endif

@@ -294,13 +294,19 @@ def main():
 
     # ---- the topic's leader dies mid-fan-out: nothing is lost
     c.call('CreateTopic', topicName='kill')
-    c.call('CreateQueue', queueName='kill-q')
-    c.call('Subscribe', topicName='kill', subscriptionName='kq', protocol='queue', endpoint='kill-q',
-           notifyContentFormat='SIMPLIFIED')
+    for i in range(3):
+        c.call('CreateQueue', queueName='kill-q%d' % i)
+        c.call('Subscribe', topicName='kill', subscriptionName='kq%d' % i, protocol='queue',
+               endpoint='kill-q%d' % i, notifyContentFormat='SIMPLIFIED')
     first = None
-    for i in range(200):
-        r = c.call('PublishMessage', topicName='kill', msgBody='k-%d' % i)
-        first = first or r.get('msgId')
+    n_kill = 0
+    for b in range(20):  # batches: the fan-out is still running when the leader dies
+        r = c.call('BatchPublishMessage', topicName='kill',
+                   **{'msgBody.%d' % (k + 1): 'k-%d' % (b * 16 + k) for k in range(16)})
+        if r['code'] == 0:
+            first = first or r['msgList'][0]['msgId']
+            n_kill += 16
+    tap.check('320 messages published in batches', n_kill == 320, n_kill)
     part = int(first) >> 52
     leader = [p['leader'] for p in partitions() if p['partition'] == str(part)]
     tap.check('the topic partition %d has a leader' % part, leader and re.match(r'storage-\d$', leader[0]),
@@ -308,11 +314,14 @@ def main():
     if leader:
         pid = int(open(os.path.join(VAR, 'run', leader[0] + '.pid')).read())
         os.kill(pid, signal.SIGKILL)
-    got = drain(c, 'kill-q', 200, 40)
-    tap.check('after killing %s every published message reached the queue' % (leader or ['?'])[0],
-              set(got) == set('k-%d' % i for i in range(200)), '%d distinct' % len(set(got)))
-    tap.check('re-deliveries after the failover: %d duplicate(s) (idempotent appends are not '
-              'wired yet)' % (len(got) - len(set(got))), True)
+    for i in range(3):
+        got = drain(c, 'kill-q%d' % i, n_kill, 40)
+        tap.check('after killing %s every published message reached kill-q%d'
+                  % ((leader or ['?'])[0], i),
+                  set(got) == set('k-%d' % k for k in range(n_kill)), '%d distinct' % len(set(got)))
+        tap.check('... exactly once (idempotent appends) and in publish order',
+                  got == ['k-%d' % k for k in range(n_kill)],
+                  '%d received, %d distinct' % (len(got), len(set(got))))
     cmq('up')
 
     # ---- DeleteTopic frees the topic in storage
