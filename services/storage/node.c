@@ -20,7 +20,6 @@
 #include "status.h"
 
 #include "metadata.pb.h"
-#include "tsm.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -413,59 +412,25 @@ static void on_role(void *arg, struct partition *p, uint32_t role, uint64_t lead
 
 /* The partition's snapshot callbacks (partition.h) over its queue state
  * machine.  Every state machine that applies this partition's entries must
- * be in the image (a topic state machine, once wired here, too), else a
- * restart or an install loses its state.  The topic state machine has no
- * snapshot format yet, so a partition holding topics takes no snapshots (its
- * log is kept whole and replayed, as before snapshots existed). */
-struct image_buf {
-    uint8_t *data;
-    size_t len, cap;
-};
-
-static int image_sink(void *arg, const void *buf, size_t len)
-{
-    struct image_buf *b = arg;
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + len)
-            cap *= 2;
-        uint8_t *d = realloc(b->data, cap);
-        if (!d)
-            return CMQ_ENOMEM;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, buf, len);
-    b->len += len;
-    return 0;
-}
-
+ * be in the image, else a
+ * restart or an install loses its state: the image holds the queue and the
+ * topic state machines (topics_snapshot_image). */
 static int snapshot_image(void *arg, struct partition *p, uint8_t **image, size_t *len,
                           uint64_t *first_needed)
 {
     struct hosted *h = hosted_by_id(arg, partition_id(p));
-    if (!h || !h->qsm)
+    if (!h || !h->qsm || !h->tsm)
         return CMQ_EINTERNAL;
-    if (h->tsm && tsm_topic_count(h->tsm) > 0)
-        return CMQ_EBUSY;
-    struct image_buf b = {0};
-    int rc = qsm_snapshot_write(h->qsm, image_sink, &b);
-    if (rc != CMQ_OK) {
-        free(b.data);
-        return rc;
-    }
-    *image = b.data;
-    *len = b.len;
-    *first_needed = qsm_first_needed_index(h->qsm);
-    return CMQ_OK;
+    /* both state machines: topics.c frames the queue image and the topic image */
+    return topics_snapshot_image(h, image, len, first_needed);
 }
 
 static int snapshot_restore(void *arg, struct partition *p, const uint8_t *image, size_t len)
 {
     struct hosted *h = hosted_by_id(arg, partition_id(p));
-    if (!h || !h->qsm)
+    if (!h || !h->qsm || !h->tsm)
         return CMQ_EINTERNAL;
-    return qsm_snapshot_read(h->qsm, image, len);
+    return topics_snapshot_restore(h, image, len);
 }
 
 static void writer_fd_changed(void *arg, struct partition *p, int fd, int add)

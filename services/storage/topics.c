@@ -64,6 +64,9 @@ struct delivery {
     size_t body_len[TSM_BATCH_MAX];
     uint8_t *bufs[TSM_BATCH_MAX];
     uint32_t n_bufs;
+    uint8_t *progress;           /* the encoded progress entry, kept to propose again */
+    size_t progress_len;
+    int progress_tries;
     uint64_t new_cursor, old_cursor;
     uint64_t expired;
     uint64_t passed;             /* scan: topic messages the new cursor moves past */
@@ -90,6 +93,7 @@ static void delivery_free(struct delivery *d)
 {
     for (uint32_t i = 0; i < d->n_bufs; i++)
         free(d->bufs[i]);
+    free(d->progress);
     free(d);
 }
 
@@ -172,24 +176,56 @@ void topics_close(struct node *n)
 
 /* ---------- progress ---------- */
 
+#define PROGRESS_RETRY_MS 50
+#define PROGRESS_TRIES_MAX 100
+
+static void repropose(struct evloop *loop, void *arg);
+
 static void on_progress(void *arg, int status, uint64_t index, void *result)
 {
     (void)index;
     (void)result;
     struct delivery *d = arg;
     struct hosted *h = hosted_by_id(d->n, d->part);
+    /* The leader refused for a moment (a leadership transfer, a full
+     * proposal queue): propose the same outcome again rather than deliver
+     * again. */
+    if (status == CMQ_EBUSY && h && d->n->topics && partition_is_leader(h->p) &&
+        d->progress_tries < PROGRESS_TRIES_MAX) {
+        evloop_timer(svc_loop(d->n->svc), PROGRESS_RETRY_MS, repropose, d);
+        return;
+    }
+    struct tsm_sub *s = NULL;
     if (h && h->tsm) {
         struct tsm_topic *tp = tsm_topic(h->tsm, d->topic_id);
-        struct tsm_sub *s = tp ? tsm_sub(tp, d->sub_id) : NULL;
+        s = tp ? tsm_sub(tp, d->sub_id) : NULL;
         if (s)
             s->busy = 0;
     }
-    if (status != CMQ_OK && status != CMQ_ENOTFOUND)
+    if (status != CMQ_OK && status != CMQ_ENOTFOUND) {
         log_info("topic_progress_lost", "partition=%u topic=%" PRIu64 " sub=%s status=%s",
                  d->part, d->topic_id, d->sub_id, status_name(status));
+        /* The delivery will be repeated: one message per request, so the
+         * queue recognises each by its dedup key whatever the batch was. */
+        if (s)
+            s->singles = TSM_BATCH_MAX;
+    }
     struct node *n = d->n;
     delivery_free(d);
     kick(n);
+}
+
+static void repropose(struct evloop *loop, void *arg)
+{
+    (void)loop;
+    struct delivery *d = arg;
+    struct hosted *h = hosted_by_id(d->n, d->part);
+    d->progress_tries++;
+    int rc = h && !svc_stopping(d->n->svc)
+                 ? partition_propose(h->p, d->progress, d->progress_len, on_progress, d)
+                 : CMQ_ESHUTDOWN;
+    if (rc != CMQ_OK)
+        on_progress(d, rc, 0, NULL);
 }
 
 /* Proposes `p` for the delivery's subscription; the subscription stays busy
@@ -209,10 +245,19 @@ static void propose_progress(struct delivery *d, cmq_TopicSubProgress *p)
     uint8_t buf[sizeof(cmq_TopicProgress) + 64];
     pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof buf);
     int rc = CMQ_EINTERNAL;
-    if (h && pb_encode(&os, cmq_StorageCommand_fields, &c))
+    if (h && pb_encode(&os, cmq_StorageCommand_fields, &c)) {
+        free(d->progress);
+        d->progress = malloc(os.bytes_written);
+        if (d->progress) {
+            memcpy(d->progress, buf, os.bytes_written);
+            d->progress_len = os.bytes_written;
+        }
         rc = partition_propose(h->p, buf, os.bytes_written, on_progress, d);
-    if (rc != CMQ_OK)
+    }
+    if (rc != CMQ_OK && rc != CMQ_EBUSY)
         on_progress(d, rc, 0, NULL);
+    else if (rc == CMQ_EBUSY)
+        on_progress(d, d->progress ? CMQ_EBUSY : CMQ_ENOMEM, 0, NULL);
 }
 
 static struct tsm_sub *find_sub(struct delivery *d)
@@ -869,4 +914,86 @@ int topics_handle(struct node *n, struct rpc_call *call)
         free(o);
     }
     return 1;
+}
+
+/* ---------- snapshots (both state machines of a partition) ---------- */
+
+struct image_buf {
+    uint8_t *data;
+    size_t len, cap;
+};
+
+static int image_sink(void *arg, const void *buf, size_t len)
+{
+    struct image_buf *b = arg;
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + len)
+            cap *= 2;
+        uint8_t *d = realloc(b->data, cap);
+        if (!d)
+            return CMQ_ENOMEM;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, buf, len);
+    b->len += len;
+    return 0;
+}
+
+int topics_snapshot_image(struct hosted *h, uint8_t **image, size_t *len, uint64_t *first_needed)
+{
+    struct image_buf b = {0};
+    uint8_t head[8] = {'P', 'I', 'M', 'G', 0, 0, 0, 0};
+    int rc = image_sink(&b, head, sizeof head);
+    if (rc == 0)
+        rc = qsm_snapshot_write(h->qsm, image_sink, &b);
+    size_t qlen = b.len - sizeof head;
+    if (rc == 0 && qlen > UINT32_MAX)
+        rc = CMQ_ETOOBIG;
+    if (rc == 0)
+        rc = tsm_snapshot_write(h->tsm, image_sink, &b);
+    if (rc != 0) {
+        free(b.data);
+        return rc;
+    }
+    for (int i = 0; i < 4; i++)
+        b.data[4 + i] = (uint8_t)(qlen >> (8 * i));
+    *image = b.data;
+    *len = b.len;
+    uint64_t q = qsm_first_needed_index(h->qsm), t = tsm_first_needed_index(h->tsm);
+    *first_needed = q < t ? q : t;
+    return CMQ_OK;
+}
+
+int topics_snapshot_restore(struct hosted *h, const uint8_t *image, size_t len)
+{
+    const uint8_t *qimg = image, *timg = NULL;
+    size_t qlen = len, tlen = 0;
+    if (len >= 8 && memcmp(image, "PIMG", 4) == 0) {
+        qlen = (size_t)image[4] | (size_t)image[5] << 8 | (size_t)image[6] << 16 |
+               (size_t)image[7] << 24;
+        if (qlen > len - 8)
+            return CMQ_ECORRUPT;
+        qimg = image + 8;
+        timg = qimg + qlen;
+        tlen = len - 8 - qlen;
+    }
+    /* The topic image is checked into a fresh machine first, so a bad one
+     * leaves both machines as they were. */
+    struct tsm *fresh;
+    int rc = tsm_create(h->id, &fresh);
+    if (rc != CMQ_OK)
+        return rc;
+    if (timg && (rc = tsm_snapshot_read(fresh, timg, tlen)) != CMQ_OK) {
+        tsm_destroy(fresh);
+        return rc;
+    }
+    if ((rc = qsm_snapshot_read(h->qsm, qimg, qlen)) != CMQ_OK) {
+        tsm_destroy(fresh);
+        return rc;
+    }
+    tsm_destroy(h->tsm);
+    h->tsm = fresh;
+    return CMQ_OK;
 }
