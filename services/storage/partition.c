@@ -82,8 +82,20 @@ struct xfer {
 /* Follower side: the staged log of the install being received. */
 struct staging {
     uint64_t leader, snap_index, snap_term, first_index;
-    uint64_t next;         /* next entry wanted */
+    uint64_t next;         /* next entry wanted (staged and durable below it) */
     struct seglog *log;    /* install/ */
+    struct seglog_writer *writer; /* its writes and fdatasyncs, off the loop */
+    int busy;              /* a chunk is being written */
+    int failed;            /* a write failed: start over at the next chunk */
+};
+
+/* One chunk being written into install/. */
+struct stage_write {
+    struct seglog_write_req req;
+    struct partition *p;
+    uint64_t next_after;
+    struct seglog_entry *entries;
+    uint8_t *blob;
 };
 
 struct partition {
@@ -116,10 +128,12 @@ struct partition {
     int boot_pending;
     struct xfer xfers[RAFT_MAX_NODES];
     struct staging stage;
+    int stage_stopping;        /* its writer is being stopped: callbacks only free */
     uint64_t taken, installed, segments_deleted;
 };
 
 static void process(struct partition *p);
+static void stage_close(struct partition *p);
 static int read_raw(struct seglog *log, uint64_t index, uint8_t **buf, struct seglog_entry *e);
 
 uint32_t partition_id(const struct partition *p) { return p->opts.id; }
@@ -367,7 +381,7 @@ void partition_close(struct partition *p)
     if (p->log)
         seglog_sync(p->log);
     seglog_close(p->log);
-    seglog_close(p->stage.log);
+    stage_close(p);
     raft_destroy(p->raft);
     free(p->boot_image);
     free(p->pending_image);
@@ -446,6 +460,8 @@ void partition_on_writer(struct partition *p)
 {
     if (p->writer)
         seglog_writer_poll(p->writer);
+    if (p->stage.writer)
+        seglog_writer_poll(p->stage.writer);
     process(p);
 }
 
@@ -696,11 +712,60 @@ static void xfer_tick(struct partition *p)
 
 /* ---------- install: follower side ---------- */
 
+/* Stops the staging writer (finishing its writes) and closes the staged
+ * log; the files stay. */
+static void stage_close(struct partition *p)
+{
+    struct staging *st = &p->stage;
+    if (st->writer) {
+        if (p->opts.writer_fd)
+            p->opts.writer_fd(p->opts.arg, p, seglog_writer_fd(st->writer), 0);
+        p->stage_stopping = 1;
+        seglog_writer_stop(st->writer);
+        p->stage_stopping = 0;
+        st->writer = NULL;
+    }
+    seglog_close(st->log);
+    memset(st, 0, sizeof *st);
+}
+
 static void stage_discard(struct partition *p)
 {
-    seglog_close(p->stage.log);
-    memset(&p->stage, 0, sizeof p->stage);
+    stage_close(p);
     snapfile_install_discard(p->dir);
+}
+
+static void stage_ack(struct partition *p, uint64_t to)
+{
+    const struct staging *st = &p->stage;
+    struct partition_chunk ack = {
+        .from = p->opts.node_id, .to = to, .term = raft_term(p->raft),
+        .snap_index = st->snap_index, .snap_term = st->snap_term,
+        .first_index = st->first_index, .next = st->next, .ack = 1,
+    };
+    if (p->opts.send_chunk)
+        p->opts.send_chunk(p->opts.arg, p->opts.id, &ack);
+}
+
+/* A chunk is durable in install/: acknowledge it (on the loop thread). */
+static void stage_write_done(struct seglog_write_req *req, int status)
+{
+    struct stage_write *w = req->user;
+    struct partition *p = w->p;
+    if (!p->stage_stopping && p->stage.writer) {
+        p->stage.busy = 0;
+        if (status == CMQ_OK) {
+            p->stage.next = w->next_after;
+            stage_ack(p, p->stage.leader);
+        } else {
+            p->stage.failed = 1; /* discarded at the next chunk (not from inside its poll) */
+            log_error("partition_install_failed", "partition=%u status=%s", p->opts.id,
+                      status_name(status));
+        }
+    }
+    free(w->entries);
+    free(w->blob);
+    free(w);
 }
 
 static int stage_complete(const struct partition *p, uint64_t index, uint64_t term)
@@ -725,6 +790,8 @@ static void stage_on_chunk(struct partition *p, const struct partition_chunk *c)
             p->opts.send_chunk(p->opts.arg, p->opts.id, &ack);
         return;
     }
+    if (st->failed)
+        stage_discard(p);
     if (st->log && st->leader == c->from && c->snap_index > st->snap_index &&
         c->first_index >= st->first_index && c->first_index <= st->next) {
         /* The leader moved on to a newer snapshot while we received: what is
@@ -748,6 +815,13 @@ static void stage_on_chunk(struct partition *p, const struct partition_chunk *c)
             st->log = NULL;
             return;
         }
+        if (seglog_writer_start(st->log, 16, &st->writer) != CMQ_OK) {
+            seglog_close(st->log);
+            st->log = NULL;
+            return;
+        }
+        if (p->opts.writer_fd)
+            p->opts.writer_fd(p->opts.arg, p, seglog_writer_fd(st->writer), 1);
         st->leader = c->from;
         st->snap_index = c->snap_index;
         st->snap_term = c->snap_term;
@@ -757,34 +831,60 @@ static void stage_on_chunk(struct partition *p, const struct partition_chunk *c)
                  "first_needed=%llu", p->opts.id, (unsigned long long)c->from,
                  (unsigned long long)c->snap_index, (unsigned long long)c->first_index);
     }
+    if (st->busy)
+        return; /* the chunk being written is acknowledged when it is durable */
     if (c->next == st->next && c->n_entries && st->next <= st->snap_index) {
-        struct seglog_entry se[CHUNK_ENTRIES_MAX];
         uint32_t n = 0;
+        size_t bytes = 0;
         for (uint32_t i = 0; i < c->n_entries && n < CHUNK_ENTRIES_MAX; i++) {
             const struct raft_entry *e = &c->entries[i];
             if (e->index != st->next + n || e->index > st->snap_index)
                 break;
-            se[n++] = (struct seglog_entry){.term = e->term, .index = e->index, .len = e->len,
-                                            .type = (uint8_t)e->type, .data = e->data};
+            bytes += e->len;
+            n++;
         }
-        /* Blocks the loop for one chunk's write and fdatasync (<= 1 MiB). */
-        if (n && seglog_append(st->log, se, n) == CMQ_OK && seglog_sync(st->log) == CMQ_OK) {
-            st->next += n;
-        } else if (n) {
-            char err[SEGLOG_ERR_MAX];
-            seglog_last_error(st->log, err);
-            log_error("partition_install_failed", "partition=%u error=\"%s\"", p->opts.id, err);
-            stage_discard(p);
-            return;
+        struct stage_write *w = n ? calloc(1, sizeof *w) : NULL;
+        if (w) {
+            w->entries = calloc(n, sizeof *w->entries);
+            w->blob = malloc(bytes ? bytes : 1);
+        }
+        if (n && (!w || !w->entries || !w->blob)) {
+            if (w) {
+                free(w->entries);
+                free(w->blob);
+                free(w);
+            }
+            return; /* the leader resends */
+        }
+        if (n) {
+            /* Written and fdatasynced by the staging writer thread; the loop
+             * acknowledges when it is durable (stage_write_done). */
+            size_t off = 0;
+            for (uint32_t i = 0; i < n; i++) {
+                const struct raft_entry *e = &c->entries[i];
+                if (e->len)
+                    memcpy(w->blob + off, e->data, e->len);
+                w->entries[i] = (struct seglog_entry){.term = e->term, .index = e->index,
+                                                      .len = e->len, .type = (uint8_t)e->type,
+                                                      .data = w->blob + off};
+                off += e->len;
+            }
+            w->p = p;
+            w->next_after = st->next + n;
+            w->req.entries = w->entries;
+            w->req.n = n;
+            w->req.done = stage_write_done;
+            w->req.user = w;
+            if (seglog_writer_submit(st->writer, &w->req) == CMQ_OK) {
+                st->busy = 1;
+                return;
+            }
+            free(w->entries);
+            free(w->blob);
+            free(w);
         }
     }
-    struct partition_chunk ack = {
-        .from = p->opts.node_id, .to = c->from, .term = raft_term(p->raft),
-        .snap_index = st->snap_index, .snap_term = st->snap_term,
-        .first_index = st->first_index, .next = st->next, .ack = 1,
-    };
-    if (p->opts.send_chunk)
-        p->opts.send_chunk(p->opts.arg, p->opts.id, &ack);
+    stage_ack(p, c->from);
 }
 
 void partition_on_chunk(struct partition *p, const struct partition_chunk *c)
@@ -828,8 +928,7 @@ static void install_snapshot(struct partition *p, const struct raft_snapshot *s)
         p->installing = 0;
         seglog_close(p->log);
         p->log = NULL;
-        seglog_close(p->stage.log);
-        p->stage.log = NULL;
+        stage_close(p);
         rc = snapfile_install_finish(p->dir, err);
         if (rc == CMQ_OK)
             rc = open_log(p, &p->log, p->dir, m.first_needed, err);
