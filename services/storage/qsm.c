@@ -59,6 +59,7 @@ struct send_item {
     const char *group;
     size_t group_len;
     uint64_t dedup_key;        /* 0: none */
+    uint64_t txn_check_ms;     /* > 0: a transaction (half) message */
     const uint8_t *origin;     /* encoded DeadLetterOrigin, NULL: none */
     size_t origin_len;
     const char *addr;          /* SendItem.client_addr (trace), NULL: none */
@@ -77,7 +78,12 @@ struct send_view {
  * in the replay region, in no container, only to keep its dequeue count and
  * first dequeue time until the scan reaches it again (spec §6.6: "keep
  * dequeueCount"). */
-enum rec_state { REC_DELAYED = 1, REC_READY = 2, REC_LEASED = 3, REC_PARKED = 4, REC_REWOUND = 5 };
+/* REC_HALF: a transaction message not yet committed or rolled back, in
+ * `half` (min-heap by next check-back time); its `handle` holds the check
+ * interval (ms) and `dequeue_count` the check-backs sent so far. */
+enum rec_state {
+    REC_DELAYED = 1, REC_READY = 2, REC_LEASED = 3, REC_PARKED = 4, REC_REWOUND = 5, REC_HALF = 6
+};
 
 struct rec {
     uint64_t pos;
@@ -336,7 +342,8 @@ struct queue {
     struct map handles;    /* receipt handle -> rec */
     struct map groups;     /* group key -> group */
     struct heap ready, timers;
-    uint64_t n_delayed, n_leased, n_parked, n_rewound;
+    struct heap half;      /* REC_HALF by (next check-back, pos) */
+    uint64_t n_delayed, n_leased, n_parked, n_rewound, n_half;
     uint64_t sweep_due_ms; /* lower bound of the next retention / TTL deadline of a tracked rec */
 };
 
@@ -517,6 +524,7 @@ static void queue_free(struct queue *qu)
     map_free(&qu->groups);
     free(qu->ready.a);
     free(qu->timers.a);
+    free(qu->half.a);
     free(qu->spans);
     free(qu);
 }
@@ -528,6 +536,7 @@ static struct queue *queue_new(uint64_t id)
         return NULL;
     qu->id = id;
     qu->timers.by_time = true;
+    qu->half.by_time = true;
     qu->sweep_due_ms = NO_TIME;
     return qu;
 }
@@ -595,7 +604,7 @@ static bool peek_cmd(const uint8_t *buf, size_t len, uint32_t *kind, uint64_t *q
         if (field == 1 && wt == 0) {
             if (!pb_varint(&p, end, leader_ms))
                 return false;
-        } else if (field >= 10 && field <= 19 && wt == 2) {
+        } else if (field >= 10 && field <= 20 && wt == 2) {
             uint64_t n;
             if (!pb_varint(&p, end, &n) || n > (uint64_t)(end - p))
                 return false;
@@ -664,6 +673,9 @@ static bool parse_item(const uint8_t *p, const uint8_t *end, struct send_item *i
         } else if (f == 4 && wt == 0) {
             if (!pb_varint(&p, end, &it->dedup_key))
                 return false;
+        } else if (f == 7 && wt == 0) {
+            if (!pb_varint(&p, end, &it->txn_check_ms))
+                return false;
         } else if (!pb_skip(&p, end, wt)) {
             return false;
         }
@@ -725,6 +737,8 @@ static int send_validate(const struct send_view *s, bool ordered)
         if (m->delay_s > QSM_DELAY_S_MAX)
             return CMQ_EINVAL;
         if (ordered && m->delay_s > 0)
+            return CMQ_EINVAL;
+        if (m->txn_check_ms && (ordered || m->delay_s || m->txn_check_ms > QSM_TXN_CHECK_MS_MAX))
             return CMQ_EINVAL;
         if (m->group_len > QSM_GROUP_ID_LEN_MAX || (m->group && memchr(m->group, 0, m->group_len)))
             return CMQ_EINVAL;
@@ -1176,6 +1190,10 @@ static void rec_detach(struct queue *qu, struct rec *r)
     case REC_REWOUND:
         qu->n_rewound--;
         break;
+    case REC_HALF:
+        heap_remove(&qu->half, r);
+        qu->n_half--;
+        break;
     case REC_PARKED: {
         struct group *g = group_get(qu, r->group);
         assert(g);
@@ -1334,11 +1352,20 @@ static int scan_peek(struct qsm *q, struct queue *qu, uint32_t *budget, struct c
             continue;
         }
         const struct send_item *m = &s->m[slot];
-        bool delayed = m->delay_s > 0;
+        bool half = m->txn_check_ms > 0;
+        bool delayed = m->delay_s > 0 || half;
         qu->head_ms = lms;
         if (delayed) {
-            bool replay = qu->cur_pos < qu->replay_end &&
-                          lms + S_TO_MS(m->delay_s) <= qu->rewind_ms;
+            bool replay;
+            if (half) { /* tracked since its Send; replayed only if committed and then rewound */
+                const struct rec *hr = qu->n_rewound && qu->cur_pos < qu->replay_end
+                                           ? map_get(&qu->recs, qu->cur_pos)
+                                           : NULL;
+                replay = hr && hr->state == REC_REWOUND;
+            } else {
+                replay = qu->cur_pos < qu->replay_end &&
+                         lms + S_TO_MS(m->delay_s) <= qu->rewind_ms;
+            }
             if (!replay) {
                 cursor_pass(qu, true); /* tracked since its Send (I4) */
                 continue;
@@ -1533,7 +1560,17 @@ static int cmd_send(struct qsm *q, uint64_t index, const struct send_view *c, ui
     uint64_t n_live = 0;
     for (uint32_t i = 0; i < c->n; i++) {
         const struct send_item *m = &c->m[i];
-        if (m->delay_s == 0) {
+        if (m->txn_check_ms) {
+            struct rec *r = rec_new(qu, POS(index, i), leader_ms, 0);
+            if (!r)
+                return CMQ_ENOMEM;
+            r->state = REC_HALF;
+            r->handle = m->txn_check_ms;
+            r->time_ms = leader_ms + m->txn_check_ms;
+            if (heap_push(&qu->half, r))
+                return CMQ_ENOMEM;
+            qu->n_half++;
+        } else if (m->delay_s == 0) {
             n_live++;
         } else {
             struct rec *r = rec_new(qu, POS(index, i), leader_ms, 0);
@@ -1839,7 +1876,7 @@ static int cmd_rewind(struct qsm *q, const cmq_RewindRequest *c, struct qsm_resu
                 break;
             }
             for (uint32_t i = 0; i < s->n; i++)
-                p_passed += s->m[i].delay_s == 0;
+                p_passed += s->m[i].delay_s == 0 && !s->m[i].txn_check_ms;
         }
     }
     if (qu->n_spans && p_pos < qu->cur_pos) {
@@ -1859,7 +1896,7 @@ static int cmd_rewind(struct qsm *q, const cmq_RewindRequest *c, struct qsm_resu
         struct rec *r = v[i];
         if (r->pos < qu->cur_pos)
             break;
-        if (r->state == REC_DELAYED || r->state == REC_REWOUND)
+        if (r->state == REC_DELAYED || r->state == REC_REWOUND || r->state == REC_HALF)
             continue;
         rec_detach(qu, r); /* a lease's handle becomes stale */
         struct group *g = group_get(qu, r->group);
@@ -1950,6 +1987,74 @@ static int cmd_dlq_delivered(struct qsm *q, const cmq_DlqDeliveredRequest *c)
     return CMQ_OK;
 }
 
+/* Check-backs of half messages now due (one queue): list them in res->txn and
+ * schedule the next; roll back those asked QSM_TXN_QUERIES_MAX times. */
+static int queue_txn_due(struct qsm *q, struct queue *qu, struct qsm_result *res)
+{
+    uint64_t now = q->now_ms;
+    struct rec *r;
+    while ((r = heap_top(&qu->half)) && r->time_ms <= now) {
+        if (rec_expired(qu, r, now) || r->dequeue_count >= QSM_TXN_QUERIES_MAX) {
+            trace_ev(q, QSM_EV_DELETED, qu->id, r->pos, now, 0, 0, 0, NULL, 0);
+            rec_drop(qu, r);
+            continue;
+        }
+        if (res->n_txn >= QSM_TXN_TICK_MAX) {
+            q->tick_pending = true;
+            break;
+        }
+        heap_remove(&qu->half, r);
+        r->dequeue_count++;
+        r->time_ms = sat_add(now, r->handle);
+        if (heap_push(&qu->half, r))
+            return CMQ_ENOMEM;
+        struct qsm_txn_query *t = &res->txn[res->n_txn++];
+        t->queue_id = qu->id;
+        t->msg_id = qsm_id_make(q->partition, POS_INDEX(r->pos), POS_SLOT(r->pos));
+        t->attempt = r->dequeue_count;
+    }
+    return CMQ_OK;
+}
+
+static int cmd_txn_confirm(struct qsm *q, const cmq_TxnConfirmRequest *c, struct qsm_result *res)
+{
+    res->queue_id = c->queue_id;
+    struct queue *qu = queue_find(q, c->queue_id, NULL);
+    if (!qu)
+        return CMQ_ENOTFOUND;
+    if (c->items_count < 1 || c->items_count > QSM_BATCH_MAX)
+        return CMQ_EINVAL;
+    uint64_t now = q->now_ms;
+    for (pb_size_t i = 0; i < c->items_count; i++) {
+        const cmq_TxnConfirmItem *it = &c->items[i];
+        uint64_t id = it->msg_id;
+        struct rec *r = NULL;
+        if (id && qsm_id_partition(id) == q->partition &&
+            (it->state == 1 || it->state == 2))
+            r = map_get(&qu->recs, POS(qsm_id_index(id), qsm_id_slot(id)));
+        if (!r || r->state != REC_HALF) {
+            res->statuses[i] = CMQ_ESTALE; /* unknown or decided already: ignored (spec 9.5) */
+            continue;
+        }
+        rec_detach(qu, r);
+        if (it->state == 2 || rec_expired(qu, r, now)) {
+            trace_ev(q, QSM_EV_DELETED, qu->id, r->pos, now, 0, 0, 0, NULL, 0);
+            rec_forget(qu, r);
+        } else {
+            r->time_ms = 0;
+            r->dequeue_count = 0;
+            r->handle = 0;
+            trace_ev(q, QSM_EV_VISIBLE, qu->id, r->pos, now, 0, 0, 0, NULL, 0);
+            int rc = rec_make_ready(qu, r);
+            if (rc)
+                return rc;
+        }
+        res->statuses[i] = CMQ_OK;
+    }
+    res->n_statuses = c->items_count;
+    return CMQ_OK;
+}
+
 static int cmd_tick(struct qsm *q, struct qsm_result *res)
 {
     uint64_t now = q->now_ms;
@@ -1959,6 +2064,8 @@ static int cmd_tick(struct qsm *q, struct qsm_result *res)
         struct queue *qu = q->queues[i];
         int rc = queue_advance(q, qu, now);
         if (rc)
+            return rc;
+        if ((rc = queue_txn_due(q, qu, res)))
             return rc;
         spans_trim(qu, now);
         if (qu->sweep_due_ms <= now) {
@@ -2075,6 +2182,9 @@ int qsm_apply(struct qsm *q, uint64_t index, uint64_t term, const uint8_t *cmd, 
     case cmq_StorageCommand_dlq_delivered_tag:
         rc = cmd_dlq_delivered(q, &c->cmd.dlq_delivered);
         break;
+    case cmq_StorageCommand_txn_confirm_tag: /* type 0: the lead wakes parked receivers */
+        rc = cmd_txn_confirm(q, &c->cmd.txn_confirm, res);
+        break;
     default:
         rc = CMQ_EINVAL;
         break;
@@ -2150,6 +2260,11 @@ int qsm_check_send(const struct qsm *q, const uint8_t *req, size_t len)
     uint64_t held = qu->backlog + qu->recs.n - qu->n_rewound;
     if (held + sv.n > qu->a.max_msg_heap_num)
         return CMQ_ELIMIT;
+    uint32_t n_half = 0;
+    for (uint32_t i = 0; i < sv.n; i++)
+        n_half += sv.m[i].txn_check_ms > 0;
+    if (n_half && qu->n_half + n_half > QSM_TXN_HALF_MAX)
+        return CMQ_ELIMIT;
     return CMQ_OK;
 }
 
@@ -2164,6 +2279,7 @@ int qsm_stats(const struct qsm *q, uint64_t queue_id, struct qsm_stats *out)
     out->delayed = qu->n_delayed;
     out->parked = qu->n_parked;
     out->rewound = qu->n_rewound;
+    out->half = qu->n_half;
     out->retained = qu->retained;
     out->spans = qu->n_spans;
     out->create_index = qu->create_index;
@@ -2201,6 +2317,8 @@ uint64_t qsm_next_due_ms(const struct qsm *q)
         const struct queue *qu = q->queues[i];
         const struct rec *t = heap_top(&qu->timers);
         if (t)
+            due = u64_min(due, t->time_ms);
+        if ((t = heap_top(&qu->half)))
             due = u64_min(due, t->time_ms);
         if (qu->recs.n)
             due = u64_min(due, qu->sweep_due_ms);
@@ -2334,7 +2452,7 @@ size_t qsm_memory_bytes(const struct qsm *q)
         b += sizeof *qu + qu->cap_spans * sizeof(struct span);
         b += (size_t)(qu->recs.cap + qu->handles.cap + qu->groups.cap) *
              (sizeof(uint64_t) + sizeof(void *));
-        b += (size_t)(qu->ready.cap + qu->timers.cap) * sizeof(void *);
+        b += (size_t)(qu->ready.cap + qu->timers.cap + qu->half.cap) * sizeof(void *);
         b += (size_t)qu->recs.n * sizeof(struct rec) + (size_t)qu->groups.n * sizeof(struct group);
     }
     b += (size_t)q->cap_pend * sizeof(struct qsm_dlq_move);
@@ -2602,6 +2720,13 @@ static int queue_load_recs(struct queue *qu, struct rbuf *r, uint64_t n)
         case REC_REWOUND:
             x->state = st;
             qu->n_rewound++;
+            break;
+        case REC_HALF:
+            if (x->group || !x->handle)
+                return CMQ_ECORRUPT;
+            x->state = st;
+            rc = heap_push(&qu->half, x);
+            qu->n_half++;
             break;
         case REC_PARKED:
             if (!g)

@@ -51,6 +51,17 @@
  *    (qsm_dedup_check, on a leader that applied an entry of its own term);
  *    applying a Send never refuses it, so the scan re-derives acceptance
  *    from the entry alone (I6 in qsm.c).
+ *  - Transaction (half) messages (SendItem.txn_check_ms > 0, not with a delay,
+ *    not on ordered queues) are tracked from their Send and never delivered
+ *    until a TxnConfirm commits them (they become visible at that entry's
+ *    time) or rolls them back (dropped).  A Tick at or after the check time
+ *    lists the message in res->txn (the leader asks the producer) and
+ *    schedules the next check txn_check_ms later; the Tick that finds
+ *    QSM_TXN_QUERIES_MAX check-backs unanswered rolls it back.  Check-back
+ *    attempts are state (Ticks are entries), so a new leader continues them.
+ *    qsm_check_send answers CMQ_ELIMIT when the queue holds
+ *    QSM_TXN_HALF_MAX undecided ones (in-flight Sends may overshoot).
+ *    A rewind does not replay undecided half messages.
  *  - Dead-letter moves stay in a pending list (qsm_dlq_pending, in the
  *    snapshot) until a DlqDelivered command acknowledges them.
  */
@@ -133,6 +144,16 @@ static inline uint32_t qsm_id_slot(uint64_t id)
 #ifndef QSM_DLQ_PENDING_MAX
 #define QSM_DLQ_PENDING_MAX 4096           /* moves decided, not yet acknowledged, per partition */
 #endif
+#ifndef QSM_TXN_HALF_MAX
+#define QSM_TXN_HALF_MAX 4096              /* undecided half messages per queue (qsm_check_send) */
+#endif
+#ifndef QSM_TXN_QUERIES_MAX
+#define QSM_TXN_QUERIES_MAX 5              /* check-backs of a half message before its rollback */
+#endif
+#ifndef QSM_TXN_TICK_MAX
+#define QSM_TXN_TICK_MAX 64                /* check-backs one Tick may decide */
+#endif
+#define QSM_TXN_CHECK_MS_MAX (12 * 3600 * 1000)
 #ifndef QSM_DEDUP_MAX
 #define QSM_DEDUP_MAX 8192                 /* dedup window: keyed items remembered per partition */
 #endif
@@ -181,6 +202,7 @@ struct qsm_stats {
     uint64_t min_msg_time_ms;  /* enqueue time of the oldest undeleted message, 0 if none */
     uint64_t parked;           /* ordered queues: waiting behind their group */
     uint64_t rewound;          /* taken back by a rewind, waiting for the scan (in `active`) */
+    uint64_t half;             /* transaction messages not yet committed or rolled back */
     uint32_t spans;            /* log spans held */
     uint64_t create_index;
     struct qsm_attrs attrs;
@@ -222,6 +244,13 @@ struct qsm_dlq_move {
     size_t body_len;
 };
 
+/* A check-back the leader should send (transaction messages, Tick). */
+struct qsm_txn_query {
+    uint64_t queue_id;
+    uint64_t msg_id;
+    uint32_t attempt;          /* 1 for the first check-back */
+};
+
 /* The outcome of one qsm_apply.  The caller zeroes it (or sets skip_bodies)
  * before the call and releases it with qsm_result_release after. */
 struct qsm_result {
@@ -235,8 +264,12 @@ struct qsm_result {
     uint64_t msg_ids[QSM_BATCH_MAX];
     uint32_t n_delivered;      /* Receive */
     struct qsm_delivery delivered[QSM_BATCH_MAX];
+    uint32_t n_txn;            /* Tick: check-backs now due (queue id order, then due time) */
+    struct qsm_txn_query txn[QSM_TXN_TICK_MAX];
     uint32_t n_statuses;       /* Delete: per handle, request order (CMQ_OK or CMQ_ESTALE);
-                                  the command's status is CMQ_OK even when every handle failed */
+                                  the command's status is CMQ_OK even when every handle failed.
+                                  TxnConfirm: per item (CMQ_ESTALE: not an undecided half
+                                  message of the queue, ignored) */
     int32_t statuses[QSM_BATCH_MAX];
     uint64_t next_visible_ms;  /* ChangeVisibility */
     struct qsm_attrs attrs;    /* CreateQueue, SetQueueAttributes: effective values */

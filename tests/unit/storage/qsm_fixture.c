@@ -79,6 +79,8 @@ static void same_result(const struct qsm_result *a, const struct qsm_result *b)
     }
     cr_assert_eq(a->n_statuses, b->n_statuses);
     cr_assert_arr_eq(a->statuses, b->statuses, a->n_statuses * sizeof a->statuses[0]);
+    cr_assert_eq(a->n_txn, b->n_txn, "replicas disagree on check-backs");
+    cr_assert_arr_eq(a->txn, b->txn, a->n_txn * sizeof a->txn[0]);
     cr_assert_eq(a->n_dlq, b->n_dlq);
     for (uint32_t i = 0; i < a->n_dlq; i++)
         cr_assert_eq(a->dlq[i].msg_id, b->dlq[i].msg_id);
