@@ -134,6 +134,7 @@ struct partition {
 
 static void process(struct partition *p);
 static void stage_close(struct partition *p);
+static void stage_discard(struct partition *p);
 static int read_raw(struct seglog *log, uint64_t index, uint8_t **buf, struct seglog_entry *e);
 
 uint32_t partition_id(const struct partition *p) { return p->opts.id; }
@@ -525,6 +526,8 @@ static void snapshot_done(struct seglog_write_req *req, int status)
  * than one threshold catches up with APPENDs instead of a whole install. */
 static void maybe_snapshot(struct partition *p)
 {
+    if (p->stage.log && !p->stage.busy && raft_applied_index(p->raft) >= p->stage.snap_index)
+        stage_discard(p); /* caught up another way (or the install was superseded) */
     if (!p->opts.image || !p->opts.snapshot_entries || p->snap_inflight || p->failed ||
         p->boot_pending || p->stage.log)
         return;
