@@ -349,6 +349,13 @@ def main():
                   got == ['after-restart'], got)
     down = cmq('down')
     tap.check('down', down.returncode == 0)
+    names = ('storage-1', 'storage-2', 'storage-3', 'gateway', 'metadata')
+    logs = {n: open(os.path.join(VAR, 'log', n + '.log')).read() for n in names}
+    tap.check('every service stopped cleanly',
+              all(l.splitlines()[-1].endswith('event=exit status=0') for l in logs.values()),
+              [l.splitlines()[-1] for l in logs.values()])
+    tap.check('no sanitizer report in the service logs (sanitize builds)',
+              not any('Sanitizer' in l or 'runtime error' in l for l in logs.values()))
     return tap.finish()
 
 
@@ -356,5 +363,8 @@ try:
     rc = main()
 finally:
     cmq('down')
-    subprocess.run(['rm', '-rf', VAR])
+    if os.environ.get('KEEP_VAR'):
+        print('kept', VAR)
+    else:
+        subprocess.run(['rm', '-rf', VAR])
 sys.exit(rc)
