@@ -784,6 +784,7 @@ static void loop_close(struct gateway *gw)
     if (gw->events)
         zmq_close(gw->events);
     rpc_server_close(gw->server);
+    push_close(gw); /* topic pushes (push.c) */
     if (gw->loop && !(connections_closed(gw) && timers_idle(&gw->ctx))) {
         /* h2o cannot dispose a context with live connections (it asserts);
          * the process is exiting, so leave them to the kernel. */

@@ -40,10 +40,12 @@ struct pusher {
     h2o_timeout_t deadline;     /* one timeout for every push: PUSH_TIMEOUT_MS_DEFAULT */
     h2o_http1client_ctx_t ctx;
     uint64_t inflight, pushed, failed;
+    struct push_job *jobs;      /* in flight, for push_close */
 };
 
 struct push_job {
     struct pusher *ps;
+    struct push_job *prev, *next;
     struct rpc_call *call;
     h2o_http1client_t *client;
     h2o_timeout_entry_t timer;
@@ -54,10 +56,22 @@ struct push_job {
 
 static struct pusher *pusher;
 
-static void job_finish(struct push_job *j, uint32_t status)
+static void job_unlink(struct push_job *j)
 {
     if (h2o_timeout_is_linked(&j->timer))
         h2o_timeout_unlink(&j->timer);
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        j->ps->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    j->ps->inflight--;
+}
+
+static void job_finish(struct push_job *j, uint32_t status)
+{
+    job_unlink(j);
     cmq_PushReply r = cmq_PushReply_init_zero;
     r.http_status = status;
     r.elapsed_ms = (uint32_t)(clock_mono_ms() - j->started_ms);
@@ -66,7 +80,6 @@ static void job_finish(struct push_job *j, uint32_t status)
     else
         j->ps->failed++;
     rpc_reply_pb(j->call, cmq_PushReply_fields, &r);
-    j->ps->inflight--;
     free(j->req.base);
     free(j);
 }
@@ -234,6 +247,30 @@ void push_handle(struct gateway *gw, struct rpc_call *call)
     snprintf(j->url, sizeof j->url, "%s", r.url);
     j->timer.cb = on_timeout;
     ps->inflight++;
+    j->next = ps->jobs;
+    if (ps->jobs)
+        ps->jobs->prev = j;
+    ps->jobs = j;
     h2o_timeout_link(ps->loop, &ps->deadline, &j->timer);
     h2o_http1client_connect(&j->client, j, &ps->ctx, u.host, h2o_url_get_port(&u), 0, on_connect);
+}
+
+void push_close(struct gateway *gw)
+{
+    struct pusher *ps = pusher;
+    if (!ps || ps->loop != gw->loop)
+        return;
+    while (ps->jobs) {
+        struct push_job *j = ps->jobs;
+        h2o_http1client_cancel(j->client);
+        job_unlink(j);
+        rpc_drop(j->call); /* the server is closed: no one to answer */
+        free(j->req.base);
+        free(j);
+    }
+    /* h2o asserts at loop destruction that no timeout is still registered */
+    h2o_timeout_dispose(ps->loop, &ps->io_timeout);
+    h2o_timeout_dispose(ps->loop, &ps->deadline);
+    pusher = NULL;
+    free(ps);
 }
