@@ -36,7 +36,13 @@ struct cmq_client {
     size_t rlen, rcap;
     struct pending *p;
     size_t np, pcap;
+    cmq_txn_checker checker;
+    void *checker_arg;
 };
+
+static int confirm_req(struct cmq_client *c, const char *queue, const uint64_t *ids,
+                       const int *states, size_t n, cmq_callback cb, void *arg,
+                       struct cmq_result *so, int *sd);
 
 static uint64_t now_ms(void)
 {
@@ -174,11 +180,22 @@ static void on_frame(struct cmq_client *c, const uint8_t *payload, size_t len)
         return;
     }
     const cmqtcp_TcpFrame *m = &f->m;
-    /* §4 dispatch rule: 1040/1041 dropped; 1042 is a server request (no
-     * transaction checker here: no answer, which the server reads as
-     * "unknown"). */
-    if (m->cmd == cmqtcp_Cmd_CMD_HEARTBEAT || m->cmd == cmqtcp_Cmd_CMD_TRANSACTION_CONFIRM ||
-        m->cmd == cmqtcp_Cmd_CMD_TRANSACTION_QUERY) {
+    /* §4 dispatch rule: 1040 dropped; 1041 answers a confirm we wait for
+     * (else dropped, as the SDK does); 1042 is a server request: the checker
+     * decides (no checker or "unknown": no answer, §9.4). */
+    if (m->cmd == cmqtcp_Cmd_CMD_HEARTBEAT) {
+        free(f);
+        return;
+    }
+    if (m->cmd == cmqtcp_Cmd_CMD_TRANSACTION_QUERY) {
+        if (c->checker && m->has_transaction_query) {
+            char queue[sizeof m->transaction_query.queue_name];
+            memcpy(queue, m->transaction_query.queue_name, sizeof queue);
+            uint64_t id = m->transaction_query.msg_id;
+            int state = c->checker(c->checker_arg, queue, id);
+            if (state == 1 || state == 2)
+                (void)confirm_req(c, queue, &id, &state, 1, NULL, NULL, NULL, NULL);
+        }
         free(f);
         return;
     }
@@ -371,6 +388,26 @@ static int send_req(struct cmq_client *c, const char *queue, const void *const *
     return finish(c, f, rc, 0, cb, arg, so, sd);
 }
 
+static int confirm_req(struct cmq_client *c, const char *queue, const uint64_t *ids,
+                       const int *states, size_t n, cmq_callback cb, void *arg,
+                       struct cmq_result *so, int *sd)
+{
+    if (n == 0 || n > CMQ_CLIENT_BATCH_MAX)
+        return CMQ_CLIENT_EINVAL;
+    struct cmq_frame *f = new_frame(c, cmqtcp_Cmd_CMD_TRANSACTION_CONFIRM);
+    if (!f)
+        return CMQ_CLIENT_ENOMEM;
+    f->m.has_transaction_confirm = true;
+    cmqtcp_TransactionConfirm *t = &f->m.transaction_confirm;
+    int rc = copy_name(t->queue_name, sizeof t->queue_name, queue);
+    for (size_t i = 0; i < n; i++) {
+        t->item[i].msg_id = ids[i];
+        t->item[i].state = states[i];
+    }
+    t->item_count = (pb_size_t)n;
+    return finish(c, f, rc, 0, cb, arg, so, sd);
+}
+
 static int pull_req(struct cmq_client *c, const char *queue, int num, int wait_s, cmq_callback cb,
                     void *arg, struct cmq_result *so, int *sd)
 {
@@ -508,6 +545,62 @@ int cmq_send(struct cmq_client *c, const char *queue, const void *body, size_t l
     const void *b[1] = {body};
     int rc = send_req(c, queue, b, &len, 1, 0, delay_s, NULL, NULL, out, &done_);
     return wait_sync(c, rc, &done_, out);
+}
+
+int cmq_send_txn(struct cmq_client *c, const char *queue, const void *const *bodies,
+                 const size_t *lens, size_t n, int batch, int first_query_interval,
+                 struct cmq_result *out)
+{
+    SYNC_BEGIN(out);
+    if (n == 0 || n > CMQ_CLIENT_BATCH_MAX || (!batch && n != 1))
+        return wait_sync(c, CMQ_CLIENT_EINVAL, &done_, out);
+    struct cmq_frame *f = new_frame(c, batch ? cmqtcp_Cmd_CMD_BATCH_SEND_MSG : cmqtcp_Cmd_CMD_SEND_MSG);
+    if (!f)
+        return wait_sync(c, CMQ_CLIENT_ENOMEM, &done_, out);
+    int rc;
+    f->m.has_request_id = true;
+    f->m.request_id = (uint64_t)f->m.seqno;
+    int has_fqi = first_query_interval > 0;
+    if (batch) {
+        cmqtcp_TcpBatchSendMsg *s = &f->m.tcp_batch_send_msg;
+        f->m.has_tcp_batch_send_msg = true;
+        rc = copy_name(s->queue_name, sizeof s->queue_name, queue);
+        s->has_is_transaction = true;
+        s->is_transaction = 1;
+        s->has_first_query_interval = has_fqi;
+        s->first_query_interval = has_fqi ? first_query_interval : 0;
+    } else {
+        cmqtcp_TcpSendMsg *s = &f->m.tcp_send_msg;
+        f->m.has_tcp_send_msg = true;
+        rc = copy_name(s->queue_name, sizeof s->queue_name, queue);
+        s->has_is_transaction = true;
+        s->is_transaction = 1;
+        s->has_first_query_interval = has_fqi;
+        s->first_query_interval = has_fqi ? first_query_interval : 0;
+    }
+    set_bodies(f, bodies, lens, n);
+    rc = finish(c, f, rc, 0, NULL, NULL, out, &done_);
+    return wait_sync(c, rc, &done_, out);
+}
+
+int cmq_txn_confirm_async(struct cmq_client *c, const char *queue, const uint64_t *msg_ids,
+                          const int *states, size_t n, cmq_callback cb, void *arg)
+{
+    return confirm_req(c, queue, msg_ids, states, n, cb, arg, NULL, NULL);
+}
+
+int cmq_txn_confirm(struct cmq_client *c, const char *queue, const uint64_t *msg_ids,
+                    const int *states, size_t n, struct cmq_result *out)
+{
+    SYNC_BEGIN(out);
+    int rc = confirm_req(c, queue, msg_ids, states, n, NULL, NULL, out, &done_);
+    return wait_sync(c, rc, &done_, out);
+}
+
+void cmq_set_txn_checker(struct cmq_client *c, cmq_txn_checker fn, void *arg)
+{
+    c->checker = fn;
+    c->checker_arg = arg;
 }
 
 int cmq_send_batch(struct cmq_client *c, const char *queue, const void *const *bodies,

@@ -134,6 +134,33 @@ int cmq_publish(struct cmq_client *c, const char *topic, const void *body, size_
                 const char *const *tags, size_t n_tags, const char *routing_key,
                 struct cmq_result *out);
 
+/* ---- transaction messages (§9) ---- */
+
+/* Sends half messages (is_transaction = 1; n == 1 and !batch: cmd 1021, else
+ * 1022), synchronously as the SDK does: the server stores them invisible and
+ * answers their ids (out->msg_ids).  first_query_interval: the first
+ * check-back, milliseconds when >= 1000, seconds when 1..999, <= 0: absent
+ * (the server's default, 5 s). */
+int cmq_send_txn(struct cmq_client *c, const char *queue, const void *const *bodies,
+                 const size_t *lens, size_t n, int batch, int first_query_interval,
+                 struct cmq_result *out);
+/* Confirms half messages (cmd 1041): states[i] 1 = commit, 2 = rollback.
+ * Asynchronous with cb NULL: one-way, as the SDK sends it.  With a callback,
+ * or synchronously, it waits for the reply cmq-gateway sends (cmd 1041, the
+ * confirm's seqno, result 0 once the decisions are replicated); a server
+ * that never replies makes them end with CMQ_CLIENT_ETIMEDOUT. */
+int cmq_txn_confirm_async(struct cmq_client *c, const char *queue, const uint64_t *msg_ids,
+                          const int *states, size_t n, cmq_callback cb, void *arg);
+int cmq_txn_confirm(struct cmq_client *c, const char *queue, const uint64_t *msg_ids,
+                    const int *states, size_t n, struct cmq_result *out);
+/* The check-back handler (server query, cmd 1042): called from cmq_poll with
+ * the query's queue and message id; returns 1 (commit), 2 (rollback) or 0
+ * (unknown: nothing is sent, the server asks again later).  For 1 and 2 the
+ * client sends a one-way confirm with a new seqno on this connection (§9.4).
+ * NULL (the default): queries are not answered. */
+typedef int (*cmq_txn_checker)(void *arg, const char *queue, uint64_t msg_id);
+void cmq_set_txn_checker(struct cmq_client *c, cmq_txn_checker fn, void *arg);
+
 /* Sends raw bytes on the connection (tests: malformed frames). */
 int cmq_send_raw(struct cmq_client *c, const void *buf, size_t len);
 

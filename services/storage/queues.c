@@ -30,6 +30,7 @@
 enum {
     CMD_CREATE_QUEUE = 10, CMD_DROP_QUEUE = 11, CMD_SET_QUEUE_ATTRIBUTES = 12, CMD_SEND = 13,
     CMD_RECEIVE = 14, CMD_DELETE = 15, CMD_CHANGE_VISIBILITY = 16, CMD_REWIND = 17, CMD_TICK = 18,
+    CMD_TXN_CONFIRM = 20,
 };
 
 /* A request waiting for its entry. */
@@ -439,6 +440,7 @@ static int command_field(uint32_t type)
     case cmq_StorageMsgType_STORAGE_MSG_DELETE: return CMD_DELETE;
     case cmq_StorageMsgType_STORAGE_MSG_CHANGE_VISIBILITY: return CMD_CHANGE_VISIBILITY;
     case cmq_StorageMsgType_STORAGE_MSG_REWIND: return CMD_REWIND;
+    case cmq_StorageMsgType_STORAGE_MSG_TXN_CONFIRM: return CMD_TXN_CONFIRM;
     case cmq_StorageMsgType_STORAGE_MSG_CREATE_QUEUE: return CMD_CREATE_QUEUE;
     case cmq_StorageMsgType_STORAGE_MSG_DROP_QUEUE: return CMD_DROP_QUEUE;
     case cmq_StorageMsgType_STORAGE_MSG_SET_QUEUE_ATTRIBUTES: return CMD_SET_QUEUE_ATTRIBUTES;

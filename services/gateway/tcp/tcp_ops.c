@@ -23,6 +23,8 @@
 #define TCP_STORAGE_TIMEOUT_MS 2000
 #define TCP_STORAGE_ATTEMPTS 3
 #define TCP_META_TIMEOUT_MS 3000
+#define TCP_TXN_CHECK_MS_DEFAULT 5000             /* §9.5: the SDK's default first check */
+#define TCP_TXN_CHECK_MS_MAX (12 * 3600 * 1000)   /* = QSM_TXN_CHECK_MS_MAX */
 
 enum { TAG_REQUEST = 0, TAG_HEAL = 1 };
 
@@ -234,6 +236,10 @@ static void on_storage(void *arg, const struct rpc_result *res)
         return;
     }
     switch (r->cmd) {
+    case cmqtcp_Cmd_CMD_TRANSACTION_CONFIRM: /* §9.6: the SDK drops it; libcmq waits for it */
+        tconn_reply(r->conn, r->seqno, r->cmd, 0, NULL);
+        treq_done(r);
+        return;
     case cmqtcp_Cmd_CMD_SEND_MSG:
     case cmqtcp_Cmd_CMD_BATCH_SEND_MSG: answer_send(r, res->msg); return;
     case cmqtcp_Cmd_CMD_PULL_MSG:
@@ -268,11 +274,15 @@ static int build_send(struct treq *r)
     bool has_delay = batch ? m->tcp_batch_send_msg.has_delay_seconds : m->tcp_send_msg.has_delay_seconds;
     uint32_t delay = batch ? m->tcp_batch_send_msg.delay_seconds : m->tcp_send_msg.delay_seconds;
     int32_t tx = batch ? m->tcp_batch_send_msg.is_transaction : m->tcp_send_msg.is_transaction;
+    int32_t fqi = batch ? m->tcp_batch_send_msg.first_query_interval
+                        : m->tcp_send_msg.first_query_interval;
+    uint32_t check_ms = 0;
     if (tx) {
-        /* §9: half messages need storage support this gateway does not have
-         * yet; refusing beats delivering an unconfirmed message. */
-        fail(r, CMQERR_INVALID_REQUEST, NULL);
-        return -1;
+        /* §9.5: >= 1000 is milliseconds, 1..999 seconds, absent / <= 0 the
+         * default; a half message is never delayed (§9.1) */
+        int64_t ms = fqi >= 1000 ? fqi : fqi > 0 ? (int64_t)fqi * 1000 : TCP_TXN_CHECK_MS_DEFAULT;
+        check_ms = (uint32_t)(ms > TCP_TXN_CHECK_MS_MAX ? TCP_TXN_CHECK_MS_MAX : ms);
+        has_delay = false;
     }
     if (r->f.n_bodies == 0) {
         fail(r, CMQERR_MSG_BODY_EMPTY, NULL);
@@ -297,6 +307,7 @@ static int build_send(struct treq *r)
         }
         total += r->f.bodies[i].len;
         s.messages[i].delay_seconds = has_delay ? delay : 0;
+        s.messages[i].txn_check_ms = check_ms;
         s.messages[i].body.funcs.encode = encode_body;
         s.messages[i].body.arg = &r->f.bodies[i];
         s.messages_count = (pb_size_t)(i + 1);
@@ -372,6 +383,27 @@ static int build_delete(struct treq *r)
     return set_request(r, cmq_StorageMsgType_STORAGE_MSG_DELETE, cmq_DeleteRequest_fields, &d);
 }
 
+static int build_confirm(struct treq *r)
+{
+    const cmqtcp_TransactionConfirm *t = &r->f.m.transaction_confirm;
+    cmq_TxnConfirmRequest q = cmq_TxnConfirmRequest_init_zero;
+    q.queue_id = r->qi.num_id;
+    for (pb_size_t i = 0; i < t->item_count && i < 16; i++) {
+        if (t->item[i].msg_id == 0 || (t->item[i].state != 1 && t->item[i].state != 2))
+            continue; /* not a decision: nothing to apply */
+        q.items[q.items_count].msg_id = t->item[i].msg_id;
+        q.items[q.items_count].state = (uint32_t)t->item[i].state;
+        q.items_count++;
+    }
+    if (q.items_count == 0) {
+        tconn_reply(r->conn, r->seqno, r->cmd, 0, NULL);
+        treq_done(r);
+        return -1;
+    }
+    return set_request(r, cmq_StorageMsgType_STORAGE_MSG_TXN_CONFIRM, cmq_TxnConfirmRequest_fields,
+                       &q);
+}
+
 static void with_queue(struct treq *r)
 {
     if (r->qi.num_id == 0 || r->qi.partition_id == 0) {
@@ -386,6 +418,7 @@ static void with_queue(struct treq *r)
     case cmqtcp_Cmd_CMD_BATCH_SEND_MSG: rc = build_send(r); break;
     case cmqtcp_Cmd_CMD_PULL_MSG:
     case cmqtcp_Cmd_CMD_BATCH_PULL_MSG: rc = build_pull(r); break;
+    case cmqtcp_Cmd_CMD_TRANSACTION_CONFIRM: rc = build_confirm(r); break;
     default: rc = build_delete(r); break;
     }
     if (rc == 0)

@@ -347,7 +347,8 @@ static void do_auth(struct treq *r)
 enum cmq_action tcp_action_of(int32_t cmd)
 {
     switch (cmd) {
-    case cmqtcp_Cmd_CMD_SEND_MSG: return CMQ_ACTION_SEND_MESSAGE;
+    case cmqtcp_Cmd_CMD_SEND_MSG:
+    case cmqtcp_Cmd_CMD_TRANSACTION_CONFIRM: return CMQ_ACTION_SEND_MESSAGE;
     case cmqtcp_Cmd_CMD_BATCH_SEND_MSG: return CMQ_ACTION_BATCH_SEND_MESSAGE;
     case cmqtcp_Cmd_CMD_PULL_MSG: return CMQ_ACTION_RECEIVE_MESSAGE;
     case cmqtcp_Cmd_CMD_BATCH_PULL_MSG: return CMQ_ACTION_BATCH_RECEIVE_MESSAGE;
@@ -373,6 +374,8 @@ const char *tcp_resource_of(const struct treq *r, int *is_topic)
     case cmqtcp_Cmd_CMD_DELETE_MSG: return m->has_tcp_delete_msg ? m->tcp_delete_msg.queue_name : NULL;
     case cmqtcp_Cmd_CMD_BATCH_DELETE_MSG:
         return m->has_tcp_batch_delete_msg ? m->tcp_batch_delete_msg.queue_name : NULL;
+    case cmqtcp_Cmd_CMD_TRANSACTION_CONFIRM:
+        return m->has_transaction_confirm ? m->transaction_confirm.queue_name : NULL;
     case cmqtcp_Cmd_CMD_PUBLISH_MSG:
         *is_topic = 1;
         return m->has_tcp_publish_msg ? m->tcp_publish_msg.topic_name : NULL;
@@ -479,9 +482,9 @@ static void handle_frame(struct tconn *c, const uint8_t *payload, size_t len, co
         tconn_reply(c, h->seqno, h->cmd, 0, NULL);
         return;
     }
-    if (h->cmd == cmqtcp_Cmd_CMD_TRANSACTION_CONFIRM) {
-        /* One-way (§9.1); transactions are not implemented: logged, dropped. */
-        log_info("tcp_confirm_ignored", "peer=%s seqno=%lld reason=\"transactions not supported\"",
+    if (h->cmd == cmqtcp_Cmd_CMD_TRANSACTION_CONFIRM && !c->authed) {
+        /* One-way (§9.1): never answered with 306 / closed; logged, dropped. */
+        log_info("tcp_confirm_ignored", "peer=%s seqno=%lld reason=\"not authenticated\"",
                  c->peer, (long long)h->seqno);
         return;
     }
@@ -523,7 +526,8 @@ static void handle_frame(struct tconn *c, const uint8_t *payload, size_t len, co
     case cmqtcp_Cmd_CMD_DELETE_MSG:
     case cmqtcp_Cmd_CMD_BATCH_DELETE_MSG:
     case cmqtcp_Cmd_CMD_PUBLISH_MSG:
-    case cmqtcp_Cmd_CMD_BATCH_PUBLISH_MSG: authorise(r); return;
+    case cmqtcp_Cmd_CMD_BATCH_PUBLISH_MSG:
+    case cmqtcp_Cmd_CMD_TRANSACTION_CONFIRM: authorise(r); return;
     default:
         tconn_reply_err(c, r->seqno, r->cmd, CMQERR_INVALID_REQUEST, NULL);
         treq_done(r);

@@ -133,6 +133,69 @@ static void wait_done(struct cmq_client *c, struct seen *s, int timeout_ms)
     }
 }
 
+/* Pulls everything visible on `q` for up to ms, deleting it; the bodies,
+ * space-separated, in got. */
+static void drain_bodies(struct cmq_client *c, const char *q, char *got, size_t cap, uint64_t ms)
+{
+    got[0] = 0;
+    uint64_t end = now_ms() + ms;
+    struct cmq_result r;
+    while (now_ms() < end) {
+        cmq_pull(c, q, 16, 1, &r);
+        for (size_t i = 0; r.code == 0 && i < r.n_msgs; i++) {
+            strncat(got, (char *)r.msgs[i].body, cap - strlen(got) - 2);
+            strcat(got, " ");
+            cmq_delete(c, q, &r.msgs[i].receipt_handle, 1, &(struct cmq_result){0});
+        }
+        cmq_result_free(&r);
+    }
+}
+
+/* ---- transaction messages (§9) on queue "tcptx" (test_tcp.py creates it) ---- */
+static void txn_checks(struct cmq_client *c)
+{
+    const char *tq = "tcptx";
+    struct cmq_result r;
+    char d[256], got[256];
+    const void *b1[1] = {"tx-commit"}, *b2[1] = {"tx-rollback"};
+    size_t l1 = 9, l2 = 11;
+    cmq_send_txn(c, tq, b1, &l1, 1, 0, 60, &r); /* 60: seconds (§9.5), no check-back here */
+    uint64_t commit_id = r.msg_ids[0];
+    snprintf(d, sizeof d, "code %d n %zu", r.code, r.n_msg_ids);
+    check("half message: stored, one id", r.code == 0 && r.n_msg_ids == 1 && commit_id, d);
+    cmq_send_txn(c, tq, b2, &l2, 1, 0, 60000, &r);
+    uint64_t rollback_id = r.msg_ids[0];
+    check("second half message stored", r.code == 0 && rollback_id, NULL);
+    const void *bb[3] = {"tb0", "tb1", "tb2"};
+    size_t bl[3] = {3, 3, 3};
+    cmq_send_txn(c, tq, bb, bl, 3, 1, 60, &r);
+    uint64_t bids[3] = {r.msg_ids[0], r.msg_ids[1], r.msg_ids[2]};
+    snprintf(d, sizeof d, "code %d n %zu", r.code, r.n_msg_ids);
+    check("batch of half messages: three ids", r.code == 0 && r.n_msg_ids == 3, d);
+    cmq_pull(c, tq, 16, 1, &r);
+    snprintf(d, sizeof d, "code %d n %zu", r.code, r.n_msgs);
+    check("half messages are not delivered before their confirm", r.code == 10200, d);
+    cmq_result_free(&r);
+    int commit = 1, rollback = 2;
+    cmq_txn_confirm(c, tq, &commit_id, &commit, 1, &r);
+    snprintf(d, sizeof d, "code %d", r.code);
+    check("confirm commit (cmd 1041) answered 0", r.code == 0, d);
+    cmq_txn_confirm(c, tq, &rollback_id, &rollback, 1, &r);
+    check("confirm rollback answered 0", r.code == 0, NULL);
+    int bst[2] = {1, 2};
+    cmq_txn_confirm(c, tq, bids, bst, 2, &r);
+    check("batch confirm (tb0 commit, tb1 rollback, tb2 undecided) answered 0", r.code == 0, NULL);
+    drain_bodies(c, tq, got, sizeof got, 2500);
+    check("exactly the committed ones are delivered", strcmp(got, "tx-commit tb0 ") == 0, got);
+    cmq_txn_confirm(c, tq, &rollback_id, &commit, 1, &r);
+    check("a late commit of a rolled-back message is ignored (answered 0)", r.code == 0, NULL);
+    cmq_txn_confirm_async(c, tq, &bids[2], &rollback, 1, NULL, NULL); /* one-way, as the SDK */
+    cmq_pull(c, tq, 16, 1, &r);
+    snprintf(d, sizeof d, "code %d n %zu", r.code, r.n_msgs);
+    check("... nothing more is delivered", r.code == 10200, d);
+    cmq_result_free(&r);
+}
+
 static int limits(void)
 {
     char d[256];
@@ -478,6 +541,8 @@ int main(int argc, char **argv)
     cmq_publish(c, "no-such-topic", "x", 1, NULL, 0, NULL, &r);
     snprintf(d, sizeof d, "code %d", r.code);
     check("publish to a missing topic: 4440", r.code == 4440, d);
+
+    txn_checks(c);
 
     cmq_close(c);
     cmq_close(c256);

@@ -130,6 +130,8 @@ def main():
         tap.check('create queue tcpq', r['code'] == 0, r)
         r = http.call('CreateQueue', queueName='tcpwait', pollingWaitSeconds=0)
         tap.check('create queue tcpwait', r['code'] == 0, r)
+        r = http.call('CreateQueue', queueName='tcptx', pollingWaitSeconds=0)
+        tap.check('create queue tcptx (transactions)', r['code'] == 0, r)
         r = http.call('CreateTopic', topicName='tcpt', filterType=1)
         tap.check('create topic tcpt', r['code'] == 0, r)
         http.call('CreateQueue', queueName='tcpsub', pollingWaitSeconds=0)
