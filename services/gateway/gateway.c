@@ -273,6 +273,15 @@ static void health_rpc(struct rpc_server *srv, struct rpc_call *call, void *arg)
         push_handle(gw, call); /* topic pushes (push.c) */
         return;
     }
+    if (rpc_call_request(call)->type == cmq_PushMsgType_PUSH_MSG_TXN_QUERY) {
+        struct tcp_server *sv[GATEWAY_LOOPS_MAX]; /* transaction check-backs (tcp_txn.c) */
+        int k = 0;
+        for (int i = 0; i < gw->n_loops; i++)
+            if (gw->loops[i]->tcp)
+                sv[k++] = gw->loops[i]->tcp;
+        tcp_txn_rpc(sv, k, call);
+        return;
+    }
     if (rpc_call_request(call)->type != cmq_MsgType_MSG_HEALTH) {
         rpc_reply_status(call, CMQ_EUNSUPPORTED, "gateway answers health only");
         return;

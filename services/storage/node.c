@@ -10,6 +10,7 @@
 #include "queues.h"
 #include "timers.h"
 #include "topics.h"
+#include "txnq.h"
 #include "forward.h"
 
 #include "clock.h"
@@ -834,6 +835,7 @@ void node_close(struct node *n)
     forward_close(n->fwd); /* ends forwarded sends (ESHUTDOWN) while partitions exist */
     n->fwd = NULL;
     topics_close(n);       /* ends pending pushes, likewise */
+    txnq_close(n);         /* transaction check-backs (txnq.c) */
     for (int i = 0; i < n->n_parts; i++) {
         if (partition_writer_fd(n->parts[i]->p) >= 0)
             evloop_del_fd(svc_loop(n->svc), partition_writer_fd(n->parts[i]->p));

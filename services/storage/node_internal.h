@@ -65,6 +65,7 @@ struct node {
     uint64_t sched_instance;  /* the scheduler life our timers are registered with */
     struct forward *fwd;      /* appends to other queues (forward.c) */
     struct topics *topics;   /* fan-out clients and counters (topics.c) */
+    struct rpc_client *txnq_gw; /* transaction check-backs to the gateways (txnq.c) */
 };
 
 struct peer *peer_by_id(struct node *n, uint64_t id);

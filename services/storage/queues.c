@@ -11,6 +11,7 @@
 #include "timers.h"
 #include "topics.h"
 #include "trace.h"
+#include "txnq.h"
 
 #include "clock.h"
 #include "log.h"
@@ -414,6 +415,8 @@ int queues_apply(void *arg, struct partition *p, const struct raft_entry *e, voi
     }
     if (res->n_dlq && partition_is_leader(p))
         dlq_pump(h); /* deliver the new moves now rather than at the next raft tick */
+    if (res->n_txn && partition_is_leader(p))
+        txnq_send(h, res); /* transaction check-backs: the gateways ask the producer */
     if (h->parked && partition_is_leader(p)) {
         if (res->type == cmq_StorageMsgType_STORAGE_MSG_SEND && st == CMQ_OK)
             wake(h, res->queue_id);

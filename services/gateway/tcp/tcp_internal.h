@@ -47,7 +47,14 @@ struct tcp_server {
     int draining;         /* stopping: answer what is in flight, then close */
     uint64_t inflight;
     uint64_t requests;
+    /* transaction check-backs (tcp_txn.c) */
+    h2o_multithread_queue_t *txn_q;
+    h2o_multithread_receiver_t txn_rx;
+    int64_t txn_seqno;
+    uint64_t txn_queries;
 };
+
+#define TCP_TXN_IDS 64
 
 struct tconn {
     struct tcp_server *srv;
@@ -69,6 +76,10 @@ struct tconn {
     int writing;
     int close_after_write;
     const char *close_after_write_reason;
+    /* half messages this connection sent (tcp_txn.c): the last ids, the last queue */
+    uint64_t txn_ids[TCP_TXN_IDS];
+    unsigned txn_next;
+    char txn_queue[65];
 };
 
 /* One request in flight.  `payload` is a copy of the frame's payload; f's
@@ -112,5 +123,11 @@ const char *tcp_resource_of(const struct treq *r, int *is_topic);
  * request (treq_done). */
 void tcp_op_queue(struct treq *r);
 void tcp_op_publish(struct treq *r);
+
+/* tcp_txn.c: remembers the half messages a connection sent; opens / closes
+ * a server's check-back queue. */
+void tcp_txn_note(struct tconn *c, const char *queue, const uint64_t *ids, size_t n);
+void tcp_txn_open(struct tcp_server *s);
+void tcp_txn_close(struct tcp_server *s);
 
 #endif

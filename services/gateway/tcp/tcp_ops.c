@@ -101,6 +101,9 @@ static void answer_send(struct treq *r, const struct rpc_msg *msg)
     f->m.has_result = true;
     for (pb_size_t i = 0; i < sr.msg_ids_count && i < CMQ_FRAME_BODIES_MAX; i++)
         f->ids[f->n_ids++] = sr.msg_ids[i];
+    int batch = r->cmd == cmqtcp_Cmd_CMD_BATCH_SEND_MSG;
+    if (batch ? r->f.m.tcp_batch_send_msg.is_transaction : r->f.m.tcp_send_msg.is_transaction)
+        tcp_txn_note(r->conn, r->qi.name, f->ids, f->n_ids); /* for check-backs (tcp_txn.c) */
     tconn_send(r->conn, f);
     free(f);
     treq_done(r);

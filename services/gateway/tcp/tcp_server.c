@@ -744,6 +744,7 @@ int tcp_server_open(const struct tcp_env *env, const struct tcp_limits *lim, str
     h2o_timeout_init(env->loop, &s->sweep, TCP_SWEEP_MS);
     s->sweep_entry.cb = on_sweep;
     h2o_timeout_link(env->loop, &s->sweep, &s->sweep_entry);
+    tcp_txn_open(s);
     *out = s;
     return CMQ_OK;
 }
@@ -783,6 +784,7 @@ void tcp_server_close(struct tcp_server *s)
     h2o_timeout_dispose(s->env.loop, &s->sweep);
     while (s->conns)
         tconn_close(s->conns, "shutdown");
+    tcp_txn_close(s);
     s->closing = 1;
     server_maybe_free(s);
 }

@@ -26,6 +26,7 @@
 struct keycache;
 struct qcache;
 struct rpc_client;
+struct rpc_call;
 
 /* What a loop lends its TCP listener (all borrowed, outliving the server). */
 struct tcp_env {
@@ -59,6 +60,14 @@ void tcp_server_stop_accepting(struct tcp_server *s);
  * answered 6000 "gateway is stopping").  The loop drains until
  * tcp_server_inflight is 0. */
 void tcp_server_drain(struct tcp_server *s);
+/* Transaction check-backs (tcp_txn.c, §9.3).  Thread-safe: hands the query
+ * to the server's loop, which sends CMQ_TRANSACTION_QUERY on a connection of
+ * the producer if it has one. */
+void tcp_server_txn_query(struct tcp_server *s, const char *queue, uint64_t msg_id,
+                          uint32_t attempt);
+/* Answers a PUSH_MSG_TXN_QUERY rpc (proto/push.proto) by handing the query
+ * to every server in servers[0..n). */
+void tcp_txn_rpc(struct tcp_server *const *servers, int n, struct rpc_call *call);
 /* Requests received and not yet answered. */
 uint64_t tcp_server_inflight(const struct tcp_server *s);
 /* Closes every connection and the listener, then frees; back-end replies

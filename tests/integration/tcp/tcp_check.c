@@ -151,6 +151,34 @@ static void drain_bodies(struct cmq_client *c, const char *q, char *got, size_t 
     }
 }
 
+/* The check-back test's producer: "unknown" at the first query of each
+ * message, then commit for `commit_id`, rollback for the others. */
+struct checker_state {
+    uint64_t commit_id;
+    uint64_t ids[8];
+    int queries[8];
+    int n, total;
+    char queue[80];
+};
+
+static int checker(void *arg, const char *q, uint64_t msg_id)
+{
+    struct checker_state *s = arg;
+    snprintf(s->queue, sizeof s->queue, "%s", q);
+    s->total++;
+    int i = 0;
+    while (i < s->n && s->ids[i] != msg_id)
+        i++;
+    if (i == s->n) {
+        if (s->n == 8)
+            return 0;
+        s->ids[s->n++] = msg_id;
+    }
+    if (s->queries[i]++ == 0)
+        return 0;
+    return msg_id == s->commit_id ? 1 : 2;
+}
+
 /* ---- transaction messages (§9) on queue "tcptx" (test_tcp.py creates it) ---- */
 static void txn_checks(struct cmq_client *c)
 {
@@ -194,6 +222,37 @@ static void txn_checks(struct cmq_client *c)
     snprintf(d, sizeof d, "code %d n %zu", r.code, r.n_msgs);
     check("... nothing more is delivered", r.code == 10200, d);
     cmq_result_free(&r);
+
+    /* check-back (§9.3): the producer sends two half messages with a first
+     * query interval of 1 (= 1 s) and confirms nothing; the server asks
+     * (1042) on its connection, the checker says "unknown" first, then
+     * commits one and rolls the other back */
+    int code;
+    struct cmq_client *prod = conn(skey, 0, &code);
+    static struct checker_state cs;
+    cmq_set_txn_checker(prod, checker, &cs);
+    const void *cb1[1] = {"cb-commit"}, *cb2[1] = {"cb-rollback"};
+    size_t cl1 = 9, cl2 = 11;
+    cmq_send_txn(prod, tq, cb1, &cl1, 1, 0, 1, &r);
+    cs.commit_id = r.msg_ids[0];
+    int ok1 = r.code == 0;
+    cmq_send_txn(prod, tq, cb2, &cl2, 1, 0, 1, &r);
+    check("check-back: two half messages stored", ok1 && r.code == 0, NULL);
+    uint64_t t0 = now_ms();
+    while (now_ms() - t0 < 20000 && !(cs.n == 2 && cs.queries[0] >= 2 && cs.queries[1] >= 2))
+        cmq_poll(prod, 200);
+    snprintf(d, sizeof d, "%d queries for %d messages after %llu ms (queue \"%s\")", cs.total, cs.n,
+             (unsigned long long)(now_ms() - t0), cs.queue);
+    check("check-back: the server asked (1042) again after an unknown answer",
+          cs.n == 2 && cs.queries[0] >= 2 && cs.queries[1] >= 2 && strcmp(cs.queue, tq) == 0, d);
+    check("check-back: the first query came after about the first interval",
+          now_ms() - t0 >= 1000, d);
+    for (int i = 0; i < 5; i++)
+        cmq_poll(prod, 100); /* the confirms leave */
+    drain_bodies(c, tq, got, sizeof got, 3000);
+    check("check-back: the committed one is delivered, the rolled-back one is not",
+          strcmp(got, "cb-commit ") == 0, got);
+    cmq_close(prod);
 }
 
 static int limits(void)
