@@ -43,8 +43,9 @@ const struct config_key storage_config_keys[] = {
                    "length of one raft tick"),
     CONFIG_INT_KEY("raft.election_ticks", struct storage_cfg, election_ticks, "10", 3, 1000,
                    "election timeout in ticks (randomized in [e, 2e)); heartbeat is 1 tick"),
-    CONFIG_INT_KEY("data.segment_bytes", struct storage_cfg, segment_bytes, "67108864", 65536,
-                   1073741824, "size of each preallocated segment file"),
+    CONFIG_INT_KEY("data.segment_bytes", struct storage_cfg, segment_bytes, "67108864", 4194304,
+                   1073741824, "size of each preallocated segment file (at least 4 MiB: "
+                   "one record may be 2 MiB)"),
     CONFIG_INT_KEY("snapshot.entries", struct storage_cfg, snapshot_entries, "10000", 0,
                    100000000, "applied log entries between two snapshots of a partition "
                    "(0: never snapshot; the raft core keeps one to two of these in memory)"),
