@@ -114,6 +114,23 @@ int rpc_pb_decode(const pb_msgdesc_t *fields, void *msg, const uint8_t *buf, siz
     return pb_decode(&is, fields, msg) ? CMQ_OK : CMQ_EINVAL;
 }
 
+uint64_t rpc_pb_first_varint(const uint8_t *buf, size_t len, uint32_t tag)
+{
+    pb_istream_t is = pb_istream_from_buffer(buf, len);
+    pb_wire_type_t wt;
+    uint32_t t;
+    bool eof;
+    while (pb_decode_tag(&is, &wt, &t, &eof)) {
+        if (t == tag && wt == PB_WT_VARINT) {
+            uint64_t v;
+            return pb_decode_varint(&is, &v) ? v : 0;
+        }
+        if (!pb_skip_field(&is, wt))
+            break;
+    }
+    return 0;
+}
+
 static void *new_socket(void *zctx, int type)
 {
     void *s = zmq_socket(zctx, type);

@@ -51,6 +51,10 @@ int rpc_msg_decode(const uint8_t *buf, size_t len, struct rpc_msg *m, struct rpc
  * pb_release()s it when the message has FT_POINTER fields). */
 int rpc_pb_encode(const pb_msgdesc_t *fields, const void *msg, uint8_t **out, size_t *out_len);
 int rpc_pb_decode(const pb_msgdesc_t *fields, void *msg, const uint8_t *buf, size_t len);
+/* The value of the first varint field number `tag` of an encoded message
+ * (borrowed), without decoding the rest; 0 when absent or malformed.  The
+ * storage node routes a request by its field 1 (queue or topic id) this way. */
+uint64_t rpc_pb_first_varint(const uint8_t *buf, size_t len, uint32_t tag);
 
 /* ---- server ---- */
 

@@ -13,6 +13,10 @@
 #include "cmq_error.h"
 #include "json.h"
 #include "params.h"
+#include "cmq_limits.h"
+
+#include <pb.h>
+#include <stdbool.h>
 
 #define API_JSON_MAX (4u << 20)
 #define API_META_TIMEOUT_MS 3000
@@ -93,6 +97,20 @@ struct api_received {
 struct _cmq_QueueInfo;
 struct _cmq_StorageQueueAttributes;
 void api_storage_attrs(const struct _cmq_QueueInfo *qi, struct _cmq_StorageQueueAttributes *o);
+/* A message body for a nanopb callback field (SendItem.body, PublishItem.body):
+ * api_encode_body_ref is the encode function, an api_body_ref (borrowed until
+ * the message is encoded) its arg. */
+struct api_body_ref {
+    const char *data;
+    size_t len;
+};
+bool api_encode_body_ref(pb_ostream_t *os, const pb_field_t *field, void *const *arg);
+/* The msgBody parameter (`single`) or the msgBody.n list of a send or publish
+ * action into `bodies` (borrowed from the call's parameters), checked: none
+ * empty, none over `max_msg_size`, all of them within CMQ_BATCH_BYTES_MAX
+ * (each with its own CMQ error).  Returns 0, or -1 after answering the call. */
+int api_read_bodies(struct gw_call *c, bool single, int64_t max_msg_size,
+                    struct param_value bodies[CMQ_BATCH_MAX], size_t *n, size_t *total);
 int api_parse_received(const uint8_t *buf, size_t len, struct api_received *out, size_t max,
                        size_t *n);
 enum cmq_err api_storage_error(enum cmq_action action, int status);

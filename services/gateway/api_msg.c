@@ -470,26 +470,21 @@ static void on_storage(struct gw_call *c, int tag, int status, const struct rpc_
 
 /* ---------- building the storage request ---------- */
 
-struct body_ref {
-    const char *data;
-    size_t len;
-};
-
-static bool encode_body(pb_ostream_t *os, const pb_field_t *field, void *const *arg)
+bool api_encode_body_ref(pb_ostream_t *os, const pb_field_t *field, void *const *arg)
 {
-    const struct body_ref *b = *arg;
+    const struct api_body_ref *b = *arg;
     return pb_encode_tag_for_field(os, field) && pb_encode_string(os, (const uint8_t *)b->data, b->len);
 }
 
-static int build_send(struct gw_call *c)
+int api_read_bodies(struct gw_call *c, bool single, int64_t max_msg_size,
+                    struct param_value bodies[CMQ_BATCH_MAX], size_t *n, size_t *total)
 {
     struct api_call *a = gw_call_data(c);
-    struct api_queue *q = a->queue;
     struct cmq_fault f = {0};
-    struct param_value bodies[CMQ_BATCH_MAX];
-    size_t n = 0;
     int rc;
-    if (a->action == CMQ_ACTION_SEND_MESSAGE) {
+    *n = 0;
+    *total = 0;
+    if (single) {
         const char *v;
         size_t len;
         rc = params_get_str(a->params, "msgBody", SIZE_MAX, &v, &len, &f);
@@ -501,16 +496,42 @@ static int build_send(struct gw_call *c)
             api_reply_fault(c, &f);
             return -1;
         }
-        bodies[n++] = (struct param_value){v, len};
-    } else {
-        rc = params_get_list(a->params, "msgBody", CMQ_BATCH_MAX, 0, bodies, &n, &f);
-        if (rc != CMQ_OK) {
-            api_reply_fault(c, &f);
+        bodies[(*n)++] = (struct param_value){v, len};
+    } else if ((rc = params_get_list(a->params, "msgBody", CMQ_BATCH_MAX, 0, bodies, n, &f)) !=
+               CMQ_OK) {
+        api_reply_fault(c, &f);
+        return -1;
+    }
+    for (size_t i = 0; i < *n; i++) {
+        if (bodies[i].len == 0) {
+            api_reply_err(c, CMQERR_MSG_BODY_EMPTY, NULL);
             return -1;
         }
+        if ((int64_t)bodies[i].len > max_msg_size) {
+            api_reply_err(c, CMQERR_MSG_TOO_BIG, NULL);
+            return -1;
+        }
+        *total += bodies[i].len;
     }
+    if (*total > CMQ_BATCH_BYTES_MAX) {
+        api_reply_err(c, CMQERR_BATCH_TOO_BIG, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static int build_send(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    struct api_queue *q = a->queue;
+    struct cmq_fault f = {0};
+    struct param_value bodies[CMQ_BATCH_MAX];
+    size_t n, total;
+    if (api_read_bodies(c, a->action == CMQ_ACTION_SEND_MESSAGE, q->qi.max_msg_size, bodies, &n,
+                        &total) != 0)
+        return -1;
     int64_t delay = 0;
-    rc = params_get_int(a->params, "delaySeconds", INT64_MIN, INT64_MAX, &delay, &f);
+    int rc = params_get_int(a->params, "delaySeconds", INT64_MIN, INT64_MAX, &delay, &f);
     if (rc == CMQ_EINVAL) {
         api_reply_fault(c, &f);
         return -1;
@@ -519,30 +540,16 @@ static int build_send(struct gw_call *c)
         api_reply_err(c, CMQERR_DELAY_RANGE, NULL);
         return -1;
     }
-    size_t total = 0;
     cmq_SendRequest r = cmq_SendRequest_init_zero;
-    struct body_ref refs[CMQ_BATCH_MAX];
+    struct api_body_ref refs[CMQ_BATCH_MAX];
     r.queue_id = q->queue_num;
     for (size_t i = 0; i < n; i++) {
-        if (bodies[i].len == 0) {
-            api_reply_err(c, CMQERR_MSG_BODY_EMPTY, NULL);
-            return -1;
-        }
-        if ((int64_t)bodies[i].len > q->qi.max_msg_size) {
-            api_reply_err(c, CMQERR_MSG_TOO_BIG, NULL);
-            return -1;
-        }
-        total += bodies[i].len;
-        refs[i] = (struct body_ref){bodies[i].val, bodies[i].len};
+        refs[i] = (struct api_body_ref){bodies[i].val, bodies[i].len};
         r.messages[i].delay_seconds = (uint32_t)delay;
         api_client_addr(c, r.messages[i].client_addr, sizeof r.messages[i].client_addr);
-        r.messages[i].body.funcs.encode = encode_body;
+        r.messages[i].body.funcs.encode = api_encode_body_ref;
         r.messages[i].body.arg = &refs[i];
         r.messages_count = (pb_size_t)(i + 1);
-    }
-    if (total > CMQ_BATCH_BYTES_MAX) {
-        api_reply_err(c, CMQERR_BATCH_TOO_BIG, NULL);
-        return -1;
     }
     q->n_msgs = (uint32_t)n;
     q->msg_bytes = total;

@@ -77,31 +77,21 @@ static struct api_pub *pub_state(struct gw_call *c)
 
 /* ---------- the storage request ---------- */
 
-struct body_ref {
-    const char *data;
-    size_t len;
-};
-
-static bool encode_body(pb_ostream_t *os, const pb_field_t *field, void *const *arg)
-{
-    const struct body_ref *b = *arg;
-    return pb_encode_tag_for_field(os, field) &&
-           pb_encode_string(os, (const uint8_t *)b->data, b->len);
-}
-
 int api_publish_encode(uint64_t topic_num_id, const struct param_value *bodies, size_t n,
                        const struct param_value *tags, size_t n_tags, const char *routing_key,
                        const char *client_addr, uint8_t **out, size_t *out_len)
 {
-    static cmq_PublishRequest r;
-    struct body_ref refs[CMQ_BATCH_MAX];
+    /* Too big for the stack (16 tag arrays); one per thread because every
+     * gateway loop thread (and the TCP listener on it) publishes. */
+    static _Thread_local cmq_PublishRequest r;
+    struct api_body_ref refs[CMQ_BATCH_MAX];
     if (n == 0 || n > CMQ_BATCH_MAX || n_tags > CMQ_TAGS_MAX)
         return CMQ_EINVAL;
     memset(&r, 0, sizeof r);
     r.topic_id = topic_num_id;
     for (size_t i = 0; i < n; i++) {
-        refs[i] = (struct body_ref){bodies[i].val, bodies[i].len};
-        r.messages[i].body.funcs.encode = encode_body;
+        refs[i] = (struct api_body_ref){bodies[i].val, bodies[i].len};
+        r.messages[i].body.funcs.encode = api_encode_body_ref;
         r.messages[i].body.arg = &refs[i];
     }
     r.messages_count = (pb_size_t)n;
@@ -438,42 +428,11 @@ static int build_publish(struct gw_call *c)
     struct api_pub *p = a->pub;
     struct cmq_fault f = {0};
     struct param_value bodies[CMQ_BATCH_MAX];
-    size_t n = 0;
+    size_t n, total;
     int rc;
-    if (a->action == CMQ_ACTION_PUBLISH_MESSAGE) {
-        const char *v;
-        size_t len;
-        rc = params_get_str(a->params, "msgBody", SIZE_MAX, &v, &len, &f);
-        if (rc == CMQ_ENOTFOUND) {
-            api_reply_err(c, CMQERR_MSG_BODY_EMPTY, NULL);
-            return -1;
-        }
-        if (rc != CMQ_OK) {
-            api_reply_fault(c, &f);
-            return -1;
-        }
-        bodies[n++] = (struct param_value){v, len};
-    } else if ((rc = params_get_list(a->params, "msgBody", CMQ_BATCH_MAX, 0, bodies, &n, &f)) !=
-               CMQ_OK) {
-        api_reply_fault(c, &f);
+    if (api_read_bodies(c, a->action == CMQ_ACTION_PUBLISH_MESSAGE, p->ti.max_msg_size, bodies, &n,
+                        &total) != 0)
         return -1;
-    }
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (bodies[i].len == 0) {
-            api_reply_err(c, CMQERR_MSG_BODY_EMPTY, NULL);
-            return -1;
-        }
-        if ((int64_t)bodies[i].len > p->ti.max_msg_size) {
-            api_reply_err(c, CMQERR_MSG_TOO_BIG, NULL);
-            return -1;
-        }
-        total += bodies[i].len;
-    }
-    if (total > CMQ_BATCH_BYTES_MAX) {
-        api_reply_err(c, CMQERR_BATCH_TOO_BIG, NULL);
-        return -1;
-    }
     /* msgTag.n: at most 5, each 1-16 characters (§7.6) */
     struct param_value tags[CMQ_TAGS_MAX + 1];
     size_t n_tags = 0;

@@ -80,24 +80,6 @@ int queues_attach(struct hosted *h)
     return CMQ_OK;
 }
 
-/* Field 1 of the request (every queue request starts with queue_id). */
-static uint64_t first_uint(const uint8_t *buf, size_t len)
-{
-    pb_istream_t is = pb_istream_from_buffer(buf, len);
-    pb_wire_type_t wt;
-    uint32_t tag;
-    bool eof;
-    while (pb_decode_tag(&is, &wt, &tag, &eof)) {
-        if (tag == 1 && wt == PB_WT_VARINT) {
-            uint64_t v;
-            return pb_decode_varint(&is, &v) ? v : 0;
-        }
-        if (!pb_skip_field(&is, wt))
-            break;
-    }
-    return 0;
-}
-
 static uint8_t *command(uint64_t leader_ms, uint32_t field, const uint8_t *payload, size_t len,
                         size_t *out_len)
 {
@@ -512,7 +494,7 @@ int queues_handle(struct node *n, struct rpc_call *call)
     int field = command_field(m->type);
     if (field == 0)
         return 0;
-    uint64_t qid = first_uint(m->body, m->body_len);
+    uint64_t qid = rpc_pb_first_varint(m->body, m->body_len, 1);
     if (qid == 0) {
         rpc_reply_status(call, CMQ_EINVAL, "queue_id missing");
         return 1;

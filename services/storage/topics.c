@@ -756,23 +756,6 @@ static void op_done(void *arg, int status, uint64_t index, void *result)
     free(o);
 }
 
-static uint64_t first_uint(const uint8_t *buf, size_t len)
-{
-    pb_istream_t is = pb_istream_from_buffer(buf, len);
-    pb_wire_type_t wt;
-    uint32_t tag;
-    bool eof;
-    while (pb_decode_tag(&is, &wt, &tag, &eof)) {
-        if (tag == 1 && wt == PB_WT_VARINT) {
-            uint64_t v;
-            return pb_decode_varint(&is, &v) ? v : 0;
-        }
-        if (!pb_skip_field(&is, wt))
-            break;
-    }
-    return 0;
-}
-
 static struct hosted *find_topic(struct node *n, uint64_t topic_id)
 {
     for (int i = 0; i < n->n_parts; i++)
@@ -825,7 +808,7 @@ int topics_handle(struct node *n, struct rpc_call *call)
     case cmq_StorageMsgType_STORAGE_MSG_TOPIC_STATS: field = 0; break;
     default: return 0;
     }
-    uint64_t topic_id = first_uint(m->body, m->body_len);
+    uint64_t topic_id = rpc_pb_first_varint(m->body, m->body_len, 1);
     if (topic_id == 0) {
         rpc_reply_status(call, CMQ_EINVAL, "topic_id missing");
         return 1;
