@@ -2303,7 +2303,9 @@ bool qsm_has_visible(const struct qsm *q, uint64_t queue_id, uint64_t now_ms)
     const struct rec *t = heap_top(&qu->timers);
     if (t && t->time_ms <= now_ms)
         return true;
-    return qu->backlog > 0 && !qu->scan_blocked;
+    /* rewound messages the backlog does not count (delayed or transaction
+     * messages taken back by a rewind) are found by the scan too */
+    return (qu->backlog > 0 || qu->n_rewound > 0) && !qu->scan_blocked;
 }
 
 uint64_t qsm_next_due_ms(const struct qsm *q)

@@ -111,6 +111,7 @@ static struct held *pick(void)
 static uint64_t group_inflight[8];
 static struct {
     uint64_t delivered, deleted, dlq, redelivered, stale;
+    uint64_t half_committed, half_queries;
 } seen; /* queue 2: msg id of the group's last lease */
 
 static void check_delivery(uint64_t qid, const struct qsm_delivery *d)
@@ -138,11 +139,54 @@ static void check_delivery(uint64_t qid, const struct qsm_delivery *d)
     seen.redelivered += d->dequeue_count > 1;
 }
 
+/* Transaction (half) messages: sent now and then to the unordered queues,
+ * committed (then counted as sent), rolled back, or left to the check-backs
+ * (rolled back after QSM_TXN_QUERIES_MAX). */
+static uint64_t halfs[64];
+static int nhalf;
+
+static void half_send(uint64_t qid)
+{
+    cmq_StorageCommand c = cmq_StorageCommand_init_zero;
+    c.which_cmd = cmq_StorageCommand_send_tag;
+    const char *b[1] = {"half"};
+    fx_send_request(&c.cmd.send, qid, b, 1, 0, NULL);
+    c.cmd.send.messages[0].txn_check_ms = 1000 + (uint32_t)(rnd() % 5000);
+    cr_assert_eq(fx_apply(&c), CMQ_OK);
+    struct mstate *m = mget(F.res.msg_ids[0]);
+    m->queue = (uint8_t)qid;
+    m->enqueue_ms = F.now_ms; /* m->sent once committed */
+    if (nhalf < 64)
+        halfs[nhalf++] = F.res.msg_ids[0];
+}
+
+static void half_confirm(void)
+{
+    int i = (int)(rnd() % (uint64_t)nhalf);
+    uint64_t id = halfs[i];
+    halfs[i] = halfs[--nhalf];
+    uint32_t state = 1 + (uint32_t)(rnd() % 2);
+    struct mstate *m = mget(id);
+    cmq_StorageCommand c = cmq_StorageCommand_init_zero;
+    c.which_cmd = cmq_StorageCommand_txn_confirm_tag;
+    c.cmd.txn_confirm.queue_id = m->queue;
+    c.cmd.txn_confirm.items_count = 1;
+    c.cmd.txn_confirm.items[0].msg_id = id;
+    c.cmd.txn_confirm.items[0].state = state;
+    cr_assert_eq(fx_apply(&c), CMQ_OK);
+    if (F.res.statuses[0] == CMQ_OK && state == 1) {
+        m->sent = 1; /* else rolled back now or by its check-backs already */
+        seen.half_committed++;
+    }
+}
+
 static void one_op(void)
 {
     uint64_t r = rnd() % 100;
     uint64_t qid = 1 + rnd() % NQ;
-    if (r < 35) {
+    if (r < 35 && qid != 2 && rnd() % 8 == 0) {
+        half_send(qid);
+    } else if (r < 35) {
         int n = 1 + (int)(rnd() % 4);
         const char *bodies[4] = {"alpha", "beta", "gamma-gamma", "d"};
         uint32_t delay = (qid != 2 && rnd() % 3 == 0) ? (uint32_t)(rnd() % 20) : 0;
@@ -209,7 +253,15 @@ static void one_op(void)
         uint64_t back = rnd() % 600;
         cr_assert_eq(fx_rewind(1, F.now_ms / 1000 - back), CMQ_OK);
     } else {
+        if (nhalf && rnd() % 2)
+            half_confirm();
         cr_assert_eq(fx_tick(), CMQ_OK);
+        for (uint32_t i = 0; i < F.res.n_txn; i++) {
+            struct mstate *m = mget(F.res.txn[i].msg_id);
+            cr_assert(!m->sent && m->queue == F.res.txn[i].queue_id, "a check-back of a decided "
+                      "or unknown message");
+            seen.half_queries++;
+        }
         for (uint32_t i = 0; i < F.res.n_dlq; i++) {
             struct mstate *m = mget(F.res.dlq[i].msg_id);
             cr_assert(m->queue == 3 || m->queue == 4);
@@ -293,6 +345,7 @@ static void drain_and_account(void)
 static void run_workload(uint64_t seed, int ops, int snap_at, struct sbuf *mid, uint64_t *mid_index)
 {
     rng = seed;
+    nhalf = 0;
     npool = 0;
     pool_head = 0;
     memset(group_inflight, 0, sizeof group_inflight);
@@ -327,7 +380,8 @@ Test(qsm_snapshot, replicas_applying_the_same_log_end_identical_and_a_restored_o
                     (unsigned long long)seen.deleted, (unsigned long long)seen.stale,
                     (unsigned long long)seen.dlq);
         cr_assert(seen.delivered > 100 && seen.redelivered > 10 && seen.deleted > 50 &&
-                  seen.stale > 10 && seen.dlq > 0, "the workload exercises every path");
+                  seen.stale > 10 && seen.dlq > 0 && seen.half_committed > 0 &&
+                  seen.half_queries > 0, "the workload exercises every path");
 
         /* a fourth replica restored from the mid-run snapshot, then fed the rest */
         struct qsm *late;
