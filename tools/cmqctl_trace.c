@@ -1,4 +1,5 @@
-/* cmqctl_trace.c: `cmqctl trace --endpoint EP[,EP...] --msg-id ID [--queue-id N]`
+/* cmqctl_trace.c: `cmqctl trace --endpoint EP[,EP...] --msg-id ID [--queue-id N |
+ * --topic-id N]` (a topic message's: published, then per subscription)
  *
  * Asks the storage nodes (their rpc endpoints; any replica of the message's
  * partition answers) for every state change of one message
@@ -19,7 +20,8 @@
 
 void cmqctl_trace_usage(FILE *f)
 {
-    fprintf(f, "  trace --endpoint EP[,EP...] --msg-id ID [--queue-id N] [--timeout-ms N]\n"
+    fprintf(f, "  trace --endpoint EP[,EP...] --msg-id ID [--queue-id N | --topic-id N]\n"
+               "        [--timeout-ms N]"
                "                                           every state change of one message,\n"
                "                                           from the storage nodes (rpc endpoints)\n");
 }
@@ -29,6 +31,10 @@ static const char *event_name(uint32_t e)
     static const char *const names[] = {"?", "sent", "delayed", "visible", "delivered",
                                         "lease_expired", "deleted", "rewound", "dead_lettered",
                                         "expired"};
+    static const char *const topic_names[] = {"published", "delivered", "attempt_failed",
+                                              "dropped", "dead_lettered"};
+    if (e >= 20 && e < 25)
+        return topic_names[e - 20];
     return e < sizeof names / sizeof names[0] ? names[e] : "?";
 }
 
@@ -37,18 +43,20 @@ int cmqctl_trace_main(int argc, char **argv)
     static const struct option opts[] = {
         {"endpoint", required_argument, NULL, 'e'}, {"msg-id", required_argument, NULL, 'm'},
         {"queue-id", required_argument, NULL, 'q'}, {"timeout-ms", required_argument, NULL, 't'},
+        {"topic-id", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     char *eps = NULL;
     cmq_TraceRequest req = cmq_TraceRequest_init_zero;
     int timeout_ms = 2000, o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "e:m:q:t:h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "e:m:q:t:T:h", opts, NULL)) != -1) {
         switch (o) {
         case 'e': eps = optarg; break;
         case 'm': req.msg_id = strtoull(optarg, NULL, 10); break;
         case 'q': req.queue_id = strtoull(optarg, NULL, 10); break;
         case 't': timeout_ms = atoi(optarg); break;
+        case 'T': req.topic_id = strtoull(optarg, NULL, 10); break;
         case 'h': cmqctl_trace_usage(stdout); return 0;
         default: cmqctl_trace_usage(stderr); return 2;
         }
@@ -86,6 +94,15 @@ int cmqctl_trace_main(int argc, char **argv)
                         printf(" addr=%s", ev->addr);
                     if (ev->dlq_queue_id)
                         printf(" dlq_queue_id=%llu", (unsigned long long)ev->dlq_queue_id);
+                    if (ev->sub_id[0])
+                        printf(" sub_id=%s attempt=%u http_status=%u", ev->sub_id, ev->attempt,
+                               ev->http_status);
+                    if (ev->target_msg_id)
+                        printf(" target_msg_id=%llu", (unsigned long long)ev->target_msg_id);
+                    if (ev->tags[0])
+                        printf(" tags=%s", ev->tags);
+                    if (ev->routing_key[0])
+                        printf(" routing_key=%s", ev->routing_key);
                     if (ev->event == 7)
                         printf(" rewind_ms=%llu", (unsigned long long)ev->rewind_ms);
                     printf("\n");

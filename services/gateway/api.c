@@ -241,7 +241,12 @@ static void dispatch(struct gw_call *c)
     case CMQ_ACTION_BATCH_RECEIVE_MESSAGE:
     case CMQ_ACTION_DELETE_MESSAGE:
     case CMQ_ACTION_BATCH_DELETE_MESSAGE:
-    case CMQ_ACTION_DESCRIBE_MESSAGE_TRACE: api_do_queue_storage_action(c); return;
+    case CMQ_ACTION_DESCRIBE_MESSAGE_TRACE:
+        if (!params_find(a->params, "queueName", NULL) && params_find(a->params, "topicName", NULL))
+            api_do_topic_trace(c); /* api_publish.c */
+        else
+            api_do_queue_storage_action(c);
+        return;
     case CMQ_ACTION_CREATE_TOPIC: api_do_create_topic(c); return;
     case CMQ_ACTION_SET_TOPIC_ATTRIBUTES: api_do_set_topic(c); return;
     case CMQ_ACTION_GET_TOPIC_ATTRIBUTES: api_do_get_topic(c); return;

@@ -38,7 +38,8 @@
 #define STORAGE_ATTEMPTS 3
 #define SUB_PAGE 100
 
-enum step { STEP_PUBLISH = 1, STEP_SYNC = 2, STEP_DROP = 3, STEP_STATS = 4, STEP_TOPIC_STATS = 5 };
+enum step { STEP_PUBLISH = 1, STEP_SYNC = 2, STEP_DROP = 3, STEP_STATS = 4, STEP_TOPIC_STATS = 5,
+            STEP_TRACE = 6 };
 
 struct api_pub {
     cmq_TopicInfo ti;
@@ -53,6 +54,8 @@ struct api_pub {
     size_t subs_cap;
     /* stats */
     cmq_SubInfo si;
+    /* trace */
+    uint64_t trace_msg_id;
 };
 
 void api_publish_cleanup(struct api_call *a)
@@ -397,6 +400,17 @@ static void on_storage(struct gw_call *c, int tag, int status, const struct rpc_
     case STEP_STATS:
         answer_stats(c, status, msg);
         return;
+    case STEP_TRACE: {
+        cmq_TraceReply *r = calloc(1, sizeof *r);
+        if (status != CMQ_OK)
+            api_reply_err(c, cmq_error_from_status(status), NULL);
+        else if (!r || rpc_pb_decode(cmq_TraceReply_fields, r, msg->body, msg->body_len) != CMQ_OK)
+            api_reply_err(c, CMQERR_INTERNAL, NULL);
+        else
+            api_trace_answer(c, p->trace_msg_id, r);
+        free(r);
+        return;
+    }
     case STEP_TOPIC_STATS: {
         cmq_TopicStatsReply st = cmq_TopicStatsReply_init_zero;
         if (status != CMQ_OK ||
@@ -474,12 +488,7 @@ static int build_publish(struct gw_call *c)
         return -1;
     }
     char addr[64] = "";
-    h2o_req_t *req = gw_call_req(c);
-    if (req && req->conn && req->conn->callbacks->get_peername) {
-        struct sockaddr_storage ss;
-        socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-        h2o_socket_getnumerichost((struct sockaddr *)&ss, sl, addr);
-    }
+    api_client_addr(c, addr, sizeof addr); /* ip:port, like SendMessage's (the trace) */
     p->count = (uint32_t)n;
     rc = api_publish_encode(p->ti.num_id, bodies, n, tags, n_tags, rk, addr, &p->req, &p->req_len);
     if (rc != CMQ_OK) {
@@ -594,4 +603,51 @@ void api_topic_stats(struct gw_call *c, const void *topic_info)
     }
     storage_send(c, cmq_StorageMsgType_STORAGE_MSG_TOPIC_STATS, buf, len, STEP_TOPIC_STATS);
     free(buf);
+}
+
+/* ---------- DescribeMessageTrace with topicName (api_trace.c answers) ---------- */
+
+static void on_topic_for_trace(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+{
+    (void)tag;
+    if (gw_call_gone(c))
+        return;
+    struct api_pub *p = pub_state(c);
+    if (status != CMQ_OK ||
+        rpc_pb_decode(cmq_TopicInfo_fields, &p->ti, msg->body, msg->body_len) != CMQ_OK) {
+        api_reply_backend_error(c, status, msg);
+        return;
+    }
+    cmq_TraceRequest tr = cmq_TraceRequest_init_zero;
+    if (api_trace_request(c, 0, p->ti.partition_id, &tr) != 0)
+        return; /* answered */
+    if (tr.msg_id == 0 || p->ti.num_id == 0) {
+        api_trace_answer(c, 0, NULL); /* another partition's id: not this topic's */
+        return;
+    }
+    tr.topic_id = p->ti.num_id;
+    p->trace_msg_id = tr.msg_id;
+    uint8_t *buf;
+    size_t len;
+    if (rpc_pb_encode(cmq_TraceRequest_fields, &tr, &buf, &len) != CMQ_OK) {
+        api_reply_err(c, CMQERR_INTERNAL, NULL);
+        return;
+    }
+    storage_send(c, cmq_StorageMsgType_STORAGE_MSG_TRACE, buf, len, STEP_TRACE);
+    free(buf);
+}
+
+void api_do_topic_trace(struct gw_call *c)
+{
+    struct api_call *a = gw_call_data(c);
+    if (!pub_state(c)) {
+        api_reply_err(c, CMQERR_INTERNAL, NULL);
+        return;
+    }
+    cmq_NameRequest r = cmq_NameRequest_init_zero;
+    r.appid = a->key.appid;
+    if (api_need_str(c, "topicName", r.name, sizeof r.name))
+        return;
+    api_meta_call(c, cmq_MetaMsgType_META_MSG_TOPIC_GET, cmq_NameRequest_fields, &r,
+                  on_topic_for_trace);
 }

@@ -41,6 +41,10 @@ void api_sub_stats(struct gw_call *c, const void *sub_info);
 
 void api_publish_cleanup(struct api_call *a);
 
+/* DescribeMessageTrace with topicName (and no queueName): metadata's
+ * TopicInfo, then the trace from the topic's partition (api_trace.c). */
+void api_do_topic_trace(struct gw_call *c);
+
 /* GetTopicAttributes after metadata's TopicInfo (borrowed): asks storage
  * for msgCount, then answers through api_write_topic_attrs. */
 void api_topic_stats(struct gw_call *c, const void *topic_info);

@@ -1,9 +1,12 @@
 /* api_trace.c: the message trace extension action and client addresses.
  *
- * DescribeMessageTrace (queueName, msgId): every state change of one message
- * of the queue, oldest first, from the storage partition's trace index
+ * DescribeMessageTrace (queueName or topicName, msgId): every state change of
+ * one message of the queue (or topic: published, and per subscription its
+ * deliveries, failed attempts with the HTTP status, drop, dead letter),
+ * oldest first, from the storage partition's trace index
  * (docs/queue-state-machine.md §9, docs/http-api.md).  api_msg.c resolves the
- * queue and routes the request to its partition like any message action;
+ * queue and routes the request to its partition like any message action
+ * (api_publish.c the topic);
  * this file builds the request and the answer.  api_client_addr gives the
  * "ip:port" of the HTTP client, which Send and Receive requests carry for the
  * trace.
@@ -77,6 +80,10 @@ int api_trace_request(struct gw_call *c, uint64_t queue_num, uint32_t partition,
 
 static const char *event_name(uint32_t e)
 {
+    static const char *const topic_names[] = {"published", "delivered", "attemptFailed",
+                                              "dropped", "deadLettered"};
+    if (e >= 20 && e < 25)
+        return topic_names[e - 20];
     static const char *const names[] = {"", "sent", "delayed", "visible", "delivered",
                                         "leaseExpired", "deleted", "rewound", "deadLettered",
                                         "expired"};
@@ -116,6 +123,24 @@ void api_trace_answer(struct gw_call *c, uint64_t msg_id, const void *reply)
             break;
         case 7: /* rewound */
             json_kv_int(j, "rewindTime", (int64_t)(e->rewind_ms / 1000));
+            break;
+        case 20: /* topic: published */
+            json_kv_cstr(j, "clientAddr", e->addr);
+            json_kv_cstr(j, "msgTag", e->tags);
+            json_kv_cstr(j, "routingKey", e->routing_key);
+            break;
+        case 21: /* topic: delivered (queue) or pushed (2xx) */
+        case 22: /* topic: an attempt failed */
+        case 23: /* topic: dropped */
+        case 24: /* topic: dead-lettered */
+            json_kv_cstr(j, "subscriptionId", e->sub_id);
+            json_kv_int(j, "attempt", e->attempt);
+            if (e->event != 23)
+                json_kv_int(j, "httpStatus", e->http_status);
+            if (e->target_msg_id)
+                json_kv_id(j, "targetMsgId", e->target_msg_id);
+            if (e->event == 22)
+                json_kv_int(j, "nextAttemptTime", (int64_t)(e->due_ms / 1000));
             break;
         default:
             break;

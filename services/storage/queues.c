@@ -477,9 +477,11 @@ static void on_trace(struct node *n, struct rpc_call *call)
         return;
     }
     bool truncated = false;
-    r->events_count = (pb_size_t)trace_query(h->trace, tr.msg_id, tr.queue_id, r->events,
-                                             TRACE_EVENTS_MAX, &truncated);
+    bool topic = tr.topic_id != 0;
+    r->events_count = (pb_size_t)trace_query(h->trace, tr.msg_id, topic ? tr.topic_id : tr.queue_id,
+                                             topic, r->events, TRACE_EVENTS_MAX, &truncated);
     r->truncated = truncated;
+    topics_trace_publish(h, r->events, r->events_count);
     rpc_reply_pb(call, cmq_TraceReply_fields, r);
     free(r);
 }

@@ -23,6 +23,7 @@
 #include "qsm.h"
 #include "status.h"
 #include "storage.pb.h"
+#include "trace.h"
 #include "tsm.h"
 
 #include <inttypes.h>
@@ -77,6 +78,9 @@ struct delivery {
     uint64_t appid;
     uint32_t n_tags;
     char tags[TOPIC_TAGS_MAX][TOPIC_TAG_BYTES_MAX + 1];
+    /* the outcome, for the trace (TopicAttempt) */
+    uint32_t http_status;
+    uint64_t target_ids[TSM_BATCH_MAX];
 };
 
 static uint32_t retry_scale(const struct node *n)
@@ -105,7 +109,12 @@ int topics_attach(struct hosted *h)
 {
     if (!state(h->n))
         return CMQ_ENOMEM;
-    return tsm_create(h->id, &h->tsm);
+    int rc = tsm_create(h->id, &h->tsm);
+    if (rc == CMQ_OK && h->trace) { /* queues_attach opened it */
+        struct qsm_tracer t = trace_tracer(h->trace);
+        tsm_set_tracer(h->tsm, &t);
+    }
+    return rc;
 }
 
 void topics_detach(struct hosted *h)
@@ -269,6 +278,21 @@ static struct tsm_sub *find_sub(struct delivery *d)
 
 static void start_dlq(struct delivery *d);
 
+/* Adds the trace record of message k of the delivery to `p`. */
+static void attempt(cmq_TopicSubProgress *p, const struct delivery *d, uint32_t k, uint32_t result,
+                    uint32_t n, uint64_t next_ms)
+{
+    if (p->attempts_count >= TSM_BATCH_MAX)
+        return;
+    cmq_TopicAttempt *a = &p->attempts[p->attempts_count++];
+    a->msg_id = d->ids[k];
+    a->result = result;
+    a->http_status = d->protocol == TSM_PROTO_HTTP && result != 4 ? d->http_status : 0;
+    a->attempt = n;
+    a->target_msg_id = d->target_ids[k];
+    a->next_ms = next_ms;
+}
+
 /* The delivery ended: success or not; turns it into a progress entry. */
 static void delivered(struct delivery *d, int ok)
 {
@@ -282,6 +306,8 @@ static void delivered(struct delivery *d, int ok)
         p.retries[0].msg_id = d->ids[0];
         if (ok) {
             p.dead_lettered = 1;
+            attempt(&p, d, 0, 2, d->attempts, 0); /* the last failed attempt */
+            attempt(&p, d, 0, 4, d->attempts, 0);
         } else { /* keep it; the next attempt goes to the DLQ again */
             p.retries[0].attempts = d->attempts;
             p.retries[0].next_ms = now + tsm_retry_delay_ms(TSM_EXPONENTIAL_DECAY_RETRY, 10, 0,
@@ -299,6 +325,7 @@ static void delivered(struct delivery *d, int ok)
         p.retries[0].msg_id = d->ids[0];
         if (ok) {
             p.delivered = 1;
+            attempt(&p, d, 0, 1, d->attempts + 1, 0);
         } else {
             uint32_t failed = d->attempts + 1;
             uint64_t delay = tsm_retry_delay_ms(d->strategy, failed, (uint32_t)rand(),
@@ -306,12 +333,15 @@ static void delivered(struct delivery *d, int ok)
             if (delay) {
                 p.retries[0].attempts = failed;
                 p.retries[0].next_ms = now + delay;
+                attempt(&p, d, 0, 2, failed, now + delay);
             } else if (d->dlq_queue_id) {
                 d->attempts = failed;
                 start_dlq(d);
                 return;
             } else {
                 p.dropped += 1;
+                attempt(&p, d, 0, 2, failed, 0);
+                attempt(&p, d, 0, 3, failed, 0);
                 log_info("topic_message_dropped", "topic=%" PRIu64 " sub=%s msg_id=%" PRIu64
                          " attempts=%u", d->topic_id, d->sub_id, d->ids[0], failed);
             }
@@ -323,6 +353,8 @@ static void delivered(struct delivery *d, int ok)
         p.cursor = d->new_cursor;
         p.delivered = d->count;
         p.passed = d->passed;
+        for (uint32_t k = 0; k < d->count; k++)
+            attempt(&p, d, k, 1, 1, 0);
         propose_progress(d, &p);
         return;
     }
@@ -336,6 +368,7 @@ static void delivered(struct delivery *d, int ok)
         p.retries[placed].msg_id = d->ids[placed];
         p.retries[placed].attempts = 1;
         p.retries[placed].next_ms = now + delay;
+        attempt(&p, d, placed, 2, 1, now + delay);
     }
     p.retries_count = (pb_size_t)placed;
     p.cursor = placed == d->count ? d->new_cursor : d->ids[placed];
@@ -363,10 +396,10 @@ static bool encode_ref(pb_ostream_t *os, const pb_field_t *f, void *const *arg)
 
 static void on_forwarded(void *arg, int status, const uint64_t *msg_ids, size_t n)
 {
-    (void)msg_ids;
-    (void)n;
     struct delivery *d = arg;
     int ok = status == CMQ_OK;
+    for (size_t k = 0; ok && msg_ids && k < n && k < TSM_BATCH_MAX; k++)
+        d->target_ids[k] = msg_ids[k];
     if (!ok)
         log_info("topic_forward_failed", "topic=%" PRIu64 " sub=%s queue=%" PRIu64 " status=%s",
                  d->topic_id, d->sub_id, d->dlq_step ? d->dlq_queue_id : d->queue_id,
@@ -433,6 +466,7 @@ static void on_pushed(void *arg, const struct rpc_result *res)
     int ok = res->status == CMQ_OK && res->msg &&
              rpc_pb_decode(cmq_PushReply_fields, &r, res->msg->body, res->msg->body_len) == CMQ_OK &&
              r.http_status >= 200 && r.http_status < 300;
+    d->http_status = r.http_status;
     if (!ok)
         log_info("topic_push_failed", "topic=%" PRIu64 " sub=%s msg_id=%" PRIu64
                  " status=%s http_status=%u", d->topic_id, d->sub_id, d->ids[0],
@@ -563,6 +597,7 @@ static int start_retry(struct hosted *h, struct tsm_topic *tp, struct tsm_sub *s
         p.retries_count = 1;
         p.retries[0].msg_id = r->msg_id;
         p.dropped = 1;
+        attempt(&p, d, 0, 3, r->attempts, 0);
         propose_progress(d, &p);
         return 1;
     }
@@ -976,7 +1011,33 @@ int topics_snapshot_restore(struct hosted *h, const uint8_t *image, size_t len)
         tsm_destroy(fresh);
         return rc;
     }
+    if (h->trace) {
+        struct qsm_tracer t = trace_tracer(h->trace);
+        tsm_set_tracer(fresh, &t);
+    }
     tsm_destroy(h->tsm);
     h->tsm = fresh;
     return CMQ_OK;
+}
+
+void topics_trace_publish(struct hosted *h, struct _cmq_TraceEvent *ev, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        cmq_TraceEvent *e = &ev[i];
+        uint8_t *buf = NULL;
+        struct tsm_publish m;
+        if (e->event != TSM_EV_PUBLISHED || read_publish(h, e->index, &buf, &m) != CMQ_OK) {
+            free(buf);
+            continue;
+        }
+        size_t at = 0;
+        for (uint32_t k = 0; k < m.n_tags && at < sizeof e->tags - 1; k++) {
+            int w = snprintf(e->tags + at, sizeof e->tags - at, "%s%s", k ? "," : "", m.tags[k]);
+            at += w > 0 ? (size_t)w : 0;
+        }
+        size_t rl = strnlen(m.routing_key, sizeof e->routing_key - 1);
+        memcpy(e->routing_key, m.routing_key, rl);
+        e->routing_key[rl] = 0;
+        free(buf);
+    }
 }

@@ -47,4 +47,9 @@ int topics_snapshot_restore(struct hosted *h, const uint8_t *image, size_t len);
  * close while the partitions still exist. */
 void topics_close(struct node *n);
 
+/* Fills the tags and routing key of the trace's PUBLISHED events (n events,
+ * cmq_TraceEvent) from their Publish entries: the index keeps only ids. */
+struct _cmq_TraceEvent;
+void topics_trace_publish(struct hosted *h, struct _cmq_TraceEvent *ev, size_t n);
+
 #endif

@@ -10,6 +10,7 @@
 #include "trace.h"
 
 #include "status.h"
+#include "tsm.h"
 #include "storage.pb.h"
 
 #include <errno.h>
@@ -172,6 +173,7 @@ static uint64_t lower_bound(int fd, uint64_t n, uint64_t idx)
 
 struct scan {
     uint64_t msg_id, queue_id, enqueue_ms;
+    bool topic; /* queue_id names a topic: the anchor is PUBLISHED, not SENT */
     bool sent;
     cmq_TraceEvent *out;
     size_t max, n;
@@ -203,8 +205,9 @@ static void scan_file(const char *path, uint64_t first_index, struct scan *s)
             uint64_t mid = get64(r + 8), qid = get64(r + 16);
             uint32_t ev = r[56];
             bool mine = mid == s->msg_id;
-            if (mine && ev == QSM_EV_SENT) {
-                if (s->queue_id && qid != s->queue_id) {
+            if (mine && (ev == QSM_EV_SENT || ev == TSM_EV_PUBLISHED)) {
+                bool wrong_kind = (s->queue_id || s->topic) && s->topic != (ev == TSM_EV_PUBLISHED);
+                if (wrong_kind || (s->queue_id && qid != s->queue_id)) {
                     s->truncated = false;
                     s->n = 0;
                     close(fd);
@@ -216,7 +219,8 @@ static void scan_file(const char *path, uint64_t first_index, struct scan *s)
                 s->enqueue_ms = get64(r + 24);
             }
             /* a rewind of its queue to a time at or before its enqueue time re-exposes it */
-            bool rewind = mid == 0 && ev == QSM_EV_REWOUND && s->sent && qid == s->queue_id &&
+            bool rewind = mid == 0 && ev == QSM_EV_REWOUND && s->sent && !s->topic &&
+                          qid == s->queue_id &&
                           get64(r + 48) <= s->enqueue_ms;
             if (!(mine && s->sent) && !rewind)
                 continue;
@@ -237,6 +241,22 @@ static void scan_file(const char *path, uint64_t first_index, struct scan *s)
             if (ev == QSM_EV_REWOUND)
                 e->rewind_ms = get64(r + 48);
             size_t al = r[60] < ADDR_MAX && r[60] < sizeof e->addr ? r[60] : ADDR_MAX;
+            if (ev > TSM_EV_PUBLISHED) { /* a subscription's event (tsm.h: the fields) */
+                uint64_t h = e->receipt_handle;
+                e->receipt_handle = 0;
+                e->attempt = (uint32_t)h;
+                e->http_status = (uint32_t)(h >> 32);
+                e->target_msg_id = get64(r + 48);
+                if (ev == TSM_EV_DEAD_LETTERED) {
+                    e->dlq_queue_id = e->due_ms;
+                    e->due_ms = 0;
+                }
+                if (al >= sizeof e->sub_id)
+                    al = sizeof e->sub_id - 1;
+                memcpy(e->sub_id, r + 64, al);
+                e->sub_id[al] = 0;
+                continue;
+            }
             memcpy(e->addr, r + 64, al);
             e->addr[al] = 0;
         }
@@ -245,11 +265,11 @@ static void scan_file(const char *path, uint64_t first_index, struct scan *s)
     close(fd);
 }
 
-size_t trace_query(struct trace_log *t, uint64_t msg_id, uint64_t queue_id,
+size_t trace_query(struct trace_log *t, uint64_t msg_id, uint64_t queue_id, bool topic,
                    struct _cmq_TraceEvent *out, size_t max, bool *truncated)
 {
     trace_flush(t);
-    struct scan s = {.msg_id = msg_id, .queue_id = queue_id, .out = out, .max = max,
+    struct scan s = {.msg_id = msg_id, .queue_id = queue_id, .topic = topic, .out = out, .max = max,
                      .budget = TRACE_SCAN_RECORDS};
     uint64_t first = qsm_id_index(msg_id);
     scan_file(t->old, first, &s);

@@ -38,12 +38,13 @@ struct qsm_tracer trace_tracer(struct trace_log *t);
 /* Pushes buffered records to the file (call every raft tick). */
 void trace_flush(struct trace_log *t);
 
-/* The events of message `msg_id` (of `queue_id`, 0 = any), oldest first, into
+/* The events of message `msg_id` (of `queue_id`, 0 = any; with `topic`, of
+ * that topic: its PUBLISHED and subscription events), oldest first, into
  * out[<max] (StorageProto TraceEvent).  Returns the count; *truncated when
  * more exist or the scan bound was reached.  0 events: unknown here (never
  * sent, another queue's, or older than the files). */
 struct _cmq_TraceEvent;
-size_t trace_query(struct trace_log *t, uint64_t msg_id, uint64_t queue_id,
+size_t trace_query(struct trace_log *t, uint64_t msg_id, uint64_t queue_id, bool topic,
                    struct _cmq_TraceEvent *out, size_t max, bool *truncated);
 
 #endif

@@ -28,7 +28,13 @@ struct tsm {
     size_t n_topics, cap_topics;
     struct tsm_topic **topics;
     cmq_StorageCommand cmd; /* decode buffer (large: kept off the stack) */
+    struct qsm_tracer tracer; /* optional: the trace index (tsm_set_tracer) */
 };
+
+void tsm_set_tracer(struct tsm *t, const struct qsm_tracer *tr)
+{
+    t->tracer = tr ? *tr : (struct qsm_tracer){0};
+}
 
 /* ---------- wire helpers ---------- */
 
@@ -128,7 +134,7 @@ bool tsm_parse_publish(const uint8_t *cmd, size_t len, struct tsm_publish *out)
                 return false;
             continue;
         }
-        if (wt != 2 || field < 2 || field > 4) {
+        if (wt != 2 || field < 2 || field > 5) {
             if (!skip(&p, end, wt))
                 return false;
             continue;
@@ -163,6 +169,10 @@ bool tsm_parse_publish(const uint8_t *cmd, size_t len, struct tsm_publish *out)
                 !copy_str(out->tags[out->n_tags], sizeof out->tags[0], v, n))
                 return false;
             out->n_tags++;
+        } else if (field == 5) { /* client_addr: the trace's, truncated */
+            size_t al = n < sizeof out->client_addr - 1 ? (size_t)n : sizeof out->client_addr - 1;
+            memcpy(out->client_addr, v, al);
+            out->client_addr[al] = '\0';
         } else if (!copy_str(out->routing_key, sizeof out->routing_key, v, n)) {
             return false;
         }
@@ -423,6 +433,12 @@ static int cmd_publish(struct tsm *t, uint64_t index, const struct tsm_publish *
             return CMQ_EINVAL;
     tp->last_publish_id = msg_id(t, index, m->n - 1);
     tp->published += m->n;
+    for (uint32_t i = 0; t->tracer.event && i < m->n; i++) {
+        struct qsm_trace_ev ev = {.event = TSM_EV_PUBLISHED, .queue_id = tp->topic_id,
+                                  .msg_id = msg_id(t, index, i), .time_ms = m->leader_ms,
+                                  .addr = m->client_addr, .addr_len = strlen(m->client_addr)};
+        t->tracer.event(t->tracer.arg, index, &ev);
+    }
     return CMQ_OK;
 }
 
@@ -449,7 +465,27 @@ static void retry_set(struct tsm_sub *s, const cmq_TopicRetry *r)
     s->retries[i] = (struct tsm_retry){r->msg_id, r->attempts, r->next_ms};
 }
 
-static int cmd_progress(struct tsm *t, const cmq_TopicProgress *r)
+/* The trace events of one progress step (tsm.h: the record's fields). */
+static void trace_attempts(struct tsm *t, uint64_t index, uint64_t ms, const struct tsm_topic *tp,
+                           const struct tsm_sub *s, const cmq_TopicSubProgress *p)
+{
+    static const uint32_t kind[] = {0, TSM_EV_DELIVERED, TSM_EV_FAILED, TSM_EV_DROPPED,
+                                    TSM_EV_DEAD_LETTERED};
+    for (pb_size_t k = 0; t->tracer.event && k < p->attempts_count; k++) {
+        const cmq_TopicAttempt *a = &p->attempts[k];
+        if (a->result == 0 || a->result > 4)
+            continue;
+        struct qsm_trace_ev ev = {.event = kind[a->result], .queue_id = tp->topic_id,
+                                  .msg_id = a->msg_id, .time_ms = ms,
+                                  .handle = a->attempt | (uint64_t)a->http_status << 32,
+                                  .aux = a->target_msg_id,
+                                  .due_ms = a->result == 4 ? s->dlq_queue_id : a->next_ms,
+                                  .addr = s->sub_id, .addr_len = strlen(s->sub_id)};
+        t->tracer.event(t->tracer.arg, index, &ev);
+    }
+}
+
+static int cmd_progress(struct tsm *t, uint64_t index, uint64_t ms, const cmq_TopicProgress *r)
 {
     struct tsm_topic *tp = tsm_topic(t, r->topic_id);
     if (!tp)
@@ -467,6 +503,7 @@ static int cmd_progress(struct tsm *t, const cmq_TopicProgress *r)
         s->dropped += p->dropped;
         s->dead_lettered += p->dead_lettered;
         s->passed += p->passed;
+        trace_attempts(t, index, ms, tp, s, p);
     }
     return CMQ_OK;
 }
@@ -496,7 +533,7 @@ int tsm_apply(struct tsm *t, uint64_t index, const uint8_t *cmd, size_t len)
     switch (c->which_cmd) {
     case cmq_StorageCommand_topic_sync_tag: rc = cmd_sync(t, index, &c->cmd.topic_sync); break;
     case cmq_StorageCommand_topic_drop_tag: rc = cmd_drop(t, c->cmd.topic_drop.topic_id); break;
-    case cmq_StorageCommand_topic_progress_tag: rc = cmd_progress(t, &c->cmd.topic_progress); break;
+    case cmq_StorageCommand_topic_progress_tag: rc = cmd_progress(t, index, c->leader_ms, &c->cmd.topic_progress); break;
     default: rc = CMQ_EINVAL; break;
     }
     pb_release(cmq_StorageCommand_fields, c);

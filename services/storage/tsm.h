@@ -30,6 +30,7 @@
 #ifndef CMQ_STORAGE_TSM_H
 #define CMQ_STORAGE_TSM_H
 
+#include "qsm.h"
 #include "topic_filter.h"
 
 #include <stdbool.h>
@@ -101,6 +102,7 @@ struct tsm_publish {
     uint32_t n_tags;
     char tags[TOPIC_TAGS_MAX][TOPIC_TAG_BYTES_MAX + 1];
     char routing_key[TOPIC_KEY_BYTES_MAX + 1];
+    char client_addr[64];       /* the publisher's (trace), "" if none */
 };
 
 struct tsm;
@@ -130,6 +132,20 @@ bool tsm_sub_matches(const struct tsm_topic *tp, const struct tsm_sub *s,
  * here), CMQ_EEMPTY (no subscription), CMQ_ESTALE (none matches), or
  * CMQ_OK. */
 int tsm_check_publish(const struct tsm *t, const struct tsm_publish *m);
+
+/* ---- the message trace (docs/topics.md, docs/queue-state-machine.md §9) ----
+ * Like qsm, the machine reports while applying entries, to the same tracer
+ * type: a Publish gives PUBLISHED per message (queue_id: the topic, addr: the
+ * client); a TopicProgress gives one event per TopicAttempt it carries (addr:
+ * the subscription id, handle: attempt | http_status << 32, aux: the target
+ * msg id, due_ms: FAILED the retry time, DEAD_LETTERED the DLQ's id).  Only
+ * replicated facts, so the index is rebuilt by replaying the log. */
+enum tsm_trace_event {
+    TSM_EV_PUBLISHED = 20, TSM_EV_DELIVERED = 21, TSM_EV_FAILED = 22, TSM_EV_DROPPED = 23,
+    TSM_EV_DEAD_LETTERED = 24,
+};
+/* Sets (copied) or clears (NULL) the tracer. */
+void tsm_set_tracer(struct tsm *t, const struct qsm_tracer *tr);
 
 /* Lookups; pointers stay valid until the next tsm_apply. */
 struct tsm_topic *tsm_topic(const struct tsm *t, uint64_t topic_id);

@@ -251,6 +251,7 @@ def main():
     tap.check('... shown by GetSubscriptionAttributes', r.get('deadLetterQueueName') == 'sub-dlq', r)
     r = c.call('PublishMessage', topicName='retry', msgBody='r1')
     tap.check('publish to a failing endpoint', r['code'] == 0, r)
+    r1_id = r.get('msgId')
     time.sleep(0.6)
     r = c.call('GetSubscriptionAttributes', topicName='retry', subscriptionName='back')
     tap.check('a failing subscription shows its retry (attempts, next attempt)', r['code'] == 0 and
@@ -292,6 +293,47 @@ def main():
               len(hits.get('/never-dlq', [])))
     tap.check('a failing endpoint did not hold back another subscription',
               len(hits.get('/healthy', [])) == 1 and hits['/healthy'][0][0] < ex[1])
+
+    # ---- the message trace of r1: published, then per subscription every
+    # push attempt with its HTTP status (failed then delivered, dropped,
+    # dead-lettered)
+    t = c.call('DescribeMessageTrace', topicName='retry', msgId=r1_id)
+    evs = t.get('events', [])
+    tap.check('DescribeMessageTrace with topicName starts with published (client address)',
+              t['code'] == 0 and evs[:1] and evs[0]['event'] == 'published' and
+              evs[0]['clientAddr'].startswith('127.0.0.1:'), t)
+
+    def of(sub):
+        return [(e['event'], e['attempt'], e.get('httpStatus')) for e in evs
+                if e.get('subscriptionId') == sub_ids.get(sub)]
+    ls = c.call('ListSubscriptionByTopic', topicName='retry', limit=50)
+    sub_ids = {x['subscriptionName']: x['subscriptionId'] for x in ls.get('subscriptionList', [])}
+    tap.check('... exp: 4 failed pushes (HTTP 500), then delivered (HTTP 200) on attempt 5',
+              of('exp') == [('attemptFailed', i, 500) for i in range(1, 5)] +
+              [('delivered', 5, 200)], of('exp'))
+    tap.check('... ok: delivered on attempt 1 (HTTP 200)', of('ok') == [('delivered', 1, 200)],
+              of('ok'))
+    tap.check('... back: 4 failed (HTTP 503), then dropped',
+              of('back') == [('attemptFailed', i, 503) for i in range(1, 5)] +
+              [('dropped', 4, None)], of('back'))
+    tap.check('... withdlq: 4 failed, then dead-lettered with the copy\'s msg id',
+              of('withdlq')[:4] == [('attemptFailed', i, 503) for i in range(1, 5)] and
+              of('withdlq')[4:5] and of('withdlq')[4][0] == 'deadLettered' and
+              [e for e in evs if e['event'] == 'deadLettered'][0].get('targetMsgId'), evs)
+    fails = [e for e in evs if e['event'] == 'attemptFailed' and e['subscriptionId'] == sub_ids['exp']]
+    tap.check('... a failed attempt names its next attempt time, times in order',
+              all(e['nextAttemptTime'] >= e['time'] for e in fails) and
+              all(evs[i]['timeMs'] <= evs[i + 1]['timeMs'] for i in range(len(evs) - 1)), evs)
+    t = c.call('DescribeMessageTrace', topicName='fan', msgId=r1_id)
+    tap.check('another topic\'s message id shows no events', t['code'] == 0 and
+              t.get('events') == [], t)
+    eps = ','.join('tcp://127.0.0.1:%d' % (BASE + 20 + 2 * k) for k in range(3))
+    out = subprocess.run([CTL, 'trace', '--endpoint', eps, '--msg-id', r1_id],
+                         capture_output=True, text=True)
+    ev_lines = [l for l in out.stdout.splitlines() if l.startswith('msg_id=')]
+    tap.check('cmqctl trace shows the same %d events' % len(ev_lines), out.returncode == 0 and
+              len(ev_lines) == len(evs) and 'event=published' in ev_lines[0] and
+              any('http_status=500' in l for l in ev_lines), out.stdout + out.stderr)
 
     # ---- the topic's leader dies mid-fan-out: nothing is lost
     c.call('CreateTopic', topicName='kill')

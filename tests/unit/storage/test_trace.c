@@ -58,7 +58,7 @@ static size_t query(uint64_t msg_id, uint64_t qid)
     for (int i = 0; i < F.replicas; i++) {
         static cmq_TraceEvent other[TRACE_EVENTS_MAX];
         bool trunc;
-        size_t n = trace_query(T[i], msg_id, qid, i ? other : ev, TRACE_EVENTS_MAX, &trunc);
+        size_t n = trace_query(T[i], msg_id, qid, false, i ? other : ev, TRACE_EVENTS_MAX, &trunc);
         cr_assert(!trunc);
         if (i == 0) {
             n0 = n;

@@ -57,6 +57,8 @@ static bool enc_body(pb_ostream_t *os, const pb_field_t *f, void *const *arg)
     return pb_encode_tag_for_field(os, f) && pb_encode_string(os, (const uint8_t *)s, strlen(s));
 }
 
+static const char *pub_addr; /* the client address publish_cmd sets, if any */
+
 static size_t publish_cmd(uint64_t topic, const char *const *bodies, size_t n,
                           const char *const *tags, size_t n_tags, const char *rk)
 {
@@ -75,6 +77,8 @@ static size_t publish_cmd(uint64_t topic, const char *const *bodies, size_t n,
     p->tags_count = (pb_size_t)n_tags;
     if (rk)
         snprintf(p->routing_key, sizeof p->routing_key, "%s", rk);
+    if (pub_addr)
+        snprintf(p->client_addr, sizeof p->client_addr, "%s", pub_addr);
     return encode(&c);
 }
 
@@ -328,5 +332,122 @@ Test(tsm, snapshot_round_trip)
     free(b.p);
     tsm_destroy(other);
     tsm_destroy(t2);
+    tsm_destroy(t);
+}
+
+/* ---- the trace events (tsm_set_tracer) ---- */
+
+#define REC_MAX 16
+static struct {
+    uint64_t index;
+    struct qsm_trace_ev ev;
+    char addr[64];
+} rec[REC_MAX];
+static size_t n_rec;
+
+static void record(void *arg, uint64_t index, const struct qsm_trace_ev *ev)
+{
+    (void)arg;
+    cr_assert_lt(n_rec, REC_MAX);
+    rec[n_rec].index = index;
+    rec[n_rec].ev = *ev;
+    snprintf(rec[n_rec].addr, sizeof rec[n_rec].addr, "%.*s", (int)ev->addr_len, ev->addr);
+    rec[n_rec].ev.addr = NULL;
+    n_rec++;
+}
+
+Test(tsm, trace_events_of_publish_and_progress)
+{
+    struct tsm *t;
+    cr_assert_eq(tsm_create(PART, &t), CMQ_OK);
+    struct qsm_tracer tr = {record, NULL};
+    tsm_set_tracer(t, &tr);
+    n_rec = 0;
+    cmq_TopicSubscription subs[2] = {sub_def("a", TSM_PROTO_QUEUE), sub_def("h", TSM_PROTO_HTTP)};
+    subs[1].dead_letter_queue_id = 77;
+    cr_assert_eq(sync(t, 1, 3, TOPIC_FILTER_TAG, subs, 2), CMQ_OK);
+    cr_expect_eq(n_rec, 0, "a sync is no message's event");
+
+    /* a batch of two: one PUBLISHED each, with the client address */
+    const char *bodies[] = {"x", "y"};
+    pub_addr = "10.0.0.9:4242";
+    size_t len = publish_cmd(3, bodies, 2, NULL, 0, NULL);
+    pub_addr = NULL;
+    cr_assert_eq(tsm_apply(t, 2, buf, len), CMQ_OK);
+    cr_assert_eq(n_rec, 2);
+    uint64_t m0 = B | (2ull << 4), m1 = B | (2ull << 4) | 1;
+    for (size_t i = 0; i < 2; i++) {
+        cr_expect_eq(rec[i].ev.event, TSM_EV_PUBLISHED);
+        cr_expect_eq(rec[i].index, 2);
+        cr_expect_eq(rec[i].ev.queue_id, 3, "queue_id carries the topic");
+        cr_expect_eq(rec[i].ev.time_ms, 2000);
+        cr_expect_str_eq(rec[i].addr, "10.0.0.9:4242");
+    }
+    cr_expect_eq(rec[0].ev.msg_id, m0);
+    cr_expect_eq(rec[1].ev.msg_id, m1);
+
+    /* progress: a delivered to its queue (target ids); h's push failed with
+     * 503 and is retried, then succeeded with 200 on attempt 2; m1 exhausted
+     * to h's dead-letter queue */
+    cmq_StorageCommand c = cmq_StorageCommand_init_zero;
+    c.leader_ms = 3000;
+    c.which_cmd = cmq_StorageCommand_topic_progress_tag;
+    cmq_TopicProgress *p = &c.cmd.topic_progress;
+    p->topic_id = 3;
+    p->subs_count = 2;
+    snprintf(p->subs[0].sub_id, sizeof p->subs[0].sub_id, "a");
+    p->subs[0].attempts_count = 2;
+    p->subs[0].attempts[0] = (cmq_TopicAttempt){.msg_id = m0, .result = 1, .attempt = 1,
+                                                .target_msg_id = 555};
+    p->subs[0].attempts[1] = (cmq_TopicAttempt){.msg_id = m1, .result = 1, .attempt = 1,
+                                                .target_msg_id = 556};
+    snprintf(p->subs[1].sub_id, sizeof p->subs[1].sub_id, "h");
+    p->subs[1].attempts_count = 1;
+    p->subs[1].attempts[0] = (cmq_TopicAttempt){.msg_id = m0, .result = 2, .http_status = 503,
+                                                .attempt = 1, .next_ms = 4000};
+    len = encode(&c);
+    n_rec = 0;
+    cr_assert_eq(tsm_apply(t, 3, buf, len), CMQ_OK);
+    cr_assert_eq(n_rec, 3);
+    cr_expect_eq(rec[0].ev.event, TSM_EV_DELIVERED);
+    cr_expect_eq(rec[0].ev.msg_id, m0);
+    cr_expect_eq(rec[0].ev.aux, 555, "the queue copy's msg id");
+    cr_expect_eq(rec[0].ev.handle, 1, "attempt 1, no HTTP status");
+    cr_expect_str_eq(rec[0].addr, "a");
+    cr_expect_eq(rec[1].ev.msg_id, m1);
+    cr_expect_eq(rec[2].ev.event, TSM_EV_FAILED);
+    cr_expect_eq(rec[2].ev.handle, 1 | (503ull << 32));
+    cr_expect_eq(rec[2].ev.due_ms, 4000, "the retry's time");
+    cr_expect_eq(rec[2].ev.time_ms, 3000);
+    cr_expect_str_eq(rec[2].addr, "h");
+
+    p->subs_count = 1;
+    p->subs[0] = p->subs[1];
+    p->subs[0].attempts_count = 3;
+    p->subs[0].attempts[0] = (cmq_TopicAttempt){.msg_id = m0, .result = 1, .http_status = 200,
+                                                .attempt = 2};
+    p->subs[0].attempts[1] = (cmq_TopicAttempt){.msg_id = m1, .result = 4, .attempt = 176,
+                                                .target_msg_id = 9};
+    p->subs[0].attempts[2] = (cmq_TopicAttempt){.msg_id = m1, .result = 7, .attempt = 1};
+    len = encode(&c);
+    n_rec = 0;
+    cr_assert_eq(tsm_apply(t, 4, buf, len), CMQ_OK);
+    cr_assert_eq(n_rec, 2, "an unknown result is no event");
+    cr_expect_eq(rec[0].ev.event, TSM_EV_DELIVERED);
+    cr_expect_eq(rec[0].ev.handle, 2 | (200ull << 32));
+    cr_expect_eq(rec[1].ev.event, TSM_EV_DEAD_LETTERED);
+    cr_expect_eq(rec[1].ev.due_ms, 77, "the subscription's DLQ");
+    cr_expect_eq(rec[1].ev.aux, 9);
+
+    /* an unsubscribed subscription's progress and a cleared tracer: nothing */
+    snprintf(p->subs[0].sub_id, sizeof p->subs[0].sub_id, "gone");
+    len = encode(&c);
+    n_rec = 0;
+    cr_assert_eq(tsm_apply(t, 5, buf, len), CMQ_OK);
+    cr_expect_eq(n_rec, 0);
+    tsm_set_tracer(t, NULL);
+    len = publish_cmd(3, bodies, 1, NULL, 0, NULL);
+    cr_assert_eq(tsm_apply(t, 6, buf, len), CMQ_OK);
+    cr_expect_eq(n_rec, 0);
     tsm_destroy(t);
 }
