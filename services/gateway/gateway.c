@@ -80,6 +80,12 @@ const struct config_key gateway_config_keys[] = {
                    "event loops, one thread each; 0: one per online CPU"),
     CONFIG_BOOL_KEY("send.coalesce", struct gateway_cfg, send_coalesce, "true",
                     "group the sends to one queue made in one loop turn into one storage append"),
+    CONFIG_STR_KEY("push.ca_file", struct gateway_cfg, push_ca_file, "",
+                   "PEM file of CA certificates trusted for https:// subscription endpoints, "
+                   "besides the system's; empty: the system's only"),
+    CONFIG_BOOL_KEY("push.verify", struct gateway_cfg, push_verify, "true",
+                    "verify https:// endpoints' certificates and host names (false: encrypt "
+                    "without authenticating the endpoint)"),
 };
 const size_t gateway_config_n_keys = sizeof gateway_config_keys / sizeof gateway_config_keys[0];
 

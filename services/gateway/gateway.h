@@ -34,6 +34,9 @@ struct gateway_cfg {
     int64_t max_body_bytes;
     int64_t threads;
     int send_coalesce;
+    /* topic pushes to https:// endpoints (push.c) */
+    char push_ca_file[256];
+    int push_verify;
 };
 
 extern const struct config_key gateway_config_keys[];

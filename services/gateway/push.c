@@ -14,7 +14,13 @@
  * ", "; omitted without tags), Content-Length.  JSON body:
  * {"TopicOwner":<appid number>,"topicName":..,"subscriptionName":..,
  *  "msgId":"<id>","msgBody":..,"publishTime":<Unix s>}; SIMPLIFIED: the
- * raw body.  https:// endpoints are not served (answered as status 0).
+ * raw body.
+ *
+ * https:// endpoints: the same request over TLS (OpenSSL, as h2o is built
+ * with).  The certificate is verified against the system's CAs plus
+ * push.ca_file, and the host name against it (h2o checks the name it sends
+ * as SNI); push.verify = false only encrypts.  A failed handshake is a
+ * failed push (status 0), retried like any other.
  */
 #include "push.h"
 
@@ -25,6 +31,8 @@
 #include "status.h"
 
 #include <inttypes.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <pb_decode.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +47,7 @@ struct pusher {
     h2o_timeout_t io_timeout;
     h2o_timeout_t deadline;     /* one timeout for every push: PUSH_TIMEOUT_MS_DEFAULT */
     h2o_http1client_ctx_t ctx;
+    SSL_CTX *tls;               /* client context for https://; NULL if it could not be made */
     uint64_t inflight, pushed, failed;
     struct push_job *jobs;      /* in flight, for push_close */
 };
@@ -188,6 +197,28 @@ static char *build_request(const cmq_PushRequest *r, const h2o_url_t *u, const s
     return out;
 }
 
+/* The TLS client context for https:// endpoints; NULL (logged) when the CA
+ * file cannot be read, and then https:// pushes fail while http:// go on. */
+static SSL_CTX *push_tls_open(const struct gateway_cfg *cfg)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    int ok = SSL_CTX_set_default_verify_paths(ctx) == 1;
+    if (ok && cfg->push_ca_file[0])
+        ok = SSL_CTX_load_verify_locations(ctx, cfg->push_ca_file, NULL) == 1;
+    if (!ok) {
+        char buf[256];
+        ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+        log_error("push_tls_failed", "ca_file=%s reason=\"%s\"", cfg->push_ca_file, buf);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, cfg->push_verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    return ctx;
+}
+
 static struct pusher *pusher_get(struct gateway *gw)
 {
     if (pusher)
@@ -201,6 +232,8 @@ static struct pusher *pusher_get(struct gateway *gw)
     ps->ctx.loop = ps->loop;
     ps->ctx.getaddr_receiver = &gw->ctx.receivers.hostinfo_getaddr;
     ps->ctx.io_timeout = &ps->io_timeout;
+    ps->tls = push_tls_open(&gw->cfg);
+    ps->ctx.ssl_ctx = ps->tls;
     pusher = ps;
     return ps;
 }
@@ -224,7 +257,9 @@ void push_handle(struct gateway *gw, struct rpc_call *call)
         return;
     }
     h2o_url_t u;
-    if (h2o_url_parse(r.url, strlen(r.url), &u) != 0 || u.scheme != &H2O_URL_SCHEME_HTTP) {
+    int parsed = h2o_url_parse(r.url, strlen(r.url), &u) == 0;
+    int is_tls = parsed && u.scheme == &H2O_URL_SCHEME_HTTPS;
+    if (!parsed || (!is_tls && u.scheme != &H2O_URL_SCHEME_HTTP) || (is_tls && !ps->tls)) {
         free(b.p);
         log_info("push_bad_url", "url=%s", r.url);
         cmq_PushReply rep = cmq_PushReply_init_zero;
@@ -252,7 +287,8 @@ void push_handle(struct gateway *gw, struct rpc_call *call)
         ps->jobs->prev = j;
     ps->jobs = j;
     h2o_timeout_link(ps->loop, &ps->deadline, &j->timer);
-    h2o_http1client_connect(&j->client, j, &ps->ctx, u.host, h2o_url_get_port(&u), 0, on_connect);
+    h2o_http1client_connect(&j->client, j, &ps->ctx, u.host, h2o_url_get_port(&u), is_tls,
+                            on_connect);
 }
 
 void push_close(struct gateway *gw)
@@ -271,6 +307,7 @@ void push_close(struct gateway *gw)
     /* h2o asserts at loop destruction that no timeout is still registered */
     h2o_timeout_dispose(ps->loop, &ps->io_timeout);
     h2o_timeout_dispose(ps->loop, &ps->deadline);
+    SSL_CTX_free(ps->tls);
     pusher = NULL;
     free(ps);
 }
