@@ -1,7 +1,8 @@
 /* timers.c: partition leaders' timers in cmq-scheduler; see timers.h and
  * docs/scheduler.md §7.
  *
- * One timer per led partition, key TIMER_KEY, due at qsm_next_due_ms.  The
+ * One timer per led partition, key TIMER_KEY, due at the earlier of
+ * qsm_next_due_ms and tsm_next_due_ms (a topic subscription's retry).  The
  * registration state lives in struct hosted:
  *   sched_epoch   the term registered under (0: nothing registered; the next
  *                 registration carries replace = true, which supersedes a
@@ -13,6 +14,8 @@
  */
 #include "timers.h"
 #include "queues.h"
+#include "topics.h"
+#include "tsm.h"
 
 #include "clock.h"
 #include "log.h"
@@ -151,6 +154,16 @@ static void on_cancel(void *arg, const struct rpc_result *res)
     (void)res; /* best effort: a newer epoch supersedes us anyway */
 }
 
+/* The queue machine's due time, or a topic retry's when earlier.  A retry
+ * already past (its subscription busy with another delivery) is left to the
+ * pump that runs on every raft tick and after every progress entry: it would
+ * otherwise hide the queue machine's due time from the scheduler. */
+static uint64_t next_due(const struct hosted *h, uint64_t now)
+{
+    uint64_t q = qsm_next_due_ms(h->qsm), t = h->tsm ? tsm_next_due_ms(h->tsm) : UINT64_MAX;
+    return t > now && t < q ? t : q;
+}
+
 void timers_sync(struct hosted *h)
 {
     struct node *n = h->n;
@@ -187,7 +200,7 @@ void timers_sync(struct hosted *h)
          * learns a new instance. */
         reset(h);
     }
-    uint64_t due = qsm_next_due_ms(h->qsm);
+    uint64_t due = next_due(h, now);
     if (h->sched_epoch == term && due >= h->sched_due_ms)
         return; /* held already (an earlier timer fires, finds nothing due, registers again) */
     if (h->sched_epoch == term && due == UINT64_MAX)
@@ -230,8 +243,11 @@ int timers_handle(struct node *n, struct rpc_call *call)
     /* A fire is a hint, not a clock: the Tick is stamped with our clock and
      * applies only what is due by it; if nothing is due yet (our clock is
      * behind, or the due time moved), timers_sync registers it again. */
-    if (qsm_next_due_ms(h->qsm) <= clock_wall_ms())
+    uint64_t now = clock_wall_ms();
+    if (qsm_next_due_ms(h->qsm) <= now)
         queues_propose_tick(h);
+    if (h->tsm && tsm_next_due_ms(h->tsm) <= now)
+        topics_wake(n); /* a retry is due: the raft tick's pump stays the fallback */
     timers_sync(h);
     return 1;
 }

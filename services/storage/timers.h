@@ -3,7 +3,8 @@
  * Each partition this node leads keeps ONE timer in the scheduler: the
  * state machine's next due time (qsm_next_due_ms: the earliest delayed
  * message, lease expiry, retention or dead-letter TTL deadline, or work a
- * Tick left).  When it fires, the leader proposes a Tick (queues.c), which
+ * Tick left), or a topic subscription's next retry when earlier
+ * (tsm_next_due_ms; its FIRE wakes topics.c's fan-out).  When it fires, the leader proposes a Tick (queues.c), which
  * applies everything due by the leader's clock, and registers the next due
  * time.  Why one timer per partition and not one per message: the Tick
  * already handles every due thing of the partition in one entry, so per

@@ -725,6 +725,11 @@ static void kick(struct node *n)
     evloop_timer(svc_loop(n->svc), 0, on_kick, n);
 }
 
+void topics_wake(struct node *n)
+{
+    kick(n);
+}
+
 void topics_tick(struct node *n)
 {
     if (svc_stopping(n->svc))

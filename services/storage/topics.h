@@ -33,6 +33,8 @@ int topics_apply(struct hosted *h, const struct raft_entry *e);
 int topics_handle(struct node *n, struct rpc_call *call);
 /* Every raft tick: starts due deliveries. */
 void topics_tick(struct node *n);
+/* Starts due deliveries soon (a scheduler FIRE for a retry, timers.c). */
+void topics_wake(struct node *n);
 /* The partition's snapshot image: "PIMG", u32 length of the queue state
  * machine's image, that image, then the topic state machine's image.
  * *first_needed is the smaller of both machines' first needed index.

@@ -548,6 +548,21 @@ uint64_t tsm_sub_pending(const struct tsm_topic *tp, const struct tsm_sub *s)
     return (seen > s->passed ? seen - s->passed : 0) + s->n_retries;
 }
 
+uint64_t tsm_next_due_ms(const struct tsm *t)
+{
+    uint64_t min = UINT64_MAX;
+    for (size_t i = 0; i < t->n_topics; i++) {
+        const struct tsm_topic *tp = t->topics[i];
+        for (uint32_t j = 0; j < tp->n_subs; j++) {
+            const struct tsm_sub *s = tp->subs[j];
+            for (uint32_t k = 0; k < s->n_retries; k++)
+                if (s->retries[k].next_ms < min)
+                    min = s->retries[k].next_ms;
+        }
+    }
+    return min;
+}
+
 uint64_t tsm_first_needed_index(const struct tsm *t)
 {
     uint64_t min = UINT64_MAX;

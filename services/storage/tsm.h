@@ -157,6 +157,10 @@ struct tsm_topic *tsm_topic_at(const struct tsm *t, size_t i); /* id order */
  * retries (spec §8.4 msgCount). */
 uint64_t tsm_sub_pending(const struct tsm_topic *tp, const struct tsm_sub *s);
 
+/* The earliest next attempt time of a pending retry (leader clock), or
+ * UINT64_MAX when none: what the partition's scheduler timer covers too. */
+uint64_t tsm_next_due_ms(const struct tsm *t);
+
 /* The smallest log index a cursor or retry still needs (entries before it
  * may be compacted); UINT64_MAX when nothing is needed. */
 uint64_t tsm_first_needed_index(const struct tsm *t);

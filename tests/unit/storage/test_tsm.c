@@ -154,6 +154,7 @@ Test(tsm, progress_moves_cursor_and_retries_and_sync_keeps_state)
     cr_assert_eq(tsm_create(PART, &t), CMQ_OK);
     cmq_TopicSubscription subs[2] = {sub_def("a", TSM_PROTO_QUEUE), sub_def("b", TSM_PROTO_HTTP)};
     cr_assert_eq(sync(t, 1, 3, TOPIC_FILTER_TAG, subs, 2), CMQ_OK);
+    cr_expect_eq(tsm_next_due_ms(t), UINT64_MAX, "no retry: no due time");
 
     cmq_StorageCommand c = cmq_StorageCommand_init_zero;
     c.which_cmd = cmq_StorageCommand_topic_progress_tag;
@@ -176,6 +177,7 @@ Test(tsm, progress_moves_cursor_and_retries_and_sync_keeps_state)
     cr_expect_eq(tsm_sub(tp, "a")->delivered, 4);
     cr_expect_eq(b->n_retries, 2);
     cr_expect_eq(b->retries[0].msg_id, 700, "retries are kept in id order");
+    cr_expect_eq(tsm_next_due_ms(t), 5000, "the earliest retry (the scheduler's timer)");
 
     /* a cursor never moves back; attempts 0 removes a retry */
     p->subs_count = 1;
@@ -188,6 +190,7 @@ Test(tsm, progress_moves_cursor_and_retries_and_sync_keeps_state)
     cr_expect_eq(b->cursor, B + 900);
     cr_expect_eq(b->n_retries, 1);
     cr_expect_eq(b->retries[0].msg_id, 800);
+    cr_expect_eq(tsm_next_due_ms(t), 5000);
 
     /* a sync without "a" removes it and keeps b's state */
     cr_assert_eq(sync(t, 4, 3, TOPIC_FILTER_TAG, &subs[1], 1), CMQ_OK);
