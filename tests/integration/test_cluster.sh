@@ -101,6 +101,8 @@ for n in "${NAMES[@]}"; do
     else
         wait "$pid"; rc=$?
         check "$n exits 0 on SIGTERM (rc=$rc, $((SECONDS - t0)) s)" test "$rc" -eq 0
+        # the cluster directory is removed at exit: show why it failed
+        [ "$rc" -eq 0 ] || tail -n 40 "$CMQ_VAR/log/$n.direct.log" | sed 's/^/# /'
     fi
 done
 
