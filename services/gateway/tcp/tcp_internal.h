@@ -106,6 +106,9 @@ void treq_done(struct treq *r);
 
 /* Queues a frame for writing (no-op on a closed connection). */
 void tconn_send(struct tconn *c, struct cmq_frame *f);
+/* A new answer frame to the request (seqno, cmd) with result 0 set; the
+ * caller fills it, sends it and free()s it.  NULL when out of memory. */
+struct cmq_frame *tconn_answer_new(int64_t seqno, int32_t cmd);
 void tconn_reply(struct tconn *c, int64_t seqno, int32_t cmd, int result, const char *error);
 void tconn_reply_err(struct tconn *c, int64_t seqno, int32_t cmd, enum cmq_err e, const char *arg);
 void tconn_close(struct tconn *c, const char *why);

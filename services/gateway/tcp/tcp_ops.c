@@ -92,13 +92,11 @@ static void answer_send(struct treq *r, const struct rpc_msg *msg)
         fail(r, CMQERR_SEND_FAILED, NULL);
         return;
     }
-    struct cmq_frame *f = malloc(sizeof *f);
+    struct cmq_frame *f = tconn_answer_new(r->seqno, r->cmd);
     if (!f) {
         fail(r, CMQERR_INTERNAL, NULL);
         return;
     }
-    cmq_frame_init(f, r->seqno, r->cmd);
-    f->m.has_result = true;
     for (pb_size_t i = 0; i < sr.msg_ids_count && i < CMQ_FRAME_BODIES_MAX; i++)
         f->ids[f->n_ids++] = sr.msg_ids[i];
     int batch = r->cmd == cmqtcp_Cmd_CMD_BATCH_SEND_MSG;
@@ -132,13 +130,11 @@ static void answer_pull(struct treq *r, const struct rpc_msg *msg)
         fail(r, n == 0 ? CMQERR_NO_MESSAGE : CMQERR_RECEIVE_FAILED, NULL);
         return;
     }
-    struct cmq_frame *f = malloc(sizeof *f);
+    struct cmq_frame *f = tconn_answer_new(r->seqno, r->cmd);
     if (!f) {
         fail(r, CMQERR_INTERNAL, NULL);
         return;
     }
-    cmq_frame_init(f, r->seqno, r->cmd);
-    f->m.has_result = true;
     if (r->cmd == cmqtcp_Cmd_CMD_PULL_MSG) {
         f->m.has_pull_rsp = true;
         fill_pull(&f->m.pull_rsp, &rs[0]);
@@ -181,14 +177,12 @@ static void answer_delete(struct treq *r, const struct rpc_msg *msg)
         return;
     }
     /* §7.6: only the failed handles, each with all three fields. */
-    struct cmq_frame *f = malloc(sizeof *f);
+    struct cmq_frame *f = tconn_answer_new(r->seqno, r->cmd);
     if (!f) {
         fail(r, CMQERR_INTERNAL, NULL);
         return;
     }
     enum cmq_err top = failed == n ? CMQERR_DELETE_ALL_FAILED : CMQERR_DELETE_PARTIAL;
-    cmq_frame_init(f, r->seqno, r->cmd);
-    f->m.has_result = true;
     f->m.result = tcp_result_code(top);
     f->m.has_error = true;
     cmq_error_message(top, NULL, f->m.error, sizeof f->m.error);

@@ -77,13 +77,11 @@ static void on_published(void *arg, const struct rpc_result *res)
         pub_fail(p, CMQERR_INTERNAL, NULL);
         return;
     }
-    struct cmq_frame *f = malloc(sizeof *f);
+    struct cmq_frame *f = tconn_answer_new(r->seqno, r->cmd);
     if (!f) {
         pub_fail(p, CMQERR_INTERNAL, NULL);
         return;
     }
-    cmq_frame_init(f, r->seqno, r->cmd);
-    f->m.has_result = true;
     for (pb_size_t i = 0; i < pr.msg_ids_count && i < CMQ_FRAME_BODIES_MAX; i++)
         f->ids[f->n_ids++] = pr.msg_ids[i];
     tconn_send(r->conn, f);

@@ -133,15 +133,23 @@ void tconn_send(struct tconn *c, struct cmq_frame *f)
     flush(c);
 }
 
-void tconn_reply(struct tconn *c, int64_t seqno, int32_t cmd, int result, const char *error)
+struct cmq_frame *tconn_answer_new(int64_t seqno, int32_t cmd)
 {
     struct cmq_frame *f = malloc(sizeof *f);
+    if (!f)
+        return NULL;
+    cmq_frame_init(f, seqno, cmd);
+    f->m.has_result = true;
+    return f;
+}
+
+void tconn_reply(struct tconn *c, int64_t seqno, int32_t cmd, int result, const char *error)
+{
+    struct cmq_frame *f = tconn_answer_new(seqno, cmd);
     if (!f) {
         tconn_close(c, "out_of_memory");
         return;
     }
-    cmq_frame_init(f, seqno, cmd);
-    f->m.has_result = true;
     f->m.result = result;
     if (error && error[0]) {
         f->m.has_error = true;
