@@ -2,7 +2,17 @@
  *
  * Thin wrappers over the system calls the log uses.  errno is converted to a
  * status here, once (status_from_errno); short reads and writes and EINTR
- * are handled here so callers see all-or-nothing.  Internal to common/seglog.
+ * are handled here so callers see all-or-nothing.  The segment log uses it;
+ * so do the storage node's other durable files (snapshots, `members`), so
+ * that the power-loss seam below covers them too.
+ *
+ * Test-only power-loss seam (docs/storage-format.md, "Power-loss testing"):
+ * after file_fault_unsynced_enable(), bytes written through file_pwrite* stay
+ * in process memory until their file is fdatasync'ed or fsync'ed; reads
+ * through file_pread/file_size/file_next_data see them.  A process killed
+ * with SIGKILL then loses exactly the unsynced writes, as a power loss would.
+ * Never enable it in production: it holds every unsynced byte in memory and
+ * serialises file I/O on one mutex.
  */
 #ifndef CMQ_SEGLOG_FILE_H
 #define CMQ_SEGLOG_FILE_H
@@ -43,5 +53,19 @@ int file_fsync_dir(const char *dir);
 int file_rename(const char *from, const char *to);
 /* Unlinks; a missing file is not an error. */
 int file_unlink(const char *path);
+
+/* Turns the power-loss seam on for the whole process (and forgets any
+ * earlier overlay and crash): call once, before any file is opened through
+ * these wrappers.  There is no way to turn it off. */
+void file_fault_unsynced_enable(void);
+int file_fault_unsynced_enabled(void);
+/* Simulates a power loss in-process, for tests: every unsynced write is
+ * dropped, and until file_fault_unsynced_enable() is called again ("the
+ * machine restarted") every change through these wrappers (writes, syncs,
+ * truncations, renames, unlinks, opens that create or truncate) does nothing
+ * (opens that would create or truncate fail with CMQ_EIO). */
+void file_fault_crash(void);
+/* Bytes currently held back (written, not yet synced). */
+uint64_t file_fault_unsynced_bytes(void);
 
 #endif
