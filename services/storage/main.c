@@ -1,6 +1,7 @@
 /* cmq-storage: main.c only wires (config, data directory lock, svc frame,
  * node, run).  The node (node.c) hosts the Raft partitions. */
 #include "config.h"
+#include "file.h"
 #include "log.h"
 #include "node.h"
 #include "status.h"
@@ -43,6 +44,12 @@ int main(int argc, char **argv)
                            &cfg, &cfg.common);
     if (rc >= 0)
         return rc;
+    if (cfg.fault_unsynced) {
+        /* The power-loss test seam, before any file is opened. */
+        file_fault_unsynced_enable();
+        log_warn("fault_unsynced_in_memory", "dir=%s note=\"TEST ONLY: writes not yet fsynced "
+                 "are held in memory; kill -9 loses them as a power loss would\"", cfg.data_dir);
+    }
     int lock_fd = lock_data_dir(cfg.data_dir);
     if (lock_fd < 0)
         return 1;

@@ -14,6 +14,7 @@
 #include "forward.h"
 
 #include "clock.h"
+#include "file.h"
 #include "log.h"
 #include "partition.h"
 #include "raft.h"
@@ -69,6 +70,9 @@ const struct config_key storage_config_keys[] = {
                    "subscriptions (empty: HTTP subscriptions are not served)"),
     CONFIG_INT_KEY("topics.retry_scale_permille", struct storage_cfg, retry_scale_permille, "1000",
                    1, 1000, "topic push retry delays scaled by this/1000 (tests shorten them)"),
+    CONFIG_INT_KEY("fault.unsynced_in_memory", struct storage_cfg, fault_unsynced, "0", 0, 1,
+                   "TEST ONLY: hold every write not yet fsynced in process memory, so kill -9 "
+                   "loses it as a power loss would (docs/storage-format.md); never in production"),
 };
 const size_t storage_config_n_keys = sizeof storage_config_keys / sizeof storage_config_keys[0];
 
@@ -444,27 +448,32 @@ static void writer_fd_changed(void *arg, struct partition *p, int fd, int add)
         evloop_del_fd(svc_loop(n->svc), fd);
 }
 
-/* Writes dir/members atomically: one "raft_id node_id" line per replica. */
+/* Writes dir/members atomically: one "raft_id node_id" line per replica.
+ * Through the segment log's file seam, so the power-loss seam covers it. */
 static int write_members(const char *dir, char names[][64], int count)
 {
-    char path[320], tmp[330];
+    char path[320], tmp[330], text[RAFT_MAX_NODES * 96];
     snprintf(path, sizeof path, "%s/members", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return status_from_errno(errno);
-    for (int i = 0; i < count; i++)
-        fprintf(f, "%llu %s\n", (unsigned long long)raft_id_of(names[i]), names[i]);
-    int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0)
-        return CMQ_EIO;
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    return CMQ_OK;
+    size_t len = 0;
+    for (int i = 0; i < count && len < sizeof text; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%llu %s\n",
+                                (unsigned long long)raft_id_of(names[i]), names[i]);
+    if (len >= sizeof text)
+        return CMQ_ETOOBIG;
+    int fd = -1;
+    int rc = file_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, &fd);
+    if (rc == CMQ_OK)
+        rc = file_pwrite_all(fd, text, len, 0);
+    if (rc == CMQ_OK)
+        rc = file_fsync(fd);
+    if (fd >= 0)
+        close(fd);
+    if (rc == CMQ_OK)
+        rc = file_rename(tmp, path);
+    if (rc == CMQ_OK)
+        (void)file_fsync_dir(dir);
+    return rc == CMQ_OK ? CMQ_OK : CMQ_EIO;
 }
 
 /* Reads dir/members; returns the number of replicas (0 when absent or bad). */

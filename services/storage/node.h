@@ -39,6 +39,7 @@ struct storage_cfg {
     int64_t retry_scale_permille;
     int64_t snapshot_entries;
     int64_t snapshot_bytes;
+    int64_t fault_unsynced; /* test only: file_fault_unsynced_enable() at start */
 };
 
 extern const struct config_key storage_config_keys[];
