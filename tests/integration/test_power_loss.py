@@ -163,11 +163,14 @@ def start_storage(node):
         f.write(out.strip() + '\n')
 
 
-def drain(c, queue, deadline_s):
+def drain(c, queue, want, deadline_s):
+    """Receives until 3 empty polls in a row, and (up to the deadline) until
+    every msgId in `want` arrived: a leader that just took over answers only
+    what it has applied, so an early empty poll is not the end."""
     got = {}
     end = time.time() + deadline_s
     empty = 0
-    while time.time() < end and empty < 3:
+    while time.time() < end and (empty < 3 or not want <= got.keys()):
         try:
             r = c.call('BatchReceiveMessage', queueName=queue, numOfMsg=16, pollingWaitSeconds=1)
         except Exception:
@@ -269,7 +272,8 @@ def main():
           % (len(acked), attempts, failures), flush=True)
     got = {}
     for q in queues.values():
-        for mid, bodies in drain(c, q, 40).items():
+        want = {m for m, v in acked.items() if v[0] == q}
+        for mid, bodies in drain(c, q, want, 30).items():
             got.setdefault(mid, []).extend((q, b) for b in bodies)
     missing = [m for m in acked if m not in got]
     wrong = [m for m in acked if m in got and
