@@ -62,6 +62,23 @@ static struct {
     uint64_t bytes;
 } ov = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
+/* Directory operations not yet made durable by a file_fsync_dir (only with
+ * file_fault_dirops_enable; in-process crashes only).  Undone, newest first,
+ * by file_fault_crash.  Under ov.mu. */
+struct dirop {
+    char *path, *from;  /* create: path; rename: from -> path */
+    char *backup;       /* rename over an existing file: its old inode, linked here */
+    char *dir, *from_dir;
+    int dir_synced, from_dir_synced;
+};
+
+static struct {
+    int on;
+    struct dirop *ops;
+    size_t n, cap;
+    unsigned seq;
+} dops;
+
 static int ov_on(void)
 {
     return __atomic_load_n(&ov.on, __ATOMIC_ACQUIRE);
@@ -254,11 +271,14 @@ int file_fault_unsynced_enabled(void)
     return ov_on();
 }
 
+static void dirops_undo(void);
+
 void file_fault_crash(void)
 {
     pthread_mutex_lock(&ov.mu);
     while (ov.n)
         ov_drop(&ov.files[ov.n - 1]);
+    dirops_undo();
     __atomic_store_n(&ov.crashed, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&ov.mu);
 }
@@ -269,6 +289,90 @@ uint64_t file_fault_unsynced_bytes(void)
     uint64_t b = ov.bytes;
     pthread_mutex_unlock(&ov.mu);
     return b;
+}
+
+static char *dir_dup(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    return strndup(path, slash == path ? 1 : (size_t)(slash - path));
+}
+
+static void dirop_free(struct dirop *o, int keep_backup)
+{
+    if (o->backup && !keep_backup)
+        (void)unlink(o->backup);
+    free(o->path);
+    free(o->from);
+    free(o->backup);
+    free(o->dir);
+    free(o->from_dir);
+}
+
+/* Records a create (from NULL) or a rename; on allocation failure the
+ * operation is simply treated as durable. */
+static void dirop_add(const char *path, const char *from, char *backup)
+{
+    if (dops.n == dops.cap) {
+        size_t cap = dops.cap ? 2 * dops.cap : 16;
+        struct dirop *n = realloc(dops.ops, cap * sizeof *n);
+        if (!n) {
+            if (backup)
+                (void)unlink(backup);
+            free(backup);
+            return;
+        }
+        dops.ops = n;
+        dops.cap = cap;
+    }
+    struct dirop o = {strdup(path), from ? strdup(from) : NULL, backup, dir_dup(path),
+                      from ? dir_dup(from) : NULL, 0, from ? 0 : 1};
+    if (!o.path || !o.dir || (from && (!o.from || !o.from_dir))) {
+        dirop_free(&o, 0);
+        return;
+    }
+    dops.ops[dops.n++] = o;
+}
+
+/* `dir` was fsynced: the operations in it are durable. */
+static void dirops_synced(const char *dir)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < dops.n; i++) {
+        struct dirop *o = &dops.ops[i];
+        o->dir_synced |= strcmp(o->dir, dir) == 0;
+        o->from_dir_synced |= o->from_dir && strcmp(o->from_dir, dir) == 0;
+        if (o->dir_synced && o->from_dir_synced)
+            dirop_free(o, 0);
+        else
+            dops.ops[keep++] = *o;
+    }
+    dops.n = keep;
+}
+
+/* The power went: renames and creations not made durable go back, newest
+ * first (errors ignored: a later unlink may have removed a name already). */
+static void dirops_undo(void)
+{
+    while (dops.n) {
+        struct dirop *o = &dops.ops[--dops.n];
+        if (o->from) {
+            (void)rename(o->path, o->from);
+            if (o->backup)
+                (void)rename(o->backup, o->path);
+        } else {
+            (void)unlink(o->path);
+        }
+        dirop_free(o, 1);
+    }
+}
+
+void file_fault_dirops_enable(void)
+{
+    pthread_mutex_lock(&ov.mu);
+    dops.on = 1;
+    pthread_mutex_unlock(&ov.mu);
 }
 
 /* In fault mode: takes ov.mu; returns 1 when the machine has "crashed" (the
@@ -307,9 +411,12 @@ int file_open(const char *path, int flags, int *fd)
         ov_unlock();
         return CMQ_EIO; /* the machine is down */
     }
+    int created = dops.on && (flags & O_CREAT) && access(path, F_OK) != 0;
     int st = raw_open(path, flags, fd);
     if (!st && (flags & O_TRUNC))
         ov_cut(*fd, 0);
+    if (!st && created)
+        dirop_add(path, NULL, NULL);
     ov_unlock();
     return st;
 }
@@ -601,6 +708,12 @@ int file_fsync_dir(const char *dir)
         return s;
     s = fsync(fd) == 0 ? 0 : status_from_errno(errno);
     close(fd);
+    if (!s && ov_on()) {
+        pthread_mutex_lock(&ov.mu);
+        if (dops.on)
+            dirops_synced(dir);
+        pthread_mutex_unlock(&ov.mu);
+    }
     return s;
 }
 
@@ -615,9 +728,30 @@ int file_rename(const char *from, const char *to)
     /* A replaced target's inode may be freed and its number reused: its
      * overlay goes with it. */
     struct stat a, b;
-    if (stat(from, &a) == 0 && stat(to, &b) == 0 && (a.st_dev != b.st_dev || a.st_ino != b.st_ino))
+    int replaces = stat(from, &a) == 0 && stat(to, &b) == 0 &&
+                   (a.st_dev != b.st_dev || a.st_ino != b.st_ino);
+    char *backup = NULL;
+    if (replaces && dops.on) {
+        /* Keep the replaced inode under a hidden name until the rename is
+         * durable, so a crash can put it back. */
+        size_t len = strlen(to) + 32;
+        backup = malloc(len);
+        if (backup)
+            snprintf(backup, len, "%s.plbak%u", to, dops.seq++);
+        if (backup && link(to, backup) != 0) {
+            free(backup);
+            backup = NULL;
+        }
+    } else if (replaces) {
         ov_drop(ov_find(b.st_dev, b.st_ino));
+    }
     int st = rename(from, to) == 0 ? 0 : status_from_errno(errno);
+    if (!st && dops.on)
+        dirop_add(to, from, backup);
+    else if (backup) {
+        (void)unlink(backup);
+        free(backup);
+    }
     ov_unlock();
     return st;
 }

@@ -65,6 +65,15 @@ int file_fault_unsynced_enabled(void);
  * truncations, renames, unlinks, opens that create or truncate) does nothing
  * (opens that would create or truncate fail with CMQ_EIO). */
 void file_fault_crash(void);
+/* Also models directory operations, for in-process crashes only: a file
+ * created or renamed through these wrappers and not followed by a
+ * file_fsync_dir of its directory (both directories for a rename) is undone
+ * by file_fault_crash (the created file removed, the rename reversed and a
+ * replaced file put back; it waits under a hidden name `<to>.plbak<n>` until
+ * the rename is durable).  Unlinks are not modelled.  Directories are
+ * compared as strings: pass file_fsync_dir the directory part of the paths
+ * exactly as it was spelled in them.  Call after file_fault_unsynced_enable. */
+void file_fault_dirops_enable(void);
 /* Bytes currently held back (written, not yet synced). */
 uint64_t file_fault_unsynced_bytes(void);
 

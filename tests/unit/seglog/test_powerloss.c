@@ -200,6 +200,73 @@ Test(powerloss, the_machine_is_down_until_it_comes_back)
     close(fd);
 }
 
+static int exists(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", t_dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static void t_rename(const char *from, const char *to)
+{
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/%s", t_dir, from);
+    snprintf(b, sizeof b, "%s/%s", t_dir, to);
+    cr_assert_eq(file_rename(a, b), CMQ_OK);
+}
+
+static size_t n_entries(void)
+{
+    DIR *d = opendir(t_dir);
+    cr_assert_not_null(d);
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+Test(powerloss, directory_operations_need_a_directory_fsync)
+{
+    file_fault_dirops_enable();
+    uint8_t a[50], b[50], got[100];
+    fill(a, sizeof a, 7);
+    fill(b, sizeof b, 8);
+    /* "old", created and made durable. */
+    int fd = t_open_file("old", O_RDWR | O_CREAT | O_TRUNC);
+    cr_assert_eq(file_pwrite_all(fd, a, sizeof a, 0), CMQ_OK);
+    cr_assert_eq(file_fsync(fd), CMQ_OK);
+    close(fd);
+    cr_assert_eq(file_fsync_dir(t_dir), CMQ_OK);
+    /* "new": created and synced (durable), then renamed over "old" without
+     * a directory fsync. */
+    fd = t_open_file("new", O_RDWR | O_CREAT | O_TRUNC);
+    cr_assert_eq(file_pwrite_all(fd, b, sizeof b, 0), CMQ_OK);
+    cr_assert_eq(file_fsync(fd), CMQ_OK);
+    close(fd);
+    cr_assert_eq(file_fsync_dir(t_dir), CMQ_OK);
+    t_rename("new", "old");
+    int gone = t_open_file("gone", O_RDWR | O_CREAT);
+    close(gone);
+    cr_assert(exists("gone"));
+    power_cycle();
+    cr_assert(!exists("gone"), "a creation without a directory fsync is lost");
+    cr_assert(exists("new"), "the rename is undone");
+    cr_assert_eq(disk_read("old", got, sizeof got), sizeof a);
+    cr_assert_eq(memcmp(got, a, sizeof a), 0, "the replaced file is back");
+    cr_assert_eq(n_entries(), 2, "old and new, no backup left");
+
+    /* The same with the directory fsync: it stays. */
+    t_rename("new", "old");
+    cr_assert_eq(file_fsync_dir(t_dir), CMQ_OK);
+    power_cycle();
+    cr_assert(!exists("new"));
+    cr_assert_eq(disk_read("old", got, sizeof got), sizeof b);
+    cr_assert_eq(memcmp(got, b, sizeof b), 0);
+    cr_assert_eq(n_entries(), 1, "the backup went with the directory fsync");
+}
+
 /* Random writes and syncs against a model: `now` is what the process must
  * read, `disk` what a crash must leave. */
 Test(powerloss, random_writes_agree_with_a_model_of_the_disk)
@@ -303,6 +370,7 @@ Test(powerloss, seglog_keeps_what_sync_reported_and_loses_the_unsynced_tail)
 
 Test(powerloss, seglog_hard_state_survives_once_saved)
 {
+    file_fault_dirops_enable();
     struct seglog *log = t_open();
     struct seglog_hardstate hs = {7, 3, 0}, got;
     cr_assert_eq(seglog_hardstate_save(log, &hs), CMQ_OK);
@@ -318,7 +386,7 @@ Test(powerloss, seglog_hard_state_survives_once_saved)
 
 /* Many power losses at random points: appends in random batches, a sync
  * now and then, rollovers and suffix truncations (a new leader's term). */
-Test(powerloss, seglog_random_crashes_keep_every_durable_entry)
+static void random_crashes(void)
 {
     unsigned seed = (unsigned)time(NULL);
     srand(seed);
@@ -353,6 +421,19 @@ Test(powerloss, seglog_random_crashes_keep_every_durable_entry)
         reopen_and_check(&log, durable, last, term);
     }
     seglog_close(log);
+}
+
+Test(powerloss, seglog_random_crashes_keep_every_durable_entry)
+{
+    random_crashes();
+}
+
+/* The same with directory operations modelled too: a segment whose creation
+ * (rename into place) was not followed by a directory fsync vanishes. */
+Test(powerloss, seglog_random_crashes_with_directory_operations)
+{
+    file_fault_dirops_enable();
+    random_crashes();
 }
 
 /* The writer thread: a completion means durable, even when the power goes
