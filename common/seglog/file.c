@@ -17,9 +17,12 @@
  *       bytes or size holds ov.mu for the whole operation, except the final
  *       fdatasync/fsync system call, so a reader never sees a byte in neither
  *       place.
- * Deliberately not modelled: size changes (ftruncate, fallocate), creation,
- * rename and unlink reach the kernel at once, as if the file system journaled
- * them before the crash; only file contents are held back.
+ * Deliberately not modelled under kill -9: size changes (ftruncate,
+ * fallocate), creation, rename and unlink reach the kernel at once, as if the
+ * file system journaled them before the crash; only file contents are held
+ * back.  For in-process crashes (unit tests), file_fault_dirops_enable also
+ * records creations and renames until their directory is fsynced, and
+ * file_fault_crash undoes them (struct dirop).
  */
 #include "file.h"
 
