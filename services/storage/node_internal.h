@@ -43,6 +43,7 @@ struct hosted {
     int sched_failed;        /* the last registration failed: the leader polls */
     struct dlq_pump *pump;   /* dead-letter moves being delivered (dlq.c) */
     struct op *keyed;        /* keyed sends in flight (queues.c) */
+    void *pub_keyed;         /* keyed publishes in flight (topics.c: struct pub_op) */
     struct trace_log *trace; /* the message trace index (trace.c); NULL if it failed */
 };
 

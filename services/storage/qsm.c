@@ -35,6 +35,8 @@
  */
 #include "qsm.h"
 
+#include "dedupwin.h"
+
 #include "crc32c.h"
 #include "status.h"
 
@@ -371,10 +373,8 @@ struct qsm {
      * ascending msg id; bodies are read back from the log when delivered */
     struct qsm_dlq_move *pend;
     uint32_t n_pend, cap_pend;
-    /* the dedup window: the last QSM_DEDUP_MAX keyed items, FIFO */
-    struct dedup *dd;       /* ring, allocated on the first keyed Send */
-    uint32_t dd_head, dd_n; /* oldest entry, count */
-    struct map dd_map;      /* dedup_hash -> ring entry */
+    /* the dedup window (dedupwin.h): (queue, key) -> first msg id */
+    struct dedupwin dd;
     struct qsm_tracer tracer; /* message trace events (optional) */
     const char *rx_addr;    /* the consumer of the Receive being applied */
 };
@@ -393,51 +393,6 @@ static void trace_ev(const struct qsm *q, uint32_t event, uint64_t queue_id, uin
         .addr = addr, .addr_len = addr ? strnlen(addr, addr_len) : 0,
     };
     q->tracer.event(q->tracer.arg, q->applied_index, &ev);
-}
-
-struct dedup {
-    uint64_t queue_id, key, msg_id;
-};
-
-static uint64_t dedup_hash(uint64_t queue_id, uint64_t key)
-{
-    uint64_t h = mix64(queue_id ^ mix64(key ^ UINT64_C(0x9e3779b97f4a7c15)));
-    return h ? h : 1;
-}
-
-static const struct dedup *dedup_find(const struct qsm *q, uint64_t queue_id, uint64_t key)
-{
-    const struct dedup *d = map_get(&q->dd_map, dedup_hash(queue_id, key));
-    return d && d->queue_id == queue_id && d->key == key ? d : NULL;
-}
-
-/* Remembers (queue, key) -> msg id, evicting the oldest when full.  A key
- * already held keeps its first msg id. */
-static int dedup_note(struct qsm *q, uint64_t queue_id, uint64_t key, uint64_t msg_id)
-{
-    uint64_t h = dedup_hash(queue_id, key);
-    if (map_get(&q->dd_map, h))
-        return CMQ_OK; /* held (or a 2^-64 hash collision: not deduplicated) */
-    if (!q->dd) {
-        q->dd = calloc(QSM_DEDUP_MAX, sizeof *q->dd);
-        if (!q->dd)
-            return CMQ_ENOMEM;
-    }
-    if (q->dd_n == QSM_DEDUP_MAX) {
-        struct dedup *old = &q->dd[q->dd_head];
-        uint64_t oh = dedup_hash(old->queue_id, old->key);
-        if (map_get(&q->dd_map, oh) == old)
-            map_del(&q->dd_map, oh);
-        q->dd_head = (q->dd_head + 1) % QSM_DEDUP_MAX;
-        q->dd_n--;
-    }
-    struct dedup *d = &q->dd[(q->dd_head + q->dd_n) % QSM_DEDUP_MAX];
-    *d = (struct dedup){queue_id, key, msg_id};
-    int rc = map_put(&q->dd_map, h, d);
-    if (rc)
-        return rc;
-    q->dd_n++;
-    return CMQ_OK;
 }
 
 static uint32_t pend_find(const struct qsm *q, uint64_t msg_id)
@@ -1592,7 +1547,8 @@ static int cmd_send(struct qsm *q, uint64_t index, const struct send_view *c, ui
     }
     res->n_msg_ids = c->n;
     for (uint32_t i = 0; i < c->n; i++)
-        if (c->m[i].dedup_key && (rc = dedup_note(q, qu->id, c->m[i].dedup_key, res->msg_ids[i])))
+        if (c->m[i].dedup_key &&
+            (rc = dedupwin_note(&q->dd, qu->id, c->m[i].dedup_key, res->msg_ids[i], leader_ms)))
             return rc;
     rc = span_note_send(qu, span_cap(q), index, n_live, leader_ms);
     if (rc)
@@ -2212,6 +2168,7 @@ int qsm_create(uint32_t partition_id, const struct qsm_reader *reader, struct qs
         return CMQ_ENOMEM;
     q->partition = partition_id;
     q->reader = *reader;
+    dedupwin_init(&q->dd, QSM_DEDUP_MAX, QSM_DEDUP_HARD_MAX, QSM_DEDUP_KEEP_MS);
     q->cmd = calloc(1, sizeof *q->cmd);
     if (!q->cmd) {
         qsm_destroy(q);
@@ -2236,8 +2193,7 @@ void qsm_destroy(struct qsm *q)
     queues_free(q->queues, q->n_queues);
     free(q->cmd);
     free(q->pend);
-    free(q->dd);
-    map_free(&q->dd_map);
+    dedupwin_free(&q->dd);
     free(q);
 }
 
@@ -2373,29 +2329,38 @@ size_t qsm_dlq_pending(const struct qsm *q, struct qsm_dlq_move *out, size_t max
     return q->n_pend;
 }
 
-int qsm_dedup_check(const struct qsm *q, const uint8_t *req, size_t len, uint64_t *ids,
-                    uint32_t *n, uint64_t *first_key)
+int qsm_dedup_lookup(const struct qsm *q, const uint8_t *req, size_t len, uint64_t *keys,
+                     uint64_t *ids, uint32_t *n)
 {
     struct send_view sv;
     *n = 0;
-    *first_key = 0;
     if (!parse_send(req, len, &sv) || sv.n < 1 || sv.n > QSM_BATCH_MAX)
-        return CMQ_EINVAL;
-    uint32_t found = 0;
+        return -1;
+    int found = 0;
     for (uint32_t i = 0; i < sv.n; i++) {
-        if (!sv.m[i].dedup_key)
-            continue;
-        if (!*first_key)
-            *first_key = sv.m[i].dedup_key;
-        const struct dedup *d = dedup_find(q, sv.queue_id, sv.m[i].dedup_key);
-        if (d) {
-            ids[i] = d->msg_id;
-            found++;
-        }
+        keys[i] = sv.m[i].dedup_key;
+        ids[i] = dedupwin_find(&q->dd, sv.queue_id, keys[i]);
+        found += ids[i] != 0;
     }
-    if (!found || found != sv.n)
-        return CMQ_ENOTFOUND; /* none, or a batch the window holds only part of: append */
     *n = sv.n;
+    return found;
+}
+
+int qsm_dedup_check(const struct qsm *q, const uint8_t *req, size_t len, uint64_t *ids,
+                    uint32_t *n, uint64_t *first_key)
+{
+    uint64_t keys[QSM_BATCH_MAX];
+    uint32_t cnt;
+    *first_key = 0;
+    int found = qsm_dedup_lookup(q, req, len, keys, ids, &cnt);
+    *n = 0;
+    if (found < 0)
+        return CMQ_EINVAL;
+    for (uint32_t i = 0; i < cnt && !*first_key; i++)
+        *first_key = keys[i];
+    if (!found || (uint32_t)found != cnt)
+        return CMQ_ENOTFOUND; /* none, or a batch the window holds only part of */
+    *n = cnt;
     return CMQ_OK;
 }
 
@@ -2458,8 +2423,7 @@ size_t qsm_memory_bytes(const struct qsm *q)
         b += (size_t)qu->recs.n * sizeof(struct rec) + (size_t)qu->groups.n * sizeof(struct group);
     }
     b += (size_t)q->cap_pend * sizeof(struct qsm_dlq_move);
-    b += (q->dd ? QSM_DEDUP_MAX * sizeof(struct dedup) : 0) +
-         (size_t)q->dd_map.cap * (sizeof(uint64_t) + sizeof(void *));
+    b += dedupwin_memory(&q->dd);
     return b;
 }
 
@@ -2467,7 +2431,8 @@ size_t qsm_memory_bytes(const struct qsm *q)
  * Little-endian, fixed-width fields; see docs/queue-state-machine.md. */
 
 #define SNAP_MAGIC 0x534d5351u /* "QSMS" */
-#define SNAP_VERSION 2u /* 2: + pending dead-letter moves and the dedup window */
+#define SNAP_VERSION 3u /* 2: + pending dead-letter moves and the dedup window;
+                          * 3: + each window entry's leader clock */
 
 struct wbuf {
     uint8_t *p;
@@ -2607,12 +2572,13 @@ int qsm_snapshot_write(const struct qsm *q, qsm_sink_fn *sink, void *arg)
             w_u32(&w, m->dequeue_count);
             w_u32(&w, m->reason);
         }
-        w_u32(&w, q->dd_n); /* oldest first: a reader rebuilds the same FIFO */
-        for (uint32_t i = 0; i < q->dd_n; i++) {
-            const struct dedup *d = &q->dd[(q->dd_head + i) % QSM_DEDUP_MAX];
-            w_u64(&w, d->queue_id);
+        w_u32(&w, dedupwin_count(&q->dd)); /* oldest first: a reader rebuilds the same FIFO */
+        for (uint32_t i = 0; i < dedupwin_count(&q->dd); i++) {
+            const struct dedupwin_ent *d = dedupwin_at(&q->dd, i);
+            w_u64(&w, d->scope);
             w_u64(&w, d->key);
             w_u64(&w, d->msg_id);
+            w_u64(&w, d->ms);
         }
     }
     if (!rc && w.oom)
@@ -2760,7 +2726,7 @@ int qsm_snapshot_read(struct qsm *q, const uint8_t *buf, size_t len)
     if (R32(&r) != SNAP_MAGIC)
         return CMQ_ECORRUPT;
     uint32_t version = R32(&r);
-    if (version != 1 && version != SNAP_VERSION)
+    if (version < 1 || version > SNAP_VERSION)
         return CMQ_ECORRUPT;
     if (R32(&r) != q->partition)
         return r.bad ? CMQ_ECORRUPT : CMQ_EINVAL;
@@ -2839,8 +2805,10 @@ int qsm_snapshot_read(struct qsm *q, const uint8_t *buf, size_t len)
         rc = queue_load_recs(qu, &r, nr);
         qu->sweep_due_ms = sweep; /* rec_new lowered it while loading */
     }
-    /* version 2: pending moves and the dedup window, into a scratch qsm */
+    /* version 2: pending moves and the dedup window, into a scratch qsm
+     * (version 2 entries have no clock: they count from the image's) */
     struct qsm t = {0};
+    dedupwin_init(&t.dd, q->dd.soft_max, q->dd.hard_max, q->dd.keep_ms);
     if (!rc && version >= 2) {
         uint32_t np = R32(&r);
         if (r.bad || np > QSM_DLQ_PENDING_MAX + QSM_DLQ_MOVES_MAX)
@@ -2860,32 +2828,28 @@ int qsm_snapshot_read(struct qsm *q, const uint8_t *buf, size_t len)
                 rc = pend_add(&t, &m);
         }
         uint32_t nd = rc ? 0 : R32(&r);
-        if (r.bad || nd > QSM_DEDUP_MAX)
+        if (r.bad || nd > QSM_DEDUP_HARD_MAX)
             rc = CMQ_ECORRUPT;
         for (uint32_t i = 0; i < nd && !rc; i++) {
             uint64_t qid = R64(&r), key = R64(&r), id = R64(&r);
-            rc = r.bad ? CMQ_ECORRUPT : dedup_note(&t, qid, key, id);
+            uint64_t ms = version >= 3 ? R64(&r) : now;
+            rc = r.bad || !key ? CMQ_ECORRUPT : dedupwin_note(&t.dd, qid, key, id, ms);
         }
     }
     if (!rc && (r.bad || r.p != r.end))
         rc = CMQ_ECORRUPT;
     if (rc) {
         free(t.pend);
-        free(t.dd);
-        map_free(&t.dd_map);
+        dedupwin_free(&t.dd);
         queues_free(v, made);
         return rc;
     }
     free(q->pend);
-    free(q->dd);
-    map_free(&q->dd_map);
+    dedupwin_free(&q->dd);
     q->pend = t.pend;
     q->n_pend = t.n_pend;
     q->cap_pend = t.cap_pend;
     q->dd = t.dd;
-    q->dd_head = t.dd_head;
-    q->dd_n = t.dd_n;
-    q->dd_map = t.dd_map;
     cache_drop(q);
     queues_free(q->queues, q->n_queues);
     q->queues = v;

@@ -46,11 +46,13 @@
  *    qsm_has_visible still says yes; propose another (it continues where the
  *    last one stopped).
  *  - Idempotent appends: a SendItem may carry a dedup_key; the partition
- *    remembers the last QSM_DEDUP_MAX keyed items (queue, key -> msg id,
- *    FIFO, in the snapshot).  The window is only read before proposing
- *    (qsm_dedup_check, on a leader that applied an entry of its own term);
- *    applying a Send never refuses it, so the scan re-derives acceptance
- *    from the entry alone (I6 in qsm.c).
+ *    remembers keyed items (queue, key -> first msg id, in the snapshot):
+ *    the last QSM_DEDUP_MAX of them whatever their age, and beyond that
+ *    those younger than QSM_DEDUP_KEEP_MS (leader clock), up to
+ *    QSM_DEDUP_HARD_MAX (dedupwin.h).  The window is only read before
+ *    proposing (qsm_dedup_lookup, on a leader that applied an entry of its
+ *    own term); applying a Send never refuses it, so the scan re-derives
+ *    acceptance from the entry alone (I6 in qsm.c).
  *  - Transaction (half) messages (SendItem.txn_check_ms > 0, not with a delay,
  *    not on ordered queues) are tracked from their Send and never delivered
  *    until a TxnConfirm commits them (they become visible at that entry's
@@ -155,7 +157,13 @@ static inline uint32_t qsm_id_slot(uint64_t id)
 #endif
 #define QSM_TXN_CHECK_MS_MAX (12 * 3600 * 1000)
 #ifndef QSM_DEDUP_MAX
-#define QSM_DEDUP_MAX 8192                 /* dedup window: keyed items remembered per partition */
+#define QSM_DEDUP_MAX 8192                 /* dedup window: keyed items always remembered */
+#endif
+#ifndef QSM_DEDUP_KEEP_MS
+#define QSM_DEDUP_KEEP_MS 30000            /* ... and beyond, those younger than this */
+#endif
+#ifndef QSM_DEDUP_HARD_MAX
+#define QSM_DEDUP_HARD_MAX (1u << 19)      /* ... up to this many (16 MiB + 4 MiB index) */
 #endif
 
 _Static_assert(QSM_BATCH_MAX <= (1 << QSM_ID_SLOT_BITS), "a batch must fit the id's slot bits");
@@ -321,6 +329,12 @@ uint64_t qsm_applied_index(const struct qsm *q);
  * each to its DLQ (idempotently: dedup key = the source msg id) and then
  * proposes DlqDelivered (docs/queue-state-machine.md §8). */
 size_t qsm_dlq_pending(const struct qsm *q, struct qsm_dlq_move *out, size_t max);
+/* Dedup window lookup for an encoded SendRequest (borrowed), per item: keys[i]
+ * its dedup key (0: none) and ids[i] the msg id the window holds for it in
+ * that queue (0: none), *n the item count.  Returns the number of items
+ * found (0..*n), or -1 when the request does not parse. */
+int qsm_dedup_lookup(const struct qsm *q, const uint8_t *req, size_t len, uint64_t *keys,
+                     uint64_t *ids, uint32_t *n);
 /* Dedup window lookup for an encoded SendRequest (borrowed): CMQ_OK when every
  * item has a dedup key the window holds for that queue (ids[0..n) are the
  * original msg ids: answer them, do not propose); CMQ_ENOTFOUND otherwise

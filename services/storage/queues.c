@@ -44,8 +44,13 @@ struct op {
     uint8_t *req;          /* receives: the request, to propose again after an empty result */
     size_t req_len;
     uint64_t queue_id;
-    uint64_t dedup_key;    /* keyed sends: the first item's key (in-flight duplicates) */
-    struct op *keyed_next; /* on hosted->keyed */
+    /* keyed sends: the keys in flight (on hosted->keyed), and when the window
+     * held some items already, their ids (pre_ids[i] != 0: not proposed
+     * again; the reply merges them with the new ids in request order) */
+    uint32_t n_keys, n_items;
+    uint64_t keys[QSM_BATCH_MAX];
+    uint64_t pre_ids[QSM_BATCH_MAX];
+    struct op *keyed_next;
 };
 
 /* A parked long poll. */
@@ -120,7 +125,7 @@ static struct hosted *find_queue(struct node *n, uint64_t queue_id)
 
 static void op_free(struct op *o)
 {
-    if (o->dedup_key)
+    if (o->n_keys)
         for (struct op **pp = (struct op **)&o->h->keyed; *pp; pp = &(*pp)->keyed_next)
             if (*pp == o) {
                 *pp = o->keyed_next;
@@ -234,8 +239,15 @@ static void op_done(void *arg, int status, uint64_t index, void *result)
     switch (o->type) {
     case cmq_StorageMsgType_STORAGE_MSG_SEND: {
         cmq_SendReply r = cmq_SendReply_init_zero;
-        for (uint32_t i = 0; i < res->n_msg_ids && i < QSM_BATCH_MAX; i++)
-            r.msg_ids[r.msg_ids_count++] = res->msg_ids[i];
+        if (o->n_items) { /* partly held by the window: merge in request order */
+            uint32_t j = 0;
+            for (uint32_t i = 0; i < o->n_items && i < QSM_BATCH_MAX; i++)
+                r.msg_ids[r.msg_ids_count++] =
+                    o->pre_ids[i] ? o->pre_ids[i] : j < res->n_msg_ids ? res->msg_ids[j++] : 0;
+        } else {
+            for (uint32_t i = 0; i < res->n_msg_ids && i < QSM_BATCH_MAX; i++)
+                r.msg_ids[r.msg_ids_count++] = res->msg_ids[i];
+        }
         rpc_reply_pb(o->call, cmq_SendReply_fields, &r);
         break;
     }
@@ -486,6 +498,92 @@ static void on_trace(struct node *n, struct rpc_call *call)
     free(r);
 }
 
+/* The SendRequest `req` without the items whose pre_ids are set (the window
+ * holds them): the other fields and items as they were, in order. */
+static uint8_t *strip_held(const uint8_t *req, size_t len, const uint64_t *pre_ids, size_t *out_len)
+{
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return NULL;
+    pb_istream_t is = pb_istream_from_buffer(req, len);
+    pb_ostream_t os = pb_ostream_from_buffer(buf, len);
+    pb_wire_type_t wt;
+    uint32_t tag, item = 0;
+    bool eof;
+    while (pb_decode_tag(&is, &wt, &tag, &eof)) {
+        const uint8_t *start = (const uint8_t *)is.state;
+        if (!pb_skip_field(&is, wt))
+            break;
+        if (tag == 2 && wt == PB_WT_STRING && item < QSM_BATCH_MAX && pre_ids[item++])
+            continue;
+        if (!pb_encode_tag(&os, wt, tag) ||
+            !pb_write(&os, start, (size_t)((const uint8_t *)is.state - start)))
+            break;
+    }
+    if (!eof) {
+        free(buf);
+        return NULL;
+    }
+    *out_len = os.bytes_written;
+    return buf;
+}
+
+/* Idempotent appends (forward.h, docs/queue-state-machine.md §8) for the
+ * Send `req` of op `o`: CMQ_EEXIST when the window holds every item (the
+ * original ids are answered here); CMQ_EBUSY while this leader has not
+ * applied an entry of its own term (the window may miss entries an earlier
+ * leader committed) or an item's key is in flight here; otherwise CMQ_OK,
+ * o's keys are registered as in flight and, when the window holds some
+ * items, *stripped is the request without them (o->pre_ids keeps their
+ * ids for the reply). */
+static int send_dedup(struct hosted *h, struct op *o, const uint8_t *req, size_t len,
+                      uint8_t **stripped, size_t *stripped_len)
+{
+    uint64_t keys[QSM_BATCH_MAX], ids[QSM_BATCH_MAX];
+    uint32_t n = 0, n_keyed = 0;
+    int found = qsm_dedup_lookup(h->qsm, req, len, keys, ids, &n);
+    if (found < 0)
+        return CMQ_EINVAL;
+    if (found && (uint32_t)found == n) {
+        cmq_SendReply r = cmq_SendReply_init_zero;
+        for (uint32_t i = 0; i < n; i++)
+            r.msg_ids[r.msg_ids_count++] = ids[i];
+        rpc_reply_pb(o->call, cmq_SendReply_fields, &r);
+        o->call = NULL; /* answered */
+        o->n->ops_inflight--;
+        return CMQ_EEXIST;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        n_keyed += keys[i] != 0;
+    if (!n_keyed)
+        return CMQ_OK;
+    if (!queues_leader_ready(h))
+        return CMQ_EBUSY;
+    for (struct op *k = h->keyed; k; k = k->keyed_next) {
+        if (k->queue_id != o->queue_id)
+            continue;
+        for (uint32_t a = 0; a < k->n_keys; a++)
+            for (uint32_t b = 0; b < n; b++)
+                if (keys[b] && k->keys[a] == keys[b])
+                    return CMQ_EBUSY;
+    }
+    if (found) {
+        *stripped = strip_held(req, len, ids, stripped_len);
+        if (!*stripped)
+            return CMQ_ENOMEM;
+        o->n_items = n;
+        memcpy(o->pre_ids, ids, n * sizeof ids[0]);
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (keys[i] && !ids[i])
+            o->keys[o->n_keys++] = keys[i];
+    if (o->n_keys) { /* op_free unlinks it */
+        o->keyed_next = h->keyed;
+        h->keyed = o;
+    }
+    return CMQ_OK;
+}
+
 int queues_handle(struct node *n, struct rpc_call *call)
 {
     const struct rpc_msg *m = rpc_call_request(call);
@@ -535,37 +633,28 @@ int queues_handle(struct node *n, struct rpc_call *call)
     }
     *o = (struct op){.n = n, .h = h, .call = call, .type = m->type, .queue_id = qid};
     n->ops_inflight++;
+    const uint8_t *payload = m->body;
+    size_t payload_len = m->body_len;
+    uint8_t *stripped = NULL;
     if (field == CMD_SEND) {
-        /* idempotent appends (forward.h): a retry whose keys the window holds
-         * gets the original ids; a keyed send waits until this leader applied
-         * an entry of its own term (so every surviving earlier append is in
-         * the window) and while the same key is in flight here */
-        uint64_t ids[QSM_BATCH_MAX];
-        uint32_t nids = 0;
-        uint64_t key = 0;
-        if (qsm_dedup_check(h->qsm, m->body, m->body_len, ids, &nids, &key) == CMQ_OK) {
-            cmq_SendReply r = cmq_SendReply_init_zero;
-            for (uint32_t i = 0; i < nids && i < QSM_BATCH_MAX; i++)
-                r.msg_ids[r.msg_ids_count++] = ids[i];
-            rpc_reply_pb(call, cmq_SendReply_fields, &r);
+        int rc = send_dedup(h, o, m->body, m->body_len, &stripped, &payload_len);
+        if (rc != CMQ_OK) {
+            if (rc == CMQ_EEXIST) { /* every item held: answered */
+                rc = CMQ_OK;
+            } else if (rc == CMQ_EBUSY) {
+                rpc_reply_status(call, CMQ_EBUSY, "partition busy (leader change or the same "
+                                 "dedup key in flight): retry");
+            } else {
+                rpc_reply_status(call, rc, NULL);
+            }
             op_free(o);
             return 1;
         }
-        if (key) {
-            int busy = !queues_leader_ready(h);
-            for (struct op *k = h->keyed; k && !busy; k = k->keyed_next)
-                busy = k->queue_id == qid && k->dedup_key == key;
-            if (busy) {
-                rpc_reply_status(call, CMQ_EBUSY, "the same dedup key is being appended");
-                op_free(o);
-                return 1;
-            }
-            o->dedup_key = key;
-            o->keyed_next = h->keyed;
-            h->keyed = o;
-        }
-        int rc = qsm_check_send(h->qsm, m->body, m->body_len);
+        if (stripped)
+            payload = stripped;
+        rc = qsm_check_send(h->qsm, payload, payload_len);
         if (rc != CMQ_OK) {
+            free(stripped);
             rpc_reply_status(call, rc, NULL);
             op_free(o);
             return 1;
@@ -602,7 +691,8 @@ int queues_handle(struct node *n, struct rpc_call *call)
             return 1;
         }
     }
-    int rc = propose_op(o, (uint32_t)field, m->body, m->body_len);
+    int rc = propose_op(o, (uint32_t)field, payload, payload_len);
+    free(stripped);
     if (rc != CMQ_OK) {
         if (rc == CMQ_ENOTLEADER)
             reply_not_leader(n, h, call);

@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "evloop.h"
 #include "forward.h"
+#include "queues.h"
 #include "log.h"
 #include "push.pb.h"
 #include "qsm.h"
@@ -766,7 +767,24 @@ struct op {
     uint32_t type;
     uint32_t part;
     uint32_t count;
+    /* keyed publishes: the keys in flight, on hosted->pub_keyed */
+    uint64_t topic_id;
+    uint32_t n_keys;
+    uint64_t keys[TSM_BATCH_MAX];
+    struct op *keyed_next;
 };
+
+static void op_unkey(struct op *o)
+{
+    struct hosted *h = o->n_keys ? hosted_by_id(o->n, o->part) : NULL;
+    if (!h)
+        return;
+    for (struct op **pp = (struct op **)&h->pub_keyed; *pp; pp = &(*pp)->keyed_next)
+        if (*pp == o) {
+            *pp = o->keyed_next;
+            break;
+        }
+}
 
 static void reply_not_leader(struct node *n, struct hosted *h, struct rpc_call *call)
 {
@@ -793,6 +811,7 @@ static void op_done(void *arg, int status, uint64_t index, void *result)
     } else {
         rpc_reply_status(o->call, CMQ_OK, NULL);
     }
+    op_unkey(o);
     free(o);
 }
 
@@ -835,6 +854,43 @@ static void on_stats(struct hosted *h, struct rpc_call *call, uint64_t topic_id)
         r.cursor = s->cursor;
     }
     rpc_reply_pb(call, cmq_TopicStatsReply_fields, &r);
+}
+
+/* Idempotent publishes (docs/topics.md): CMQ_EEXIST when the window holds
+ * every message of `pm` (answered here with the original ids); CMQ_EBUSY
+ * while this leader has not applied an entry of its own term or one of the
+ * keys is in flight here; otherwise CMQ_OK with the keys to register in
+ * keys[0..*n_keys).  A publish the window holds only in part (its older
+ * items evicted: the gateway never regroups publishes) is stored again
+ * whole. */
+static int publish_dedup(struct hosted *h, const struct tsm_publish *pm, struct rpc_call *call,
+                         uint64_t *keys, uint32_t *n_keys)
+{
+    uint64_t ids[TSM_BATCH_MAX];
+    *n_keys = 0;
+    if (tsm_dedup_lookup(h->tsm, pm, ids) == pm->n) {
+        cmq_PublishReply r = cmq_PublishReply_init_zero;
+        for (uint32_t i = 0; i < pm->n; i++)
+            r.msg_ids[r.msg_ids_count++] = ids[i];
+        rpc_reply_pb(call, cmq_PublishReply_fields, &r);
+        return CMQ_EEXIST;
+    }
+    for (uint32_t i = 0; i < pm->n; i++)
+        if (pm->dedup_key[i])
+            keys[(*n_keys)++] = pm->dedup_key[i];
+    if (!*n_keys)
+        return CMQ_OK;
+    if (!queues_leader_ready(h))
+        return CMQ_EBUSY;
+    for (const struct op *k = h->pub_keyed; k; k = k->keyed_next) {
+        if (k->topic_id != pm->topic_id)
+            continue;
+        for (uint32_t a = 0; a < k->n_keys; a++)
+            for (uint32_t b = 0; b < *n_keys; b++)
+                if (k->keys[a] == keys[b])
+                    return CMQ_EBUSY;
+    }
+    return CMQ_OK;
 }
 
 int topics_handle(struct node *n, struct rpc_call *call)
@@ -889,7 +945,8 @@ int topics_handle(struct node *n, struct rpc_call *call)
         rpc_reply_status(call, CMQ_ENOMEM, NULL);
         return 1;
     }
-    uint32_t count = 0;
+    uint32_t count = 0, n_keys = 0;
+    uint64_t keys[TSM_BATCH_MAX];
     if (field == F_PUBLISH) {
         struct tsm_publish pm;
         if (!tsm_parse_publish(cmd, len, &pm)) {
@@ -898,6 +955,20 @@ int topics_handle(struct node *n, struct rpc_call *call)
             return 1;
         }
         int rc = tsm_check_publish(h->tsm, &pm);
+        if (rc == CMQ_ENOTFOUND) {
+            free(cmd);
+            rpc_reply_status(call, rc, NULL);
+            return 1;
+        }
+        /* a retry is answered with its first ids even if the subscriptions changed */
+        int drc = publish_dedup(h, &pm, call, keys, &n_keys);
+        if (drc != CMQ_OK) {
+            free(cmd);
+            if (drc == CMQ_EBUSY)
+                rpc_reply_status(call, CMQ_EBUSY, "partition busy (leader change or the same "
+                                 "dedup key in flight): retry");
+            return 1; /* CMQ_EEXIST: answered with the original ids */
+        }
         if (rc == CMQ_EEMPTY || rc == CMQ_ESTALE) {
             free(cmd);
             cmq_PublishReply r = cmq_PublishReply_init_zero;
@@ -924,7 +995,13 @@ int topics_handle(struct node *n, struct rpc_call *call)
         rpc_reply_status(call, CMQ_ENOMEM, NULL);
         return 1;
     }
-    *o = (struct op){.n = n, .call = call, .type = m->type, .part = h->id, .count = count};
+    *o = (struct op){.n = n, .call = call, .type = m->type, .part = h->id, .count = count,
+                     .topic_id = topic_id, .n_keys = n_keys};
+    memcpy(o->keys, keys, n_keys * sizeof keys[0]);
+    if (n_keys) { /* op_unkey takes it off */
+        o->keyed_next = h->pub_keyed;
+        h->pub_keyed = o;
+    }
     n->ops_inflight++;
     int rc = partition_propose(h->p, cmd, len, op_done, o);
     free(cmd);
@@ -934,6 +1011,7 @@ int topics_handle(struct node *n, struct rpc_call *call)
             reply_not_leader(n, h, call);
         else
             rpc_reply_status(call, rc, NULL);
+        op_unkey(o);
         free(o);
     }
     return 1;

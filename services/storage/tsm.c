@@ -10,6 +10,7 @@
 #include "tsm.h"
 
 #include "crc32c.h"
+#include "dedupwin.h"
 #include "status.h"
 #include "storage.pb.h"
 
@@ -28,6 +29,7 @@ struct tsm {
     size_t n_topics, cap_topics;
     struct tsm_topic **topics;
     cmq_StorageCommand cmd; /* decode buffer (large: kept off the stack) */
+    struct dedupwin dd;     /* the publish dedup window (replicated, in snapshots) */
     struct qsm_tracer tracer; /* optional: the trace index (tsm_set_tracer) */
 };
 
@@ -143,17 +145,21 @@ bool tsm_parse_publish(const uint8_t *cmd, size_t len, struct tsm_publish *out)
             return false;
         const uint8_t *v = p;
         p += n;
-        if (field == 2) { /* PublishItem { bytes body = 1 } */
+        if (field == 2) { /* PublishItem { bytes body = 1; uint64 dedup_key = 2 } */
             if (out->n == TSM_BATCH_MAX)
                 return false;
             const uint8_t *q = v, *qend = v + n;
             out->body[out->n] = v; /* non-NULL even when empty */
             out->body_len[out->n] = 0;
+            out->dedup_key[out->n] = 0;
             while (q < qend) {
                 uint64_t t2, bl;
                 if (!varint(&q, qend, &t2))
                     return false;
-                if ((t2 >> 3) == 1 && (t2 & 7) == 2) {
+                if ((t2 >> 3) == 2 && (t2 & 7) == 0) {
+                    if (!varint(&q, qend, &out->dedup_key[out->n]))
+                        return false;
+                } else if ((t2 >> 3) == 1 && (t2 & 7) == 2) {
                     if (!varint(&q, qend, &bl) || bl > (uint64_t)(qend - q))
                         return false;
                     out->body[out->n] = q;
@@ -240,6 +246,7 @@ int tsm_create(uint32_t partition_id, struct tsm **out)
     if (!t)
         return CMQ_ENOMEM;
     t->partition_id = partition_id;
+    dedupwin_init(&t->dd, TSM_DEDUP_MAX, TSM_DEDUP_HARD_MAX, TSM_DEDUP_KEEP_MS);
     *out = t;
     return CMQ_OK;
 }
@@ -261,6 +268,7 @@ void tsm_destroy(struct tsm *t)
     for (size_t i = 0; i < t->n_topics; i++)
         topic_free(t->topics[i]);
     free(t->topics);
+    dedupwin_free(&t->dd);
     free(t);
 }
 
@@ -281,6 +289,16 @@ bool tsm_sub_matches(const struct tsm_topic *tp, const struct tsm_sub *s,
     for (uint32_t i = 0; i < m->n_tags; i++)
         mt[i] = m->tags[i];
     return topic_filter_tags_match(st, s->n_tags, mt, m->n_tags);
+}
+
+uint32_t tsm_dedup_lookup(const struct tsm *t, const struct tsm_publish *m, uint64_t *ids)
+{
+    uint32_t found = 0;
+    for (uint32_t i = 0; i < m->n; i++) {
+        ids[i] = dedupwin_find(&t->dd, m->topic_id, m->dedup_key[i]);
+        found += ids[i] != 0;
+    }
+    return found;
 }
 
 int tsm_check_publish(const struct tsm *t, const struct tsm_publish *m)
@@ -431,6 +449,12 @@ static int cmd_publish(struct tsm *t, uint64_t index, const struct tsm_publish *
     for (uint32_t i = 0; i < m->n; i++)
         if (m->body_len[i] == 0 || (tp->max_msg_size && m->body_len[i] > tp->max_msg_size))
             return CMQ_EINVAL;
+    for (uint32_t i = 0; i < m->n; i++) {
+        int rc = dedupwin_note(&t->dd, tp->topic_id, m->dedup_key[i], msg_id(t, index, i),
+                               m->leader_ms);
+        if (rc)
+            return rc;
+    }
     tp->last_publish_id = msg_id(t, index, m->n - 1);
     tp->published += m->n;
     for (uint32_t i = 0; t->tracer.event && i < m->n; i++) {
@@ -606,7 +630,7 @@ uint64_t tsm_retry_delay_ms(uint32_t strategy, uint32_t failed, uint32_t rnd,
 /* ---------- snapshots ---------- */
 
 #define SNAP_MAGIC "TSMS"
-#define SNAP_VERSION 1u
+#define SNAP_VERSION 2u /* 2: + the publish dedup window */
 
 struct wbuf {
     tsm_sink_fn *sink;
@@ -695,6 +719,14 @@ int tsm_snapshot_write(const struct tsm *t, tsm_sink_fn *sink, void *arg)
             w_u64(&w, s->passed);
         }
     }
+    w_u32(&w, dedupwin_count(&t->dd));
+    for (uint32_t i = 0; i < dedupwin_count(&t->dd); i++) {
+        const struct dedupwin_ent *d = dedupwin_at(&t->dd, i);
+        w_u64(&w, d->scope);
+        w_u64(&w, d->key);
+        w_u64(&w, d->msg_id);
+        w_u64(&w, d->ms);
+    }
     uint32_t crc = w.crc;
     uint8_t b[4];
     for (int i = 0; i < 4; i++)
@@ -747,7 +779,8 @@ int tsm_snapshot_read(struct tsm *t, const uint8_t *buf, size_t len)
     if (crc32c(0, buf, len - 4) != crc)
         return CMQ_ECORRUPT;
     struct rbuf r = {buf + 4, buf + len - 4, false};
-    if (r_u32(&r) != SNAP_VERSION)
+    uint32_t version = r_u32(&r);
+    if (version < 1 || version > SNAP_VERSION)
         return CMQ_ECORRUPT;
     if (r_u32(&r) != t->partition_id)
         return r.bad ? CMQ_ECORRUPT : CMQ_EINVAL;
@@ -833,6 +866,18 @@ int tsm_snapshot_read(struct tsm *t, const uint8_t *buf, size_t len)
                 r.bad = true;
         }
     }
+    if (rc == CMQ_OK && !r.bad && version >= 2) {
+        uint32_t nd = r_u32(&r);
+        if (nd > TSM_DEDUP_HARD_MAX)
+            r.bad = true;
+        for (uint32_t i = 0; rc == CMQ_OK && !r.bad && i < nd; i++) {
+            uint64_t tid = r_u64(&r), key = r_u64(&r), id = r_u64(&r), ms = r_u64(&r);
+            if (r.bad || !key)
+                r.bad = true;
+            else
+                rc = dedupwin_note(&n->dd, tid, key, id, ms);
+        }
+    }
     if (rc == CMQ_OK && (r.bad || r.p != r.end))
         rc = CMQ_ECORRUPT;
     if (rc != CMQ_OK) {
@@ -847,6 +892,9 @@ int tsm_snapshot_read(struct tsm *t, const uint8_t *buf, size_t len)
     t->n_topics = n->n_topics;
     t->cap_topics = n->cap_topics;
     t->applied_index = n->applied_index;
+    dedupwin_free(&t->dd);
+    t->dd = n->dd;
+    dedupwin_init(&n->dd, 1, 1, 0);
     n->topics = NULL;
     n->n_topics = 0;
     tsm_destroy(n);

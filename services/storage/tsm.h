@@ -45,6 +45,18 @@
 #define TSM_NAME_MAX 64
 #define TSM_SUB_ID_MAX 32
 #define TSM_ENDPOINT_MAX 500
+/* The publish dedup window (dedupwin.h, like qsm's): (topic, key) -> first
+ * msg id; the last TSM_DEDUP_MAX keyed messages whatever their age, beyond
+ * that those younger than TSM_DEDUP_KEEP_MS, up to TSM_DEDUP_HARD_MAX. */
+#ifndef TSM_DEDUP_MAX
+#define TSM_DEDUP_MAX 8192
+#endif
+#ifndef TSM_DEDUP_KEEP_MS
+#define TSM_DEDUP_KEEP_MS 30000
+#endif
+#ifndef TSM_DEDUP_HARD_MAX
+#define TSM_DEDUP_HARD_MAX (1u << 19)
+#endif
 
 enum tsm_protocol { TSM_PROTO_QUEUE = 1, TSM_PROTO_HTTP = 2 };
 enum tsm_format { TSM_FORMAT_JSON = 1, TSM_FORMAT_SIMPLIFIED = 2 };
@@ -99,6 +111,7 @@ struct tsm_publish {
     uint32_t n;                 /* messages */
     const uint8_t *body[TSM_BATCH_MAX];
     size_t body_len[TSM_BATCH_MAX];
+    uint64_t dedup_key[TSM_BATCH_MAX]; /* PublishItem.dedup_key, 0: none */
     uint32_t n_tags;
     char tags[TOPIC_TAGS_MAX][TOPIC_TAG_BYTES_MAX + 1];
     char routing_key[TOPIC_KEY_BYTES_MAX + 1];
@@ -127,6 +140,13 @@ bool tsm_parse_publish(const uint8_t *cmd, size_t len, struct tsm_publish *out);
 /* Whether `s` of topic `tp` receives message `m` (spec §9.4). */
 bool tsm_sub_matches(const struct tsm_topic *tp, const struct tsm_sub *s,
                      const struct tsm_publish *m);
+
+/* Idempotent publishes: per item of `m`, the msg id the publish dedup window
+ * holds for its key in that topic (ids[i], 0: none).  Returns how many were
+ * found.  Read before proposing, like qsm_dedup_lookup: applying a Publish
+ * never refuses it (a leader answers keyed publishes only once it applied an
+ * entry of its own term, and never proposes a key twice at once). */
+uint32_t tsm_dedup_lookup(const struct tsm *t, const struct tsm_publish *m, uint64_t *ids);
 
 /* Pre-propose check of a Publish (leader): CMQ_ENOTFOUND (topic unknown
  * here), CMQ_EEMPTY (no subscription), CMQ_ESTALE (none matches), or
@@ -178,11 +198,13 @@ uint64_t tsm_retry_delay_ms(uint32_t strategy, uint32_t failed, uint32_t rnd,
 #define TSM_DECAY_RETRIES 176
 
 /* ---- snapshots ----
- * Format: "TSMS", u32 version (1), u32 partition id, u64 applied index, u32
+ * Format: "TSMS", u32 version (2), u32 partition id, u64 applied index, u32
  * topic count, then each topic in id order with its subscriptions in id
  * order (attributes, configuration, cursor, retries, counters; fixed-width
- * little-endian integers, strings as u32 length + bytes), then CRC32C of all
- * before it.  Leader-local marks are not written.  The sink is called with
+ * little-endian integers, strings as u32 length + bytes), then (version 2)
+ * u32 publish dedup window entries, oldest first, each u64 topic id, key,
+ * msg id, leader clock; then CRC32C of all before it.  Version 1 images
+ * (no window) are read with an empty window.  Leader-local marks are not written.  The sink is called with
  * consecutive pieces (borrowed); a non-zero return stops and is returned. */
 typedef int tsm_sink_fn(void *arg, const void *buf, size_t len);
 int tsm_snapshot_write(const struct tsm *t, tsm_sink_fn *sink, void *arg);
