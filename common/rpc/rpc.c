@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <pb_decode.h>
 #include <pb_encode.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -343,6 +344,9 @@ struct pending {
     int timeout_ms;
     int attempts_left;
     int peer;
+    uint64_t retry_until;  /* opts.retry_ms: retry until then (0: attempts count) */
+    int backoff_ms;        /* the next backoff wait (retry_ms) */
+    int waiting;           /* in the deadline list for a backoff, not sent */
     uint8_t *frame; /* encoded request, kept for retries */
     size_t frame_len;
     rpc_done_fn done;
@@ -365,6 +369,7 @@ struct rpc_client {
     struct pending *table[BUCKETS];
     struct pending *head, *tail; /* sorted by deadline */
     struct pending *ready;       /* failed at send time: completed in process() */
+    uint64_t resends[RPC_RESEND_REASONS_]; /* atomic: read by other threads (metrics) */
 };
 
 int rpc_client_open(void *zctx, const char *const *endpoints, int n, struct rpc_client **out)
@@ -406,6 +411,17 @@ const char *rpc_client_endpoint(const struct rpc_client *c, int peer)
 }
 int rpc_client_fd(const struct rpc_client *c, int peer) { return sock_fd(c->peers[peer].sock); }
 size_t rpc_client_pending(const struct rpc_client *c) { return c->pending; }
+
+uint64_t rpc_client_resends(const struct rpc_client *c, enum rpc_resend_reason reason)
+{
+    return (unsigned)reason < RPC_RESEND_REASONS_
+               ? __atomic_load_n(&c->resends[reason], __ATOMIC_RELAXED) : 0;
+}
+
+static void count_resend(struct rpc_client *c, enum rpc_resend_reason reason)
+{
+    __atomic_fetch_add(&c->resends[reason], 1, __ATOMIC_RELAXED);
+}
 
 static void list_unlink(struct rpc_client *c, struct pending *p)
 {
@@ -460,7 +476,7 @@ static void finish(struct rpc_client *c, struct pending *p, int status, const st
  * (no connection: ZMQ_IMMEDIATE).  Returns 0 when sent. */
 static int send_attempt(struct rpc_client *c, struct pending *p, uint64_t now)
 {
-    while (p->attempts_left > 0) {
+    for (int tries = 0; p->attempts_left > 0 && tries < c->n; tries++) {
         p->attempts_left--;
         if (zmq_send(c->peers[p->peer].sock, p->frame, p->frame_len, ZMQ_DONTWAIT) >= 0) {
             p->deadline_ms = now + (uint64_t)p->timeout_ms;
@@ -469,6 +485,28 @@ static int send_attempt(struct rpc_client *c, struct pending *p, uint64_t now)
         p->peer = (p->peer + 1) % c->n;
     }
     return -1;
+}
+
+/* With a retry budget left (opts.retry_ms): parks p (in neither list) in the
+ * deadline list for a backoff wait, after which expire() sends it (to the
+ * next peer when `next`); returns 1.  It stays in the id table meanwhile, so
+ * a late reply to an earlier attempt still answers it.  Otherwise 0 (the
+ * caller finishes p). */
+static int backoff(struct rpc_client *c, struct pending *p, uint64_t now, int next,
+                   enum rpc_resend_reason reason)
+{
+    if (!p->retry_until || now >= p->retry_until)
+        return 0;
+    if (next)
+        p->peer = (p->peer + 1) % c->n;
+    p->waiting = 1;
+    p->deadline_ms = now + (uint64_t)p->backoff_ms;
+    if (p->backoff_ms < 400)
+        p->backoff_ms *= 2;
+    count_resend(c, reason);
+    table_insert(c, p);
+    list_insert(c, p);
+    return 1;
 }
 
 int rpc_client_call(struct rpc_client *c, uint32_t type, const void *body, size_t body_len,
@@ -480,6 +518,11 @@ int rpc_client_call(struct rpc_client *c, uint32_t type, const void *body, size_
     p->id = ++c->next_id;
     p->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 2000;
     p->attempts_left = opts && opts->attempts > 0 ? opts->attempts : 1;
+    if (opts && opts->retry_ms > 0) {
+        p->retry_until = clock_mono_ms() + (uint64_t)opts->retry_ms;
+        p->attempts_left = INT_MAX; /* the budget bounds it */
+        p->backoff_ms = 25;
+    }
     p->peer = opts && opts->peer >= 0 && opts->peer < c->n ? opts->peer : c->preferred;
     p->done = done;
     p->arg = arg;
@@ -491,15 +534,17 @@ int rpc_client_call(struct rpc_client *c, uint32_t type, const void *body, size_
     }
     c->pending++;
     uint64_t now = clock_mono_ms();
-    if (send_attempt(c, p, now) != 0) {
+    if (send_attempt(c, p, now) != 0 && !backoff(c, p, now, 1, RPC_RESEND_UNREACHABLE)) {
         /* Nobody is connected: complete on the next process() as unavailable,
          * never from inside this call. */
         p->next = c->ready;
         c->ready = p;
         return CMQ_OK;
     }
-    table_insert(c, p);
-    list_insert(c, p);
+    if (!p->waiting) {
+        table_insert(c, p);
+        list_insert(c, p);
+    }
     return CMQ_OK;
 }
 
@@ -539,20 +584,31 @@ static void handle_reply(struct rpc_client *c, int peer, const uint8_t *buf, siz
         return; /* late: already retried elsewhere, expired, or not ours */
     list_unlink(c, p);
     p->peer = peer;
-    if (m.status == CMQ_ENOTLEADER && p->attempts_left > 0) {
+    p->waiting = 0; /* a late reply to an earlier attempt ends a backoff wait */
+    uint64_t now = clock_mono_ms();
+    if (m.status == CMQ_ENOTLEADER && p->attempts_left > 0 &&
+        (!p->retry_until || now < p->retry_until)) {
         /* Follow the hint when it names a peer; without one (an election is
-         * under way) try the next peer. */
-        int to = m.leader_hint[0] ? peer_index(c, m.leader_hint) : (peer + 1) % c->n;
+         * under way) try the next peer (after a backoff under a budget). */
+        int to = m.leader_hint[0] ? peer_index(c, m.leader_hint) : -1;
+        if (to < 0 && !p->retry_until)
+            to = (peer + 1) % c->n;
         if (to >= 0 && to != peer) {
             c->preferred = to;
             p->peer = to;
-            if (send_attempt(c, p, clock_mono_ms()) == 0) {
+            count_resend(c, RPC_RESEND_NOT_LEADER);
+            if (send_attempt(c, p, now) == 0) {
                 table_insert(c, p);
                 list_insert(c, p);
                 return;
             }
         }
+        if (backoff(c, p, now, to < 0 || to == peer, RPC_RESEND_NOT_LEADER))
+            return;
     }
+    if ((m.status == CMQ_EBUSY || m.status == CMQ_EUNAVAIL || m.status == CMQ_ESHUTDOWN) &&
+        backoff(c, p, now, m.status != CMQ_EBUSY, RPC_RESEND_BUSY))
+        return;
     if (m.status == CMQ_OK)
         c->preferred = peer;
     finish(c, p, m.status, &m);
@@ -564,13 +620,26 @@ static void expire(struct rpc_client *c, uint64_t now)
         struct pending *p = c->head;
         list_unlink(c, p);
         table_take(c, p->id);
-        if (p->attempts_left > 0) {
+        if (p->waiting) { /* a backoff ended: send again */
+            p->waiting = 0;
+            if (send_attempt(c, p, now) == 0) {
+                table_insert(c, p);
+                list_insert(c, p);
+            } else if (!backoff(c, p, now, 1, RPC_RESEND_UNREACHABLE)) {
+                finish(c, p, CMQ_EUNAVAIL, NULL);
+            }
+            continue;
+        }
+        if (p->attempts_left > 0 && (!p->retry_until || now < p->retry_until)) {
             p->peer = (p->peer + 1) % c->n;
+            count_resend(c, RPC_RESEND_TIMEOUT);
             if (send_attempt(c, p, now) == 0) {
                 table_insert(c, p);
                 list_insert(c, p);
                 continue;
             }
+            if (backoff(c, p, now, 1, RPC_RESEND_UNREACHABLE))
+                continue;
         }
         finish(c, p, CMQ_ETIMEDOUT, NULL);
     }

@@ -103,6 +103,24 @@ struct rpc_opts {
     int timeout_ms;  /* per attempt; 0 means 2000 */
     int attempts;    /* total tries across peers; 0 means 1 */
     int peer;        /* first peer to try; -1 for the client's current preferred peer */
+    /* > 0: instead of `attempts`, keep trying for this many ms from the call
+     * (for requests that are safe to repeat, e.g. keyed sends): a timeout
+     * moves to the next peer at once; "not leader" follows its hint at once
+     * and without a usable hint waits a backoff (25 ms doubling to 400 ms)
+     * and tries the next peer; CMQ_EBUSY waits a backoff and asks the same
+     * peer again; CMQ_EUNAVAIL / CMQ_ESHUTDOWN replies and refused sends (no
+     * connection) wait a backoff and try the next peer.  The last attempt
+     * may end up to timeout_ms after the budget; its outcome is the answer. */
+    int retry_ms;
+};
+
+/* Re-sends of requests, by reason (rpc_client_resends). */
+enum rpc_resend_reason {
+    RPC_RESEND_TIMEOUT = 0,   /* no reply within timeout_ms: the next peer */
+    RPC_RESEND_NOT_LEADER = 1,/* a "not leader" reply */
+    RPC_RESEND_BUSY = 2,      /* CMQ_EBUSY / CMQ_EUNAVAIL / CMQ_ESHUTDOWN replies (retry_ms) */
+    RPC_RESEND_UNREACHABLE = 3,/* no peer took the send (retry_ms) */
+    RPC_RESEND_REASONS_ = 4
 };
 
 /* The reply (borrowed for the duration of the callback).  When status is
@@ -140,6 +158,9 @@ void rpc_client_process(struct rpc_client *c);
 /* Milliseconds until the next deadline (-1: none pending). */
 int rpc_client_next_timeout_ms(const struct rpc_client *c);
 size_t rpc_client_pending(const struct rpc_client *c);
+/* How many times this client re-sent a request for `reason` (a counter;
+ * safe to read from another thread). */
+uint64_t rpc_client_resends(const struct rpc_client *c, enum rpc_resend_reason reason);
 /* Blocks up to `timeout_ms` with zmq_poll on the peers, then processes (for
  * tools and tests that have no loop). */
 void rpc_client_wait(struct rpc_client *c, int timeout_ms);

@@ -105,6 +105,24 @@ struct api_body_ref {
     size_t len;
 };
 bool api_encode_body_ref(pb_ostream_t *os, const pb_field_t *field, void *const *arg);
+/* Retries never duplicate (docs/queue-state-machine.md §8, docs/topics.md):
+ * every message the gateway sends or publishes (HTTP and TCP, single, batch
+ * and coalesced) carries a dedup key from api_dedup_key, made once per
+ * message of the client's request and kept in the encoded storage request,
+ * so every resend of it (rpc attempts on other nodes, the retry budget, a
+ * heal, a coalesced group refused and sent alone) carries the same keys and
+ * the partition stores it once.  Keys: a bijective mix of (a 64-bit random
+ * number drawn once per gateway process + a process-wide counter), never 0:
+ * distinct within a process; across processes two keys collide with
+ * probability 2^-64 each, i.e. a new message meets a key in its queue's
+ * window (at most QSM_DEDUP_HARD_MAX = 2^19 keys) with probability below
+ * 2^-45, and then it is answered with the other message's id instead of
+ * being stored.  Thread-safe. */
+uint64_t api_dedup_key(void);
+/* How long a keyed send or publish is retried on the partition's replicas
+ * (rpc_opts.retry_ms: timeouts, not-leader, busy) before its failure is the
+ * answer: longer than a leader change (election 1-3 s). */
+#define API_STORAGE_RETRY_MS 6000
 /* The msgBody parameter (`single`) or the msgBody.n list of a send or publish
  * action into `bodies` (borrowed from the call's parameters), checked: none
  * empty, none over `max_msg_size`, all of them within CMQ_BATCH_BYTES_MAX

@@ -19,6 +19,7 @@
 
 #include "clock.h"
 #include "cmq_limits.h"
+#include "crypto.h"
 #include "log.h"
 #include "metadata.pb.h"
 #include "status.h"
@@ -26,6 +27,7 @@
 
 #include <pb_decode.h>
 #include <pb_encode.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +99,29 @@ static void storage_attrs(const cmq_QueueInfo *qi, cmq_StorageQueueAttributes *o
 
 static void on_storage(struct gw_call *c, int tag, int status, const struct rpc_msg *msg);
 
+static uint64_t key_base, key_seq;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static void key_init(void)
+{
+    if (crypto_random(&key_base, sizeof key_base) != CMQ_OK)
+        key_base = clock_wall_ms() << 20 ^ clock_mono_ns(); /* not expected */
+}
+
+uint64_t api_dedup_key(void)
+{
+    pthread_once(&key_once, key_init);
+    for (;;) {
+        /* splitmix64's finalizer: a bijection, so distinct counters give distinct keys */
+        uint64_t z = key_base + __atomic_add_fetch(&key_seq, 1, __ATOMIC_RELAXED);
+        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+        z ^= z >> 31;
+        if (z)
+            return z;
+    }
+}
+
 static void storage_send(struct gw_call *c, uint32_t type, const uint8_t *body, size_t len, int tag)
 {
     struct gateway *gw = gw_call_gateway(c);
@@ -106,6 +131,7 @@ static void storage_send(struct gw_call *c, uint32_t type, const uint8_t *body, 
         .timeout_ms = q->timeout_ms ? q->timeout_ms : STORAGE_TIMEOUT_MS,
         .attempts = STORAGE_ATTEMPTS,
         .peer = part < sizeof gw->partition_peer ? gw->partition_peer[part] : -1,
+        .retry_ms = type == cmq_StorageMsgType_STORAGE_MSG_SEND ? API_STORAGE_RETRY_MS : 0,
     };
     int rc = gw_call_client(c, gw->storage, type, body, len, &opts, on_storage, tag);
     if (rc != CMQ_OK)
@@ -546,6 +572,7 @@ static int build_send(struct gw_call *c)
     for (size_t i = 0; i < n; i++) {
         refs[i] = (struct api_body_ref){bodies[i].val, bodies[i].len};
         r.messages[i].delay_seconds = (uint32_t)delay;
+        r.messages[i].dedup_key = api_dedup_key(); /* the same on every resend */
         api_client_addr(c, r.messages[i].client_addr, sizeof r.messages[i].client_addr);
         r.messages[i].body.funcs.encode = api_encode_body_ref;
         r.messages[i].body.arg = &refs[i];
@@ -826,6 +853,7 @@ static void batch_send(struct gateway *gw, struct send_batch *b)
             .timeout_ms = STORAGE_TIMEOUT_MS,
             .attempts = STORAGE_ATTEMPTS,
             .peer = b->partition < sizeof gw->partition_peer ? gw->partition_peer[b->partition] : -1,
+            .retry_ms = b->type == cmq_StorageMsgType_STORAGE_MSG_SEND ? API_STORAGE_RETRY_MS : 0,
         };
         rc = rpc_client_call(gw->storage, b->type, buf, len, &opts, on_batch_reply, b);
     }

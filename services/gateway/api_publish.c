@@ -96,6 +96,7 @@ int api_publish_encode(uint64_t topic_num_id, const struct param_value *bodies, 
         refs[i] = (struct api_body_ref){bodies[i].val, bodies[i].len};
         r.messages[i].body.funcs.encode = api_encode_body_ref;
         r.messages[i].body.arg = &refs[i];
+        r.messages[i].dedup_key = api_dedup_key(); /* the same on every resend */
     }
     r.messages_count = (pb_size_t)n;
     for (size_t i = 0; i < n_tags; i++) {
@@ -121,6 +122,7 @@ static void storage_send(struct gw_call *c, uint32_t type, const uint8_t *body, 
         .timeout_ms = STORAGE_TIMEOUT_MS,
         .attempts = STORAGE_ATTEMPTS,
         .peer = part < sizeof gw->partition_peer ? gw->partition_peer[part] : -1,
+        .retry_ms = type == cmq_StorageMsgType_STORAGE_MSG_PUBLISH ? API_STORAGE_RETRY_MS : 0,
     };
     int rc = gw_call_client(c, gw->storage, type, body, len, &opts, on_storage, tag);
     if (rc != CMQ_OK)

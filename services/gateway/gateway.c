@@ -406,8 +406,13 @@ static void metrics_respond(struct gw_call *c)
     const struct gw_metrics *loops[GATEWAY_LOOPS_MAX];
     uint64_t inflight = 0;
     for (int i = 0; i < m->n_loops; i++) {
-        loops[i] = &m->loops[i]->metrics;
-        inflight += __atomic_load_n(&m->loops[i]->inflight, __ATOMIC_RELAXED);
+        struct gateway *l = m->loops[i];
+        for (int r = 0; r < RPC_RESEND_REASONS_ && l->storage; r++)
+            __atomic_store_n(&l->metrics.storage_resends[r],
+                             rpc_client_resends(l->storage, (enum rpc_resend_reason)r),
+                             __ATOMIC_RELAXED);
+        loops[i] = &l->metrics;
+        inflight += __atomic_load_n(&l->inflight, __ATOMIC_RELAXED);
     }
     size_t len;
     char *page = metrics_render(loops, (size_t)m->n_loops, inflight, ms->qs, ms->n, &len);

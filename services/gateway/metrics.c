@@ -235,6 +235,13 @@ char *metrics_render(const struct gw_metrics *const *loops, size_t n, uint64_t i
     put(&p, "# HELP cmq_gateway_delete_appends_total Storage requests that carried coalesced deletes.\n"
             "# TYPE cmq_gateway_delete_appends_total counter\n"
             "cmq_gateway_delete_appends_total %llu\n", (unsigned long long)SUM(delete_appends));
+    put(&p, "# HELP cmq_gateway_storage_resends_total Storage requests sent again (same dedup "
+            "keys for sends and publishes), by reason.\n"
+            "# TYPE cmq_gateway_storage_resends_total counter\n");
+    static const char *const reasons[4] = {"timeout", "not_leader", "busy", "unreachable"};
+    for (int r = 0; r < 4; r++)
+        put(&p, "cmq_gateway_storage_resends_total{reason=\"%s\"} %llu\n", reasons[r],
+            (unsigned long long)SUM(storage_resends[r]));
     put(&p, "# HELP cmq_gateway_deletes_coalesced_total API deletes carried by coalesced requests.\n"
             "# TYPE cmq_gateway_deletes_coalesced_total counter\n"
             "cmq_gateway_deletes_coalesced_total %llu\n", (unsigned long long)SUM(deletes_coalesced));

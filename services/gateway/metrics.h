@@ -15,7 +15,8 @@
  *   cmq_gateway_inflight_requests, cmq_gateway_long_polls (receives waiting
  *   with pollingWaitSeconds > 0), cmq_gateway_send_appends_total and
  *   cmq_gateway_sends_coalesced_total (coalescing, api_msg.c), the same two
- *   for deletes,
+ *   for deletes, cmq_gateway_storage_resends_total{reason} (storage requests
+ *   sent again: timeout, not_leader, busy, unreachable; common/rpc/rpc.h),
  *   cmq_queue_messages{appid,queue,state} (active, inactive, delayed).
  * Deliberately not done: per-queue request counters (unbounded labels).
  */
@@ -42,6 +43,8 @@ struct gw_metrics {
     uint64_t sends_coalesced;
     uint64_t delete_appends;
     uint64_t deletes_coalesced;
+    /* copied from the loop's storage rpc client by the scraper (rpc.h reasons) */
+    uint64_t storage_resends[4];
 };
 
 struct metrics_queue {

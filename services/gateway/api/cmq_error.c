@@ -31,9 +31,9 @@ static const enum cmq_err status_rows[CMQ_STATUS_COUNT_] = {
     [CMQ_EINVAL] = CMQERR_INVALID_REQUEST,
     [CMQ_ENOTFOUND] = CMQERR_QUEUE_NOT_EXIST,
     [CMQ_EEXIST] = CMQERR_QUEUE_EXISTS,
-    [CMQ_ENOTLEADER] = CMQERR_INTERNAL,
+    [CMQ_ENOTLEADER] = CMQERR_UNAVAILABLE,
     [CMQ_ETIMEDOUT] = CMQERR_INTERNAL,
-    [CMQ_EUNAVAIL] = CMQERR_INTERNAL,
+    [CMQ_EUNAVAIL] = CMQERR_UNAVAILABLE,
     [CMQ_ENOMEM] = CMQERR_INTERNAL,
     [CMQ_EIO] = CMQERR_INTERNAL,
     [CMQ_ECORRUPT] = CMQERR_INTERNAL,
@@ -46,7 +46,7 @@ static const enum cmq_err status_rows[CMQ_STATUS_COUNT_] = {
     [CMQ_ESHUTDOWN] = CMQERR_INTERNAL,
     [CMQ_EUNSUPPORTED] = CMQERR_ACTION_NOT_EXIST,
     [CMQ_EEMPTY] = CMQERR_NO_MESSAGE,
-    [CMQ_EBUSY] = CMQERR_QPS_THROTTLING,
+    [CMQ_EBUSY] = CMQERR_UNAVAILABLE, /* a partition busy (leader change), not a rate limit */
 };
 _Static_assert(CMQ_STATUS_COUNT_ == 20,
                "a status was added: give it a row in status_rows and docs/status-codes.md");

@@ -53,6 +53,8 @@ struct json;
     X(QPS_THROTTLING, 4420, 10250, "qps throttling")                                            \
     X(FREQUENCY_LIMIT, 4480, 10460, "exceed interface frequency limit, please slow down")       \
     X(INTERNAL, 6000, 10050, "server internal error")                                           \
+    /* not in the spec's list: 6000 with the text saying a retry may succeed */                 \
+    X(UNAVAILABLE, 6000, 10050, "server internal error, service unavailable, please retry")     \
     /* §12.2 queue */                                                                           \
     X(QUEUE_NAME_FORMAT, 4000, 10020, "queue name format error")                                \
     X(MSG_BODY_EMPTY, 4000, 10120, "message body can't be empty")                               \

@@ -51,6 +51,8 @@ static void storage_send(struct treq *r, const uint8_t *body, size_t len, uint32
         .timeout_ms = r->timeout_ms ? r->timeout_ms : TCP_STORAGE_TIMEOUT_MS,
         .attempts = TCP_STORAGE_ATTEMPTS,
         .peer = part < env->n_partition_peer ? env->partition_peer[part] : -1,
+        /* sends are keyed (build_send): safe to repeat across a leader change */
+        .retry_ms = type == cmq_StorageMsgType_STORAGE_MSG_SEND ? API_STORAGE_RETRY_MS : 0,
     };
     struct scall *sc = malloc(sizeof *sc);
     if (!sc) {
@@ -305,6 +307,7 @@ static int build_send(struct treq *r)
         total += r->f.bodies[i].len;
         s.messages[i].delay_seconds = has_delay ? delay : 0;
         s.messages[i].txn_check_ms = check_ms;
+        s.messages[i].dedup_key = api_dedup_key(); /* the same on every resend */
         s.messages[i].body.funcs.encode = encode_body;
         s.messages[i].body.arg = &r->f.bodies[i];
         s.messages_count = (pb_size_t)(i + 1);

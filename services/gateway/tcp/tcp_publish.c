@@ -155,6 +155,7 @@ static void with_topic(struct tpub *p)
         .timeout_ms = TCP_STORAGE_TIMEOUT_MS,
         .attempts = TCP_STORAGE_ATTEMPTS,
         .peer = part < env->n_partition_peer ? env->partition_peer[part] : -1,
+        .retry_ms = API_STORAGE_RETRY_MS, /* keyed: api_publish_encode */
     };
     rc = rpc_client_call(env->storage, cmq_StorageMsgType_STORAGE_MSG_PUBLISH, req, len, &opts,
                          on_published, p);

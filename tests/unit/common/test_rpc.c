@@ -18,6 +18,7 @@ struct server_thread {
     char endpoint[64];
     const char *leader_hint; /* non-NULL: answer ENOTLEADER with this hint */
     int silent;              /* never answer */
+    atomic_int busy;         /* answer CMQ_EBUSY to this many requests first */
     atomic_int stop;
     atomic_int ready;
     atomic_int handled;
@@ -31,6 +32,11 @@ static void echo(struct rpc_server *srv, struct rpc_call *call, void *arg)
     atomic_fetch_add(&t->handled, 1);
     if (t->silent) {
         rpc_drop(call);
+        return;
+    }
+    if (atomic_load(&t->busy) > 0) {
+        atomic_fetch_sub(&t->busy, 1);
+        rpc_reply(call, CMQ_EBUSY, NULL, 0, NULL, "busy");
         return;
     }
     if (t->leader_hint) {
@@ -297,5 +303,71 @@ Test(rpc, bind_conflict_is_ebusy)
     struct rpc_server *srv;
     cr_assert_eq(rpc_server_open(zctx, s.endpoint, echo, &s, &srv), CMQ_EBUSY);
     stop(&s);
+    zmq_ctx_term(zctx);
+}
+
+/* retry_ms: a busy answer is asked again (same peer, after a backoff) until
+ * the budget is spent; without a budget it is the answer. */
+Test(rpc, busy_is_retried_within_the_retry_budget)
+{
+    void *zctx = zmq_ctx_new();
+    struct server_thread s;
+    start(&s, zctx);
+    const char *eps[] = {s.endpoint};
+    struct rpc_client *c;
+    cr_assert_eq(rpc_client_open(zctx, eps, 1, &c), CMQ_OK);
+    usleep(100 * 1000);
+    atomic_store(&s.busy, 3);
+    struct outcome o = {0};
+    struct rpc_opts opts = {.timeout_ms = 1000, .attempts = 1, .peer = 0, .retry_ms = 3000};
+    cr_assert_eq(rpc_client_call(c, 7, "b", 1, &opts, record, &o), CMQ_OK);
+    wait_for(c, &o, 5000);
+    cr_assert_eq(o.done, 1);
+    cr_assert_eq(o.status, CMQ_OK);
+    cr_assert_eq(atomic_load(&s.handled), 4, "three busy answers, then the reply");
+    cr_assert_eq(rpc_client_resends(c, RPC_RESEND_BUSY), 3);
+
+    atomic_store(&s.busy, 1);
+    struct outcome o2 = {0};
+    struct rpc_opts plain = {.timeout_ms = 1000, .attempts = 3, .peer = 0};
+    cr_assert_eq(rpc_client_call(c, 7, "b", 1, &plain, record, &o2), CMQ_OK);
+    wait_for(c, &o2, 3000);
+    cr_assert_eq(o2.status, CMQ_EBUSY, "without a budget, busy is the answer");
+
+    atomic_store(&s.busy, 1000000);
+    struct outcome o3 = {0};
+    struct rpc_opts shortb = {.timeout_ms = 1000, .attempts = 1, .peer = 0, .retry_ms = 300};
+    cr_assert_eq(rpc_client_call(c, 7, "b", 1, &shortb, record, &o3), CMQ_OK);
+    wait_for(c, &o3, 3000);
+    cr_assert_eq(o3.done, 1);
+    cr_assert_eq(o3.status, CMQ_EBUSY, "the budget spent: the last answer");
+    rpc_client_close(c);
+    stop(&s);
+    zmq_ctx_term(zctx);
+}
+
+/* retry_ms: a silent peer times out and the request moves on to the next
+ * peer (counted), beyond `attempts`. */
+Test(rpc, timeouts_move_on_within_the_retry_budget)
+{
+    void *zctx = zmq_ctx_new();
+    struct server_thread quiet, alive;
+    start(&quiet, zctx);
+    start(&alive, zctx);
+    quiet.silent = 1;
+    const char *eps[] = {quiet.endpoint, alive.endpoint};
+    struct rpc_client *c;
+    cr_assert_eq(rpc_client_open(zctx, eps, 2, &c), CMQ_OK);
+    usleep(100 * 1000);
+    struct outcome o = {0};
+    struct rpc_opts opts = {.timeout_ms = 200, .attempts = 1, .peer = 0, .retry_ms = 2000};
+    cr_assert_eq(rpc_client_call(c, 7, "t", 1, &opts, record, &o), CMQ_OK);
+    wait_for(c, &o, 3000);
+    cr_assert_eq(o.status, CMQ_OK);
+    cr_assert_eq(o.peer, 1);
+    cr_assert_eq(rpc_client_resends(c, RPC_RESEND_TIMEOUT), 1);
+    rpc_client_close(c);
+    stop(&quiet);
+    stop(&alive);
     zmq_ctx_term(zctx);
 }
