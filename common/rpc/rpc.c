@@ -347,6 +347,7 @@ struct pending {
     uint64_t retry_until;  /* opts.retry_ms: retry until then (0: attempts count) */
     int backoff_ms;        /* the next backoff wait (retry_ms) */
     int waiting;           /* in the deadline list for a backoff, not sent */
+    int follows;           /* hints followed since the last backoff (retry_ms) */
     uint8_t *frame; /* encoded request, kept for retries */
     size_t frame_len;
     rpc_done_fn done;
@@ -503,6 +504,7 @@ static int backoff(struct rpc_client *c, struct pending *p, uint64_t now, int ne
     p->deadline_ms = now + (uint64_t)p->backoff_ms;
     if (p->backoff_ms < 400)
         p->backoff_ms *= 2;
+    p->follows = 0;
     count_resend(c, reason);
     table_insert(c, p);
     list_insert(c, p);
@@ -593,7 +595,10 @@ static void handle_reply(struct rpc_client *c, int peer, const uint8_t *buf, siz
         int to = m.leader_hint[0] ? peer_index(c, m.leader_hint) : -1;
         if (to < 0 && !p->retry_until)
             to = (peer + 1) % c->n;
-        if (to >= 0 && to != peer) {
+        /* under a budget at most two hints in a row: during an election a
+         * follower may still name the dead leader, whose refused send lands
+         * back on the follower; then wait a backoff */
+        if (to >= 0 && to != peer && (!p->retry_until || p->follows++ < 2)) {
             c->preferred = to;
             p->peer = to;
             count_resend(c, RPC_RESEND_NOT_LEADER);
