@@ -12,12 +12,14 @@
  *
  * Idempotence: give every SendItem a dedup_key (proto/storage.proto).  The
  * queue's leader answers a request whose every key is in its partition's dedup
- * window with the original msg ids instead of appending again (qsm.h), so a
+ * window with the original msg ids instead of appending again (qsm.h), and
+ * appends only the other items of a request it holds in part, so a
  * retry after a lost reply or a leader change does not duplicate.  Without
  * keys a retry may append twice (at least once).  Keys are per queue; choose
  * them unique per logical message (a dead-letter move uses the source msg id;
  * a topic fan-out could use hash(subscription, topic msg id)).  The window
- * holds the last QSM_DEDUP_MAX keyed items per partition.
+ * holds the last QSM_DEDUP_MAX keyed items per partition, and beyond those
+ * the ones younger than QSM_DEDUP_KEEP_MS (up to QSM_DEDUP_HARD_MAX).
  */
 #ifndef CMQ_STORAGE_FORWARD_H
 #define CMQ_STORAGE_FORWARD_H
