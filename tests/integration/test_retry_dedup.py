@@ -262,6 +262,18 @@ def run():
     r = c.call('GetQueueAttributes', queueName=QUEUE)
     tap.check('the queue is empty after the delete cycle', r['code'] == 0 and
               r['activeMsgNum'] == 0 and r['inactiveMsgNum'] == 0, r)
+    down = cmq('down')
+    tap.check('down', down.returncode == 0)
+    names = ('storage-1', 'storage-2', 'storage-3', 'gateway', 'metadata')
+    logs = {n: open(os.path.join(VAR, 'log', n + '.log')).read() for n in names}
+    tap.check('every service stopped cleanly',
+              all(l.splitlines()[-1].endswith('event=exit status=0') for l in logs.values()),
+              [l.splitlines()[-1] for l in logs.values()])
+    reports = ['%s: %s' % (n, '\n'.join(l.splitlines()[i:i + 40]))
+               for n, l in logs.items() for i, line in enumerate(l.splitlines())
+               if 'Sanitizer' in line or 'runtime error' in line][:3]
+    tap.check('no sanitizer report in the service logs (sanitize builds)', not reports,
+              '\n'.join(reports))
     return tap.finish()
 
 
