@@ -2346,6 +2346,39 @@ int qsm_dedup_lookup(const struct qsm *q, const uint8_t *req, size_t len, uint64
     return found;
 }
 
+uint8_t *qsm_send_strip(const uint8_t *req, size_t len, const uint64_t *held, size_t *out_len)
+{
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return NULL;
+    const uint8_t *p = req, *end = req + len;
+    uint8_t *o = buf;
+    uint32_t item = 0;
+    while (p < end) {
+        const uint8_t *start = p;
+        uint64_t tag;
+        if (!pb_varint(&p, end, &tag) || !pb_skip(&p, end, (uint32_t)(tag & 7))) {
+            free(buf);
+            return NULL;
+        }
+        if ((tag >> 3) == 2 && (tag & 7) == 2 && item < QSM_BATCH_MAX && held[item++])
+            continue; /* SendRequest.messages: an item the window holds */
+        memcpy(o, start, (size_t)(p - start));
+        o += p - start;
+    }
+    *out_len = (size_t)(o - buf);
+    return buf;
+}
+
+uint32_t qsm_send_merge(const uint64_t *held, uint32_t n, const uint64_t *new_ids, uint32_t n_new,
+                        uint64_t *out)
+{
+    uint32_t j = 0;
+    for (uint32_t i = 0; i < n && i < QSM_BATCH_MAX; i++)
+        out[i] = held[i] ? held[i] : j < n_new ? new_ids[j++] : 0;
+    return n < QSM_BATCH_MAX ? n : QSM_BATCH_MAX;
+}
+
 int qsm_dedup_check(const struct qsm *q, const uint8_t *req, size_t len, uint64_t *ids,
                     uint32_t *n, uint64_t *first_key)
 {

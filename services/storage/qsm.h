@@ -335,6 +335,16 @@ size_t qsm_dlq_pending(const struct qsm *q, struct qsm_dlq_move *out, size_t max
  * found (0..*n), or -1 when the request does not parse. */
 int qsm_dedup_lookup(const struct qsm *q, const uint8_t *req, size_t len, uint64_t *keys,
                      uint64_t *ids, uint32_t *n);
+/* For a Send the window holds in part: the encoded SendRequest `req`
+ * (borrowed) without the items whose held[i] != 0 (other fields and items
+ * as they were, in order), malloc'd (caller frees), or NULL (malformed, out
+ * of memory). */
+uint8_t *qsm_send_strip(const uint8_t *req, size_t len, const uint64_t *held, size_t *out_len);
+/* The reply to such a Send in request order: out[i] = held[i] when set,
+ * else the next of the stripped request's new_ids.  Returns n (out has
+ * room for n <= QSM_BATCH_MAX). */
+uint32_t qsm_send_merge(const uint64_t *held, uint32_t n, const uint64_t *new_ids, uint32_t n_new,
+                        uint64_t *out);
 /* Dedup window lookup for an encoded SendRequest (borrowed): CMQ_OK when every
  * item has a dedup key the window holds for that queue (ids[0..n) are the
  * original msg ids: answer them, do not propose); CMQ_ENOTFOUND otherwise

@@ -240,10 +240,8 @@ static void op_done(void *arg, int status, uint64_t index, void *result)
     case cmq_StorageMsgType_STORAGE_MSG_SEND: {
         cmq_SendReply r = cmq_SendReply_init_zero;
         if (o->n_items) { /* partly held by the window: merge in request order */
-            uint32_t j = 0;
-            for (uint32_t i = 0; i < o->n_items && i < QSM_BATCH_MAX; i++)
-                r.msg_ids[r.msg_ids_count++] =
-                    o->pre_ids[i] ? o->pre_ids[i] : j < res->n_msg_ids ? res->msg_ids[j++] : 0;
+            r.msg_ids_count = (pb_size_t)qsm_send_merge(o->pre_ids, o->n_items, res->msg_ids,
+                                                        res->n_msg_ids, r.msg_ids);
         } else {
             for (uint32_t i = 0; i < res->n_msg_ids && i < QSM_BATCH_MAX; i++)
                 r.msg_ids[r.msg_ids_count++] = res->msg_ids[i];
@@ -498,36 +496,6 @@ static void on_trace(struct node *n, struct rpc_call *call)
     free(r);
 }
 
-/* The SendRequest `req` without the items whose pre_ids are set (the window
- * holds them): the other fields and items as they were, in order. */
-static uint8_t *strip_held(const uint8_t *req, size_t len, const uint64_t *pre_ids, size_t *out_len)
-{
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return NULL;
-    pb_istream_t is = pb_istream_from_buffer(req, len);
-    pb_ostream_t os = pb_ostream_from_buffer(buf, len);
-    pb_wire_type_t wt;
-    uint32_t tag, item = 0;
-    bool eof;
-    while (pb_decode_tag(&is, &wt, &tag, &eof)) {
-        const uint8_t *start = (const uint8_t *)is.state;
-        if (!pb_skip_field(&is, wt))
-            break;
-        if (tag == 2 && wt == PB_WT_STRING && item < QSM_BATCH_MAX && pre_ids[item++])
-            continue;
-        if (!pb_encode_tag(&os, wt, tag) ||
-            !pb_write(&os, start, (size_t)((const uint8_t *)is.state - start)))
-            break;
-    }
-    if (!eof) {
-        free(buf);
-        return NULL;
-    }
-    *out_len = os.bytes_written;
-    return buf;
-}
-
 /* Idempotent appends (forward.h, docs/queue-state-machine.md §8) for the
  * Send `req` of op `o`: CMQ_EEXIST when the window holds every item (the
  * original ids are answered here); CMQ_EBUSY while this leader has not
@@ -568,7 +536,7 @@ static int send_dedup(struct hosted *h, struct op *o, const uint8_t *req, size_t
                     return CMQ_EBUSY;
     }
     if (found) {
-        *stripped = strip_held(req, len, ids, stripped_len);
+        *stripped = qsm_send_strip(req, len, ids, stripped_len);
         if (!*stripped)
             return CMQ_ENOMEM;
         o->n_items = n;

@@ -150,6 +150,61 @@ Test(dedup, a_repeated_batch_is_answered_with_its_first_ids_in_order)
                       (uint64_t[]){0, ids[2], 0, ids[0]});
 }
 
+/* What the leader does with a Send the window holds in part (queues.c):
+ * propose the request without the held items, answer the merge. */
+Test(dedup, a_partly_held_batch_appends_only_its_new_items_and_answers_all_ids)
+{
+    cr_assert_eq(fx_create_default(Q), CMQ_OK);
+    cr_assert_eq(send_keys((uint64_t[]){401, 402}, 2), CMQ_OK);
+    uint64_t first[2] = {F.res.msg_ids[0], F.res.msg_ids[1]};
+    /* the retry regrouped: 402, new 410, 401, new 411 */
+    static const char *bodies[4] = {"b402", "b410", "b401", "b411"};
+    uint64_t keys[4] = {402, 410, 401, 411};
+    cmq_SendRequest r;
+    fx_send_request(&r, Q, bodies, 4, 0, NULL);
+    for (int i = 0; i < 4; i++)
+        r.messages[i].dedup_key = keys[i];
+    uint8_t req[2048];
+    pb_ostream_t os = pb_ostream_from_buffer(req, sizeof req);
+    cr_assert(pb_encode(&os, cmq_SendRequest_fields, &r));
+    uint64_t got_keys[16], held[16];
+    uint32_t n;
+    cr_assert_eq(qsm_dedup_lookup(F.q[0], req, os.bytes_written, got_keys, held, &n), 2);
+    size_t slen;
+    uint8_t *stripped = qsm_send_strip(req, os.bytes_written, held, &slen);
+    cr_assert_not_null(stripped);
+    uint64_t sk[16], sids[16];
+    uint32_t sn;
+    cr_assert_eq(qsm_dedup_lookup(F.q[0], stripped, slen, sk, sids, &sn), 0);
+    cr_assert_eq(sn, 2, "only the two new items are proposed");
+    cr_assert_eq(sk[0], 410);
+    cr_assert_eq(sk[1], 411);
+    cr_assert_eq(qsm_check_send(F.q[0], stripped, slen), CMQ_OK);
+    /* propose the stripped bytes as queues.c does: StorageCommand{leader_ms, send} */
+    uint8_t *cmd = malloc(slen + 32);
+    pb_ostream_t cs = pb_ostream_from_buffer(cmd, slen + 32);
+    cr_assert(pb_encode_tag(&cs, PB_WT_VARINT, 1) && pb_encode_varint(&cs, F.now_ms) &&
+              pb_encode_tag(&cs, PB_WT_STRING, cmq_StorageCommand_send_tag) &&
+              pb_encode_varint(&cs, slen) && pb_write(&cs, stripped, slen));
+    uint64_t index = flog_append(&F.log, cmd, cs.bytes_written);
+    for (int k = 0; k < F.replicas; k++) {
+        qsm_result_release(&F.res);
+        F.res = (struct qsm_result){0};
+        cr_assert_eq(qsm_apply(F.q[k], index, 1, cmd, cs.bytes_written, &F.res), CMQ_OK);
+    }
+    cr_assert_eq(F.res.n_msg_ids, 2);
+    uint64_t out[16];
+    cr_assert_eq(qsm_send_merge(held, 4, F.res.msg_ids, 2, out), 4);
+    uint64_t want[4] = {first[1], F.res.msg_ids[0], first[0], F.res.msg_ids[1]};
+    cr_assert_arr_eq(out, want, sizeof want, "held ids and new ids in request order");
+    free(stripped);
+    /* and the whole regrouped request is now held: answered, nothing appended */
+    expect_everywhere(keys, 4, 4, want);
+    /* bodies: each stored once */
+    uint64_t ids[16];
+    cr_assert_eq(drain(Q, ids, 16, true), 4);
+}
+
 Test(dedup, keys_are_kept_by_age_beyond_the_soft_count_up_to_the_hard_cap)
 {
     cr_assert_eq(fx_create_default(Q), CMQ_OK);
