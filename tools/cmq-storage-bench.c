@@ -25,6 +25,7 @@
 #include "rpc.h"
 #include "status.h"
 #include "storage.pb.h"
+#include "pb_size.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -257,7 +258,7 @@ static void issue(struct slot *s)
             return;
         cmq_SendRequest r = cmq_SendRequest_init_zero;
         r.queue_id = g_queue_id;
-        r.messages_count = (pb_size_t)opt.batch;
+        r.messages_count = PB_COUNT(r.messages, opt.batch);
         for (uint32_t i = 0; i < opt.batch; i++)
             r.messages[i].body.funcs.encode = encode_body;
         if (rpc_pb_encode(cmq_SendRequest_fields, &r, &buf, &len) != CMQ_OK)

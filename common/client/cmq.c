@@ -2,6 +2,7 @@
 #include "cmq.h"
 #include "cmq_frame.h"
 #include "crypto.h"
+#include "pb_size.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -404,7 +405,7 @@ static int confirm_req(struct cmq_client *c, const char *queue, const uint64_t *
         t->item[i].msg_id = ids[i];
         t->item[i].state = states[i];
     }
-    t->item_count = (pb_size_t)n;
+    t->item_count = PB_COUNT(t->item, n);
     return finish(c, f, rc, 0, cb, arg, so, sd);
 }
 
@@ -479,7 +480,9 @@ static int publish_req(struct cmq_client *c, const char *topic, const void *cons
     rc = copy_name(name, 65, topic);
     for (size_t i = 0; rc == 0 && i < n_tags; i++)
         rc = copy_name(tagv[i], 65, tags[i]);
-    *tagc = (pb_size_t)n_tags;
+    _Static_assert(sizeof f->m.tcp_publish_msg.msgTags == sizeof f->m.tcp_batch_publish_msg.msgTags,
+                   "both publish messages hold as many tags");
+    *tagc = PB_COUNT(f->m.tcp_publish_msg.msgTags, n_tags);
     if (routing_key && rc == 0) {
         if (batch) {
             f->m.tcp_batch_publish_msg.has_routing_key = true;

@@ -24,6 +24,7 @@
 #include "metadata.pb.h"
 #include "status.h"
 #include "storage.pb.h"
+#include "pb_size.h"
 
 #include <pb_decode.h>
 #include <pb_encode.h>
@@ -576,7 +577,7 @@ static int build_send(struct gw_call *c)
         api_client_addr(c, r.messages[i].client_addr, sizeof r.messages[i].client_addr);
         r.messages[i].body.funcs.encode = api_encode_body_ref;
         r.messages[i].body.arg = &refs[i];
-        r.messages_count = (pb_size_t)(i + 1);
+        r.messages_count = PB_COUNT(r.messages, i + 1);
     }
     q->n_msgs = (uint32_t)n;
     q->msg_bytes = total;
@@ -667,7 +668,7 @@ static int build_delete(struct gw_call *c)
             api_reply_err(c, CMQERR_RECEIPT_HANDLE_FORMAT, NULL);
             return -1;
         }
-        r.receipt_handles_count = (pb_size_t)(i + 1);
+        r.receipt_handles_count = PB_COUNT(r.receipt_handles, i + 1);
     }
     q->n_msgs = (uint32_t)q->n_handles;
     q->msg_bytes = 0;

@@ -26,6 +26,7 @@
 #include "names.h"
 #include "status.h"
 #include "storage.pb.h"
+#include "pb_size.h"
 
 #include <inttypes.h>
 #include <pb_decode.h>
@@ -98,14 +99,14 @@ int api_publish_encode(uint64_t topic_num_id, const struct param_value *bodies, 
         r.messages[i].body.arg = &refs[i];
         r.messages[i].dedup_key = api_dedup_key(); /* the same on every resend */
     }
-    r.messages_count = (pb_size_t)n;
+    r.messages_count = PB_COUNT(r.messages, n);
     for (size_t i = 0; i < n_tags; i++) {
         if (tags[i].len >= sizeof r.tags[0])
             return CMQ_EINVAL;
         memcpy(r.tags[i], tags[i].val, tags[i].len);
         r.tags[i][tags[i].len] = '\0';
     }
-    r.tags_count = (pb_size_t)n_tags;
+    r.tags_count = PB_COUNT(r.tags, n_tags);
     snprintf(r.routing_key, sizeof r.routing_key, "%s", routing_key ? routing_key : "");
     snprintf(r.client_addr, sizeof r.client_addr, "%s", client_addr ? client_addr : "");
     return rpc_pb_encode(cmq_PublishRequest_fields, &r, out, out_len);
@@ -193,6 +194,11 @@ static void on_sub_page(struct gw_call *c, int tag, int status, const struct rpc
         return;
     }
     size_t need = p->sync.subscriptions_count + sl.subscriptions_count;
+    if (need > PB_SIZE_MAX) { /* TopicSyncRequest.subscriptions_count is a 16-bit pb_size_t */
+        pb_release(cmq_SubList_fields, &sl);
+        sync_failed(c, CMQ_ELIMIT, "subscriptions");
+        return;
+    }
     if (need > p->subs_cap) {
         size_t cap = need < 16 ? 16 : need;
         cmq_TopicSubscription *ns = realloc(p->sync.subscriptions, cap * sizeof *ns);

@@ -24,6 +24,7 @@
 #include "names.h"
 #include "status.h"
 #include "storage.pb.h"
+#include "pb_size.h"
 
 #include <inttypes.h>
 #include <pb_decode.h>
@@ -158,11 +159,11 @@ static int sub_settings(struct gw_call *c, cmq_SubRequest *r)
     if ((n = get_list(c, LIST_FILTER_TAG, (char *)r->filter_tags, sizeof r->filter_tags[0])) < 0)
         return -1;
     r->has_filter_tags = n > 0;
-    r->filter_tags_count = (pb_size_t)n;
+    r->filter_tags_count = PB_COUNT(r->filter_tags, n);
     if ((n = get_list(c, LIST_BINDING_KEY, (char *)r->binding_keys, sizeof r->binding_keys[0])) < 0)
         return -1;
     r->has_binding_keys = n > 0;
-    r->binding_keys_count = (pb_size_t)n;
+    r->binding_keys_count = PB_COUNT(r->binding_keys, n);
     /* Extension (docs/http-api.md): a dead-letter queue for messages whose
      * push retries are exhausted; clearDeadLetterQueue=1 removes it. */
     if (opt_str(c, "deadLetterQueueName", r->dead_letter_queue, sizeof r->dead_letter_queue,

@@ -186,6 +186,10 @@ int meta_partition_map(struct meta_store *s, cmq_PartitionMap *out, struct meta_
 #define META_SUB_LIST_LIMIT_MAX 100 /* ListSubscriptionByTopic (clamped) */
 #define META_SUB_LIST_OFFSET_MAX 1000
 #define META_PARTITIONS_MAX 1024
+/* NodeReply / PartitionMap.partitions and SubList.subscriptions are FT_POINTER
+ * lists whose counts are nanopb's 16-bit pb_size_t (proto/metadata.options). */
+_Static_assert(META_PARTITIONS_MAX <= 65535 && META_SUB_LIST_LIMIT_MAX <= 65535,
+               "pointer-list bounds fit pb_size_t");
 #define META_TOPIC_RETENTION_S 86400
 
 #endif

@@ -1,9 +1,10 @@
 /* node.c: hosts partitions, carries Raft messages between nodes, answers
  * partition status.  See node.h.
  *
- * Wire mapping: struct raft_msg <-> cmq.RaftMessage (proto/raft.proto) field
- * for field; entries and snapshot data are FT_POINTER fields, so a decoded
- * message is released with pb_release right after raft_step copied it.
+ * Wire mapping: raftwire.c (struct raft_msg <-> cmq.RaftWire, install chunks
+ * <-> cmq.RaftInstall); a decoded message borrows its entries from the
+ * received frame, which stays alive until rpc_drop, after raft_step (or
+ * partition_on_chunk) copied what it keeps.
  */
 #include "node.h"
 #include "node_internal.h"
@@ -19,6 +20,7 @@
 #include "partition.h"
 #include "raft.h"
 #include "raft.pb.h"
+#include "raftwire.h"
 #include "status.h"
 
 #include "metadata.pb.h"
@@ -141,7 +143,56 @@ static struct peer *peer_upsert(struct node *n, const char *node_id, const char 
     return p;
 }
 
-/* ---------- raft wire ---------- */
+/* ---------- raft wire (the mapping itself: raftwire.c) ---------- */
+
+/* Logs a refused Raft message.  A checksum mismatch is logged once per
+ * (partition, index): Raft resends the same entry until it arrives intact, so
+ * repeats are only counted, and summarised every 10 s with that count. */
+static void wire_refused(struct node *n, const char *what, uint32_t partition, int rc,
+                         const struct raftwire_fault *f)
+{
+    n->wire_refused++;
+    uint64_t now = clock_mono_ms(), sup;
+    if (!f->crc_bad) {
+        static struct log_limit lim;
+        if (log_limit_allow(&lim, now, 10000, &sup))
+            log_error("raft_wire_refused", "message=%s partition=%u status=%s refused=%llu "
+                      "suppressed=%llu", what, partition, status_name(rc),
+                      (unsigned long long)n->wire_refused, (unsigned long long)sup);
+        return;
+    }
+    n->crc_refused++;
+    if (partition == n->crc_last_partition && f->index == n->crc_last_index) {
+        n->crc_repeats++;
+        if (!log_limit_allow(&n->crc_repeat_lim, now, 10000, &sup))
+            return;
+        log_error("raft_entry_crc_mismatch", "message=%s partition=%u index=%llu what=%s "
+                  "repeats=%llu crc_refused=%llu action=refused_again", what, partition,
+                  (unsigned long long)f->index, f->crc_bad == 2 ? "snapshot" : "entry",
+                  (unsigned long long)n->crc_repeats, (unsigned long long)n->crc_refused);
+        return;
+    }
+    n->crc_last_partition = partition;
+    n->crc_last_index = f->index;
+    n->crc_repeats = 0;
+    n->crc_repeat_lim = (struct log_limit){0};
+    log_limit_allow(&n->crc_repeat_lim, now, 10000, &sup); /* opens the repeat window */
+    log_error("raft_entry_crc_mismatch", "message=%s partition=%u index=%llu what=%s "
+              "wire_crc=%08x computed_crc=%08x crc_refused=%llu action=refused", what, partition,
+              (unsigned long long)f->index, f->crc_bad == 2 ? "snapshot" : "entry",
+              f->stored_crc, f->computed_crc, (unsigned long long)n->crc_refused);
+}
+
+/* Logs a message this node could not encode (our bug or an image too large
+ * for the wire; Raft retries, so at most once per 10 s with a count). */
+static void wire_unsendable(const char *what, uint32_t partition, int rc)
+{
+    static struct log_limit lim;
+    uint64_t sup;
+    if (log_limit_allow(&lim, clock_mono_ms(), 10000, &sup))
+        log_error("raft_wire_encode_failed", "message=%s partition=%u status=%s suppressed=%llu",
+                  what, partition, status_name(rc), (unsigned long long)sup);
+}
 
 static void send_raft(void *arg, uint32_t partition_id, const struct raft_msg *m)
 {
@@ -149,67 +200,17 @@ static void send_raft(void *arg, uint32_t partition_id, const struct raft_msg *m
     struct peer *p = peer_by_id(n, m->to);
     if (!p || !p->client)
         return;
-    cmq_RaftWire w = cmq_RaftWire_init_zero;
-    w.partition = partition_id;
-    w.has_msg = true;
-    cmq_RaftMessage *o = &w.msg;
-    o->type = m->type;
-    o->flags = m->flags;
-    o->from = m->from;
-    o->to = m->to;
-    o->term = m->term;
-    o->log_term = m->log_term;
-    o->index = m->index;
-    o->commit = m->commit;
-    o->reject = m->reject;
-    o->hint_index = m->hint_index;
-    o->hint_term = m->hint_term;
-    o->read_seq = m->read_seq;
-    int ok = 1;
-    if (m->n_entries) {
-        o->entries = calloc(m->n_entries, sizeof *o->entries);
-        ok = o->entries != NULL;
-        for (uint32_t i = 0; ok && i < m->n_entries; i++) {
-            const struct raft_entry *e = &m->entries[i];
-            cmq_RaftEntry *oe = &o->entries[i];
-            oe->term = e->term;
-            oe->index = e->index;
-            oe->type = e->type;
-            if (e->len) {
-                oe->data = malloc(PB_BYTES_ARRAY_T_ALLOCSIZE(e->len));
-                ok = oe->data != NULL;
-                if (ok) {
-                    oe->data->size = e->len;
-                    memcpy(oe->data->bytes, e->data, e->len);
-                }
-            }
-            o->entries_count = i + 1;
-        }
-    }
-    if (ok && m->type == RAFT_MSG_SNAPSHOT) {
-        o->has_snapshot = true;
-        o->snapshot.index = m->snapshot.index;
-        o->snapshot.term = m->snapshot.term;
-        o->snapshot.config.size = (pb_size_t)raft_config_encode(
-            &m->snapshot.config, o->snapshot.config.bytes, sizeof o->snapshot.config.bytes);
-        if (m->snapshot.len) {
-            o->snapshot.data = malloc(PB_BYTES_ARRAY_T_ALLOCSIZE(m->snapshot.len));
-            ok = o->snapshot.data != NULL;
-            if (ok) {
-                o->snapshot.data->size = m->snapshot.len;
-                memcpy(o->snapshot.data->bytes, m->snapshot.data, m->snapshot.len);
-            }
-        }
-    }
     uint8_t *buf = NULL;
     size_t len = 0;
-    if (ok && rpc_pb_encode(cmq_RaftWire_fields, &w, &buf, &len) == CMQ_OK &&
+    int rc = raftwire_encode_msg(partition_id, m, &buf, &len);
+    if (rc != CMQ_OK && rc != CMQ_ENOMEM)
+        wire_unsendable(raft_msg_type_name(m->type), partition_id, rc);
+    if (rc == CMQ_OK &&
         rpc_client_send_oneway(p->client, 0, cmq_RaftMsgType_RAFT_WIRE_MESSAGE, buf, len) == CMQ_OK)
         n->sent++;
     else
         n->send_failed++; /* Raft retries: heartbeats and probes resend */
     free(buf);
-    pb_release(cmq_RaftWire_fields, &w);
 }
 
 /* ---------- install-snapshot chunks (partition.h) ---------- */
@@ -220,129 +221,55 @@ static void send_chunk(void *arg, uint32_t partition_id, const struct partition_
     struct peer *p = peer_by_id(n, c->to);
     if (!p || !p->client)
         return;
-    cmq_RaftInstall w = cmq_RaftInstall_init_zero;
-    w.partition = partition_id;
-    w.from = c->from;
-    w.to = c->to;
-    w.term = c->term;
-    w.snap_index = c->snap_index;
-    w.snap_term = c->snap_term;
-    w.first_index = c->first_index;
-    w.next = c->next;
-    w.ack = c->ack != 0;
-    int ok = 1;
-    if (c->n_entries) {
-        w.entries = calloc(c->n_entries, sizeof *w.entries);
-        ok = w.entries != NULL;
-        for (uint32_t i = 0; ok && i < c->n_entries; i++) {
-            const struct raft_entry *e = &c->entries[i];
-            cmq_RaftEntry *oe = &w.entries[i];
-            oe->term = e->term;
-            oe->index = e->index;
-            oe->type = e->type;
-            if (e->len) {
-                oe->data = malloc(PB_BYTES_ARRAY_T_ALLOCSIZE(e->len));
-                ok = oe->data != NULL;
-                if (ok) {
-                    oe->data->size = e->len;
-                    memcpy(oe->data->bytes, e->data, e->len);
-                }
-            }
-            w.entries_count = i + 1;
-        }
-    }
     uint8_t *buf = NULL;
     size_t len = 0;
-    if (ok && rpc_pb_encode(cmq_RaftInstall_fields, &w, &buf, &len) == CMQ_OK &&
+    int rc = raftwire_encode_install(partition_id, c, &buf, &len);
+    if (rc != CMQ_OK && rc != CMQ_ENOMEM)
+        wire_unsendable("install", partition_id, rc);
+    if (rc == CMQ_OK &&
         rpc_client_send_oneway(p->client, 0, cmq_RaftMsgType_RAFT_WIRE_INSTALL, buf, len) == CMQ_OK)
         n->sent++;
     else
         n->send_failed++; /* the leader resends a chunk after a silence */
     free(buf);
-    pb_release(cmq_RaftInstall_fields, &w);
 }
 
+/* An install chunk: refused whole (never acknowledged) unless every entry's
+ * CRC matched; the leader resends it after a silence. */
 static void on_install(struct node *n, struct rpc_call *call)
 {
-    cmq_RaftInstall w = cmq_RaftInstall_init_zero;
-    struct partition *p = NULL;
-    if (rpc_call_decode(call, cmq_RaftInstall_fields, &w) != CMQ_OK ||
-        !(p = part_by_id(n, w.partition)) || w.to != n->raft_id ||
-        w.entries_count > 1024) {
-        pb_release(cmq_RaftInstall_fields, &w);
-        rpc_drop(call);
-        return;
+    const struct rpc_msg *req = rpc_call_request(call);
+    struct raftwire_install w;
+    int rc = raftwire_decode_install(req->body, req->body_len, &w);
+    struct partition *p = rc == CMQ_OK ? part_by_id(n, w.partition) : NULL;
+    if (rc != CMQ_OK)
+        wire_refused(n, "install", w.partition, rc, &w.fault);
+    else if (p && w.c.to == n->raft_id) {
+        n->received++;
+        partition_on_chunk(p, &w.c);
+        partition_flush(p);
     }
-    struct raft_entry *ents = w.entries_count ? calloc(w.entries_count, sizeof *ents) : NULL;
-    if (w.entries_count && !ents) {
-        pb_release(cmq_RaftInstall_fields, &w);
-        rpc_drop(call);
-        return;
-    }
-    for (pb_size_t i = 0; i < w.entries_count; i++) {
-        const cmq_RaftEntry *oe = &w.entries[i];
-        ents[i] = (struct raft_entry){.term = oe->term, .index = oe->index, .type = oe->type,
-                                      .len = oe->data ? oe->data->size : 0,
-                                      .data = oe->data ? oe->data->bytes : NULL};
-    }
-    struct partition_chunk c = {
-        .from = w.from, .to = w.to, .term = w.term, .snap_index = w.snap_index,
-        .snap_term = w.snap_term, .first_index = w.first_index, .next = w.next, .ack = w.ack,
-        .n_entries = w.entries_count, .entries = ents,
-    };
-    n->received++;
-    partition_on_chunk(p, &c);
-    partition_flush(p);
-    free(ents);
-    pb_release(cmq_RaftInstall_fields, &w);
+    raftwire_install_release(&w);
     rpc_drop(call);
 }
 
+/* A Raft message: stepped only when it decoded whole and every entry's (and
+ * the snapshot's) CRC matched; otherwise nothing of it reaches Raft, so
+ * nothing of it is acknowledged, and the leader resends. */
 static void on_raft_message(struct node *n, struct rpc_call *call)
 {
-    cmq_RaftWire w = cmq_RaftWire_init_zero;
-    if (rpc_call_decode(call, cmq_RaftWire_fields, &w) != CMQ_OK || !w.has_msg ||
-        !part_by_id(n, w.partition)) {
-        pb_release(cmq_RaftWire_fields, &w);
-        rpc_drop(call);
-        return;
+    const struct rpc_msg *req = rpc_call_request(call);
+    struct raftwire_msg w;
+    int rc = raftwire_decode_msg(req->body, req->body_len, &w);
+    struct partition *p = rc == CMQ_OK ? part_by_id(n, w.partition) : NULL;
+    if (rc != CMQ_OK)
+        wire_refused(n, raft_msg_type_name(w.m.type), w.partition, rc, &w.fault);
+    else if (p) {
+        n->received++;
+        if (w.m.to == n->raft_id)
+            partition_step(p, &w.m);
     }
-    const cmq_RaftMessage *o = &w.msg;
-    struct raft_entry ents_small[8];
-    struct raft_entry *ents = o->entries_count <= 8 ? ents_small
-                                                    : calloc(o->entries_count, sizeof *ents);
-    if (!ents) {
-        pb_release(cmq_RaftWire_fields, &w);
-        rpc_drop(call);
-        return;
-    }
-    for (pb_size_t i = 0; i < o->entries_count; i++) {
-        const cmq_RaftEntry *oe = &o->entries[i];
-        ents[i] = (struct raft_entry){.term = oe->term, .index = oe->index, .type = oe->type,
-                                      .len = oe->data ? oe->data->size : 0,
-                                      .data = oe->data ? oe->data->bytes : NULL};
-    }
-    struct raft_msg m = {
-        .type = o->type, .flags = o->flags, .from = o->from, .to = o->to, .term = o->term,
-        .log_term = o->log_term, .index = o->index, .commit = o->commit, .reject = o->reject,
-        .hint_index = o->hint_index, .hint_term = o->hint_term, .read_seq = o->read_seq,
-        .n_entries = o->entries_count, .entries = ents,
-    };
-    int ok = 1;
-    if (o->has_snapshot) {
-        m.snapshot.index = o->snapshot.index;
-        m.snapshot.term = o->snapshot.term;
-        ok = raft_config_decode(o->snapshot.config.bytes, o->snapshot.config.size,
-                                &m.snapshot.config) == RAFT_OK;
-        m.snapshot.len = o->snapshot.data ? o->snapshot.data->size : 0;
-        m.snapshot.data = o->snapshot.data ? o->snapshot.data->bytes : NULL;
-    }
-    n->received++;
-    if (ok && m.to == n->raft_id)
-        partition_step(part_by_id(n, w.partition), &m);
-    if (ents != ents_small)
-        free(ents);
-    pb_release(cmq_RaftWire_fields, &w);
+    raftwire_msg_release(&w);
     rpc_drop(call);
 }
 

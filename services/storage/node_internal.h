@@ -7,6 +7,7 @@
 #include "node.h"
 #include "partition.h"
 #include "qsm.h"
+#include "log.h"
 
 #define NODE_MAX_PEERS 64
 
@@ -67,6 +68,13 @@ struct node {
     struct forward *fwd;      /* appends to other queues (forward.c) */
     struct topics *topics;   /* fan-out clients and counters (topics.c) */
     struct rpc_client *txnq_gw; /* transaction check-backs to the gateways (txnq.c) */
+    /* Raft messages refused by raftwire (malformed, over a limit, bad CRC),
+     * and the CRC log's state: the last (partition, index) logged, how often
+     * it came again since (node.c, wire_refused). */
+    uint64_t wire_refused, crc_refused;
+    uint32_t crc_last_partition;
+    uint64_t crc_last_index, crc_repeats;
+    struct log_limit crc_repeat_lim;
 };
 
 struct peer *peer_by_id(struct node *n, uint64_t id);

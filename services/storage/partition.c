@@ -23,16 +23,16 @@
 
 #define WRITER_MAX_PENDING 4096
 /* The largest entry: a full batch (16 bodies, 1 MiB in all) plus its framing. */
-#define ENTRY_BYTES_MAX (2u << 20)
+#define ENTRY_BYTES_MAX PARTITION_ENTRY_BYTES_MAX
 /* Raft's bound on one AppendEntries: several full entries. */
-#define APPEND_BYTES_MAX (4u << 20)
+#define APPEND_BYTES_MAX PARTITION_APPEND_BYTES_MAX
 /* Install chunks: payload bytes and entries per chunk, and the silence (in
  * ticks) after which the leader resends one, or gives the transfer up. */
-#define CHUNK_BYTES_MAX (1u << 20)
+#define CHUNK_BYTES_MAX PARTITION_CHUNK_BYTES_MAX
 /* Entries whose payloads Raft keeps in memory behind the applied index (the
  * rest are read back from the segments when a follower needs them). */
 #define RAFT_KEEP_RECENT 256
-#define CHUNK_ENTRIES_MAX 256
+#define CHUNK_ENTRIES_MAX PARTITION_CHUNK_ENTRIES_MAX
 #define CHUNK_RESEND_TICKS 10
 #define CHUNK_GIVEUP_TICKS 300
 
@@ -285,6 +285,7 @@ int partition_open(const struct partition_opts *opts, struct partition **out, ch
         .pre_vote = true,
         .check_quorum = true,
         .max_msg_bytes = APPEND_BYTES_MAX,
+        .max_entries_per_msg = PARTITION_APPEND_ENTRIES_MAX,
         .max_snapshot_bytes = SNAPFILE_IMAGE_BYTES_MAX,
         .seed = opts->seed,
         .read_entry = raft_read_back,
@@ -1142,6 +1143,8 @@ int partition_propose(struct partition *p, const void *cmd, size_t len, partitio
         return CMQ_EIO;
     if (raft_role(p->raft) != RAFT_LEADER)
         return CMQ_ENOTLEADER;
+    if (len > ENTRY_BYTES_MAX)
+        return CMQ_ETOOBIG; /* the log and the wire carry no larger entry */
     if (p->in_ready) {
         struct deferred *d = malloc(sizeof *d + len);
         if (!d)

@@ -46,6 +46,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Limits that cross the wire (services/storage/raftwire.h asserts them
+ * against the transport; docs/raft.md §9).
+ * PARTITION_ENTRY_BYTES_MAX is the largest entry the system makes: a full
+ * Send (QSM_BATCH_MAX bodies, QSM_BATCH_BYTES_MAX in all) plus its framing;
+ * it is also the segment log's record limit.  partition_propose refuses a
+ * larger command (CMQ_ETOOBIG).  An APPEND carries at most
+ * PARTITION_APPEND_ENTRIES_MAX entries and PARTITION_APPEND_BYTES_MAX payload
+ * bytes (one entry alone may reach PARTITION_ENTRY_BYTES_MAX); an install
+ * chunk stops after PARTITION_CHUNK_ENTRIES_MAX entries or once it holds
+ * PARTITION_CHUNK_BYTES_MAX payload bytes (so at most that plus one entry). */
+#define PARTITION_ENTRY_BYTES_MAX (2u << 20)
+#define PARTITION_APPEND_BYTES_MAX (4u << 20)
+#define PARTITION_APPEND_ENTRIES_MAX 64u
+#define PARTITION_CHUNK_BYTES_MAX (1u << 20)
+#define PARTITION_CHUNK_ENTRIES_MAX 256u
+_Static_assert(PARTITION_ENTRY_BYTES_MAX <= PARTITION_APPEND_BYTES_MAX,
+               "raft's max_msg_bytes is also its largest entry");
+
 struct partition;
 
 /* Sends `m` (borrowed for the call) to node m->to for partition `id`. */

@@ -18,6 +18,7 @@
 #include "raft.h"
 #include "status.h"
 #include "storage.pb.h"
+#include "pb_size.h"
 
 #include <pb_decode.h>
 #include <pb_encode.h>
@@ -488,8 +489,9 @@ static void on_trace(struct node *n, struct rpc_call *call)
     }
     bool truncated = false;
     bool topic = tr.topic_id != 0;
-    r->events_count = (pb_size_t)trace_query(h->trace, tr.msg_id, topic ? tr.topic_id : tr.queue_id,
-                                             topic, r->events, TRACE_EVENTS_MAX, &truncated);
+    r->events_count = PB_COUNT(r->events, trace_query(h->trace, tr.msg_id,
+                                                         topic ? tr.topic_id : tr.queue_id, topic,
+                                                         r->events, TRACE_EVENTS_MAX, &truncated));
     r->truncated = truncated;
     topics_trace_publish(h, r->events, r->events_count);
     rpc_reply_pb(call, cmq_TraceReply_fields, r);

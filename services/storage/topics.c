@@ -26,6 +26,7 @@
 #include "storage.pb.h"
 #include "trace.h"
 #include "tsm.h"
+#include "pb_size.h"
 
 #include <inttypes.h>
 #include <pb_decode.h>
@@ -371,7 +372,7 @@ static void delivered(struct delivery *d, int ok)
         p.retries[placed].next_ms = now + delay;
         attempt(&p, d, placed, 2, 1, now + delay);
     }
-    p.retries_count = (pb_size_t)placed;
+    p.retries_count = PB_COUNT(p.retries, placed);
     p.cursor = placed == d->count ? d->new_cursor : d->ids[placed];
     p.passed = placed == d->count ? d->passed : d->pos[placed];
     if (placed == 0) {
@@ -439,7 +440,7 @@ static void forward(struct delivery *d, uint64_t queue_id, uint32_t first, uint3
         /* a dead-letter copy is a different append from the delivery itself */
         r.messages[i].dedup_key = dedup_key(d->sub_id, d->ids[first + i]) ^ (d->dlq_step ? 0x5bd1e995u : 0);
     }
-    r.messages_count = (pb_size_t)count;
+    r.messages_count = PB_COUNT(r.messages, count);
     snprintf(r.client_addr, sizeof r.client_addr, "topic:%" PRIu64, d->topic_id);
     uint8_t *buf;
     size_t len;
@@ -486,7 +487,7 @@ static void push(struct delivery *d)
     r.msg_id = d->ids[0];
     for (uint32_t i = 0; i < d->n_tags; i++)
         snprintf(r.tags[i], sizeof r.tags[i], "%s", d->tags[i]);
-    r.tags_count = (pb_size_t)d->n_tags;
+    r.tags_count = PB_COUNT(r.tags, d->n_tags);
     r.topic_owner = d->appid;
     snprintf(r.topic_name, sizeof r.topic_name, "%s", d->topic_name);
     snprintf(r.subscription_name, sizeof r.subscription_name, "%s", d->sub_name);

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "status.h"
 #include "storage.pb.h"
+#include "pb_size.h"
 
 #include <pb_encode.h>
 #include <stdio.h>
@@ -148,7 +149,7 @@ static void answer_pull(struct treq *r, const struct rpc_msg *msg)
             fill_pull(&f->m.batch_pull_rsp.msg_list[i], &rs[i]);
             f->bodies[i] = (struct cmq_bytes){rs[i].body, rs[i].body_len};
         }
-        f->m.batch_pull_rsp.msg_list_count = (pb_size_t)n;
+        f->m.batch_pull_rsp.msg_list_count = PB_COUNT(f->m.batch_pull_rsp.msg_list, n);
         f->n_bodies = n;
     }
     tconn_send(r->conn, f);
@@ -310,7 +311,7 @@ static int build_send(struct treq *r)
         s.messages[i].dedup_key = api_dedup_key(); /* the same on every resend */
         s.messages[i].body.funcs.encode = encode_body;
         s.messages[i].body.arg = &r->f.bodies[i];
-        s.messages_count = (pb_size_t)(i + 1);
+        s.messages_count = PB_COUNT(s.messages, i + 1);
     }
     if (total > CMQ_BATCH_BYTES_MAX) {
         fail(r, CMQERR_BATCH_TOO_BIG, NULL);
@@ -373,7 +374,7 @@ static int build_delete(struct treq *r)
         }
         for (size_t i = 0; i < r->f.n_ids; i++)
             d.receipt_handles[i] = r->f.ids[i];
-        d.receipt_handles_count = (pb_size_t)r->f.n_ids;
+        d.receipt_handles_count = PB_COUNT(d.receipt_handles, r->f.n_ids);
     }
     for (pb_size_t i = 0; i < d.receipt_handles_count; i++)
         if (d.receipt_handles[i] == 0) {
