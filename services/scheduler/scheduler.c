@@ -49,6 +49,7 @@ _Static_assert(sizeof(((cmq_SchedFire *)0)->timers) / sizeof(cmq_SchedTimer) == 
                "scheduler.options: SchedFire.timers max_count");
 _Static_assert(sizeof(((cmq_SchedTimer *)0)->payload.bytes) == SCHED_PAYLOAD_MAX,
                "scheduler.options: SchedTimer.payload max_size");
+_Static_assert(SCHED_PAYLOAD_MAX <= UINT8_MAX, "a decoded payload.size fits sched_timer.payload_len");
 _Static_assert(sizeof(((cmq_SchedCancel *)0)->keys) / sizeof(uint64_t) == SCHED_CANCEL_MAX,
                "scheduler.options: SchedCancel.keys max_count");
 _Static_assert(sizeof(((cmq_SchedRegister *)0)->endpoint) <= RPC_ENDPOINT_MAX,

@@ -47,7 +47,7 @@
 #include <stdint.h>
 
 /* Limits that cross the wire (services/storage/raftwire.h asserts them
- * against the transport; docs/raft.md §9).
+ * against the transport; docs/raft.md §4.1).
  * PARTITION_ENTRY_BYTES_MAX is the largest entry the system makes: a full
  * Send (QSM_BATCH_MAX bodies, QSM_BATCH_BYTES_MAX in all) plus its framing;
  * it is also the segment log's record limit.  partition_propose refuses a

@@ -20,7 +20,7 @@
  * fails is refused as a whole, with the first failing index reported, so the
  * caller never steps or acknowledges any part of it.
  *
- * Limits (docs/raft.md §9), each enforced when encoding (a bug of ours: the
+ * Limits (docs/raft.md §4.1), each enforced when encoding (a bug of ours: the
  * encoder refuses) and when decoding (the peer's: the message is refused):
  * entry data <= RAFTWIRE_ENTRY_BYTES_MAX, entries per message <=
  * RAFTWIRE_ENTRIES_MAX, a snapshot image <= RAFTWIRE_SNAPSHOT_BYTES_MAX, and
