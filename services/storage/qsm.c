@@ -2751,9 +2751,10 @@ static int queue_load_recs(struct queue *qu, struct rbuf *r, uint64_t n)
 
 int qsm_snapshot_read(struct qsm *q, const uint8_t *buf, size_t len)
 {
-    if (len < 8 || crc32c(0, buf, len - 4) != (uint32_t)(buf[len - 4] | buf[len - 3] << 8 |
-                                                        buf[len - 2] << 16 |
-                                                        (uint32_t)buf[len - 1] << 24))
+    if (len < 8 || crc32c(0, buf, len - 4) != ((uint32_t)buf[len - 4] |
+                                               (uint32_t)buf[len - 3] << 8 |
+                                               (uint32_t)buf[len - 2] << 16 |
+                                               (uint32_t)buf[len - 1] << 24))
         return CMQ_ECORRUPT;
     struct rbuf r = {buf, buf + len - 4, false};
     if (R32(&r) != SNAP_MAGIC)

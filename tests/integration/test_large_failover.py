@@ -283,8 +283,19 @@ def main():
 
     down = cmq('down')
     tap.check('down', down.returncode == 0)
-    logs = ''.join(open(p).read() for p in glob.glob(os.path.join(VAR, 'log', 'storage-*.log')))
-    tap.check('no Raft entry was refused for its CRC', 'raft_entry_crc_mismatch' not in logs)
+    names = ('storage-1', 'storage-2', 'storage-3', 'gateway', 'metadata')
+    logs = {n: open(os.path.join(VAR, 'log', n + '.log')).read() for n in names}
+    tap.check('every service stopped cleanly',
+              all(l.splitlines()[-1].endswith('event=exit status=0') for l in logs.values()),
+              [l.splitlines()[-1] for l in logs.values()])
+    tap.check('no Raft message was refused (bad CRC or malformed)',
+              not any('raft_entry_crc_mismatch' in l or 'raft_wire_refused' in l
+                      for l in logs.values()))
+    reports = ['%s: %s' % (n, '\n'.join(l.splitlines()[i:i + 40]))
+               for n, l in logs.items() for i, line in enumerate(l.splitlines())
+               if 'Sanitizer' in line or 'runtime error' in line][:3]
+    tap.check('no sanitizer report in the service logs (sanitize builds)', not reports,
+              '\n'.join(reports))
     return tap.finish()
 
 
