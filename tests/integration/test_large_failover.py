@@ -40,7 +40,10 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 BUILD = os.path.abspath(sys.argv[1])
 VAR = tempfile.mkdtemp(prefix='cmq-large-')
 BASE = 20040 + random.randrange(120) * 100  # below the ephemeral port range
-ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD, CMQ_NO_INSTALL='1')
+# One gateway event loop: the burst's connections then share the loop whose
+# turns group their sends (with one loop per CPU they spread thinner).
+ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD, CMQ_NO_INSTALL='1',
+           CMQ_GATEWAY_EXTRA='[gateway]\nthreads = 1')
 CMQ = os.path.join(ROOT, 'tools', 'cmq')
 CTL = os.path.join(BUILD, 'tools', 'cmqctl')
 QUEUE = 'large'
@@ -171,19 +174,28 @@ def main():
         if tap.check('single send of %d bytes acknowledged' % size, r['code'] == 0, r):
             sent[r['msgId']] = sha(b)
 
+    part = [p for p in partitions() if p['queues'] == '1']
+    leader = part[0]['leader'] if part else ''
+    pid_ = part[0]['partition'] if part else ''
+    if not tap.check('the queue has a partition with a known leader',
+                     re.match(r'storage-\d$', leader), part):
+        return tap.finish()
+
     before = metrics(env)
     failures = []
     # The gateway groups the sends to one queue that reach it in one turn of
     # its event loop.  To make that happen as it does under real load, the
-    # threads send in rounds: each signs its request first, all wait at a
-    # barrier, then all write at once.
+    # threads send in steps: each signs its request first, all wait at a
+    # barrier, then all write at once.  Grouping depends on timing, so the
+    # burst is repeated (at most 3 times) until the leader's log holds an
+    # entry over 64 KiB made of several of its bodies.
     sys.setswitchinterval(0.0001)
     barrier = threading.Barrier(THREADS)
 
-    def burst(t):
+    def burst(rnd, t):
         cl = Client(env['CMQ_HTTP_ENDPOINT'], env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
         for i in range(PER_THREAD):
-            b = body('small-%d-%d-' % (t, i), SMALL)
+            b = body('small-%d-%d-%d-' % (rnd, t, i), SMALL)
             req = signed(cl, 'SendMessage', queueName=QUEUE, msgBody=b)
             try:
                 barrier.wait(timeout=60)
@@ -199,14 +211,20 @@ def main():
                     sent[r['msgId']] = sha(b)
             else:
                 failures.append(r)
+        cl.conn.close()
 
-    threads = [threading.Thread(target=burst, args=(t,)) for t in range(THREADS)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    want = len(LARGE) + THREADS * PER_THREAD
-    tap.check('%d concurrent 6 KB sends acknowledged' % (THREADS * PER_THREAD),
+    rounds, big = 0, 0
+    while rounds < 3 and big == 0:
+        threads = [threading.Thread(target=burst, args=(rounds, t)) for t in range(THREADS)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        rounds += 1
+        big = coalesced_over_64k(leader, pid_)
+    want = len(LARGE) + rounds * THREADS * PER_THREAD
+    tap.check('%d concurrent 6 KB sends acknowledged (%d burst(s))'
+              % (rounds * THREADS * PER_THREAD, rounds),
               len(sent) == want, '%d of %d; %r' % (len(sent), want, failures[:3]))
     after = metrics(env)
     appends = after.get('cmq_gateway_send_appends_total', 0) - \
@@ -215,14 +233,6 @@ def main():
         before.get('cmq_gateway_sends_coalesced_total', 0)
     tap.check('the gateway coalesced the burst (%d sends in %d appends)' % (coalesced, appends),
               appends > 0 and coalesced >= 2 * appends, after)
-
-    part = [p for p in partitions() if p['queues'] == '1']
-    leader = part[0]['leader'] if part else ''
-    pid_ = part[0]['partition'] if part else ''
-    if not tap.check('the queue has a partition with a known leader',
-                     re.match(r'storage-\d$', leader), part):
-        return tap.finish()
-    big = coalesced_over_64k(leader, pid_)
     tap.check('the leader logged coalesced entries over 64 KiB (%d)' % big, big >= 1)
     # Followers hold every acknowledged entry whole: no record is cut to 16 bits.
     time.sleep(0.5)
