@@ -64,6 +64,10 @@ struct raft {
     /* persistent */
     uint64_t term;
     uint64_t vote;
+    uint64_t floor_term, floor_index; /* S7: the lost log's up-to-dateness; 0, 0: none */
+
+    /* the application cannot serve: never campaign (raft_step_aside) */
+    bool aside;
 
     /* volatile */
     uint32_t role;
@@ -658,7 +662,7 @@ static int tally(const struct raft *r)
 
 static void campaign(struct raft *r, bool pre, bool transfer)
 {
-    if (!promotable(r))
+    if (!promotable(r) || r->aside)
         return;
     if (pre) {
         uint64_t t = r->term;
@@ -843,6 +847,18 @@ static void maybe_commit(struct raft *r)
 static void handle_append_resp(struct raft *r, struct progress *pr, const struct raft_msg *m)
 {
     pr->recent_active = true;
+    if (m->reject && (m->flags & RAFT_MSG_FLAG_LOG_LOST) && pr->state != PR_SNAPSHOT &&
+        m->hint_index < pr->match) {
+        /* S7: the follower discarded its log (a repaired replica) and holds
+         * less than it once acknowledged.  Its old acknowledgements stay
+         * valid promises through its vote floor; from now on count only what
+         * it holds again, and probe from where its log ends. */
+        pr->match = m->hint_index;
+        pr->hb_match = pr->match;
+        pr->next = m->index + 1;
+        become_probe(r, pr);
+        pr->next = m->index + 1;
+    }
     if (m->reject) {
         if (pr->state == PR_REPLICATE && m->index <= pr->match)
             return; /* stale */
@@ -953,6 +969,15 @@ static void step_leader(struct raft *r, const struct raft_msg *m)
 /* ------------------------------------------------------------------------ */
 /* follower */
 
+/* S7: a log ending at (lterm, lindex) is at least as up to date as the
+ * floor (always true without one). */
+static bool above_floor(const struct raft *r, uint64_t lterm, uint64_t lindex)
+{
+    if (r->floor_term == 0 && r->floor_index == 0)
+        return true;
+    return lterm > r->floor_term || (lterm == r->floor_term && lindex >= r->floor_index);
+}
+
 /* S2: acknowledges to the leader the longest prefix that both matches the
  * leader's log (ack_pending) and is durable (stable). */
 static void follower_ack(struct raft *r, bool force)
@@ -979,6 +1004,8 @@ static void send_reject(struct raft *r, const struct raft_msg *req)
         return;
     m->reject = 1;
     m->index = req->index;
+    if (!above_floor(r, last_term(r), last_index(r)))
+        m->flags = RAFT_MSG_FLAG_LOG_LOST; /* S7: what we acknowledged may be gone */
     uint64_t last = last_index(r);
     if (req->index > last) {
         m->hint_index = last;
@@ -1038,6 +1065,13 @@ static void handle_heartbeat(struct raft *r, const struct raft_msg *m)
     struct raft_msg *resp = msg_new(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
     if (resp != NULL)
         resp->read_seq = m->read_seq;
+    if (m->commit > last_index(r) && !above_floor(r, last_term(r), last_index(r))) {
+        /* S7: the leader believes we hold up to m->commit, which we lost;
+         * an APPEND would find out, but a leader that thinks we are up to
+         * date sends none: reject as if it had probed there. */
+        struct raft_msg req = {.from = m->from, .index = m->commit, .log_term = m->term};
+        send_reject(r, &req);
+    }
 }
 
 static void handle_snapshot(struct raft *r, const struct raft_msg *m)
@@ -1083,7 +1117,8 @@ static void handle_snapshot(struct raft *r, const struct raft_msg *m)
 static bool log_up_to_date(const struct raft *r, uint64_t lterm, uint64_t lindex)
 {
     uint64_t t = last_term(r);
-    return lterm > t || (lterm == t && lindex >= last_index(r));
+    return (lterm > t || (lterm == t && lindex >= last_index(r))) &&
+           above_floor(r, lterm, lindex);
 }
 
 static void handle_vote(struct raft *r, const struct raft_msg *m)
@@ -1273,7 +1308,7 @@ void raft_tick(struct raft *r)
     assert(!r->in_ready);
     if (r->role != RAFT_LEADER) {
         r->election_elapsed++;
-        if (promotable(r) && r->election_elapsed >= r->randomized_timeout)
+        if (promotable(r) && !r->aside && r->election_elapsed >= r->randomized_timeout)
             campaign(r, r->o.pre_vote, false);
         return;
     }
@@ -1304,6 +1339,10 @@ void raft_tick(struct raft *r)
             }
         }
         r->transferee = 0; /* a transfer that did not finish in time is abandoned */
+        if (r->aside) {
+            become_follower(r, r->term, 0); /* nobody took over: step down anyway */
+            return;
+        }
     }
     if (r->heartbeat_elapsed >= r->o.heartbeat_ticks) {
         r->heartbeat_elapsed = 0;
@@ -1419,6 +1458,47 @@ int raft_transfer_leadership(struct raft *r, uint64_t target)
     else
         send_appends(r, pr, false);
     return RAFT_OK;
+}
+
+void raft_step_aside(struct raft *r, bool on)
+{
+    assert(!r->in_ready);
+    r->aside = on;
+    if (!on)
+        return;
+    if (r->role == RAFT_PRE_CANDIDATE || r->role == RAFT_CANDIDATE) {
+        become_follower(r, r->term, 0);
+        return;
+    }
+    if (r->role != RAFT_LEADER)
+        return;
+    /* Hand over to the most caught-up voter that answered lately. */
+    struct progress *best = NULL;
+    for (uint32_t i = 0; i < r->n_prs; i++) {
+        struct progress *pr = &r->prs[i];
+        if (pr->id == r->o.id || !pr->voter || pr->departing)
+            continue;
+        if (!best || (pr->recent_active && !best->recent_active) ||
+            (pr->recent_active == best->recent_active && pr->match > best->match))
+            best = pr;
+    }
+    if (best == NULL) {
+        become_follower(r, r->term, 0);
+        return;
+    }
+    r->transferee = best->id;
+    r->election_elapsed = 0;
+    if (best->match == last_index(r))
+        send_timeout_now(r, best->id);
+    else
+        send_appends(r, best, false);
+}
+
+bool raft_is_aside(const struct raft *r) { return r->aside; }
+
+bool raft_below_vote_floor(const struct raft *r)
+{
+    return !above_floor(r, last_term(r), last_index(r));
 }
 
 int raft_read_index(struct raft *r, uint64_t ctx)
@@ -1664,6 +1744,8 @@ int raft_create(const struct raft_options *opts, const struct raft_boot *boot, s
 
     r->term = boot->hard_state.term;
     r->vote = boot->hard_state.vote;
+    r->floor_term = boot->vote_floor.term;
+    r->floor_index = boot->vote_floor.index;
     if (s) {
         r->snap = *s;
         if (s->len > 0) {

@@ -55,7 +55,13 @@
  *      its term and no other change is uncommitted (thesis §4.1, and the fix in
  *      Ongaro's 2015 raft-dev post);
  *   S6 committed entries are handed to the application only up to the locally
- *      durable index.
+ *      durable index;
+ *   S7 a node that lost (discarded) its log keeps its term and vote and boots
+ *      with a vote floor: the up-to-dateness of the log it lost (or a bound of
+ *      it).  It grants votes and pre-votes only to candidates at least that up
+ *      to date, so its old acknowledgements stay promises (docs/raft.md §11),
+ *      and until its own log reaches the floor its rejections carry
+ *      RAFT_MSG_FLAG_LOG_LOST, on which a leader lowers its match for it.
  *
  * Thread-safety: none; one node is used by one thread at a time.
  */
@@ -151,6 +157,9 @@ enum raft_msg_type {
 };
 
 #define RAFT_MSG_FLAG_TRANSFER 1u /* VOTE/PREVOTE: caused by a leadership transfer */
+#define RAFT_MSG_FLAG_LOG_LOST 2u /* APPEND_RESP reject from a node below its vote floor:
+                                   * it lost entries it may have acknowledged, so the
+                                   * leader lowers its match to hint_index (S7) */
 
 /* A message.  Plain data, one field per protobuf field; the meaning of the
  * generic fields depends on the type:
@@ -273,6 +282,13 @@ struct raft_boot {
                                           * node that waits to be added */
     const struct raft_entry *entries;    /* stored log after the snapshot, in order */
     size_t n_entries;
+    /* S7: the node discarded a log whose last entry was (term, index); zeros
+     * for none.  index UINT64_MAX when only a bound of the term is known
+     * (the log could not be read): then only candidates whose last term is
+     * higher get this node's vote. */
+    struct {
+        uint64_t term, index;
+    } vote_floor;
 };
 
 struct raft;
@@ -325,6 +341,20 @@ int raft_change_member(struct raft *r, uint64_t id, uint32_t role, bool remove,
  * TIMEOUT_NOW; it gives up after one election timeout.  Errors: RAFT_ENOTLEADER,
  * RAFT_EINVAL (target is not another voter), RAFT_EBUSY (one already runs). */
 int raft_transfer_leadership(struct raft *r, uint64_t target);
+
+/* Steps the node aside (on = true) because the application cannot serve
+ * (its state machine or log failed) or back (on = false).  Aside, the node
+ * never campaigns (election timeouts and TIMEOUT_NOW are ignored) but still
+ * votes for others, replicates and applies as a follower.  A leader stepping
+ * aside hands leadership to the most caught-up other voter (like
+ * raft_transfer_leadership) and, if none takes it within an election timeout
+ * (or there is no other voter), steps down; it accepts no proposals
+ * meanwhile (RAFT_EBUSY).  A candidate becomes a follower at once. */
+void raft_step_aside(struct raft *r, bool on);
+bool raft_is_aside(const struct raft *r);
+/* Whether the vote floor (S7) is above this node's log: it has not yet
+ * caught up past what it lost. */
+bool raft_below_vote_floor(const struct raft *r);
 
 /* Starts a linearizable read (thesis §6.4).  When a quorum has confirmed this
  * node is still the leader, ready.reads carries {ctx, index}: the read may be

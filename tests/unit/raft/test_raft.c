@@ -646,3 +646,140 @@ Test(snapshot, conflict_at_the_snapshot_index_falls_back_to_the_snapshot, .fini 
     cr_assert_eq(LAST(3), LAST(1));
     cr_assert_eq(raft_term_at(C.nodes[3].r, LAST(1)), raft_term_at(C.nodes[1].r, LAST(1)));
 }
+
+/* ---- a failed replica steps aside and is repaired (S7) ----------------- */
+
+Test(aside, leader_hands_over_and_never_campaigns_again, .fini = teardown)
+{
+    start3();
+    cr_assert_eq(tc_propose(&C, 1, 7), RAFT_OK);
+    tc_deliver(&C);
+    raft_step_aside(C.nodes[1].r, true);
+    cr_assert(raft_is_aside(C.nodes[1].r));
+    cr_assert_eq(tc_propose(&C, 1, 8), RAFT_EBUSY, "no proposals while handing over");
+    tc_drain(&C, 1);
+    tc_deliver(&C);
+    cr_assert_gt(C.sent_by_type[RAFT_MSG_TIMEOUT_NOW], 0, "handed to a caught-up voter");
+    cr_assert_neq(ROLE(1), RAFT_LEADER);
+    int leader = ROLE(2) == RAFT_LEADER ? 2 : 3;
+    cr_assert_eq(ROLE(leader), RAFT_LEADER);
+    heartbeat(leader, 1);
+    cr_assert_eq(C.nodes[1].applied[2], 7, "the aside node still applies as a follower");
+    /* cut from the leader, the aside node times out again and again, and
+     * never campaigns; a TIMEOUT_NOW does not move it either */
+    tc_isolate(&C, leader);
+    uint64_t t = TERM(1);
+    int asked = C.sent_by_type[RAFT_MSG_PREVOTE] + C.sent_by_type[RAFT_MSG_VOTE];
+    tc_tick(&C, 1, 100);
+    cr_assert_eq(ROLE(1), RAFT_FOLLOWER);
+    cr_assert_eq(TERM(1), t);
+    cr_assert_eq(C.sent_by_type[RAFT_MSG_PREVOTE] + C.sent_by_type[RAFT_MSG_VOTE], asked,
+                 "the aside node asked nobody for a vote");
+    int other = leader == 2 ? 3 : 2;
+    /* but it still votes: the third node wins with its vote */
+    cr_assert_eq(tc_campaign(&C, other), RAFT_LEADER, "the aside node voted for node %d", other);
+    raft_step_aside(C.nodes[1].r, false);
+    cr_assert(!raft_is_aside(C.nodes[1].r));
+}
+
+Test(aside, lone_voter_steps_down, .fini = teardown)
+{
+    tc_init(&C, 1, 1, NULL);
+    cr_assert_eq(tc_campaign(&C, 1), RAFT_LEADER);
+    raft_step_aside(C.nodes[1].r, true);
+    tc_drain(&C, 1);
+    cr_assert_eq(ROLE(1), RAFT_FOLLOWER);
+    tc_tick(&C, 1, 100);
+    cr_assert_eq(ROLE(1), RAFT_FOLLOWER, "aside: never elects itself again");
+    cr_assert_eq(tc_propose(&C, 1, 1), RAFT_ENOTLEADER);
+}
+
+Test(aside, leader_without_a_taker_steps_down_after_a_timeout, .fini = teardown)
+{
+    start3();
+    tc_isolate(&C, 1);
+    raft_step_aside(C.nodes[1].r, true);
+    tc_tick(&C, 1, 11);
+    cr_assert_eq(ROLE(1), RAFT_FOLLOWER);
+}
+
+/* Replaces node `id` by a fresh one with an empty log that kept its term and
+ * vote and carries the vote floor (term, index): a repaired replica. */
+static void repair(int id, uint64_t floor_term, uint64_t floor_index)
+{
+    struct raft *old = C.nodes[id].r;
+    struct raft_config cfg = {0};
+    raft_get_config(old, &cfg);
+    struct raft_boot b = {0};
+    b.hard_state.term = raft_term(old);
+    b.initial = &cfg;
+    b.vote_floor.term = floor_term;
+    b.vote_floor.index = floor_index;
+    raft_destroy(old);
+    memset(&C.nodes[id], 0, sizeof C.nodes[id]);
+    struct raft_options o = {.id = (uint64_t)id, .election_ticks = 10, .heartbeat_ticks = 1,
+                             .pre_vote = true, .check_quorum = true, .seed = 42};
+    cr_assert_eq(raft_create(&o, &b, &C.nodes[id].r), RAFT_OK);
+}
+
+Test(repair, leader_lowers_match_and_refills_the_follower, .fini = teardown)
+{
+    start3();
+    for (uint64_t v = 1; v <= 5; v++)
+        cr_assert_eq(tc_propose(&C, 1, v), RAFT_OK);
+    tc_deliver(&C);
+    heartbeat(1, 1);
+    uint64_t last = LAST(2), lterm = raft_term_at(C.nodes[2].r, last);
+    cr_assert_eq(last, 6);
+    repair(2, lterm, last);
+    cr_assert(raft_below_vote_floor(C.nodes[2].r));
+    cr_assert_eq(LAST(2), 0);
+    /* the leader still believes node 2 holds 6; the LOG_LOST rejection tells it otherwise */
+    heartbeat(1, 3);
+    cr_assert_eq(LAST(2), 6, "the repaired follower got the whole log back");
+    cr_assert_eq(C.nodes[2].applied[6], 5);
+    cr_assert(!raft_below_vote_floor(C.nodes[2].r), "caught up: the floor is below its log");
+}
+
+Test(repair, below_its_floor_a_replica_refuses_a_candidate_its_old_log_outranks,
+     .fini = teardown)
+{
+    /* Figure 8-like: entries 2..4 are committed on nodes 1 and 2 only; node 2
+     * then loses its log.  Node 3 (missing them) must not win with node 2's
+     * vote, or a committed entry would be lost. */
+    start3();
+    tc_isolate(&C, 3);
+    for (uint64_t v = 1; v <= 3; v++)
+        cr_assert_eq(tc_propose(&C, 1, v), RAFT_OK);
+    tc_deliver(&C);
+    cr_assert_eq(COMMIT(1), 4, "committed by nodes 1 and 2");
+    uint64_t last = LAST(2), lterm = raft_term_at(C.nodes[2].r, last);
+    repair(2, lterm, last);
+    tc_heal(&C);
+    tc_isolate(&C, 1); /* the leader is gone */
+    tc_tick(&C, 2, 30); /* node 2's lease is long over */
+    tc_tick(&C, 3, 60);
+    tc_deliver(&C);
+    cr_assert_neq(ROLE(3), RAFT_LEADER, "node 2's floor refused node 3");
+    cr_assert_neq(ROLE(2), RAFT_LEADER, "node 2 cannot win either (node 3 has more)");
+}
+
+Test(repair, a_floor_of_unknown_index_waits_for_a_later_term, .fini = teardown)
+{
+    start3();
+    cr_assert_eq(tc_propose(&C, 1, 1), RAFT_OK);
+    tc_deliver(&C);
+    heartbeat(1, 1);
+    uint64_t t = TERM(2);
+    repair(2, t, UINT64_MAX);
+    heartbeat(1, 3);
+    cr_assert_eq(LAST(2), LAST(1), "refilled");
+    cr_assert(raft_below_vote_floor(C.nodes[2].r), "same term as the floor: still below");
+    /* a new term (a leadership change) lifts it */
+    cr_assert_eq(raft_transfer_leadership(C.nodes[1].r, 3), RAFT_OK);
+    tc_drain(&C, 1);
+    tc_deliver(&C);
+    assert_leader(3, 3);
+    heartbeat(3, 2);
+    cr_assert(!raft_below_vote_floor(C.nodes[2].r));
+}
