@@ -24,6 +24,7 @@ static const char *const names[CMQ_STATUS_COUNT_] = {
     [CMQ_EUNSUPPORTED] = "EUNSUPPORTED",
     [CMQ_EEMPTY] = "EEMPTY",
     [CMQ_EBUSY] = "EBUSY",
+    [CMQ_ENOSPC] = "ENOSPC",
 };
 
 const char *status_name(int status)
@@ -45,7 +46,7 @@ int status_from_errno(int err)
     case EAGAIN: return CMQ_EBUSY;
     case EACCES: case EPERM: return CMQ_EDENIED;
     case EFBIG: case ENAMETOOLONG: case EMSGSIZE: return CMQ_ETOOBIG;
-    case ENOSPC: case EDQUOT: return CMQ_EIO;
+    case ENOSPC: case EDQUOT: return CMQ_ENOSPC;
     default: return CMQ_EIO;
     }
 }

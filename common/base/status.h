@@ -33,7 +33,8 @@ enum cmq_status {
     CMQ_EUNSUPPORTED = 17,/* a request type this peer does not know */
     CMQ_EEMPTY = 18,      /* nothing to return (e.g. no message to receive) */
     CMQ_EBUSY = 19,       /* try again later: a resource is momentarily in use */
-    CMQ_STATUS_COUNT_ = 20
+    CMQ_ENOSPC = 20,      /* the disk (or the quota) is full: ENOSPC, EDQUOT */
+    CMQ_STATUS_COUNT_ = 21
 };
 
 /* The symbolic name of a status ("EINVAL"), or "E?" for an unknown number.

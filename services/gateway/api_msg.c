@@ -461,10 +461,19 @@ static void on_storage(struct gw_call *c, int tag, int status, const struct rpc_
         }
         log_info("queue_healed", "queue=%s queue_num=%llu partition=%u", q->qi.name,
                  (unsigned long long)q->queue_num, q->qi.partition_id);
+        /* the node that answered the create leads the partition: ask it */
+        if (q->qi.partition_id < sizeof gw->partition_peer)
+            gw->partition_peer[q->qi.partition_id] = (signed char)gw_call_last_peer(c);
         storage_send(c, q->stype, q->sreq, q->sreq_len, TAG_REQUEST);
         return;
     }
-    if (status == CMQ_ENOTFOUND && !q->healed && q->stype != cmq_StorageMsgType_STORAGE_MSG_DROP_QUEUE) {
+    /* "Not here" (ENOTLEADER after every replica was tried: none of them
+     * serves the queue right now) or "no such queue" from one node is never
+     * a 4440 by itself: the create, addressed to the queue's partition,
+     * decides (EEXIST: it exists; then the request goes to the node that
+     * answered), once per request. */
+    if ((status == CMQ_ENOTFOUND || status == CMQ_ENOTLEADER) && !q->healed &&
+        q->stype != cmq_StorageMsgType_STORAGE_MSG_DROP_QUEUE) {
         q->healed = 1;
         send_create(c, TAG_HEAL);
         return;

@@ -430,7 +430,9 @@ static void on_storage(struct gw_call *c, int tag, int status, const struct rpc_
     default:
         break;
     }
-    if (status == CMQ_ENOTFOUND && !p->healed) {
+    /* "not here" after every replica was tried, or "not found" from one
+     * node: the sync (addressed to the topic's partition) decides, once */
+    if ((status == CMQ_ENOTFOUND || status == CMQ_ENOTLEADER) && !p->healed) {
         p->healed = 1;
         start_sync(c);
         return;

@@ -329,22 +329,64 @@ struct healthz {
     int waiting;
     char up[GATEWAY_MAX_STORAGE + 2];
     char names[GATEWAY_MAX_STORAGE + 2][64];
+    /* what a storage node reports degraded ("partition=3 reason=..."), or "" */
+    char degraded[GATEWAY_MAX_STORAGE + 2][160];
 };
+
+/* Copies what follows "health=degraded " in a service's detail line (only
+ * [a-z0-9_= ] survive: it goes into JSON). */
+static void healthz_degraded(const char *detail, char *out, size_t cap)
+{
+    const char *d = strstr(detail, "health=degraded");
+    out[0] = '\0';
+    if (!d)
+        return;
+    d += strlen("health=degraded");
+    while (*d == ' ')
+        d++;
+    size_t n = 0;
+    for (; *d && n + 1 < cap; d++)
+        if ((*d >= 'a' && *d <= 'z') || (*d >= '0' && *d <= '9') || *d == '_' || *d == '=' ||
+            *d == ' ')
+            out[n++] = *d;
+    out[n] = '\0';
+    if (!n)
+        snprintf(out, cap, "degraded");
+}
 
 static void healthz_respond(struct gw_call *c)
 {
     struct gateway *gw = gw_call_gateway(c);
     struct healthz *hz = gw_call_data(c);
-    char body[2048];
-    int all = 1;
+    char body[4096];
+    int all = 1, deg = 0;
     size_t n = (size_t)snprintf(body, sizeof body, "{\"services\":{\"gateway\":\"up\"");
     for (int i = 0; i < gw->n_backends; i++) {
         all &= hz->up[i];
+        deg |= hz->up[i] && hz->degraded[i][0];
         n += (size_t)snprintf(body + n, sizeof body - n, ",\"%s\":\"%s\"", hz->names[i],
-                              hz->up[i] ? "up" : "down");
+                              !hz->up[i] ? "down" : hz->degraded[i][0] ? "degraded" : "up");
     }
-    n += (size_t)snprintf(body + n, sizeof body - n, "},\"status\":\"%s\"}\n",
-                          all ? "ok" : "degraded");
+    n += (size_t)snprintf(body + n, sizeof body - n, "}");
+    if (deg) {
+        /* which partitions, and why (storage's health line: node.c detail) */
+        n += (size_t)snprintf(body + n, sizeof body - n, ",\"degraded\":{");
+        int first = 1;
+        for (int i = 0; i < gw->n_backends && n < sizeof body; i++)
+            if (hz->up[i] && hz->degraded[i][0]) {
+                n += (size_t)snprintf(body + n, sizeof body - n, "%s\"%s\":\"%s\"",
+                                      first ? "" : ",", hz->names[i], hz->degraded[i]);
+                first = 0;
+            }
+        if (n < sizeof body)
+            n += (size_t)snprintf(body + n, sizeof body - n, "}");
+    }
+    all &= !deg;
+    if (n < sizeof body)
+        n += (size_t)snprintf(body + n, sizeof body - n, ",\"status\":\"%s\"}\n",
+                              all ? "ok" : "degraded");
+    if (n >= sizeof body)
+        n = sizeof body - 1;
     gw_call_respond(c, all ? 200 : 503, "application/json", body, n);
 }
 
@@ -355,6 +397,7 @@ static void healthz_done(struct gw_call *c, int index, int status, const struct 
         cmq_HealthReply r = cmq_HealthReply_init_zero;
         if (rpc_pb_decode(cmq_HealthReply_fields, &r, msg->body, msg->body_len) == CMQ_OK) {
             hz->up[index] = 1;
+            healthz_degraded(r.detail, hz->degraded[index], sizeof hz->degraded[index]);
             if (r.node_id[0])
                 snprintf(hz->names[index], sizeof hz->names[index], "%s", r.node_id);
         }

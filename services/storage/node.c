@@ -430,49 +430,38 @@ static void part_dir(const struct node *n, uint32_t id, char *out, size_t cap)
     snprintf(out, cap, "%s/p-%u", n->cfg->data_dir, id);
 }
 
-/* Opens (creating on first sight) partition `id` replicated on the nodes
- * `names`.  Returns a status; logs failures. */
-static int open_partition(struct node *n, uint32_t id, char names[][64], int count)
+static struct unopened *unopened_find(struct node *n, uint32_t id)
 {
-    if (part_by_id(n, id))
-        return CMQ_OK;
-    if (n->n_parts == NODE_MAX_PARTITIONS || count < 1 || count > RAFT_MAX_NODES)
-        return CMQ_ELIMIT;
-    char dir[300], err[512];
-    part_dir(n, id, dir, sizeof dir);
-    struct raft_config members = {0};
-    for (int i = 0; i < count; i++) {
-        uint64_t rid = raft_id_of(names[i]);
-        for (uint32_t k = 0; k < members.n; k++)
-            if (members.nodes[k].id == rid) {
-                log_error("partition_failed", "partition=%u reason=\"raft id collision\"", id);
-                return CMQ_EINVAL;
-            }
-        members.nodes[members.n].id = rid;
-        members.nodes[members.n].role = RAFT_VOTER;
-        members.n++;
-        peer_upsert(n, names[i], NULL, NULL);
-    }
-    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-        log_error("partition_failed", "partition=%u dir=%s error=\"%s\"", id, dir, strerror(errno));
-        return status_from_errno(errno);
-    }
-    char have[RAFT_MAX_NODES][64];
-    if (read_members(dir, have, RAFT_MAX_NODES) == 0) {
-        int rc = write_members(dir, names, count);
-        if (rc != CMQ_OK) {
-            log_error("partition_failed", "partition=%u dir=%s reason=\"cannot write members\"", id, dir);
-            return rc;
-        }
-    }
+    for (int i = 0; i < n->n_unopened; i++)
+        if (n->unopened[i].id == id)
+            return &n->unopened[i];
+    return NULL;
+}
+
+static void unopened_clear(struct node *n, uint32_t id)
+{
+    struct unopened *u = unopened_find(n, id);
+    if (u)
+        *u = n->unopened[--n->n_unopened];
+}
+
+/* Opens the partition of `h` in `dir` (members: its configuration) and the
+ * state machines on it.  A log refused at open for a bad record (ECORRUPT:
+ * a bad CRC mid-segment, a snapshot whose segments are missing) is not a
+ * reason to stop: the directory is moved aside and the replica starts empty
+ * and is refilled from the leader (docs/raft.md §11).  Logs failures. */
+static int host_start(struct node *n, struct hosted *h, const struct raft_config *members,
+                      const char *dir)
+{
+    char err[512];
     struct partition_opts po = {
-        .id = id,
+        .id = h->id,
         .node_id = n->raft_id,
-        .members = &members,
+        .members = members,
         .dir = dir,
         .election_ticks = (uint32_t)n->cfg->election_ticks,
         .heartbeat_ticks = 1,
-        .seed = clock_mono_ns() ^ n->raft_id ^ ((uint64_t)id << 48),
+        .seed = clock_mono_ns() ^ n->raft_id ^ ((uint64_t)h->id << 48),
         .segment_bytes = (uint64_t)n->cfg->segment_bytes,
         .send = send_raft,
         .batch_proposals = 1,
@@ -487,28 +476,221 @@ static int open_partition(struct node *n, uint32_t id, char names[][64], int cou
         .send_chunk = send_chunk,
         .arg = n,
     };
-    struct hosted *h = calloc(1, sizeof *h);
-    if (!h)
-        return CMQ_ENOMEM;
-    h->id = id;
-    h->n = n;
-    h->sched_due_ms = UINT64_MAX;
     int rc = partition_open(&po, &h->p, err);
+    if (rc == CMQ_ECORRUPT) {
+        log_error("partition_refused", "partition=%u status=%s error=\"%s\" action=repair",
+                  h->id, status_name(rc), err);
+        char derr[512];
+        rc = partition_discard(dir, 0, 0, derr);
+        if (rc == CMQ_OK) {
+            h->repair_cause = REPAIR_REFUSED;
+            h->repairs++;
+            rc = partition_open(&po, &h->p, err);
+        } else {
+            snprintf(err, sizeof err, "%s", derr);
+        }
+    }
     if (rc == CMQ_OK)
         rc = queues_attach(h);
     if (rc == CMQ_OK)
         rc = topics_attach(h);
     if (rc != CMQ_OK) {
-        log_error("partition_failed", "partition=%u status=%s error=\"%s\"", id, status_name(rc), err);
+        log_error("partition_failed", "partition=%u status=%s error=\"%s\"", h->id,
+                  status_name(rc), err);
         partition_close(h->p);
-        free(h);
+        h->p = NULL;
+        queues_detach(h);
+        topics_detach(h);
         return rc;
     }
-    n->parts[n->n_parts++] = h;
-    if (partition_boot_restore(h->p) != CMQ_OK)
-        log_error("partition_failed", "partition=%u reason=\"snapshot image refused\"", id);
+    rc = partition_boot_restore(h->p);
+    if (rc != CMQ_OK) {
+        log_error("partition_failed", "partition=%u reason=\"snapshot image refused\"", h->id);
+        node_partition_failed(h, rc);
+    }
     evloop_add_fd(svc_loop(n->svc), partition_writer_fd(h->p), EVLOOP_READ, on_writer_fd, h->p);
     return CMQ_OK;
+}
+
+/* Closes the partition of `h` and the state machines on it (h stays). */
+static void host_stop(struct node *n, struct hosted *h)
+{
+    if (h->p && partition_writer_fd(h->p) >= 0)
+        evloop_del_fd(svc_loop(n->svc), partition_writer_fd(h->p));
+    partition_close(h->p); /* fails waiting proposals first */
+    h->p = NULL;
+    queues_detach(h);
+    topics_detach(h);
+}
+
+/* Opens (creating on first sight) partition `id` replicated on the nodes
+ * `names`.  Returns a status; logs failures (a partition that keeps failing
+ * is retried with a growing delay and logged with a count). */
+static int open_partition(struct node *n, uint32_t id, char names[][64], int count)
+{
+    if (part_by_id(n, id))
+        return CMQ_OK;
+    if (n->n_parts == NODE_MAX_PARTITIONS || count < 1 || count > RAFT_MAX_NODES)
+        return CMQ_ELIMIT;
+    struct unopened *u = unopened_find(n, id);
+    uint64_t now = clock_mono_ms();
+    if (u && now < u->retry_ms)
+        return u->status;
+    char dir[300];
+    part_dir(n, id, dir, sizeof dir);
+    struct raft_config members = {0};
+    for (int i = 0; i < count; i++) {
+        uint64_t rid = raft_id_of(names[i]);
+        for (uint32_t k = 0; k < members.n; k++)
+            if (members.nodes[k].id == rid) {
+                log_error("partition_failed", "partition=%u reason=\"raft id collision\"", id);
+                return CMQ_EINVAL;
+            }
+        members.nodes[members.n].id = rid;
+        members.nodes[members.n].role = RAFT_VOTER;
+        members.n++;
+        peer_upsert(n, names[i], NULL, NULL);
+    }
+    int rc = CMQ_OK;
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+        log_error("partition_failed", "partition=%u dir=%s error=\"%s\"", id, dir, strerror(errno));
+        rc = status_from_errno(errno);
+    }
+    char have[RAFT_MAX_NODES][64];
+    if (rc == CMQ_OK && read_members(dir, have, RAFT_MAX_NODES) == 0) {
+        rc = write_members(dir, names, count);
+        if (rc != CMQ_OK)
+            log_error("partition_failed", "partition=%u dir=%s reason=\"cannot write members\"", id, dir);
+    }
+    struct hosted *h = NULL;
+    if (rc == CMQ_OK && !(h = calloc(1, sizeof *h)))
+        rc = CMQ_ENOMEM;
+    if (rc == CMQ_OK) {
+        h->id = id;
+        h->n = n;
+        h->sched_due_ms = UINT64_MAX;
+        rc = host_start(n, h, &members, dir);
+    }
+    if (rc != CMQ_OK) {
+        free(h);
+        if (!u && n->n_unopened < NODE_MAX_UNOPENED) {
+            u = &n->unopened[n->n_unopened++];
+            *u = (struct unopened){.id = id};
+        }
+        if (u) {
+            u->status = rc;
+            u->attempts++;
+            uint32_t shift = u->attempts < 6 ? u->attempts : 6;
+            u->retry_ms = now + (1000ull << shift); /* 2 s ... 64 s */
+            log_warn("partition_open_retry", "partition=%u status=%s attempts=%u next_in_ms=%llu",
+                     id, status_name(rc), u->attempts, (unsigned long long)(u->retry_ms - now));
+        }
+        return rc;
+    }
+    unopened_clear(n, id);
+    n->parts[n->n_parts++] = h;
+    return CMQ_OK;
+}
+
+/* Discards this replica of `h` and starts it again empty (docs/raft.md §11):
+ * the vote floor is what its log held, the directory is kept aside. */
+static void repair_hosted(struct node *n, struct hosted *h)
+{
+    struct raft *r = partition_raft(h->p);
+    uint64_t fi = raft_last_index(r), ft = raft_term_at(r, fi);
+    if (ft == 0)
+        fi = 0; /* unknown: the floor is derived from the kept term */
+    struct raft_config cfg;
+    raft_get_config(r, &cfg);
+    char dir[300], err[512];
+    part_dir(n, h->id, dir, sizeof dir);
+    int cause = h->sm_status;
+    log_warn("partition_repair", "partition=%u cause=%s floor_term=%llu floor_index=%llu "
+             "repairs=%llu", h->id, status_name(cause), (unsigned long long)ft,
+             (unsigned long long)fi, (unsigned long long)h->repairs + 1);
+    host_stop(n, h);
+    int rc = partition_discard(dir, ft, fi, err);
+    if (rc != CMQ_OK) {
+        log_error("partition_repair_failed", "partition=%u status=%s error=\"%s\" "
+                  "retry_in_ms=60000", h->id, status_name(rc), err);
+        h->repair_retry_ms = clock_mono_ms() + 60000;
+    } else {
+        h->sm_status = 0;
+        h->repair_cause = REPAIR_SM_FAILED;
+        h->repairs++;
+    }
+    h->tick_inflight = 0;
+    h->sched_epoch = 0;
+    h->sched_due_ms = UINT64_MAX;
+    h->sched_inflight = 0;
+    if (host_start(n, h, &cfg, dir) != CMQ_OK) {
+        /* Nothing to host any more: drop it; open_partition retries later. */
+        for (int i = 0; i < n->n_parts; i++)
+            if (n->parts[i] == h) {
+                n->parts[i] = n->parts[--n->n_parts];
+                break;
+            }
+        if (n->n_unopened < NODE_MAX_UNOPENED)
+            n->unopened[n->n_unopened++] = (struct unopened){
+                .id = h->id, .status = CMQ_EIO, .attempts = 1,
+                .retry_ms = clock_mono_ms() + 2000};
+        free(h);
+    }
+}
+
+void node_partition_failed(struct hosted *h, int status)
+{
+    if (h->sm_status)
+        return;
+    h->sm_status = status ? status : CMQ_EINTERNAL;
+    h->failed_at_ms = clock_mono_ms();
+    log_error("partition_state_machine_failed", "partition=%u status=%s action=step_aside",
+              h->id, status_name(h->sm_status));
+    if (h->p)
+        partition_step_aside(h->p);
+}
+
+int node_hosted_serves(const struct hosted *h)
+{
+    return h->p && !h->sm_status && partition_log_status(h->p) == CMQ_OK &&
+           !partition_repairing(h->p);
+}
+
+void node_reply_not_here(struct node *n, struct rpc_call *call, const char *what)
+{
+    const char *hint = NULL;
+    for (int i = 0; i < n->n_parts && !hint; i++) {
+        struct hosted *h = n->parts[i];
+        if (node_hosted_serves(h))
+            continue;
+        uint64_t leader = raft_leader(partition_raft(h->p));
+        struct peer *p = leader != n->raft_id ? peer_by_id(n, leader) : NULL;
+        if (p && p->rpc_ep[0])
+            hint = p->rpc_ep;
+    }
+    rpc_reply(call, CMQ_ENOTLEADER, NULL, 0, hint, what);
+}
+
+/* Once per tick: a failed replica steps aside and, once another leads (or
+ * after 10 s), is repaired; leaderless time is tracked for health. */
+static void health_tick(struct node *n, struct hosted *h)
+{
+    struct raft *r = partition_raft(h->p);
+    uint64_t now = clock_mono_ms();
+    if (raft_leader(r) == 0) {
+        if (!h->no_leader_since_ms)
+            h->no_leader_since_ms = now;
+    } else {
+        h->no_leader_since_ms = 0;
+    }
+    if (!h->sm_status && partition_log_status(h->p) == CMQ_OK)
+        return;
+    partition_step_aside(h->p);
+    if (!h->sm_status || raft_role(r) == RAFT_LEADER || now < h->repair_retry_ms)
+        return;
+    uint64_t leader = raft_leader(r);
+    if ((leader && leader != n->raft_id) || now - h->failed_at_ms > 10000)
+        repair_hosted(n, h);
 }
 
 /* Reopens every partition found on disk (before metadata answers). */
@@ -701,22 +883,80 @@ static void on_tick(struct evloop *loop, void *arg)
     struct node *n = arg;
     for (int i = 0; i < n->n_parts; i++)
         partition_tick(n->parts[i]->p);
+    for (int i = n->n_parts - 1; i >= 0; i--) /* backwards: a repair may drop one */
+        if (i < n->n_parts)
+            health_tick(n, n->parts[i]);
     queues_tick(n);
     topics_tick(n);
     evloop_timer(loop, (uint64_t)n->cfg->tick_ms, on_tick, n);
 }
 
+/* Why a partition on this node is degraded, or NULL when it is fine.
+ * Leaderless for more than 3 s counts (an election takes less). */
+static const char *degraded_reason(const struct node *n, const struct hosted *h, uint64_t now)
+{
+    (void)n;
+    int ls = partition_log_status(h->p);
+    if (ls == CMQ_ENOSPC)
+        return "disk_full";
+    if (ls != CMQ_OK)
+        return "log_failed";
+    if (h->sm_status)
+        return "state_machine_failed";
+    struct raft *r = partition_raft(h->p);
+    if (partition_repairing(h->p) || (h->repairs && raft_applied_index(r) < raft_commit_index(r)))
+        return h->repair_cause == REPAIR_REFUSED ? "refused_repairing" : "repairing";
+    if (h->no_leader_since_ms && now - h->no_leader_since_ms > 3000)
+        return "no_leader";
+    return NULL;
+}
+
+/* The health line (HealthReply.detail): counters, then `health=ok`, or
+ * `health=degraded` and one `partition=N reason=R` pair per degraded
+ * partition (at most 6, then `more=K`).  The gateway's /healthz reads it. */
 static void detail(void *arg, char *buf, size_t len)
 {
     struct node *n = arg;
     int leaders = 0;
     for (int i = 0; i < n->n_parts; i++)
         leaders += raft_role(partition_raft(n->parts[i]->p)) == RAFT_LEADER;
-    snprintf(buf, len, "raft_id=%llu registered=%d partitions=%d leaders=%d raft_sent=%llu "
-                       "raft_send_failed=%llu raft_received=%llu",
-             (unsigned long long)n->raft_id, n->registered, n->n_parts, leaders,
-             (unsigned long long)n->sent, (unsigned long long)n->send_failed,
-             (unsigned long long)n->received);
+    size_t off = (size_t)snprintf(buf, len, "raft_id=%llu registered=%d partitions=%d leaders=%d "
+                                  "raft_sent=%llu raft_send_failed=%llu raft_received=%llu",
+                                  (unsigned long long)n->raft_id, n->registered, n->n_parts,
+                                  leaders, (unsigned long long)n->sent,
+                                  (unsigned long long)n->send_failed,
+                                  (unsigned long long)n->received);
+    uint64_t now = clock_mono_ms();
+    int shown = 0, more = 0;
+    char items[400] = "";
+    size_t io = 0;
+    for (int i = 0; i < n->n_parts + n->n_unopened; i++) {
+        uint32_t id;
+        const char *why;
+        if (i < n->n_parts) {
+            id = n->parts[i]->id;
+            why = degraded_reason(n, n->parts[i], now);
+        } else {
+            const struct unopened *u = &n->unopened[i - n->n_parts];
+            id = u->id;
+            why = u->status == CMQ_ENOSPC ? "disk_full" : "open_failed";
+        }
+        if (!why)
+            continue;
+        if (shown == 6) {
+            more++;
+            continue;
+        }
+        shown++;
+        io += (size_t)snprintf(items + io, sizeof items - io, " partition=%u reason=%s", id, why);
+        if (io >= sizeof items)
+            io = sizeof items - 1;
+    }
+    if (off < len)
+        off += (size_t)snprintf(buf + off, len - off, " health=%s%s", shown ? "degraded" : "ok",
+                                items);
+    if (more && off < len)
+        snprintf(buf + off, len - off, " more=%d", more);
 }
 
 int node_open(struct svc *svc, const struct storage_cfg *cfg, struct node **out)

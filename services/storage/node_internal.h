@@ -46,7 +46,26 @@ struct hosted {
     struct op *keyed;        /* keyed sends in flight (queues.c) */
     void *pub_keyed;         /* keyed publishes in flight (topics.c: struct pub_op) */
     struct trace_log *trace; /* the message trace index (trace.c); NULL if it failed */
+    /* health and repair (node.c, docs/raft.md §11) */
+    int sm_status;           /* the state machine failed with this status; 0: it serves */
+    int repair_cause;        /* 0, or why the last repair discarded the replica: */
+#define REPAIR_SM_FAILED 1   /*   its state machine failed */
+#define REPAIR_REFUSED 2     /*   its log was refused at open (bad record) */
+    uint64_t failed_at_ms;   /* monotonic: when sm_status was set */
+    uint64_t repair_retry_ms;/* monotonic: no repair attempt before this */
+    uint64_t no_leader_since_ms; /* monotonic: since when no leader is known; 0: one is */
+    uint64_t repairs;        /* times this replica was discarded and refilled */
 };
+
+/* A partition placed here that could not be opened (health; retried with a
+ * growing delay, each failure logged with its count). */
+struct unopened {
+    uint32_t id;
+    int status;
+    uint32_t attempts;
+    uint64_t retry_ms;       /* monotonic */
+};
+#define NODE_MAX_UNOPENED 16
 
 struct node {
     struct svc *svc;
@@ -75,9 +94,23 @@ struct node {
     uint32_t crc_last_partition;
     uint64_t crc_last_index, crc_repeats;
     struct log_limit crc_repeat_lim;
+    struct unopened unopened[NODE_MAX_UNOPENED];
+    int n_unopened;
 };
 
 struct peer *peer_by_id(struct node *n, uint64_t id);
 struct hosted *hosted_by_id(struct node *n, uint32_t id);
+/* The state machine of `h` failed with `status` (from inside apply is fine):
+ * the replica steps aside now and is repaired from the leader (node.c). */
+void node_partition_failed(struct hosted *h, int status);
+/* Answers a request this node cannot serve for want of the data ("not
+ * here": the partition is not hosted, or its replica is failed or being
+ * repaired): CMQ_ENOTLEADER with the leader of such a replica as the hint
+ * when one is known, so the caller tries another replica.  Never
+ * CMQ_ENOTFOUND: only a serving leader knows that something does not exist. */
+void node_reply_not_here(struct node *n, struct rpc_call *call, const char *what);
+/* Whether `h` serves: its state machine and log are fine and it is not
+ * being repaired. */
+int node_hosted_serves(const struct hosted *h);
 
 #endif

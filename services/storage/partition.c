@@ -15,11 +15,16 @@
 #include "snapfile.h"
 #include "status.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #define WRITER_MAX_PENDING 4096
 /* The largest entry: a full batch (16 bodies, 1 MiB in all) plus its framing. */
@@ -110,6 +115,8 @@ struct partition {
     int in_ready;
     int proposed;          /* batch_proposals: proposals not yet processed */
     int failed;              /* the log failed: no more writes until restart */
+    int aside_pending;       /* partition_step_aside inside a ready: after raft_advance */
+    int fail_status;         /* why (a status), for health */
     struct waiter *waiters, *waiters_tail; /* proposals in index order */
     struct deferred *deferred, *deferred_tail;
     /* snapshots */
@@ -203,6 +210,170 @@ static int load_boot(struct partition *p, uint64_t after, struct seglog_hardstat
     *n_out = n;
     *bufs_out = bufs;
     return CMQ_OK;
+}
+
+/* The `repair` file: "floor_term floor_index\n" (decimal); 0 0 means the
+ * discarded log was unreadable: the floor is (kept term, UINT64_MAX). */
+static void read_floor(const char *dir, uint64_t term, uint64_t *ft, uint64_t *fi)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/repair", dir);
+    *ft = *fi = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    unsigned long long t = 0, i = 0;
+    if (fscanf(f, "%llu %llu", &t, &i) == 2) {
+        *ft = t;
+        *fi = i;
+        if (t == 0) {
+            *ft = term;
+            *fi = UINT64_MAX;
+        }
+    } else {
+        *ft = term; /* unreadable: the most conservative floor */
+        *fi = UINT64_MAX;
+    }
+    fclose(f);
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return errno == ENOENT ? CMQ_OK : status_from_errno(errno);
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    int rc = out < 0 ? status_from_errno(errno) : CMQ_OK;
+    char buf[4096];
+    ssize_t got;
+    while (rc == CMQ_OK && (got = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)got) != got)
+            rc = status_from_errno(errno ? errno : EIO);
+    if (rc == CMQ_OK && fsync(out) != 0)
+        rc = status_from_errno(errno);
+    if (out >= 0)
+        close(out);
+    close(in);
+    return rc;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+/* Deletes the oldest `<base>.failed-*` siblings beyond `keep`. */
+static void prune_failed(const char *dir, int keep)
+{
+    char parent[600], prefix[700];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    const char *base = slash ? slash + 1 : parent;
+    snprintf(prefix, sizeof prefix, "%s.failed-", base);
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(parent, sizeof parent, ".");
+    for (;;) {
+        DIR *d = opendir(parent);
+        if (!d)
+            return;
+        int count = 0;
+        char oldest[300] = "";
+        unsigned long long oldest_ts = UINT64_MAX;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+                continue;
+            unsigned long long ts = strtoull(de->d_name + strlen(prefix), NULL, 10);
+            count++;
+            if (ts < oldest_ts) {
+                oldest_ts = ts;
+                snprintf(oldest, sizeof oldest, "%s", de->d_name);
+            }
+        }
+        closedir(d);
+        if (count <= keep || !oldest[0])
+            return;
+        char path[1000];
+        snprintf(path, sizeof path, "%s/%s", parent, oldest);
+        if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+            return;
+        log_info("partition_failed_pruned", "dir=%s", path);
+    }
+}
+
+int partition_discard(const char *dir, uint64_t floor_term, uint64_t floor_index, char err[512])
+{
+    err[0] = '\0';
+    char aside[600], from[700], to[700];
+    /* a second repair within the same second gets a later name */
+    for (long long ts = (long long)time(NULL);; ts++) {
+        snprintf(aside, sizeof aside, "%s.failed-%lld", dir, ts);
+        if (access(aside, F_OK) != 0)
+            break;
+    }
+    /* An earlier floor still applies (the log it bounded is lost too). */
+    uint64_t ot = 0, oi = 0;
+    read_floor(dir, 0, &ot, &oi);
+    if (ot > floor_term || (ot == floor_term && oi > floor_index) || (ot == 0 && oi == UINT64_MAX)) {
+        floor_term = ot;
+        floor_index = oi;
+    }
+    if (floor_term == 0)
+        floor_index = 0; /* "unknown": derived from the kept term at open */
+    if (rename(dir, aside) != 0) {
+        snprintf(err, 512, "%s: cannot move aside: %s", dir, strerror(errno));
+        return status_from_errno(errno);
+    }
+    int rc = CMQ_OK;
+    if (mkdir(dir, 0750) != 0) {
+        snprintf(err, 512, "%s: cannot create: %s", dir, strerror(errno));
+        return status_from_errno(errno);
+    }
+    static const char *const keep[] = {"hardstate", "members"};
+    for (size_t i = 0; rc == CMQ_OK && i < sizeof keep / sizeof keep[0]; i++) {
+        snprintf(from, sizeof from, "%s/%s", aside, keep[i]);
+        snprintf(to, sizeof to, "%s/%s", dir, keep[i]);
+        rc = copy_file(from, to);
+        if (rc != CMQ_OK)
+            snprintf(err, 512, "%s: cannot copy %s: %s", dir, keep[i], status_name(rc));
+    }
+    if (rc == CMQ_OK) {
+        snprintf(to, sizeof to, "%s/repair", dir);
+        FILE *f = fopen(to, "w");
+        int ok = f && fprintf(f, "%llu %llu\n", (unsigned long long)floor_term,
+                              (unsigned long long)floor_index) > 0 && fflush(f) == 0 &&
+                 fsync(fileno(f)) == 0;
+        if (f)
+            ok &= fclose(f) == 0;
+        if (!ok) {
+            rc = CMQ_EIO;
+            snprintf(err, 512, "%s: cannot write the repair file", dir);
+        }
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    char parent[600];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash) {
+        *slash = '\0';
+        dfd = open(parent, O_RDONLY | O_DIRECTORY);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+    log_warn("partition_discarded", "dir=%s moved_to=%s floor_term=%llu floor_index=%llu "
+             "status=%s", dir, aside, (unsigned long long)floor_term,
+             (unsigned long long)floor_index, status_name(rc));
+    prune_failed(dir, PARTITION_FAILED_KEEP);
+    return rc;
 }
 
 static int open_log(struct partition *p, struct seglog **out, const char *dir, uint64_t first,
@@ -303,6 +474,7 @@ int partition_open(const struct partition_opts *opts, struct partition **out, ch
         .entries = ents,
         .n_entries = n,
     };
+    read_floor(p->dir, hs.term, &boot.vote_floor.term, &boot.vote_floor.index);
     rc = raft_create(&ro, &boot, &p->raft);
     for (size_t i = 0; i < n; i++)
         free(bufs[i]);
@@ -351,6 +523,7 @@ int partition_boot_restore(struct partition *p)
         log_error("partition_restore_failed", "partition=%u snapshot=%llu status=%s", p->opts.id,
                   (unsigned long long)p->snap.index, status_name(rc));
         p->failed = 1;
+        p->fail_status = p->fail_status ? p->fail_status : rc;
     }
     return rc;
 }
@@ -403,6 +576,7 @@ static void write_done(struct seglog_write_req *req, int status)
         /* The log is failed until reopened (seglog.h): stop acknowledging
          * anything; Raft keeps this node from counting toward commit. */
         p->failed = 1;
+        p->fail_status = status;
         char err[SEGLOG_ERR_MAX];
         seglog_last_error(p->log, err);
         log_error("partition_write_failed", "partition=%u status=%s error=\"%s\"", p->opts.id,
@@ -917,6 +1091,7 @@ static void install_snapshot(struct partition *p, const struct raft_snapshot *s)
                   "reason=\"the entries it needs were not received\"", p->opts.id,
                   (unsigned long long)s->index);
         p->failed = 1;
+        p->fail_status = p->fail_status ? p->fail_status : CMQ_EIO;
         return;
     }
     char path[600], err[SNAPFILE_ERR_MAX];
@@ -960,6 +1135,7 @@ static void install_snapshot(struct partition *p, const struct raft_snapshot *s)
         log_error("partition_install_failed", "partition=%u snapshot=%llu status=%s error=\"%s\"",
                   p->opts.id, (unsigned long long)s->index, status_name(rc), err);
         p->failed = 1;
+        p->fail_status = p->fail_status ? p->fail_status : rc;
         return;
     }
     finish_waiters(p, CMQ_ENOTLEADER);
@@ -1068,6 +1244,7 @@ static void process(struct partition *p)
                 log_error("partition_hardstate_failed", "partition=%u status=%s", p->opts.id,
                           status_name(rc));
                 p->failed = 1;
+                p->fail_status = p->fail_status ? p->fail_status : rc;
             } else {
                 p->saved_term = hs.term;
                 p->saved_vote = hs.vote;
@@ -1079,6 +1256,7 @@ static void process(struct partition *p)
                 log_error("partition_submit_failed", "partition=%u status=%s", p->opts.id,
                           status_name(rc));
                 p->failed = 1;
+                p->fail_status = p->fail_status ? p->fail_status : rc;
             }
         }
         if (!p->failed)
@@ -1103,6 +1281,10 @@ static void process(struct partition *p)
         }
         raft_advance(p->raft);
         p->in_ready = 0;
+        if (p->aside_pending) {
+            p->aside_pending = 0;
+            raft_step_aside(p->raft, true);
+        }
         flush_deferred(p);
         maybe_snapshot(p);
     }
@@ -1133,7 +1315,29 @@ void partition_step(struct partition *p, const struct raft_msg *m)
 
 int partition_is_leader(const struct partition *p)
 {
-    return !p->failed && raft_role(p->raft) == RAFT_LEADER;
+    return !p->failed && raft_role(p->raft) == RAFT_LEADER && !raft_is_aside(p->raft);
+}
+
+int partition_log_status(const struct partition *p)
+{
+    return p->failed ? (p->fail_status ? p->fail_status : CMQ_EIO) : CMQ_OK;
+}
+
+void partition_step_aside(struct partition *p)
+{
+    if (raft_is_aside(p->raft))
+        return;
+    if (p->in_ready) {
+        p->aside_pending = 1;
+        return;
+    }
+    raft_step_aside(p->raft, true);
+    process(p);
+}
+
+int partition_repairing(const struct partition *p)
+{
+    return raft_below_vote_floor(p->raft);
 }
 
 int partition_propose(struct partition *p, const void *cmd, size_t len, partition_done_fn *done,

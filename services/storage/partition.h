@@ -36,6 +36,16 @@
  * `install/` and accepts the SNAPSHOT only once it holds all of them, then
  * swaps the staged log in and restores the image.
  *
+ * Repair (docs/raft.md §11): a replica whose state machine or log failed
+ * steps aside (partition_step_aside: Raft never campaigns again and a leader
+ * hands over); its owner then closes it, moves the directory aside with
+ * partition_discard (kept as `<dir>.failed-<unix s>`, the newest
+ * PARTITION_FAILED_KEEP of them) and opens it again empty: the term/vote file
+ * is carried over and a `repair` file records the vote floor (raft.h S7), so
+ * the empty replica never votes as if it had promised nothing.  It then
+ * catches up from the leader like any lagging follower (APPENDs, or the
+ * install below).
+ *
  * Not yet: membership changes driven by metadata.
  */
 #ifndef CMQ_STORAGE_PARTITION_H
@@ -140,6 +150,18 @@ int partition_open(const struct partition_opts *opts, struct partition **out, ch
  * CMQ_ESHUTDOWN, closes the log.  Accepts NULL. */
 void partition_close(struct partition *p);
 
+/* Failed directories kept per partition (older ones are deleted). */
+#define PARTITION_FAILED_KEEP 2
+
+/* Moves `dir` aside to `<dir>.failed-<unix s>` (evidence kept, never
+ * deleted here except the oldest beyond PARTITION_FAILED_KEEP) and creates
+ * `dir` again holding only copies of its `hardstate` and `members` files and
+ * a `repair` file with the vote floor: (floor_term, floor_index) of the log
+ * being discarded, or (0, 0) when it could not be read (then the floor is
+ * derived at open from the kept term: raft.h S7).  Synced.  The partition
+ * must be closed.  On failure returns a status and a message in err. */
+int partition_discard(const char *dir, uint64_t floor_term, uint64_t floor_index, char err[512]);
+
 uint32_t partition_id(const struct partition *p);
 struct raft *partition_raft(struct partition *p);
 int partition_writer_fd(const struct partition *p);
@@ -188,5 +210,15 @@ struct partition_status {
 void partition_status(struct partition *p, struct partition_status *out);
 /* Whether the node leads and may propose (leader and not transferring). */
 int partition_is_leader(const struct partition *p);
+/* CMQ_OK, or the status that failed the log (a write, the term/vote file,
+ * an install): the partition stopped until it is reopened. */
+int partition_log_status(const struct partition *p);
+/* The state machine on this replica failed (or its log did): Raft stops
+ * campaigning and a leader hands over (raft_step_aside).  From inside a
+ * callback (apply) it takes effect right after the ready being processed. */
+void partition_step_aside(struct partition *p);
+/* Whether this replica was repaired and has not yet caught up past what it
+ * lost (its vote floor is above its log: raft.h S7). */
+int partition_repairing(const struct partition *p);
 
 #endif

@@ -106,7 +106,8 @@ static uint8_t *command(uint64_t leader_ms, uint32_t field, const uint8_t *paylo
 
 static const char *leader_hint(struct node *n, struct hosted *h)
 {
-    struct peer *p = peer_by_id(n, raft_leader(partition_raft(h->p)));
+    uint64_t leader = raft_leader(partition_raft(h->p));
+    struct peer *p = leader != n->raft_id ? peer_by_id(n, leader) : NULL;
     return p && p->rpc_ep[0] ? p->rpc_ep : NULL;
 }
 
@@ -396,6 +397,8 @@ int queues_apply(void *arg, struct partition *p, const struct raft_entry *e, voi
     }
     int st = qsm_apply(h->qsm, e->index, e->term, e->data, e->len, res);
     *result = res;
+    if (st == CMQ_ECORRUPT || st == CMQ_EIO || st == CMQ_ENOSPC || st == CMQ_EINTERNAL)
+        node_partition_failed(h, st); /* latched (qsm.h invariant 3): step aside, repair */
     if (st != CMQ_OK && st != CMQ_EEMPTY && st != CMQ_ENOTFOUND && st != CMQ_ESTALE &&
         st != CMQ_EINVAL && st != CMQ_EEXIST && st != CMQ_EDENIED && st != CMQ_ELIMIT &&
         st != CMQ_ETOOBIG) {
@@ -474,8 +477,8 @@ static void on_trace(struct node *n, struct rpc_call *call)
         return;
     }
     struct hosted *h = hosted_by_id(n, qsm_id_partition(tr.msg_id));
-    if (!h) {
-        rpc_reply_status(call, CMQ_ENOTFOUND, "partition not hosted here");
+    if (!h || !node_hosted_serves(h)) {
+        node_reply_not_here(n, call, "partition not hosted or being repaired here");
         return;
     }
     if (!h->trace) {
@@ -578,17 +581,19 @@ int queues_handle(struct node *n, struct rpc_call *call)
         }
         h = hosted_by_id(n, cq.partition_id);
         if (!h) {
-            rpc_reply_status(call, CMQ_ENOTFOUND, "partition not hosted here");
+            node_reply_not_here(n, call, "partition not hosted here");
             return 1;
         }
     } else {
         h = find_queue(n, qid);
         if (!h) {
-            rpc_reply_status(call, CMQ_ENOTFOUND, "queue not found on this node");
+            /* not here: the partition is elsewhere, or this replica is failed or
+             * still being refilled; never "not found" (docs/status-codes.md) */
+            node_reply_not_here(n, call, "queue not here");
             return 1;
         }
     }
-    if (!partition_is_leader(h->p)) {
+    if (!partition_is_leader(h->p) || h->sm_status) {
         reply_not_leader(n, h, call);
         return 1;
     }

@@ -789,7 +789,8 @@ static void op_unkey(struct op *o)
 
 static void reply_not_leader(struct node *n, struct hosted *h, struct rpc_call *call)
 {
-    struct peer *p = peer_by_id(n, raft_leader(partition_raft(h->p)));
+    uint64_t leader = raft_leader(partition_raft(h->p));
+    struct peer *p = leader != n->raft_id ? peer_by_id(n, leader) : NULL;
     rpc_reply(call, CMQ_ENOTLEADER, NULL, 0, p && p->rpc_ep[0] ? p->rpc_ep : NULL,
               "not the partition leader");
 }
@@ -922,17 +923,17 @@ int topics_handle(struct node *n, struct rpc_call *call)
         pb_release(cmq_TopicSyncRequest_fields, &r);
         h = hosted_by_id(n, part);
         if (!h) {
-            rpc_reply_status(call, CMQ_ENOTFOUND, "partition not hosted here");
+            node_reply_not_here(n, call, "partition not hosted here");
             return 1;
         }
     } else {
         h = find_topic(n, topic_id);
         if (!h) {
-            rpc_reply_status(call, CMQ_ENOTFOUND, "topic not found on this node");
+            node_reply_not_here(n, call, "topic not here"); /* never "not found" */
             return 1;
         }
     }
-    if (!partition_is_leader(h->p)) {
+    if (!partition_is_leader(h->p) || h->sm_status) {
         reply_not_leader(n, h, call);
         return 1;
     }

@@ -47,8 +47,9 @@ static const enum cmq_err status_rows[CMQ_STATUS_COUNT_] = {
     [CMQ_EUNSUPPORTED] = CMQERR_ACTION_NOT_EXIST,
     [CMQ_EEMPTY] = CMQERR_NO_MESSAGE,
     [CMQ_EBUSY] = CMQERR_UNAVAILABLE, /* a partition busy (leader change), not a rate limit */
+    [CMQ_ENOSPC] = CMQERR_INTERNAL,
 };
-_Static_assert(CMQ_STATUS_COUNT_ == 20,
+_Static_assert(CMQ_STATUS_COUNT_ == 21,
                "a status was added: give it a row in status_rows and docs/status-codes.md");
 
 static const struct row *row_of(enum cmq_err e)

@@ -223,10 +223,13 @@ static void on_storage(void *arg, const struct rpc_result *res)
         }
         log_info("queue_healed", "queue=%s queue_num=%llu partition=%u via=tcp", r->qi.name,
                  (unsigned long long)r->qi.num_id, r->qi.partition_id);
+        if (r->qi.partition_id < env->n_partition_peer) /* it leads the partition */
+            env->partition_peer[r->qi.partition_id] = (signed char)res->peer;
         storage_send(r, r->sreq, r->sreq_len, r->stype, TAG_REQUEST);
         return;
     }
-    if (res->status == CMQ_ENOTFOUND && !r->healed) {
+    /* not here / not found from one node: the create decides (api_msg.c) */
+    if ((res->status == CMQ_ENOTFOUND || res->status == CMQ_ENOTLEADER) && !r->healed) {
         r->healed = 1;
         send_create(r);
         return;
