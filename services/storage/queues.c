@@ -231,8 +231,8 @@ static void op_done(void *arg, int status, uint64_t index, void *result)
             park(o); /* raced with another consumer: wait for the next message */
             return;
         }
-        if (status == CMQ_ENOTLEADER)
-            reply_not_leader(o->n, o->h, o->call);
+        if (status == CMQ_ENOTLEADER || o->h->sm_status)
+            reply_not_leader(o->n, o->h, o->call); /* a failed replica: ask another */
         else
             rpc_reply_status(o->call, status, NULL);
         op_free(o);
