@@ -159,6 +159,18 @@ int seglog_hardstate_load(struct seglog *log, struct seglog_hardstate *hs);
  * into buf; empty when none. */
 void seglog_last_error(struct seglog *log, char buf[SEGLOG_ERR_MAX]);
 
+/* For a log seglog_open refused (a bad record in the middle): the term and
+ * index of the last record in the directory's segments, stepping over a
+ * record whose CRC fails when the record after it is valid where its header
+ * says (salvage.c).  CMQ_OK with *term and *index (0, 0 when there is no
+ * record); CMQ_ECORRUPT when the end cannot be known for sure (the last
+ * record is bad, a header is unreadable and non-zero bytes follow); CMQ_EIO.
+ * Read-only; needs no open log. */
+int seglog_salvage_last(const char *dir, uint64_t *term, uint64_t *index);
+/* Reads `dir/hardstate` without opening the log (same checks as
+ * seglog_hardstate_load): CMQ_OK, CMQ_ENOTFOUND (never saved), CMQ_ECORRUPT. */
+int seglog_hardstate_peek(const char *dir, struct seglog_hardstate *hs);
+
 /* Counters for tests and the benchmark. */
 struct seglog_stats {
     uint64_t appends;       /* entries appended */

@@ -116,6 +116,7 @@ struct partition {
     int proposed;          /* batch_proposals: proposals not yet processed */
     int failed;              /* the log failed: no more writes until restart */
     int aside_pending;       /* partition_step_aside inside a ready: after raft_advance */
+    int floor_file;          /* a `repair` file holds a vote floor (S7) not yet reached */
     int fail_status;         /* why (a status), for health */
     struct waiter *waiters, *waiters_tail; /* proposals in index order */
     struct deferred *deferred, *deferred_tail;
@@ -314,10 +315,31 @@ int partition_discard(const char *dir, uint64_t floor_term, uint64_t floor_index
         if (access(aside, F_OK) != 0)
             break;
     }
-    /* An earlier floor still applies (the log it bounded is lost too). */
+    /* A replica that forgot its term or vote must not vote at all (S1): no
+     * automatic repair when the term/vote file is unreadable. */
+    struct seglog_hardstate hs;
+    int hrc = seglog_hardstate_peek(dir, &hs);
+    if (hrc != CMQ_OK && hrc != CMQ_ENOTFOUND) {
+        snprintf(err, 512, "%s/hardstate: unreadable (%s): not repaired automatically", dir,
+                 status_name(hrc));
+        return hrc;
+    }
+    if (floor_term == 0) {
+        /* The log could not be opened: its end as far as it can be read
+         * for sure, else "unknown" (the kept term bounds it: read_floor). */
+        uint64_t st = 0, si = 0;
+        if (seglog_salvage_last(dir, &st, &si) == CMQ_OK && si && st <= hs.term) {
+            floor_term = st;
+            floor_index = si;
+        }
+    }
+    /* An earlier repair's floor still applies (the log it bounded is lost
+     * too); an unknown one (0, UINT64_MAX here) stays unknown. */
     uint64_t ot = 0, oi = 0;
     read_floor(dir, 0, &ot, &oi);
-    if (ot > floor_term || (ot == floor_term && oi > floor_index) || (ot == 0 && oi == UINT64_MAX)) {
+    if (ot == 0 && oi == UINT64_MAX)
+        floor_term = 0;
+    else if (ot > floor_term || (ot == floor_term && oi > floor_index)) {
         floor_term = ot;
         floor_index = oi;
     }
@@ -475,6 +497,7 @@ int partition_open(const struct partition_opts *opts, struct partition **out, ch
         .n_entries = n,
     };
     read_floor(p->dir, hs.term, &boot.vote_floor.term, &boot.vote_floor.index);
+    p->floor_file = boot.vote_floor.term || boot.vote_floor.index;
     rc = raft_create(&ro, &boot, &p->raft);
     for (size_t i = 0; i < n; i++)
         free(bufs[i]);
@@ -1296,11 +1319,35 @@ void partition_flush(struct partition *p)
     process(p);
 }
 
+/* Once the durable log is at least as up to date as the vote floor, the log
+ * itself carries the promises the floor stood for (docs/raft.md §11): the
+ * `repair` file goes, and the repair is over. */
+static void floor_check(struct partition *p)
+{
+    if (!p->floor_file || p->failed || raft_below_vote_floor(p->raft) ||
+        raft_durable_index(p->raft) != raft_last_index(p->raft))
+        return;
+    char path[600];
+    snprintf(path, sizeof path, "%s/repair", p->dir);
+    if (unlink(path) != 0 && errno != ENOENT)
+        return;
+    int dfd = open(p->dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    p->floor_file = 0;
+    log_info("partition_repaired", "partition=%u last_index=%llu term=%llu", p->opts.id,
+             (unsigned long long)raft_last_index(p->raft),
+             (unsigned long long)raft_term_at(p->raft, raft_last_index(p->raft)));
+}
+
 void partition_tick(struct partition *p)
 {
     raft_tick(p->raft);
     xfer_tick(p);
     process(p);
+    floor_check(p);
 }
 
 void partition_step(struct partition *p, const struct raft_msg *m)
