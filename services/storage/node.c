@@ -503,13 +503,19 @@ static int host_start(struct node *n, struct hosted *h, const struct raft_config
         topics_detach(h);
         return rc;
     }
-    rc = partition_boot_restore(h->p);
+    evloop_add_fd(svc_loop(n->svc), partition_writer_fd(h->p), EVLOOP_READ, on_writer_fd, h->p);
+    return CMQ_OK;
+}
+
+/* Restores the state machines from the snapshot loaded at open; `h` must be
+ * in n->parts (the restore callback finds it there). */
+static void host_boot(struct hosted *h)
+{
+    int rc = partition_boot_restore(h->p);
     if (rc != CMQ_OK) {
         log_error("partition_failed", "partition=%u reason=\"snapshot image refused\"", h->id);
         node_partition_failed(h, rc);
     }
-    evloop_add_fd(svc_loop(n->svc), partition_writer_fd(h->p), EVLOOP_READ, on_writer_fd, h->p);
-    return CMQ_OK;
 }
 
 /* Closes the partition of `h` and the state machines on it (h stays). */
@@ -589,6 +595,7 @@ static int open_partition(struct node *n, uint32_t id, char names[][64], int cou
     }
     unopened_clear(n, id);
     n->parts[n->n_parts++] = h;
+    host_boot(h);
     return CMQ_OK;
 }
 
@@ -623,7 +630,9 @@ static void repair_hosted(struct node *n, struct hosted *h)
     h->sched_epoch = 0;
     h->sched_due_ms = UINT64_MAX;
     h->sched_inflight = 0;
-    if (host_start(n, h, &cfg, dir) != CMQ_OK) {
+    if (host_start(n, h, &cfg, dir) == CMQ_OK) {
+        host_boot(h);
+    } else {
         /* Nothing to host any more: drop it; open_partition retries later. */
         for (int i = 0; i < n->n_parts; i++)
             if (n->parts[i] == h) {

@@ -389,6 +389,9 @@ int queues_apply(void *arg, struct partition *p, const struct raft_entry *e, voi
     struct hosted *h = hosted_by_id(n, partition_id(p));
     struct qsm_result *res = &h->res;
     memset(res, 0, sizeof *res);
+    *result = res;
+    if (h->sm_status)
+        return h->sm_status; /* failed: apply nothing more until repaired */
     res->skip_bodies = !partition_is_leader(p); /* only the leader answers receives */
     if (topics_owns(e)) { /* topics.c; the queue machine sees an empty entry (keeps its index) */
         qsm_apply(h->qsm, e->index, e->term, NULL, 0, res);
