@@ -124,6 +124,12 @@ static int start(struct hosted *h, struct dlq_pump *pp, int i, const struct qsm_
     uint8_t *body = NULL;
     size_t body_len = 0;
     int rc = qsm_message_read(h->qsm, m->queue_id, m->msg_id, &body, &body_len, NULL);
+    if (rc == CMQ_ECORRUPT || rc == CMQ_EIO) {
+        /* this replica's log is damaged, not the message: a healthy replica
+         * takes over and moves it (acknowledging here would lose it) */
+        node_partition_failed(h, rc);
+        return 0;
+    }
     if (rc != CMQ_OK) {
         /* the entry is unreadable: nothing to deliver; acknowledge it */
         log_error("dead_letter_unreadable", "partition=%u msg_id=%" PRIu64 " status=%s", h->id,

@@ -819,9 +819,14 @@ static void xfer_send_chunk(struct partition *p, struct xfer *x)
     for (uint64_t i = x->next; i <= x->snap_index && n < CHUNK_ENTRIES_MAX; i++) {
         struct seglog_entry se;
         if (read_raw(p->log, i, &bufs[n], &se) != CMQ_OK) {
-            log_warn("partition_install_aborted", "partition=%u peer=%llu index=%llu "
-                     "reason=\"entry no longer readable\"", p->opts.id,
-                     (unsigned long long)x->peer, (unsigned long long)i);
+            /* Raft starts the install over every election timeout: summarise */
+            static struct log_limit lim;
+            uint64_t sup;
+            if (log_limit_allow(&lim, clock_mono_ms(), 10000, &sup))
+                log_warn("partition_install_aborted", "partition=%u peer=%llu index=%llu "
+                         "reason=\"entry no longer readable\" suppressed=%llu", p->opts.id,
+                         (unsigned long long)x->peer, (unsigned long long)i,
+                         (unsigned long long)sup);
             for (uint32_t k = 0; k < n; k++)
                 free(bufs[k]);
             x->peer = 0; /* Raft's next SNAPSHOT starts over with a newer one */
@@ -1012,7 +1017,11 @@ static void stage_on_chunk(struct partition *p, const struct partition_chunk *c)
         if (mkdir(inst, 0750) != 0 && errno != EEXIST)
             return;
         if (open_log(p, &st->log, inst, c->first_index, err) != CMQ_OK) {
-            log_error("partition_install_failed", "partition=%u error=\"%s\"", p->opts.id, err);
+            static struct log_limit lim; /* the leader resends every second */
+            uint64_t sup;
+            if (log_limit_allow(&lim, clock_mono_ms(), 10000, &sup))
+                log_error("partition_install_failed", "partition=%u error=\"%s\" suppressed=%llu",
+                          p->opts.id, err, (unsigned long long)sup);
             st->log = NULL;
             return;
         }

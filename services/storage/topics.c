@@ -641,6 +641,13 @@ static int start_scan(struct hosted *h, struct tsm_topic *tp, struct tsm_sub *s,
         struct tsm_publish m;
         reads++;
         int rc = read_publish(h, idx, &buf, &m);
+        if (rc == CMQ_ECORRUPT || rc == CMQ_EIO) {
+            /* this replica's log is damaged: skipping the entry would drop a
+             * message for every subscriber; a healthy replica takes over */
+            free(buf);
+            node_partition_failed(h, rc);
+            break;
+        }
         if (rc != CMQ_OK || m.topic_id != tp->topic_id) {
             if (rc != CMQ_OK && rc != CMQ_EINVAL)
                 log_warn("topic_read_failed", "partition=%u index=%" PRIu64 " status=%s", h->id,

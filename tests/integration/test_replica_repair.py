@@ -379,6 +379,18 @@ def main():
                   set(got[q]) == set(sent[q]), len(set(sent[q]) - set(got[q])))
     down = cmq('down')
     tap.check('down', down.returncode == 0)
+    alive = [n for n in (1, 2, 3) if n != lead]
+    last = [log_of(n).splitlines()[-1] for n in alive]
+    tap.check('storage-%s stopped cleanly' % alive, all('event=exit status=0' in l for l in last),
+              last)
+    reports = []
+    for path in glob.glob(os.path.join(VAR, 'log', '*.log')):
+        with open(path, errors='replace') as f:
+            for line in f:
+                if 'AddressSanitizer' in line or 'runtime error:' in line or \
+                        'LeakSanitizer' in line:
+                    reports.append('%s: %s' % (os.path.basename(path), line.strip()))
+    tap.check('no sanitizer report in any log', not reports, reports[:10])
     return tap.finish()
 
 
