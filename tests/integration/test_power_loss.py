@@ -21,8 +21,8 @@ its answer lost in the crash).
 
 usage: test_power_loss.py BUILD_DIR
 Environment (optional): PL_ROUNDS (3), PL_SEED, PL_LARGE_MAX (bytes of the
-largest body; 60000 until entries over 64 KiB replicate intact, see LARGE_MAX), PL_SEAM=0 (plain kill -9 without the seam, to compare:
-it misses fsync bugs), PL_KEEP=1 (keep the cluster's directory).
+largest body; 900000), PL_SEAM=0 (plain kill -9 without the seam, to
+compare: it misses fsync bugs), PL_KEEP=1 (keep the cluster's directory).
 """
 import hashlib
 import os
@@ -53,14 +53,11 @@ STORAGE_BIN = os.path.join(BUILD, 'services', 'storage', 'cmq-storage')
 NODES = ['storage-1', 'storage-2', 'storage-3']
 ROUNDS = int(os.environ.get('PL_ROUNDS', '3'))
 SEED = int(os.environ.get('PL_SEED', str(random.randrange(1 << 30))))
-# Raft entries over 65,535 bytes reach followers truncated until the raft wire
-# mapping is fixed (issue 12, first bullet): with 900 KB bodies this test then
-# loses large messages for that reason (16 of 3,642 and 6 of 2,874 acknowledged
-# in two runs; none in two runs with the raftwire branch merged).  Until then
-# every entry this test makes stays under 64 KiB: large bodies up to 60 KB,
-# batches of 16 bodies up to 3 KB, four small senders of up to 6 KB (the
-# gateway combines sends per queue, so a combined entry stays < 64 KiB).
-LARGE_MAX = int(os.environ.get('PL_LARGE_MAX', '60000'))
+# Large bodies up to 900 KB, and batches of 16 bodies up to 6 KB (entries up to
+# ~96 KiB): before the raft wire carried entries without 16-bit sizes, entries
+# over 65,535 bytes reached followers truncated and this test lost large
+# messages (16 of 3,642 and 6 of 2,874 acknowledged in two runs).
+LARGE_MAX = int(os.environ.get('PL_LARGE_MAX', '900000'))
 ALNUM = b'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
 tap = Tap()
 
@@ -111,7 +108,7 @@ def sender(env, ledger, stop, kind, queue, seed):
                 ledger.attempts += 1
             if kind == 'batch':
                 bodies = [make_body(rng, '%s-%d-%d' % (kind, seed, seq * 100 + k),
-                                    rng.randrange(100, 3000)) for k in range(16)]
+                                    rng.randrange(100, 6000)) for k in range(16)]
                 r = c.call('BatchSendMessage', queueName=queue,
                            **{'msgBody.%d' % (k + 1): b for k, b in enumerate(bodies)})
                 if r['code'] == 0:
