@@ -46,6 +46,7 @@ struct progress {
     bool departing; /* removed by an uncommitted configuration (leader only) */
     uint64_t hb_match; /* match at the previous heartbeat answer */
     uint32_t stall_rounds; /* heartbeat answers in a row without progress */
+    uint64_t resp_tick; /* leader: r->ticks + 1 at its last answer this term; 0 none */
     int vote_state;
     uint64_t *infl; /* ring of last indexes of APPENDs in flight */
     uint32_t infl_start;
@@ -103,10 +104,12 @@ struct raft {
     uint32_t heartbeat_elapsed;
     uint32_t randomized_timeout;
     uint64_t rng;
+    uint64_t ticks; /* raft_tick calls since creation (peer answer ages) */
 
     /* leader */
     uint64_t term_start; /* index of this leader's no-op */
     uint64_t transferee;
+    uint32_t transfer_elapsed; /* ticks since the transfer began */
     uint64_t read_seq;
     struct pending_read *pending;
     uint32_t n_pending;
@@ -309,6 +312,7 @@ static void pr_reset(struct raft *r, struct progress *pr)
     pr->pending_snapshot = 0;
     pr->snap_elapsed = 0;
     pr->read_ack = 0;
+    pr->resp_tick = 0;
     pr->vote_state = VOTE_NONE;
     pr->infl_start = 0;
     pr->infl_count = 0;
@@ -934,6 +938,8 @@ static void step_leader(struct raft *r, const struct raft_msg *m)
     struct progress *pr = pr_find(r, m->from);
     if (pr == NULL)
         return;
+    if (m->type == RAFT_MSG_APPEND_RESP || m->type == RAFT_MSG_HEARTBEAT_RESP)
+        pr->resp_tick = r->ticks + 1;
     switch (m->type) {
     case RAFT_MSG_APPEND_RESP:
         handle_append_resp(r, pr, m);
@@ -1306,6 +1312,7 @@ int raft_step(struct raft *r, const struct raft_msg *m)
 void raft_tick(struct raft *r)
 {
     assert(!r->in_ready);
+    r->ticks++;
     if (r->role != RAFT_LEADER) {
         r->election_elapsed++;
         if (promotable(r) && !r->aside && r->election_elapsed >= r->randomized_timeout)
@@ -1338,12 +1345,18 @@ void raft_tick(struct raft *r)
                 return;
             }
         }
-        r->transferee = 0; /* a transfer that did not finish in time is abandoned */
         if (r->aside) {
-            become_follower(r, r->term, 0); /* nobody took over: step down anyway */
+            /* nobody took over within an election timeout: step down anyway */
+            r->transferee = 0;
+            become_follower(r, r->term, 0);
             return;
         }
     }
+    /* A transfer that did not finish in time is abandoned and proposals
+     * resume; a leader stepping aside keeps refusing them until it steps
+     * down (above). */
+    if (r->transferee != 0 && !r->aside && ++r->transfer_elapsed >= r->o.transfer_ticks)
+        r->transferee = 0;
     if (r->heartbeat_elapsed >= r->o.heartbeat_ticks) {
         r->heartbeat_elapsed = 0;
         send_heartbeats(r);
@@ -1451,7 +1464,7 @@ int raft_transfer_leadership(struct raft *r, uint64_t target)
     if (r->transferee != 0)
         return RAFT_EBUSY;
     r->transferee = target;
-    r->election_elapsed = 0;
+    r->transfer_elapsed = 0;
     struct progress *pr = pr_find(r, target);
     if (pr->match == last_index(r))
         send_timeout_now(r, target);
@@ -1708,6 +1721,8 @@ int raft_create(const struct raft_options *opts, const struct raft_boot *boot, s
         o.max_snapshot_bytes = 64u << 20;
     if (o.keep_recent == 0)
         o.keep_recent = 1024;
+    if (o.transfer_ticks == 0 || o.transfer_ticks > o.election_ticks)
+        o.transfer_ticks = o.election_ticks;
     if (o.heartbeat_ticks >= o.election_ticks)
         return RAFT_EINVAL;
 
@@ -1812,6 +1827,40 @@ uint64_t raft_applied_index(const struct raft *r) { return r->applied; }
 uint64_t raft_last_index(const struct raft *r) { return last_index(r); }
 uint64_t raft_snapshot_index(const struct raft *r) { return r->snap.index; }
 uint64_t raft_durable_index(const struct raft *r) { return r->stable; }
+uint64_t raft_transferee(const struct raft *r)
+{
+    return r->role == RAFT_LEADER ? r->transferee : 0;
+}
+
+int raft_progress(const struct raft *r, uint64_t id, struct raft_progress *out)
+{
+    if (r->role != RAFT_LEADER)
+        return RAFT_ENOTLEADER;
+    const struct progress *pr = NULL;
+    for (uint32_t i = 0; i < r->n_prs; i++)
+        if (r->prs[i].id == id && !r->prs[i].departing)
+            pr = &r->prs[i];
+    if (pr == NULL)
+        return RAFT_EINVAL;
+    out->voter = pr->voter;
+    out->match = id == r->o.id ? r->stable : pr->match;
+    out->next = pr->next;
+    if (id == r->o.id)
+        out->silent_ticks = 0;
+    else if (pr->resp_tick == 0)
+        out->silent_ticks = UINT32_MAX;
+    else
+        out->silent_ticks = (uint32_t)min_u64(r->ticks + 1 - pr->resp_tick, UINT32_MAX - 1);
+    return RAFT_OK;
+}
+
+bool raft_peer_can_lead(const struct raft *r, uint64_t id, uint32_t max_silent_ticks)
+{
+    struct raft_progress p;
+    if (id == r->o.id || raft_progress(r, id, &p) != RAFT_OK)
+        return false;
+    return p.voter && p.silent_ticks <= max_silent_ticks && p.match >= r->commit;
+}
 uint64_t raft_term_at(const struct raft *r, uint64_t index) { return term_at(r, index); }
 const struct raft_entry *raft_entry_at(const struct raft *r, uint64_t index)
 {

@@ -247,6 +247,9 @@ struct raft_options {
     bool pre_vote;               /* thesis §9.6 */
     bool check_quorum;           /* leader steps down without a quorum; followers
                                   * ignore votes while they have a live leader */
+    uint32_t transfer_ticks;     /* a leadership transfer not finished after this
+                                  * many ticks is abandoned and proposals resume
+                                  * (default and maximum: election_ticks) */
     uint64_t seed;               /* seeds the election-timeout PRNG */
     /* Optional log-storage seam.  With read_entry set, the core frees the
      * payload of a NORMAL entry once it is applied and durable and more than
@@ -337,9 +340,13 @@ int raft_change_member(struct raft *r, uint64_t id, uint32_t role, bool remove,
                        uint64_t *index);
 
 /* Asks the leader to hand leadership to voter `target` (thesis §3.10).  The
- * leader stops accepting proposals, brings the target up to date and sends it
- * TIMEOUT_NOW; it gives up after one election timeout.  Errors: RAFT_ENOTLEADER,
- * RAFT_EINVAL (target is not another voter), RAFT_EBUSY (one already runs). */
+ * leader stops accepting proposals (RAFT_EBUSY), brings the target up to date
+ * and sends it TIMEOUT_NOW; it gives up after transfer_ticks (at most one
+ * election timeout) and accepts proposals again.  It does not check that the
+ * target is alive: callers that transfer on their own initiative ask
+ * raft_peer_can_lead first, or a dead target costs transfer_ticks of refused
+ * proposals.  Errors: RAFT_ENOTLEADER, RAFT_EINVAL (target is not another
+ * voter), RAFT_EBUSY (one already runs). */
 int raft_transfer_leadership(struct raft *r, uint64_t target);
 
 /* Steps the node aside (on = true) because the application cannot serve
@@ -355,6 +362,29 @@ bool raft_is_aside(const struct raft *r);
 /* Whether the vote floor (S7) is above this node's log: it has not yet
  * caught up past what it lost. */
 bool raft_below_vote_floor(const struct raft *r);
+
+/* The target of the transfer in progress, 0 when none (or not leader). */
+uint64_t raft_transferee(const struct raft *r);
+
+/* A member's replication progress as the leader sees it (thesis §3.5). */
+struct raft_progress {
+    bool voter;
+    uint64_t match;        /* highest index known durable on it (self: durable index) */
+    uint64_t next;         /* next index the leader sends it */
+    uint32_t silent_ticks; /* ticks since its last answer (APPEND_RESP or
+                            * HEARTBEAT_RESP) in this term; UINT32_MAX when it has
+                            * not answered since this node became leader; 0 for self */
+};
+/* Fills *out for member `id`.  RAFT_ENOTLEADER on a non-leader, RAFT_EINVAL
+ * when `id` is not a member. */
+int raft_progress(const struct raft *r, uint64_t id, struct raft_progress *out);
+
+/* Whether voter `id` (not this node) could take leadership now: this node
+ * leads, `id` answered within the last max_silent_ticks ticks of this term,
+ * and it holds every committed entry (match >= commit index; whatever it
+ * lacks is still in flight, so a transfer's catch-up is one round trip).
+ * False on a non-leader. */
+bool raft_peer_can_lead(const struct raft *r, uint64_t id, uint32_t max_silent_ticks);
 
 /* Starts a linearizable read (thesis §6.4).  When a quorum has confirmed this
  * node is still the leader, ready.reads carries {ctx, index}: the read may be

@@ -263,6 +263,82 @@ Test(transfer, abandoned_after_election_timeout, .fini = teardown)
     cr_assert_eq(tc_propose(&C, 1, 1), RAFT_OK, "proposals resume after giving up");
 }
 
+static void short_transfer(struct raft_options *o) { o->transfer_ticks = 3; }
+
+Test(transfer, bounded_by_transfer_ticks, .fini = teardown)
+{
+    tc_init(&C, 3, 3, short_transfer);
+    cr_assert_eq(tc_campaign(&C, 1), RAFT_LEADER);
+    heartbeat(1, 1);
+    tc_isolate(&C, 2); /* the target is gone: TIMEOUT_NOW never arrives */
+    cr_assert_eq(raft_transfer_leadership(C.nodes[1].r, 2), RAFT_OK);
+    cr_assert_eq(raft_transferee(C.nodes[1].r), 2);
+    heartbeat(1, 2);
+    cr_assert_eq(tc_propose(&C, 1, 1), RAFT_EBUSY, "refused while the transfer runs");
+    heartbeat(1, 1);
+    cr_assert_eq(raft_transferee(C.nodes[1].r), 0, "abandoned after transfer_ticks");
+    cr_assert_eq(ROLE(1), RAFT_LEADER);
+    cr_assert_eq(tc_propose(&C, 1, 1), RAFT_OK, "proposals resume after 3 ticks, not 10");
+}
+
+/* ---- progress: who could take over ------------------------------------- */
+
+Test(progress, a_silent_follower_cannot_lead, .fini = teardown)
+{
+    start3();
+    struct raft_progress p;
+    cr_assert_eq(raft_progress(C.nodes[1].r, 2, &p), RAFT_OK);
+    cr_assert(p.voter);
+    cr_assert_eq(p.match, LAST(1));
+    cr_assert_eq(p.silent_ticks, 0, "answered the heartbeat of this tick");
+    cr_assert(raft_peer_can_lead(C.nodes[1].r, 2, 2));
+    cr_assert(raft_peer_can_lead(C.nodes[1].r, 3, 2));
+    tc_isolate(&C, 3); /* killed: it answers nothing any more */
+    heartbeat(1, 3);
+    cr_assert_eq(raft_progress(C.nodes[1].r, 3, &p), RAFT_OK);
+    cr_assert_eq(p.silent_ticks, 3);
+    cr_assert_eq(p.match, LAST(1), "its match alone still looks caught up");
+    cr_assert_not(raft_peer_can_lead(C.nodes[1].r, 3, 2), "silent for 3 ticks > 2");
+    cr_assert(raft_peer_can_lead(C.nodes[1].r, 3, 3));
+    cr_assert(raft_peer_can_lead(C.nodes[1].r, 2, 2));
+    cr_assert_not(raft_peer_can_lead(C.nodes[1].r, 1, 2), "not itself");
+    cr_assert_not(raft_peer_can_lead(C.nodes[1].r, 9, 2), "not a stranger");
+    cr_assert_eq(raft_progress(C.nodes[2].r, 1, &p), RAFT_ENOTLEADER);
+    cr_assert_not(raft_peer_can_lead(C.nodes[2].r, 3, 2), "only the leader knows");
+}
+
+Test(progress, a_follower_missing_committed_entries_cannot_lead, .fini = teardown)
+{
+    start3();
+    C.nodes[3].manual_disk = true; /* it answers, but cannot make entries durable */
+    for (uint64_t v = 1; v <= 3; v++)
+        cr_assert_eq(tc_propose(&C, 1, v), RAFT_OK);
+    tc_deliver(&C);
+    heartbeat(1, 1);
+    struct raft_progress p;
+    cr_assert_eq(raft_progress(C.nodes[1].r, 3, &p), RAFT_OK);
+    cr_assert_eq(p.silent_ticks, 0, "alive");
+    cr_assert_lt(p.match, COMMIT(1), "but behind the commit index");
+    cr_assert_not(raft_peer_can_lead(C.nodes[1].r, 3, 2));
+    tc_flush(&C, 3);
+    tc_deliver(&C);
+    heartbeat(1, 1);
+    cr_assert(raft_peer_can_lead(C.nodes[1].r, 3, 2), "caught up again");
+}
+
+Test(progress, a_new_leader_has_heard_nobody_yet, .fini = teardown)
+{
+    start3();
+    tc_isolate(&C, 1); /* the leader dies; 2 takes over once 3's lease ran out */
+    tc_tick(&C, 3, 10);
+    cr_assert_eq(tc_campaign(&C, 2), RAFT_LEADER);
+    struct raft_progress p;
+    cr_assert_eq(raft_progress(C.nodes[2].r, 1, &p), RAFT_OK);
+    cr_assert_eq(p.silent_ticks, UINT32_MAX, "the dead node never answered this leader");
+    cr_assert_not(raft_peer_can_lead(C.nodes[2].r, 1, 1000));
+    cr_assert(raft_peer_can_lead(C.nodes[2].r, 3, 2), "3 answered the election's appends");
+}
+
 /* ---- membership -------------------------------------------------------- */
 
 Test(membership, one_change_at_a_time_after_a_commit_of_the_term, .fini = teardown)
