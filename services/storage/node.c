@@ -42,10 +42,11 @@ const struct config_key storage_config_keys[] = {
                    "directory holding this node's partitions (segment files)"),
     CONFIG_STR_KEY("raft.listen", struct storage_cfg, raft_listen, "tcp://127.0.0.1:17121",
                    "ZeroMQ endpoint for raft traffic from peer storage nodes"),
-    CONFIG_INT_KEY("raft.tick_ms", struct storage_cfg, tick_ms, "100", 5, 10000,
-                   "length of one raft tick"),
+    CONFIG_INT_KEY("raft.tick_ms", struct storage_cfg, tick_ms, "50", 5, 10000,
+                   "length of one raft tick; a leader heartbeats every tick (docs/raft.md §10)"),
     CONFIG_INT_KEY("raft.election_ticks", struct storage_cfg, election_ticks, "10", 3, 1000,
-                   "election timeout in ticks (randomized in [e, 2e)); heartbeat is 1 tick"),
+                   "election timeout in ticks (randomized in [e, 2e): 0.5-1 s by default); "
+                   "failover takes about one timeout"),
     CONFIG_INT_KEY("data.segment_bytes", struct storage_cfg, segment_bytes, "67108864", 4194304,
                    1073741824, "size of each preallocated segment file (at least 4 MiB: "
                    "one record may be 2 MiB)"),
@@ -430,6 +431,16 @@ static void part_dir(const struct node *n, uint32_t id, char *out, size_t cap)
     snprintf(out, cap, "%s/p-%u", n->cfg->data_dir, id);
 }
 
+/* A leadership transfer is normally over in one round trip and two vote
+ * fsyncs; one that is not after TRANSFER_BOUND_MS (or one election timeout,
+ * if shorter) is abandoned and the proposals held meanwhile go ahead. */
+#define TRANSFER_BOUND_MS 250
+static uint32_t transfer_ticks(const struct storage_cfg *cfg)
+{
+    int64_t t = (TRANSFER_BOUND_MS + cfg->tick_ms - 1) / cfg->tick_ms;
+    return (uint32_t)(t < 1 ? 1 : t > cfg->election_ticks ? cfg->election_ticks : t);
+}
+
 static struct unopened *unopened_find(struct node *n, uint32_t id)
 {
     for (int i = 0; i < n->n_unopened; i++)
@@ -461,6 +472,7 @@ static int host_start(struct node *n, struct hosted *h, const struct raft_config
         .dir = dir,
         .election_ticks = (uint32_t)n->cfg->election_ticks,
         .heartbeat_ticks = 1,
+        .transfer_ticks = transfer_ticks(n->cfg),
         .seed = clock_mono_ns() ^ n->raft_id ^ ((uint64_t)h->id << 48),
         .segment_bytes = (uint64_t)n->cfg->segment_bytes,
         .send = send_raft,
@@ -776,26 +788,86 @@ static void request_map(struct node *n)
 
 /* Placement names a preferred leader per partition so leaders spread over the
  * nodes; the raft election ignores it.  A leader that is not the preferred
- * one hands leadership over (thesis §3.10), at most once per 10 s per
- * partition, and only to a voter of the group. */
+ * one hands leadership over (thesis §3.10), at most once per
+ * BALANCE_SPACING_MS per partition, and only to a node that can take it
+ * now: a voter that answered within half an election timeout and holds
+ * every committed entry (raft_peer_can_lead), seen so on checks at least
+ * BALANCE_HEALTHY_MS apart (checks run at each metadata heartbeat).  A dead
+ * or lagging preferred node is left alone: a transfer to it would hold the
+ * partition's writes for transfer_ticks and then come back.
+ *
+ * A transfer failed when this node still leads in the same term two election
+ * timeouts later (the target never won), or leads again in a later term within
+ * BALANCE_COMEBACK_MS (the target won and lost it).  Then the target must be
+ * seen healthy again for BALANCE_HEALTHY_MS, and the next attempt waits
+ * BALANCE_RETRY_MS, doubling with each failure in a row up to
+ * BALANCE_RETRY_MAX_MS.  Proposals made while a transfer runs are held by the
+ * partition, not refused (partition.c). */
+#define BALANCE_SPACING_MS 10000
+#define BALANCE_HEALTHY_MS 2000
+#define BALANCE_COMEBACK_MS 30000
+#define BALANCE_RETRY_MS 10000
+#define BALANCE_RETRY_MAX_MS 300000
+
 static void balance_leader(struct node *n, struct hosted *h, const char *preferred)
 {
-    if (!h || !preferred[0] || strcmp(preferred, n->cfg->common.node_id) == 0 ||
-        !partition_is_leader(h->p))
+    if (!h || !preferred[0])
         return;
-    uint64_t now = clock_mono_ms();
-    if (h->transfer_at_ms && now - h->transfer_at_ms < 10000)
-        return;
-    struct raft_config cfg;
+    struct balance *b = &h->bal;
     struct raft *r = partition_raft(h->p);
-    raft_get_config(r, &cfg);
+    uint64_t now = clock_mono_ms();
+    uint64_t election_ms = (uint64_t)n->cfg->election_ticks * (uint64_t)n->cfg->tick_ms;
+    int leader = partition_is_leader(h->p);
+    if (b->target) {
+        uint64_t since = now - h->transfer_at_ms;
+        int same_term = raft_term(r) == b->term;
+        if (leader && same_term && since < 2 * election_ms)
+            return; /* under way */
+        if (leader && (same_term || since < BALANCE_COMEBACK_MS)) {
+            b->failures++;
+            uint32_t shift = b->failures - 1 < 5 ? b->failures - 1 : 5;
+            uint64_t wait = (uint64_t)BALANCE_RETRY_MS << shift;
+            if (wait > BALANCE_RETRY_MAX_MS)
+                wait = BALANCE_RETRY_MAX_MS;
+            b->retry_at_ms = now + wait;
+            b->healthy_since_ms = 0;
+            log_warn("leader_transfer_failed", "partition=%u to=%s failures=%u retry_in_ms=%llu",
+                     h->id, preferred, b->failures, (unsigned long long)wait);
+        } else if (!leader && since < BALANCE_COMEBACK_MS) {
+            return; /* the target leads: see whether it keeps leadership */
+        } else {
+            b->failures = 0; /* it took leadership and kept it */
+        }
+        b->target = 0;
+    }
+    if (strcmp(preferred, n->cfg->common.node_id) == 0 || !leader)
+        return;
     uint64_t target = raft_id_of(preferred);
-    if (!raft_config_is_voter(&cfg, target))
+    uint32_t silent_max = (uint32_t)n->cfg->election_ticks / 2;
+    if (!raft_peer_can_lead(r, target, silent_max < 2 ? 2 : silent_max)) {
+        if (!b->skip_logged)
+            log_info("leader_transfer_skipped", "partition=%u to=%s reason=\"not answering or "
+                     "behind the commit index\"", h->id, preferred);
+        b->skip_logged = 1;
+        b->healthy_since_ms = 0;
+        return;
+    }
+    if (!b->healthy_since_ms) {
+        b->healthy_since_ms = now;
+        return;
+    }
+    if (now - b->healthy_since_ms < BALANCE_HEALTHY_MS || now < b->retry_at_ms ||
+        (h->transfer_at_ms && now - h->transfer_at_ms < BALANCE_SPACING_MS))
         return;
     h->transfer_at_ms = now;
+    b->target = target;
+    b->term = raft_term(r);
+    b->skip_logged = 0;
     int rc = raft_transfer_leadership(r, target);
     log_info("leader_transfer", "partition=%u to=%s status=%s", h->id, preferred,
              raft_status_name(rc));
+    if (rc != RAFT_OK)
+        b->target = 0;
     partition_flush(h->p); /* send what the transfer produced */
 }
 

@@ -36,6 +36,14 @@ struct hosted {
     int tick_inflight;
     uint64_t tick_at_ms;     /* when the in-flight Tick was proposed */
     uint64_t transfer_at_ms; /* last leadership transfer toward the preferred leader */
+    struct balance {         /* balance_leader (node.c) */
+        uint64_t target;     /* raft id of the last transfer's target; 0 none */
+        uint64_t term;       /* the term it was started in */
+        uint64_t healthy_since_ms; /* the preferred node could lead since; 0 not */
+        uint64_t retry_at_ms; /* after a failed transfer: none before this */
+        uint32_t failures;   /* failed transfers in a row */
+        int skip_logged;     /* "not healthy" logged since the last attempt */
+    } bal;
     /* the scheduler timer (timers.c) */
     uint64_t sched_epoch;    /* term the timer is registered under; 0: none */
     uint64_t sched_due_ms;   /* due time the scheduler holds; UINT64_MAX: none */

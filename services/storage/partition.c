@@ -40,6 +40,10 @@
 #define CHUNK_ENTRIES_MAX PARTITION_CHUNK_ENTRIES_MAX
 #define CHUNK_RESEND_TICKS 10
 #define CHUNK_GIVEUP_TICKS 300
+/* Proposals held while a leadership transfer runs (raft refuses them then;
+ * the transfer ends within transfer_ticks): beyond these, CMQ_EBUSY. */
+#define HELD_MAX 4096
+#define HELD_BYTES_MAX (64u << 20)
 
 struct waiter {
     uint64_t index, term;
@@ -120,6 +124,7 @@ struct partition {
     int fail_status;         /* why (a status), for health */
     struct waiter *waiters, *waiters_tail; /* proposals in index order */
     struct deferred *deferred, *deferred_tail;
+    size_t n_deferred, deferred_bytes;
     /* snapshots */
     struct snap_meta snap;     /* Raft's current snapshot (index 0: none) */
     struct snap_meta pending;  /* the newest one taken, handed to Raft at the next */
@@ -475,6 +480,7 @@ int partition_open(const struct partition_opts *opts, struct partition **out, ch
         .id = opts->node_id,
         .election_ticks = opts->election_ticks,
         .heartbeat_ticks = opts->heartbeat_ticks,
+        .transfer_ticks = opts->transfer_ticks,
         .pre_vote = true,
         .check_quorum = true,
         .max_msg_bytes = APPEND_BYTES_MAX,
@@ -1237,13 +1243,19 @@ static int propose_now(struct partition *p, const void *cmd, size_t len, partiti
     return CMQ_OK;
 }
 
+/* Proposes the held proposals in order; while a leadership transfer runs
+ * they stay held (it ends within transfer_ticks: then they are proposed here,
+ * or, if leadership moved, fail with CMQ_ENOTLEADER and their callers send
+ * the leader hint). */
 static void flush_deferred(struct partition *p)
 {
-    while (p->deferred) {
+    while (p->deferred && raft_transferee(p->raft) == 0) {
         struct deferred *d = p->deferred;
         p->deferred = d->next;
         if (!p->deferred)
             p->deferred_tail = NULL;
+        p->n_deferred--;
+        p->deferred_bytes -= d->len;
         int rc = propose_now(p, d->data, d->len, d->done, d->arg);
         if (rc != CMQ_OK && d->done)
             d->done(d->arg, rc, 0, NULL);
@@ -1257,6 +1269,8 @@ static void process(struct partition *p)
         return;
     if (p->boot_pending)
         partition_boot_restore(p);
+    if (p->deferred)
+        flush_deferred(p); /* held by a transfer that has ended since */
     while (raft_has_ready(p->raft)) {
         struct raft_ready rd;
         p->in_ready = 1;
@@ -1405,7 +1419,14 @@ int partition_propose(struct partition *p, const void *cmd, size_t len, partitio
         return CMQ_ENOTLEADER;
     if (len > ENTRY_BYTES_MAX)
         return CMQ_ETOOBIG; /* the log and the wire carry no larger entry */
-    if (p->in_ready) {
+    /* During a leadership transfer Raft refuses proposals; holding them
+     * instead (bounded) keeps a transfer invisible to clients but for the
+     * wait.  Later proposals queue behind held ones, in order. */
+    int hold = raft_transferee(p->raft) != 0 || p->deferred;
+    if (hold && !p->in_ready &&
+        (p->n_deferred >= HELD_MAX || p->deferred_bytes + len > HELD_BYTES_MAX))
+        return CMQ_EBUSY;
+    if (p->in_ready || hold) {
         struct deferred *d = malloc(sizeof *d + len);
         if (!d)
             return CMQ_ENOMEM;
@@ -1419,6 +1440,8 @@ int partition_propose(struct partition *p, const void *cmd, size_t len, partitio
         else
             p->deferred = d;
         p->deferred_tail = d;
+        p->n_deferred++;
+        p->deferred_bytes += len;
         return CMQ_OK;
     }
     int rc = propose_now(p, cmd, len, done, arg);

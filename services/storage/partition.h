@@ -123,6 +123,9 @@ struct partition_opts {
     const char *dir;               /* the log directory (copied); created if missing */
     uint32_t election_ticks;
     uint32_t heartbeat_ticks;
+    uint32_t transfer_ticks;       /* a leadership transfer's bound (raft_options;
+                                    * 0: one election timeout); proposals made
+                                    * meanwhile are held, not refused */
     uint64_t seed;
     uint64_t segment_bytes;        /* 0: seglog default */
     partition_send_fn *send;
