@@ -8,6 +8,13 @@
  * Client bookkeeping: pending requests sit in a hash table keyed by request
  * id and in a list ordered by deadline; a late reply to a request that was
  * already retried elsewhere or expired finds no entry and is dropped.
+ *
+ * Failover: each DEALER has a ZeroMQ socket monitor (an inproc PAIR) that
+ * reports a dropped connection.  A peer process that dies closes its TCP
+ * connections at once, so the requests waiting on it are re-sent to the next
+ * peer right away instead of at their deadline (a request or reply in flight
+ * on a dropped connection is lost: ZeroMQ reconnects with a new identity).
+ * A peer that hangs without closing is still noticed only by the deadline.
  */
 #include "rpc.h"
 
@@ -358,6 +365,7 @@ struct pending {
 
 struct peer {
     void *sock;
+    void *mon; /* PAIR receiving sock's disconnect events; NULL without one */
     char endpoint[RPC_ENDPOINT_MAX];
 };
 
@@ -372,6 +380,52 @@ struct rpc_client {
     struct pending *ready;       /* failed at send time: completed in process() */
     uint64_t resends[RPC_RESEND_REASONS_]; /* atomic: read by other threads (metrics) */
 };
+
+/* Attaches a disconnect monitor to `sock`; returns the PAIR reading it, or
+ * NULL (the client then notices a dead peer only by its deadlines). */
+static void *monitor_open(void *zctx, void *sock)
+{
+    static uint64_t seq;
+    char addr[64];
+    snprintf(addr, sizeof addr, "inproc://cmq-rpc-monitor-%d-%llu", (int)getpid(),
+             (unsigned long long)__atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+    if (zmq_socket_monitor(sock, addr, ZMQ_EVENT_DISCONNECTED) != 0)
+        return NULL;
+    void *m = new_socket(zctx, ZMQ_PAIR);
+    if (m && zmq_connect(m, addr) == 0)
+        return m;
+    if (m)
+        zmq_close(m);
+    zmq_socket_monitor(sock, NULL, 0);
+    return NULL;
+}
+
+/* Reads every event the monitor holds; returns 1 if one was a disconnect. */
+static int monitor_disconnected(void *mon)
+{
+    int lost = 0;
+    for (int budget = 64; mon && budget > 0 && sock_readable(mon); budget--) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        if (zmq_msg_size(&m) >= 6) { /* u16 event, u32 value; then a frame: the address */
+            uint16_t ev;
+            memcpy(&ev, zmq_msg_data(&m), sizeof ev);
+            lost |= ev == ZMQ_EVENT_DISCONNECTED;
+        }
+        int more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+        while (more) {
+            zmq_msg_init(&m);
+            more = zmq_msg_recv(&m, mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+    }
+    return lost;
+}
 
 int rpc_client_open(void *zctx, const char *const *endpoints, int n, struct rpc_client **out)
 {
@@ -396,6 +450,7 @@ int rpc_client_open(void *zctx, const char *const *endpoints, int n, struct rpc_
         zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one);
         zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
         zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+        c->peers[i].mon = monitor_open(zctx, s);
         if (zmq_connect(s, endpoints[i]) != 0) {
             rpc_client_close(c);
             return CMQ_EINVAL;
@@ -411,6 +466,10 @@ const char *rpc_client_endpoint(const struct rpc_client *c, int peer)
     return peer >= 0 && peer < c->n ? c->peers[peer].endpoint : "";
 }
 int rpc_client_fd(const struct rpc_client *c, int peer) { return sock_fd(c->peers[peer].sock); }
+int rpc_client_monitor_fd(const struct rpc_client *c, int peer)
+{
+    return c->peers[peer].mon ? sock_fd(c->peers[peer].mon) : -1;
+}
 size_t rpc_client_pending(const struct rpc_client *c) { return c->pending; }
 
 uint64_t rpc_client_resends(const struct rpc_client *c, enum rpc_resend_reason reason)
@@ -619,6 +678,37 @@ static void handle_reply(struct rpc_client *c, int peer, const uint8_t *buf, siz
     finish(c, p, m.status, &m);
 }
 
+/* Peer i's connection dropped: the requests waiting for its reply will not
+ * get one.  Each goes to the next peer now (an attempt; counted as
+ * unreachable), or waits a backoff under a retry budget, or ends with
+ * CMQ_EUNAVAIL. */
+static void peer_lost(struct rpc_client *c, int i, uint64_t now)
+{
+    struct pending *lost = NULL;
+    for (struct pending *p = c->head, *nx; p; p = nx) {
+        nx = p->next;
+        if (p->peer != i || p->waiting)
+            continue;
+        list_unlink(c, p);
+        table_take(c, p->id);
+        p->hnext = lost;
+        lost = p;
+    }
+    while (lost) {
+        struct pending *p = lost;
+        lost = p->hnext;
+        p->hnext = NULL;
+        p->peer = (i + 1) % c->n;
+        if (c->n > 1 && send_attempt(c, p, now) == 0) {
+            count_resend(c, RPC_RESEND_UNREACHABLE);
+            table_insert(c, p);
+            list_insert(c, p);
+        } else if (!backoff(c, p, now, 1, RPC_RESEND_UNREACHABLE)) {
+            finish(c, p, CMQ_EUNAVAIL, NULL);
+        }
+    }
+}
+
 static void expire(struct rpc_client *c, uint64_t now)
 {
     while (c->head && c->head->deadline_ms <= now) {
@@ -658,6 +748,10 @@ void rpc_client_process(struct rpc_client *c)
         p->next = NULL;
         finish(c, p, CMQ_EUNAVAIL, NULL);
     }
+    uint64_t now = clock_mono_ms();
+    for (int i = 0; i < c->n; i++)
+        if (c->peers[i].mon && monitor_disconnected(c->peers[i].mon))
+            peer_lost(c, i, now);
     for (int i = 0; i < c->n; i++) {
         for (int budget = 1024; budget > 0 && sock_readable(c->peers[i].sock); budget--) {
             zmq_msg_t msg;
@@ -711,9 +805,14 @@ void rpc_client_close(struct rpc_client *c)
         table_take(c, p->id);
         finish(c, p, CMQ_ESHUTDOWN, NULL);
     }
-    for (int i = 0; i < c->n; i++)
+    for (int i = 0; i < c->n; i++) {
+        if (c->peers[i].mon) {
+            zmq_socket_monitor(c->peers[i].sock, NULL, 0);
+            zmq_close(c->peers[i].mon);
+        }
         if (c->peers[i].sock)
             zmq_close(c->peers[i].sock);
+    }
     free(c);
 }
 

@@ -8,7 +8,12 @@
  * Client: one DEALER per peer endpoint, so a request can be retried on the
  * next peer.  Requests carry an id, a deadline and a number of attempts; an
  * ENOTLEADER reply whose leader_hint names one of our peers is re-sent there
- * (without a hint: to the next peer) while attempts remain.  Every request ends in exactly one callback: a reply,
+ * (without a hint: to the next peer) while attempts remain (rpc_opts.retry_ms
+ * replaces attempts by a time budget with backoffs).  A peer whose connection
+ * drops (its process died: a socket monitor reports it) has the requests
+ * waiting on it re-sent to the next peer at once, instead of at their
+ * deadline (an attempt each, or a backoff under a budget; CMQ_EUNAVAIL when
+ * neither is left).  Every request ends in exactly one callback: a reply,
  * or CMQ_ETIMEDOUT / CMQ_EUNAVAIL / CMQ_ESHUTDOWN.
  *
  * Loop integration (evloop or h2o): ZMQ_FD is edge-triggered, so the owner
@@ -119,7 +124,8 @@ enum rpc_resend_reason {
     RPC_RESEND_TIMEOUT = 0,   /* no reply within timeout_ms: the next peer */
     RPC_RESEND_NOT_LEADER = 1,/* a "not leader" reply */
     RPC_RESEND_BUSY = 2,      /* CMQ_EBUSY / CMQ_EUNAVAIL / CMQ_ESHUTDOWN replies (retry_ms) */
-    RPC_RESEND_UNREACHABLE = 3,/* no peer took the send (retry_ms) */
+    RPC_RESEND_UNREACHABLE = 3,/* no peer took the send (retry_ms), or the peer's
+                                * connection dropped with the request on it */
     RPC_RESEND_REASONS_ = 4
 };
 
@@ -141,6 +147,9 @@ void rpc_client_close(struct rpc_client *c);
 int rpc_client_npeers(const struct rpc_client *c);
 const char *rpc_client_endpoint(const struct rpc_client *c, int peer);
 int rpc_client_fd(const struct rpc_client *c, int peer);
+/* The fd of `peer`'s disconnect monitor (-1 when it has none): owners watch
+ * it like the peer's own fd, so a dropped connection wakes the loop. */
+int rpc_client_monitor_fd(const struct rpc_client *c, int peer);
 
 /* Sends a request of `type` with `body` (copied).  `done` runs exactly once,
  * never from inside this call.  Returns CMQ_OK or CMQ_ENOMEM / CMQ_EINVAL. */

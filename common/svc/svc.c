@@ -307,6 +307,9 @@ int svc_watch_client(struct svc *s, struct rpc_client *c)
         return CMQ_ELIMIT;
     for (int i = 0; i < rpc_client_npeers(c); i++) {
         int rc = evloop_add_fd(s->loop, rpc_client_fd(c, i), EVLOOP_READ, on_client_fd, c);
+        int mfd = rpc_client_monitor_fd(c, i);
+        if (rc == CMQ_OK && mfd >= 0)
+            rc = evloop_add_fd(s->loop, mfd, EVLOOP_READ, on_client_fd, c);
         if (rc != CMQ_OK)
             return rc;
     }

@@ -627,9 +627,14 @@ static int loop_open(struct gateway *gw, h2o_hostconf_t *host)
     }
     if ((rc = rpc_client_open(gw->zctx, eps, idx, &gw->storage)) != CMQ_OK)
         return rc;
-    for (int i = 0; i < idx; i++)
+    for (int i = 0; i < idx; i++) {
         if ((rc = watch_fd(gw, rpc_client_fd(gw->storage, i))) != CMQ_OK)
             return rc;
+        /* a storage node that dies wakes the loop: its requests go elsewhere */
+        int mfd = rpc_client_monitor_fd(gw->storage, i);
+        if (mfd >= 0 && (rc = watch_fd(gw, mfd)) != CMQ_OK)
+            return rc;
+    }
     if (cfg->metadata_pub[0]) {
         gw->events = zmq_socket(gw->zctx, ZMQ_SUB);
         int linger = 0;

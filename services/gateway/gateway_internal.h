@@ -58,7 +58,7 @@ struct gateway {
     struct rpc_server *server;       /* main only */
     struct backend backends[GATEWAY_MAX_STORAGE + 2];
     int n_backends;
-    struct zwatch watches[2 * GATEWAY_MAX_STORAGE + 4];
+    struct zwatch watches[3 * GATEWAY_MAX_STORAGE + 4]; /* backends, storage peers, monitors */
     int n_watches;
     uint64_t inflight;
     uint64_t requests;

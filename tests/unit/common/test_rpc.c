@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -368,6 +369,48 @@ Test(rpc, timeouts_move_on_within_the_retry_budget)
     cr_assert_eq(rpc_client_resends(c, RPC_RESEND_TIMEOUT), 1);
     rpc_client_close(c);
     stop(&quiet);
+    stop(&alive);
+    zmq_ctx_term(zctx);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A peer process that dies closes its connections: the request it held is
+ * re-sent to the next peer at once (the socket monitor), not at its deadline. */
+Test(rpc, a_peer_that_dies_holding_a_request_is_left_at_once)
+{
+    void *zctx = zmq_ctx_new();
+    struct server_thread dying, alive;
+    start(&dying, zctx);
+    start(&alive, zctx);
+    dying.silent = 1; /* takes the request, then dies before answering */
+    const char *eps[] = {dying.endpoint, alive.endpoint};
+    struct rpc_client *c;
+    cr_assert_eq(rpc_client_open(zctx, eps, 2, &c), CMQ_OK);
+    cr_assert_geq(rpc_client_monitor_fd(c, 0), 0, "a monitor per peer");
+    usleep(100 * 1000);
+    struct outcome o = {0};
+    struct rpc_opts opts = {.timeout_ms = 5000, .attempts = 2, .peer = 0};
+    cr_assert_eq(rpc_client_call(c, 7, "hi", 2, &opts, record, &o), CMQ_OK);
+    for (int i = 0; i < 300 && atomic_load(&dying.handled) == 0; i++)
+        rpc_client_wait(c, 10);
+    cr_assert_eq(atomic_load(&dying.handled), 1);
+    uint64_t t0 = now_ms();
+    stop(&dying); /* its connections close, as when a process is killed */
+    wait_for(c, &o, 4000);
+    uint64_t took = now_ms() - t0;
+    cr_assert_eq(o.done, 1);
+    cr_assert_eq(o.status, CMQ_OK, "got %s", status_name(o.status));
+    cr_assert_eq(o.peer, 1);
+    cr_assert_lt(took, 1000, "re-sent when the connection dropped (%llu ms), not at the "
+                 "5000 ms deadline", (unsigned long long)took);
+    cr_assert_eq(rpc_client_resends(c, RPC_RESEND_UNREACHABLE), 1);
+    rpc_client_close(c);
     stop(&alive);
     zmq_ctx_term(zctx);
 }
