@@ -561,8 +561,12 @@ static int backoff(struct rpc_client *c, struct pending *p, uint64_t now, int ne
         p->peer = (p->peer + 1) % c->n;
     p->waiting = 1;
     p->deadline_ms = now + (uint64_t)p->backoff_ms;
-    if (p->backoff_ms < 400)
-        p->backoff_ms *= 2;
+    /* An election (no leader to follow, or the leader's node is gone) ends
+     * within about one election timeout (0.5-1 s): ask again at least every
+     * 100 ms then, so the new leader is found soon after it is elected
+     * (docs/raft.md §10); busy answers back off further. */
+    int cap = reason == RPC_RESEND_BUSY ? 400 : 100;
+    p->backoff_ms = p->backoff_ms * 2 > cap ? cap : p->backoff_ms * 2;
     p->follows = 0;
     count_resend(c, reason);
     table_insert(c, p);

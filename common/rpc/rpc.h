@@ -111,10 +111,11 @@ struct rpc_opts {
     /* > 0: instead of `attempts`, keep trying for this many ms from the call
      * (for requests that are safe to repeat, e.g. keyed sends): a timeout
      * moves to the next peer at once; "not leader" follows its hint at once
-     * and without a usable hint waits a backoff (25 ms doubling to 400 ms)
+     * and without a usable hint waits a backoff (25 ms doubling to 100 ms)
      * and tries the next peer; CMQ_EBUSY waits a backoff and asks the same
-     * peer again; CMQ_EUNAVAIL / CMQ_ESHUTDOWN replies and refused sends (no
-     * connection) wait a backoff and try the next peer.  The last attempt
+     * peer again (backoff doubling to 400 ms); CMQ_EUNAVAIL / CMQ_ESHUTDOWN
+     * replies and refused sends (no connection) wait a backoff and try the
+     * next peer.  The last attempt
      * may end up to timeout_ms after the budget; its outcome is the answer. */
     int retry_ms;
 };
