@@ -29,7 +29,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RPC_MAX_MSG_BYTES (16u << 20)   /* larger frames are dropped */
+/* Larger frames are dropped.  The largest reply we make is a receive of 16
+ * bodies of 1 MiB each plus their fields (services/storage/queues.c asserts
+ * it fits): 16 MiB would drop it, and the leased messages would stay hidden
+ * for their visibility timeout. */
+#define RPC_MAX_MSG_BYTES ((16u << 20) + (64u << 10))
 #define RPC_MAX_PEERS 16
 #define RPC_ENDPOINT_MAX 128
 

@@ -142,8 +142,13 @@ void api_reply_backend_error(struct gw_call *c, int status, const struct rpc_msg
  * caller adds members and calls api_finish_ok. */
 struct json *api_begin_ok(struct gw_call *c)
 {
+    return api_begin_ok_cap(c, API_JSON_MAX);
+}
+
+struct json *api_begin_ok_cap(struct gw_call *c, size_t cap)
+{
     struct api_call *a = gw_call_data(c);
-    struct json *j = json_create(API_JSON_MAX);
+    struct json *j = json_create(cap);
     if (!j)
         return NULL;
     json_obj_begin(j);

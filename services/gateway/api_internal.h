@@ -55,6 +55,8 @@ enum cmq_err api_find_row(int code, int module);
 void api_reply_backend_error(struct gw_call *c, int status, const struct rpc_msg *msg);
 /* A success object with the envelope written; add members, then api_finish_ok. */
 struct json *api_begin_ok(struct gw_call *c);
+/* The same with a JSON size bound of `cap` bytes instead of API_JSON_MAX. */
+struct json *api_begin_ok_cap(struct gw_call *c, size_t cap);
 void api_finish_ok(struct gw_call *c, struct json *j);
 /* Sends a request to metadata; `fn` runs with the reply and the request type
  * as its tag (or the answer is an error if the request could not be sent). */
@@ -129,6 +131,8 @@ uint64_t api_dedup_key(void);
  * (each with its own CMQ error).  Returns 0, or -1 after answering the call. */
 int api_read_bodies(struct gw_call *c, bool single, int64_t max_msg_size,
                     struct param_value bodies[CMQ_BATCH_MAX], size_t *n, size_t *total);
+/* The JSON bound for a receive answer of rs[0..n) (6 bytes per body byte). */
+size_t api_received_json_cap(const struct api_received *rs, size_t n);
 int api_parse_received(const uint8_t *buf, size_t len, struct api_received *out, size_t max,
                        size_t *n);
 enum cmq_err api_storage_error(enum cmq_action action, int status);

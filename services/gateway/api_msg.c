@@ -270,6 +270,18 @@ static void write_received(struct json *j, const struct api_received *r)
     }
 }
 
+/* The JSON a receive answer may need: an escaped body byte takes at most 6
+ * bytes (\u00XX), and each message's other members well under 1 KiB.  The
+ * answer is never refused for its size: the messages are already leased,
+ * and a refused answer would hide them for their visibility timeout. */
+size_t api_received_json_cap(const struct api_received *rs, size_t n)
+{
+    size_t cap = 4096;
+    for (size_t i = 0; i < n; i++)
+        cap += 6 * rs[i].body_len + 1024;
+    return cap;
+}
+
 static enum cmq_err storage_error(enum cmq_action action, int status)
 {
     switch (status) {
@@ -372,7 +384,7 @@ static void answer(struct gw_call *c, const struct rpc_msg *msg)
             api_reply_err(c, n == 0 ? CMQERR_NO_MESSAGE : CMQERR_RECEIVE_FAILED, NULL);
             return;
         }
-        if (!(j = api_begin_ok(c)))
+        if (!(j = api_begin_ok_cap(c, api_received_json_cap(rs, n))))
             return;
         if (a->action == CMQ_ACTION_RECEIVE_MESSAGE) {
             write_received(j, &rs[0]);

@@ -152,6 +152,14 @@ static bool encode_body(pb_ostream_t *os, const pb_field_t *field, void *const *
     return pb_encode_tag_for_field(os, field) && pb_encode_string(os, b->data, b->len);
 }
 
+/* The largest receive reply, 16 bodies of the largest size, fits one rpc
+ * frame (rpc.h): besides its body a message has six varints, a length prefix
+ * and the dead-letter origin (a queue name of at most 128 bytes), well under
+ * 1 KiB.  A reply that did not fit would be dropped after the messages were
+ * leased, hiding them for their visibility timeout. */
+_Static_assert((uint64_t)QSM_BATCH_MAX * (QSM_BODY_BYTES_MAX + 1024u) + 4096u <= RPC_MAX_MSG_BYTES,
+               "a receive of QSM_BATCH_MAX largest bodies must fit RPC_MAX_MSG_BYTES");
+
 static void reply_received(struct rpc_call *call, const struct qsm_result *res)
 {
     cmq_ReceiveReply r = cmq_ReceiveReply_init_zero;
