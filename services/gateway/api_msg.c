@@ -18,6 +18,7 @@
 #include "qcache.h"
 
 #include "clock.h"
+#include "hash.h"
 #include "cmq_limits.h"
 #include "crypto.h"
 #include "log.h"
@@ -113,11 +114,8 @@ uint64_t api_dedup_key(void)
 {
     pthread_once(&key_once, key_init);
     for (;;) {
-        /* splitmix64's finalizer: a bijection, so distinct counters give distinct keys */
-        uint64_t z = key_base + __atomic_add_fetch(&key_seq, 1, __ATOMIC_RELAXED);
-        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-        z ^= z >> 31;
+        /* a bijection, so distinct counters give distinct keys */
+        uint64_t z = hash_splitmix64(key_base + __atomic_add_fetch(&key_seq, 1, __ATOMIC_RELAXED));
         if (z)
             return z;
     }

@@ -26,6 +26,7 @@
  *     timers on owner->all, s->ntimers the sum over owners.
  */
 #include "scheduler.h"
+#include "hash.h"
 
 #include "clock.h"
 #include "envelope.pb.h"
@@ -136,19 +137,9 @@ struct scheduler {
 
 /* ---------- hashing ---------- */
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
-
 static size_t timer_bucket(const struct scheduler *s, uint64_t partition, uint64_t key)
 {
-    return (size_t)mix64(key ^ mix64(partition)) & s->tmask;
+    return (size_t)hash_splitmix64(key ^ hash_splitmix64(partition)) & s->tmask;
 }
 
 static struct sched_timer *timer_find(struct scheduler *s, uint64_t partition, uint64_t key)
@@ -189,7 +180,7 @@ static void timers_grow(struct scheduler *s, uint64_t want)
 
 static struct sched_owner *owner_find(struct scheduler *s, uint64_t partition)
 {
-    for (struct sched_owner *o = s->obuckets[mix64(partition) & s->omask]; o; o = o->hnext)
+    for (struct sched_owner *o = s->obuckets[hash_splitmix64(partition) & s->omask]; o; o = o->hnext)
         if (o->partition == partition)
             return o;
     return NULL;
@@ -329,7 +320,7 @@ static void owner_delete(struct scheduler *s, struct sched_owner *o)
 {
     owner_drop_timers(s, o);
     owner_set_peer(o, NULL);
-    struct sched_owner **pp = &s->obuckets[mix64(o->partition) & s->omask];
+    struct sched_owner **pp = &s->obuckets[hash_splitmix64(o->partition) & s->omask];
     while (*pp != o)
         pp = &(*pp)->hnext;
     *pp = o->hnext;
@@ -625,7 +616,7 @@ static void handle_register(struct scheduler *s, struct rpc_call *call)
         o->partition = r->partition;
         o->epoch = r->epoch;
         timer_list_init(&o->ready);
-        size_t b = mix64(o->partition) & s->omask;
+        size_t b = hash_splitmix64(o->partition) & s->omask;
         o->hnext = s->obuckets[b];
         s->obuckets[b] = o;
         s->nowners++;
@@ -801,7 +792,7 @@ static uint64_t new_instance(void)
 {
     uint64_t x = 0;
     if (getrandom(&x, sizeof x, GRND_NONBLOCK) != (ssize_t)sizeof x)
-        x = mix64(clock_wall_ms() ^ (clock_mono_ns() << 17) ^ (uint64_t)getpid());
+        x = hash_splitmix64(clock_wall_ms() ^ (clock_mono_ns() << 17) ^ (uint64_t)getpid());
     return x ? x : 1;
 }
 

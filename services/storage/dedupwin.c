@@ -5,6 +5,7 @@
  * shift, so no tombstones).  When the ring grows it is laid out again from
  * slot 0 and the table rebuilt (doubling: amortised O(1) a note). */
 #include "dedupwin.h"
+#include "hash.h"
 
 #include "status.h"
 
@@ -12,19 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t mix64(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= UINT64_C(0xff51afd7ed558ccd);
-    k ^= k >> 33;
-    k *= UINT64_C(0xc4ceb9fe1a85ec53);
-    k ^= k >> 33;
-    return k;
-}
-
 static uint32_t home(const struct dedupwin *w, uint64_t scope, uint64_t key)
 {
-    return (uint32_t)(mix64(scope ^ mix64(key ^ UINT64_C(0x9e3779b97f4a7c15))) &
+    return (uint32_t)(hash_fmix64(scope ^ hash_fmix64(key ^ UINT64_C(0x9e3779b97f4a7c15))) &
                       (w->tab_cap - 1));
 }
 

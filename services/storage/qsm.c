@@ -34,6 +34,7 @@
  *      re-derives it.
  */
 #include "qsm.h"
+#include "hash.h"
 
 #include "dedupwin.h"
 
@@ -109,16 +110,6 @@ struct map {
     uint32_t cap, n;
 };
 
-static uint64_t mix64(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= UINT64_C(0xff51afd7ed558ccd);
-    k ^= k >> 33;
-    k *= UINT64_C(0xc4ceb9fe1a85ec53);
-    k ^= k >> 33;
-    return k;
-}
-
 static int map_resize(struct map *m, uint32_t cap)
 {
     uint64_t *keys = calloc(cap, sizeof *keys);
@@ -131,7 +122,7 @@ static int map_resize(struct map *m, uint32_t cap)
     for (uint32_t i = 0; i < m->cap; i++) {
         if (!m->keys[i])
             continue;
-        uint32_t j = (uint32_t)(mix64(m->keys[i]) & (cap - 1));
+        uint32_t j = (uint32_t)(hash_fmix64(m->keys[i]) & (cap - 1));
         while (keys[j])
             j = (j + 1) & (cap - 1);
         keys[j] = m->keys[i];
@@ -157,7 +148,7 @@ static void *map_get(const struct map *m, uint64_t key)
     assert(key);
     if (!m->cap)
         return NULL;
-    uint32_t j = (uint32_t)(mix64(key) & (m->cap - 1));
+    uint32_t j = (uint32_t)(hash_fmix64(key) & (m->cap - 1));
     while (m->keys[j]) {
         if (m->keys[j] == key)
             return m->vals[j];
@@ -175,7 +166,7 @@ static int map_put(struct map *m, uint64_t key, void *val)
         if (rc)
             return rc;
     }
-    uint32_t j = (uint32_t)(mix64(key) & (m->cap - 1));
+    uint32_t j = (uint32_t)(hash_fmix64(key) & (m->cap - 1));
     while (m->keys[j]) {
         assert(m->keys[j] != key);
         j = (j + 1) & (m->cap - 1);
@@ -189,7 +180,7 @@ static int map_put(struct map *m, uint64_t key, void *val)
 static void map_del(struct map *m, uint64_t key)
 {
     assert(key && m->cap);
-    uint32_t mask = m->cap - 1, j = (uint32_t)(mix64(key) & mask);
+    uint32_t mask = m->cap - 1, j = (uint32_t)(hash_fmix64(key) & mask);
     while (m->keys[j] != key) {
         assert(m->keys[j]);
         j = (j + 1) & mask;
@@ -197,7 +188,7 @@ static void map_del(struct map *m, uint64_t key)
     /* backward shift: move later members of the probe run into the hole */
     uint32_t hole = j;
     for (uint32_t k = (j + 1) & mask; m->keys[k]; k = (k + 1) & mask) {
-        uint32_t home = (uint32_t)(mix64(m->keys[k]) & mask);
+        uint32_t home = (uint32_t)(hash_fmix64(m->keys[k]) & mask);
         /* k may move to hole if home is not in (hole, k] cyclically */
         bool stays = hole <= k ? (home > hole && home <= k) : (home > hole || home <= k);
         if (!stays) {

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "hash.h"
 #include "cmq_limits.h"
 #include "params.h"
 #include "status.h"
@@ -321,26 +322,15 @@ struct nonce_cache *nonce_cache_create(size_t capacity, uint32_t window_s, uint6
 
 void nonce_cache_destroy(struct nonce_cache *c) { free(c); }
 
-static uint64_t mix64(uint64_t x)
-{
-    /* The splitmix64 finaliser. */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 static uint64_t triple_hash(uint64_t seed, const char *id, size_t id_len, uint64_t nonce,
                             uint64_t ts)
 {
-    uint64_t h = mix64(seed ^ 0x9e3779b97f4a7c15ULL);
+    uint64_t h = hash_splitmix64(seed ^ 0x9e3779b97f4a7c15ULL);
     for (size_t i = 0; i < id_len; i++)
-        h = mix64(h ^ (uint8_t)id[i]);
-    h = mix64(h ^ (uint64_t)id_len);
-    h = mix64(h ^ nonce);
-    h = mix64(h ^ ts);
+        h = hash_splitmix64(h ^ (uint8_t)id[i]);
+    h = hash_splitmix64(h ^ (uint64_t)id_len);
+    h = hash_splitmix64(h ^ nonce);
+    h = hash_splitmix64(h ^ ts);
     return h ? h : 1;
 }
 
