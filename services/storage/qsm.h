@@ -163,7 +163,8 @@ static inline uint32_t qsm_id_slot(uint64_t id)
 #define QSM_DEDUP_KEEP_MS 30000            /* ... and beyond, those younger than this */
 #endif
 #ifndef QSM_DEDUP_HARD_MAX
-#define QSM_DEDUP_HARD_MAX (1u << 19)      /* ... up to this many (16 MiB + 4 MiB index) */
+#define QSM_DEDUP_HARD_MAX (1u << 18)      /* ... up to this many (8 MiB + 2 MiB index; 8 MiB of
+                                              * snapshot image: topics.c asserts it fits) */
 #endif
 
 _Static_assert(QSM_BATCH_MAX <= (1 << QSM_ID_SLOT_BITS), "a batch must fit the id's slot bits");

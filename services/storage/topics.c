@@ -27,6 +27,7 @@
 #include "trace.h"
 #include "tsm.h"
 #include "pb_size.h"
+#include "raftwire.h"
 
 #include <inttypes.h>
 #include <pb_decode.h>
@@ -34,6 +35,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The partition's snapshot image (queue image + topic image, framed here)
+ * must fit what the Raft wire carries to a follower, or a follower that
+ * needs an install could never catch up.  The dedup windows are the only
+ * parts that grow with the send rate rather than the backlog (32 bytes an
+ * entry in the image): at their hard caps they leave at least 4 MiB for the
+ * rest (a 1,000,000-message backlog takes ~400 KB, docs/queue-state-machine.md). */
+_Static_assert(32ull * ((uint64_t)QSM_DEDUP_HARD_MAX + TSM_DEDUP_HARD_MAX) + (4ull << 20) <=
+                   RAFTWIRE_SNAPSHOT_BYTES_MAX,
+               "the dedup windows must leave room in a snapshot image the wire can carry");
 
 #define SCAN_READS_MAX 256       /* log entries one scan may read */
 #define FORWARD_TIMEOUT_MS 3000

@@ -55,7 +55,7 @@
 #define TSM_DEDUP_KEEP_MS 30000
 #endif
 #ifndef TSM_DEDUP_HARD_MAX
-#define TSM_DEDUP_HARD_MAX (1u << 19)
+#define TSM_DEDUP_HARD_MAX (1u << 16)      /* 2 MiB of snapshot image (topics.c) */
 #endif
 
 enum tsm_protocol { TSM_PROTO_QUEUE = 1, TSM_PROTO_HTTP = 2 };
