@@ -138,16 +138,28 @@ def pid_of(node):
 
 
 def wait_dead(pid):
-    """Until `pid` is gone (or a zombie, as good as gone)."""
-    end = time.time() + 5
+    """Until every thread of `pid` has exited.  The thread-group leader turns
+    zombie first while the other threads (the segment writer may sit in
+    fdatasync) still run their exit and hold the process's files, the data
+    directory's lock among them: a node started then finds the lock held and
+    exits (seen in CI under ASan).  Zombie threads have released them."""
+    end = time.time() + 30
     while pid and time.time() < end:
         try:
-            state = open('/proc/%d/stat' % pid).read().rsplit(')', 1)[1].split()[0]
-        except (OSError, IndexError):
-            return
-        if state == 'Z':
+            tasks = os.listdir('/proc/%d/task' % pid)
+        except OSError:
+            return  # reaped
+        states = []
+        for t in tasks:
+            try:
+                states.append(open('/proc/%d/task/%s/stat' % (pid, t)).read()
+                              .rsplit(')', 1)[1].split()[0])
+            except (OSError, IndexError):
+                pass  # that thread is gone
+        if all(st in ('Z', 'X') for st in states):
             return
         time.sleep(0.01)
+    raise RuntimeError('pid %d still has live threads 30 s after SIGKILL' % pid)
 
 
 def start_storage(node):
