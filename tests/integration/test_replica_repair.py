@@ -299,10 +299,15 @@ def main():
               re.search(r'event=partition_discarded dir=\S+/p-%d ' % part, log))
     tap.check('the evidence is kept: storage-%d/p-%d.failed-*' % (leader, part),
               glob.glob(os.path.join(VAR, 'storage-%d' % leader, 'p-%d.failed-*' % part)))
+    # The node's own health line, polled directly or as the gateway relays it
+    # in /healthz (the same line): the degraded window lasts only until the
+    # repair is done, a few hundred ms, and one poller may miss it (CI did).
     tap.check('storage-%d health said degraded for partition %d' % (leader, part),
               watch.saw('storage-%d' % leader,
                         r'health=degraded .*partition=%d reason=(state_machine_failed|repairing)'
-                        % part), watch.seen[:5])
+                        % part) or
+              watch.saw('healthz', r'"storage-%d":"partition=%d reason=(state_machine_failed|'
+                        r'repairing)"' % (leader, part)), watch.seen[:5])
     tap.check('/healthz said degraded naming storage-%d partition %d' % (leader, part),
               watch.saw('healthz', r'"storage-%d":"[^"]*partition=%d reason=' % (leader, part)),
               [t for w, t in watch.seen if w == 'healthz'][:3])
