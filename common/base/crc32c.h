@@ -3,7 +3,7 @@
  * Used to frame segment records and checksum snapshots.  Uses the SSE4.2
  * crc32 instruction when the CPU has it (checked once, at first call), and a
  * portable slicing-by-8 table otherwise; both give identical results, which
- * tests/unit/common/test_crc32c.c checks against the RFC 3720 vectors.
+ * tests/unit/common/base/test_crc32c.c checks against the RFC 3720 vectors.
  */
 #ifndef CMQ_BASE_CRC32C_H
 #define CMQ_BASE_CRC32C_H

@@ -15,7 +15,7 @@
  * overflow list that is re-sorted each time the current tick crosses a 2^36
  * boundary, so any uint64 due time works.
  *
- * Invariants (tests/unit/timerwheel/ checks each against a sorted model):
+ * Invariants (tests/unit/common/timerwheel/ checks each against a sorted model):
  *  1. Never early: an entry is handed out by the first advance whose now_ms is
  *     >= its due_ms, and never by an earlier one.
  *  2. At most one tick late: that advance is the first one with now_ms >=

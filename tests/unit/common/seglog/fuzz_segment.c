@@ -13,8 +13,8 @@
  * every entry it then reports must read back or be CMQ_ECORRUPT.
  *
  *   CC=clang meson setup build-fuzz -Dsanitize=true
- *   ninja -C build-fuzz tests/unit/seglog/fuzz_segment
- *   ./build-fuzz/tests/unit/seglog/fuzz_segment -max_len=8192
+ *   ninja -C build-fuzz tests/unit/common/seglog/fuzz_segment
+ *   ./build-fuzz/tests/unit/common/seglog/fuzz_segment -max_len=8192
  */
 #include <fcntl.h>
 #include <ftw.h>
