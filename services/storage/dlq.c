@@ -10,6 +10,7 @@
  * recognised by their generation and ignored).
  */
 #include "dlq.h"
+#include "cmdcodec.h"
 #include "forward.h"
 #include "queues.h"
 
@@ -25,7 +26,6 @@
 
 #define DLQ_SLOTS 64
 #define DLQ_RETRY_MS 5000
-#define CMD_DLQ_DELIVERED 19 /* StorageCommand.dlq_delivered */
 
 enum { SLOT_FREE, SLOT_SENDING, SLOT_DONE, SLOT_ACKING, SLOT_WAIT };
 
@@ -192,21 +192,18 @@ static void acknowledge(struct hosted *h, struct dlq_pump *pp)
         free(c);
         return;
     }
-    /* StorageCommand { leader_ms = 1; dlq_delivered = 19 } built by hand, like queues.c */
-    uint8_t body[64 * 11 + 16], cmd[sizeof body + 32];
-    pb_ostream_t os = pb_ostream_from_buffer(body, sizeof body);
-    pb_ostream_t oc = pb_ostream_from_buffer(cmd, sizeof cmd);
-    if (!pb_encode(&os, cmq_DlqDeliveredRequest_fields, &d) ||
-        !pb_encode_tag(&oc, PB_WT_VARINT, 1) || !pb_encode_varint(&oc, clock_wall_ms()) ||
-        !pb_encode_tag(&oc, PB_WT_STRING, CMD_DLQ_DELIVERED) ||
-        !pb_encode_string(&oc, body, os.bytes_written)) {
+    uint8_t cmd[64 * 11 + 16 + CMDCODEC_FRAME_MAX];
+    size_t cmd_len = cmdcodec_encode_msg(cmd, sizeof cmd, clock_wall_ms(),
+                                         cmq_StorageCommand_dlq_delivered_tag,
+                                         cmq_DlqDeliveredRequest_fields, &d);
+    if (!cmd_len) {
         free(c);
         return;
     }
     *c = (struct dlq_ctx){.n = h->n, .partition = h->id, .gen = pp->gen};
     for (pb_size_t k = 0; k < d.msg_ids_count; k++)
         c->ids[c->n_ids++] = d.msg_ids[k];
-    if (partition_propose(h->p, cmd, oc.bytes_written, on_acked, c) != CMQ_OK) {
+    if (partition_propose(h->p, cmd, cmd_len, on_acked, c) != CMQ_OK) {
         free(c);
         return;
     }

@@ -1,11 +1,12 @@
 /* queues.c: queue requests over the replicated queue state machine; see
  * queues.h.
  *
- * A StorageCommand is built by hand from the gateway's request bytes (field 1:
- * the leader's clock; the oneof field: the request, unchanged), so message
+ * A StorageCommand wraps the gateway's request bytes unchanged (cmdcodec.h:
+ * field 1 the leader's clock, the oneof member the request), so message
  * bodies are copied once into the Raft entry and never decoded on the way.
  */
 #include "queues.h"
+#include "cmdcodec.h"
 #include "dlq.h"
 #include "forward.h"
 #include "timers.h"
@@ -28,11 +29,18 @@
 
 #define WAIT_S_MAX 30 /* spec §5.4: pollingWaitSeconds is clamped to 30 */
 
-/* StorageCommand oneof field numbers (proto/storage.proto). */
+/* StorageCommand members (the generated tags, cmdcodec.h). */
 enum {
-    CMD_CREATE_QUEUE = 10, CMD_DROP_QUEUE = 11, CMD_SET_QUEUE_ATTRIBUTES = 12, CMD_SEND = 13,
-    CMD_RECEIVE = 14, CMD_DELETE = 15, CMD_CHANGE_VISIBILITY = 16, CMD_REWIND = 17, CMD_TICK = 18,
-    CMD_TXN_CONFIRM = 20,
+    CMD_CREATE_QUEUE = cmq_StorageCommand_create_queue_tag,
+    CMD_DROP_QUEUE = cmq_StorageCommand_drop_queue_tag,
+    CMD_SET_QUEUE_ATTRIBUTES = cmq_StorageCommand_set_queue_attributes_tag,
+    CMD_SEND = cmq_StorageCommand_send_tag,
+    CMD_RECEIVE = cmq_StorageCommand_receive_tag,
+    CMD_DELETE = cmq_StorageCommand_delete_msgs_tag,
+    CMD_CHANGE_VISIBILITY = cmq_StorageCommand_change_visibility_tag,
+    CMD_REWIND = cmq_StorageCommand_rewind_tag,
+    CMD_TICK = cmq_StorageCommand_tick_tag,
+    CMD_TXN_CONFIRM = cmq_StorageCommand_txn_confirm_tag,
 };
 
 /* A request waiting for its entry. */
@@ -84,24 +92,6 @@ int queues_attach(struct hosted *h)
         log_warn("trace_unavailable", "partition=%u dir=%s", h->id, dir);
     }
     return CMQ_OK;
-}
-
-static uint8_t *command(uint64_t leader_ms, uint32_t field, const uint8_t *payload, size_t len,
-                        size_t *out_len)
-{
-    size_t cap = len + 32;
-    uint8_t *buf = malloc(cap);
-    if (!buf)
-        return NULL;
-    pb_ostream_t os = pb_ostream_from_buffer(buf, cap);
-    if (!pb_encode_tag(&os, PB_WT_VARINT, 1) || !pb_encode_varint(&os, leader_ms) ||
-        !pb_encode_tag(&os, PB_WT_STRING, field) || !pb_encode_varint(&os, len) ||
-        (len && !pb_write(&os, payload, len))) {
-        free(buf);
-        return NULL;
-    }
-    *out_len = os.bytes_written;
-    return buf;
 }
 
 static const char *leader_hint(struct node *n, struct hosted *h)
@@ -293,8 +283,8 @@ static void op_done(void *arg, int status, uint64_t index, void *result)
 static int propose_op(struct op *o, uint32_t field, const uint8_t *payload, size_t len)
 {
     size_t cmd_len;
-    uint8_t *cmd = command(clock_wall_ms(), field, payload, len, &cmd_len);
-    if (!cmd)
+    uint8_t *cmd;
+    if (cmdcodec_build(clock_wall_ms(), field, payload, len, &cmd, &cmd_len) != CMQ_OK)
         return CMQ_ENOMEM;
     int rc = partition_propose(o->h->p, cmd, cmd_len, op_done, o);
     free(cmd);

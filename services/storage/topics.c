@@ -14,6 +14,7 @@
  * change is appended once.
  */
 #include "topics.h"
+#include "cmdcodec.h"
 
 #include "clock.h"
 #include "evloop.h"
@@ -52,7 +53,12 @@ _Static_assert(32ull * ((uint64_t)QSM_DEDUP_HARD_MAX + TSM_DEDUP_HARD_MAX) + (4u
 #define HOLD_MS 1000             /* a subscription whose retries are full waits this long */
 #define GATEWAYS_MAX 8
 
-enum { F_SYNC = 40, F_DROP = 41, F_PUBLISH = 42, F_PROGRESS = 43 };
+/* StorageCommand members (the generated tags, cmdcodec.h). */
+enum {
+    F_SYNC = cmq_StorageCommand_topic_sync_tag,
+    F_DROP = cmq_StorageCommand_topic_drop_tag,
+    F_PUBLISH = cmq_StorageCommand_publish_tag,
+};
 
 struct topics {
     struct rpc_client *gateways; /* push requests */
@@ -255,26 +261,26 @@ static void repropose(struct evloop *loop, void *arg)
 static void propose_progress(struct delivery *d, cmq_TopicSubProgress *p)
 {
     struct hosted *h = hosted_by_id(d->n, d->part);
-    static cmq_StorageCommand c; /* large: not on the stack; single-threaded */
+    static cmq_TopicProgress c; /* large: not on the stack; single-threaded */
     memset(&c, 0, sizeof c);
-    c.leader_ms = clock_wall_ms();
-    c.which_cmd = cmq_StorageCommand_topic_progress_tag;
-    c.cmd.topic_progress.topic_id = d->topic_id;
-    c.cmd.topic_progress.subs_count = 1;
-    c.cmd.topic_progress.subs[0] = *p;
-    snprintf(c.cmd.topic_progress.subs[0].sub_id, sizeof c.cmd.topic_progress.subs[0].sub_id, "%s",
-             d->sub_id);
-    uint8_t buf[sizeof(cmq_TopicProgress) + 64];
-    pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof buf);
+    c.topic_id = d->topic_id;
+    c.subs_count = 1;
+    c.subs[0] = *p;
+    snprintf(c.subs[0].sub_id, sizeof c.subs[0].sub_id, "%s", d->sub_id);
+    uint8_t buf[sizeof(cmq_TopicProgress) + CMDCODEC_FRAME_MAX];
+    size_t len = h ? cmdcodec_encode_msg(buf, sizeof buf, clock_wall_ms(),
+                                         cmq_StorageCommand_topic_progress_tag,
+                                         cmq_TopicProgress_fields, &c)
+                   : 0;
     int rc = CMQ_EINTERNAL;
-    if (h && pb_encode(&os, cmq_StorageCommand_fields, &c)) {
+    if (len) {
         free(d->progress);
-        d->progress = malloc(os.bytes_written);
+        d->progress = malloc(len);
         if (d->progress) {
-            memcpy(d->progress, buf, os.bytes_written);
-            d->progress_len = os.bytes_written;
+            memcpy(d->progress, buf, len);
+            d->progress_len = len;
         }
-        rc = partition_propose(h->p, buf, os.bytes_written, on_progress, d);
+        rc = partition_propose(h->p, buf, len, on_progress, d);
     }
     if (rc != CMQ_OK && rc != CMQ_EBUSY)
         on_progress(d, rc, 0, NULL);
@@ -762,24 +768,6 @@ void topics_tick(struct node *n)
 
 /* ---------- requests ---------- */
 
-/* A StorageCommand: field 1 the leader's clock, `field` the request bytes. */
-static uint8_t *command(uint32_t field, const uint8_t *payload, size_t len, size_t *out_len)
-{
-    size_t cap = len + 32;
-    uint8_t *buf = malloc(cap);
-    if (!buf)
-        return NULL;
-    pb_ostream_t os = pb_ostream_from_buffer(buf, cap);
-    if (!pb_encode_tag(&os, PB_WT_VARINT, 1) || !pb_encode_varint(&os, clock_wall_ms()) ||
-        !pb_encode_tag(&os, PB_WT_STRING, field) || !pb_encode_varint(&os, len) ||
-        (len && !pb_write(&os, payload, len))) {
-        free(buf);
-        return NULL;
-    }
-    *out_len = os.bytes_written;
-    return buf;
-}
-
 struct op {
     struct node *n;
     struct rpc_call *call;
@@ -960,8 +948,8 @@ int topics_handle(struct node *n, struct rpc_call *call)
         return 1;
     }
     size_t len;
-    uint8_t *cmd = command(field, m->body, m->body_len, &len);
-    if (!cmd) {
+    uint8_t *cmd;
+    if (cmdcodec_build(clock_wall_ms(), field, m->body, m->body_len, &cmd, &len) != CMQ_OK) {
         rpc_reply_status(call, CMQ_ENOMEM, NULL);
         return 1;
     }
