@@ -11,36 +11,16 @@ its body, deletes them, restarts the killed node, and sends/receives again.
 usage: test_queue_durability.py BUILD_DIR
 """
 import os
-import random
 import re
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cmqhttp import Client, Tap, load_env  # noqa: E402
+from cluster import Cluster  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-BUILD = os.path.abspath(sys.argv[1])
-VAR = tempfile.mkdtemp(prefix='cmq-dur-')
-BASE = 20030 + random.randrange(120) * 100  # below the ephemeral port range
-ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD, CMQ_NO_INSTALL='1')
-CMQ = os.path.join(ROOT, 'tools', 'cmq')
-CTL = os.path.join(BUILD, 'tools', 'cmqctl')
-tap = Tap()
-
-
-def cmq(*args):
-    return subprocess.run([CMQ] + list(args), env=ENV, capture_output=True, text=True)
-
-
-def partitions():
-    out = subprocess.run([CTL, 'partitions', '--endpoint', 'tcp://127.0.0.1:%d' % BASE],
-                         capture_output=True, text=True).stdout
-    return [dict(kv.split('=', 1) for kv in line.split()) for line in out.splitlines()
-            if line.startswith('partition=')]
+C = Cluster('dur', port_lo=20030)
+tap = C.tap
 
 
 def receive_all(c, queue, want, deadline_s):
@@ -57,18 +37,12 @@ def receive_all(c, queue, want, deadline_s):
 
 
 def main():
-    up = cmq('up')
-    if not tap.check('cluster up', up.returncode == 0, up.stdout + up.stderr):
+    if not C.up():
         return tap.finish()
-    env = load_env(os.path.join(VAR, 'cluster.env'))
-    c = Client(env['CMQ_HTTP_ENDPOINT'], env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
+    c = C.client()
     # Partitions exist once the three nodes registered; then each elects a
     # leader, which its node reports in its next heartbeat.
-    for _ in range(150):
-        ps = partitions()
-        if len(ps) == 6 and all(p['leader'] != '-' for p in ps):
-            break
-        time.sleep(0.2)
+    ps = C.wait_placed()
     tap.check('6 partitions placed, each with a leader', len(ps) == 6 and
               all(p['leader'] != '-' for p in ps), ps)
     r = c.call('CreateQueue', queueName='durable', visibilityTimeout=60)
@@ -88,12 +62,11 @@ def main():
                 sent[m['msgId']] = 'batch-%d-%d' % (b, k)
     tap.check('40 sends acknowledged', len(sent) == 40, len(sent))
 
-    part = [p for p in partitions() if p['queues'] == '1']
-    leader = part[0]['leader'] if part else ''
+    part = C.queue_partition()
+    leader = part['leader'] if part else ''
     tap.check('the queue has a partition with a known leader', re.match(r'storage-\d$', leader),
               part)
-    pid = int(open(os.path.join(VAR, 'run', leader + '.pid')).read())
-    os.kill(pid, signal.SIGKILL)
+    os.kill(C.pid_of(leader), signal.SIGKILL)
     t0 = time.time()
 
     got = receive_all(c, 'durable', len(sent), 30)
@@ -114,7 +87,7 @@ def main():
     tap.check('queue is empty afterwards', r['code'] == 0 and r['activeMsgNum'] == 0 and
               r['inactiveMsgNum'] == 0, r)
 
-    up = cmq('up')
+    up = C.cmq('up')
     tap.check('the killed node comes back', up.returncode == 0, up.stderr)
     r = c.call('SendMessage', queueName='durable', msgBody='after-restart')
     tap.check('send after restart', r['code'] == 0, r)
@@ -132,17 +105,10 @@ def main():
     tap.check('and received whole', r['code'] == 0 and len(r['msgInfoList']) == 16 and
               all(m['msgBody'] == body for m in r['msgInfoList']), r.get('code'))
 
-    down = cmq('down')
+    down = C.cmq('down')
     tap.check('down', down.returncode == 0)
-    logs = [open(os.path.join(VAR, 'log', n + '.log')).read().splitlines()[-1]
-            for n in ('storage-1', 'storage-2', 'storage-3', 'gateway', 'metadata')]
-    tap.check('every service stopped cleanly', all('event=exit status=0' in l for l in logs), logs)
+    C.stopped_cleanly()
     return tap.finish()
 
 
-try:
-    rc = main()
-finally:
-    cmq('down')
-    subprocess.run(['rm', '-rf', VAR])
-sys.exit(rc)
+C.run(main)
