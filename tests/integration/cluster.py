@@ -90,7 +90,7 @@ class Cluster:
         self.env.update(env or {})
         self.ctl_path = os.path.join(self.build, 'tools', 'cmqctl')
         self.tap = Tap()
-        self.keep = False  # set to keep CMQ_VAR after the run (printed)
+        self.keep = bool(os.environ.get('CMQ_TEST_KEEP'))  # keep CMQ_VAR after the run
         self._cluster_env = None
 
     # --- tools/cmq and cmqctl ------------------------------------------------

@@ -19,36 +19,17 @@ usage: test_dead_letter.py BUILD_DIR
 """
 import json
 import os
-import random
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cmqhttp import Client, Tap, load_env  # noqa: E402
+from cluster import Cluster  # noqa: E402
+C = Cluster('dlq', port_lo=20090)
+tap = C.tap
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-BUILD = os.path.abspath(sys.argv[1])
-VAR = tempfile.mkdtemp(prefix='cmq-dlq-')
-BASE = int(os.environ.get('CMQ_TEST_PORT_BASE') or 20090 + random.randrange(120) * 100)
-ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD, CMQ_NO_INSTALL='1')
-CMQ = os.path.join(ROOT, 'tools', 'cmq')
-CTL = os.path.join(BUILD, 'tools', 'cmqctl')
-tap = Tap()
-
-
-def cmq(*args):
-    return subprocess.run([CMQ] + list(args), env=ENV, capture_output=True, text=True)
-
-
-def partitions():
-    out = subprocess.run([CTL, 'partitions', '--endpoint', 'tcp://127.0.0.1:%d' % BASE],
-                         capture_output=True, text=True).stdout
-    return [dict(kv.split('=', 1) for kv in line.split()) for line in out.splitlines()
-            if line.startswith('partition=')]
 
 
 def drain(c, queue, seconds):
@@ -66,11 +47,9 @@ def drain(c, queue, seconds):
 
 
 def main():
-    up = cmq('up')
-    if not tap.check('cluster up', up.returncode == 0, up.stdout + up.stderr):
+    if not C.up():
         return tap.finish()
-    env = load_env(os.path.join(VAR, 'cluster.env'))
-    c = Client(env['CMQ_HTTP_ENDPOINT'], env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
+    c = C.client()
     # ---- the message trace ----
     r = c.call('CreateQueue', queueName='traced', visibilityTimeout=1)
     tap.check('CreateQueue traced', r['code'] == 0, r)
@@ -99,8 +78,8 @@ def main():
                   evs[4]['receiptHandle'] == d2['receiptHandle'] and
                   all(evs[i]['timeMs'] <= evs[i + 1]['timeMs'] for i in range(4)) and
                   evs[2]['time'] == d1['nextVisibleTime'], evs)
-    eps = ','.join('tcp://127.0.0.1:%d' % (BASE + 20 + 2 * k) for k in range(3))
-    out = subprocess.run([CTL, 'trace', '--endpoint', eps, '--msg-id', tid],
+    eps = ','.join('tcp://127.0.0.1:%d' % (C.base + 20 + 2 * k) for k in range(3))
+    out = subprocess.run([C.ctl_path, 'trace', '--endpoint', eps, '--msg-id', tid],
                          capture_output=True, text=True)
     ev_lines = [l for l in out.stdout.splitlines() if l.startswith('msg_id=')]
     tap.check('cmqctl trace shows the same %d events' % len(ev_lines), out.returncode == 0 and
@@ -108,12 +87,12 @@ def main():
               ['sent', 'delivered', 'lease_expired', 'delivered', 'deleted'], out.stdout + out.stderr)
 
     # the source first, alone: its partition is the one that gained a queue
-    before = {p['partition']: int(p.get('queues', 0)) for p in partitions()}
+    before = {p['partition']: int(p.get('queues', 0)) for p in C.partitions()}
     r = c.call('CreateQueue', queueName='source', visibilityTimeout=1)
     tap.check('CreateQueue source', r['code'] == 0, r)
     src_parts = []
     for _ in range(20):
-        src_parts = [p['partition'] for p in partitions()
+        src_parts = [p['partition'] for p in C.partitions()
                      if int(p.get('queues', 0)) > before.get(p['partition'], 0)]
         if src_parts:
             break
@@ -175,33 +154,28 @@ def main():
     # that receive decided the moves: kill the source partition's leader at once
     leader = []
     for _ in range(10):
-        leader = [p['leader'] for p in partitions() if p['partition'] in src_parts]
+        leader = [p['leader'] for p in C.partitions() if p['partition'] in src_parts]
         if leader:
             break
         time.sleep(0.2)
     leader = leader[0] if leader and re.match(r'storage-\d$', leader[0]) else None
     tap.check('the third receive delivers nothing (all moved); source leader %s' % leader,
-              r['code'] == 7000 and leader, (r, src_parts, partitions()))
+              r['code'] == 7000 and leader, (r, src_parts, C.partitions()))
     if leader:
-        os.kill(int(open(os.path.join(VAR, 'run', leader + '.pid')).read()), signal.SIGKILL)
+        os.kill(int(open(os.path.join(C.var, 'run', leader + '.pid')).read()), signal.SIGKILL)
     got = drain(c, 'dead', 25)
     want = {g.get('deadLetterSource', {}).get('msgId') for g in got}
     tap.check('after SIGKILL of %s: all 16 in the DLQ exactly once (%d copies)' % (leader, len(got)),
               want == ids and len(got) == 16, sorted(g.get('deadLetterSource', {}).get('msgId', '?')
                                                      for g in got))
-    up = cmq('up')
+    up = C.cmq('up')
     tap.check('the killed node comes back', up.returncode == 0, up.stderr)
     got = drain(c, 'dead', 3)
     tap.check('and nothing more arrives', len(got) == 0, got)
 
-    down = cmq('down')
+    down = C.cmq('down')
     tap.check('down', down.returncode == 0)
     return tap.finish()
 
 
-try:
-    rc = main()
-finally:
-    cmq('down')
-    subprocess.run(['rm', '-rf', VAR])
-sys.exit(rc)
+C.run(main)

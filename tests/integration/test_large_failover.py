@@ -25,58 +25,26 @@ import random
 import re
 import signal
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cmqhttp import Client, Tap, load_env  # noqa: E402
+from cluster import Cluster  # noqa: E402
+from cmqhttp import Client  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-BUILD = os.path.abspath(sys.argv[1])
-VAR = tempfile.mkdtemp(prefix='cmq-large-')
-BASE = 20040 + random.randrange(120) * 100  # below the ephemeral port range
 # One gateway event loop: the burst's connections then share the loop whose
 # turns group their sends (with one loop per CPU they spread thinner).
-ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD, CMQ_NO_INSTALL='1',
-           CMQ_GATEWAY_EXTRA='[gateway]\nthreads = 1')
-CMQ = os.path.join(ROOT, 'tools', 'cmq')
-CTL = os.path.join(BUILD, 'tools', 'cmqctl')
 QUEUE = 'large'
 THREADS = 32
 PER_THREAD = 16
 SMALL = 6000
 LARGE = (70000, 200000, 900000)
 ALNUM = b'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
-tap = Tap()
-
-
-def cmq(*args):
-    return subprocess.run([CMQ] + list(args), env=ENV, capture_output=True, text=True)
-
-
-def partitions():
-    out = subprocess.run([CTL, 'partitions', '--endpoint', 'tcp://127.0.0.1:%d' % BASE],
-                         capture_output=True, text=True).stdout
-    return [dict(kv.split('=', 1) for kv in line.split()) for line in out.splitlines()
-            if line.startswith('partition=')]
-
-
-def raft_status(node):
-    """The node's partitions as reported by itself: {partition: {key: value}}."""
-    port = BASE + 20 + 2 * (int(node.split('-')[1]) - 1)
-    out = subprocess.run([CTL, 'raft-status', '--endpoint', 'tcp://127.0.0.1:%d' % port],
-                         capture_output=True, text=True).stdout
-    rows = {}
-    for line in out.splitlines():
-        kv = dict(x.split('=', 1) for x in line.split() if '=' in x)
-        if 'partition' in kv:
-            rows[kv['partition']] = kv
-    return rows
+C = Cluster('large', port_lo=20040, gateway_extra='[gateway]\nthreads = 1')
+tap = C.tap
 
 
 def body(tag, size):
@@ -129,7 +97,7 @@ def coalesced_over_64k(node, part):
     """Records over 65,535 bytes in `node`'s log of partition `part` that
     carry more than one of the burst's 6 KB bodies (a coalesced append)."""
     n = 0
-    for seg in glob.glob(os.path.join(VAR, '**', node, 'p-%s' % part, '**', '*.seg'),
+    for seg in glob.glob(os.path.join(C.var, '**', node, 'p-%s' % part, '**', '*.seg'),
                          recursive=True):
         for ln, payload in segment_records(seg):
             if ln > 65535 and payload.count(b'small-') > 1:
@@ -151,16 +119,11 @@ def receive_all(c, want, deadline_s):
 
 
 def main():
-    up = cmq('up')
-    if not tap.check('cluster up', up.returncode == 0, up.stdout + up.stderr):
+    if not C.up():
         return tap.finish()
-    env = load_env(os.path.join(VAR, 'cluster.env'))
-    c = Client(env['CMQ_HTTP_ENDPOINT'], env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
-    for _ in range(150):
-        ps = partitions()
-        if len(ps) == 6 and all(p['leader'] != '-' for p in ps):
-            break
-        time.sleep(0.2)
+    env = C.cluster_env()
+    c = C.client()
+    ps = C.wait_placed()
     tap.check('6 partitions placed, each with a leader', len(ps) == 6 and
               all(p['leader'] != '-' for p in ps), ps)
     r = c.call('CreateQueue', queueName=QUEUE, maxMsgSize=1048576, visibilityTimeout=300)
@@ -174,7 +137,7 @@ def main():
         if tap.check('single send of %d bytes acknowledged' % size, r['code'] == 0, r):
             sent[r['msgId']] = sha(b)
 
-    part = [p for p in partitions() if p['queues'] == '1']
+    part = [p for p in C.partitions() if p['queues'] == '1']
     leader = part[0]['leader'] if part else ''
     pid_ = part[0]['partition'] if part else ''
     if not tap.check('the queue has a partition with a known leader',
@@ -241,7 +204,7 @@ def main():
               any(coalesced_over_64k(n, pid_) >= 1 for n in followers),
               [coalesced_over_64k(n, pid_) for n in followers])
 
-    pid = int(open(os.path.join(VAR, 'run', leader + '.pid')).read())
+    pid = int(open(os.path.join(C.var, 'run', leader + '.pid')).read())
     os.kill(pid, signal.SIGKILL)
     t0 = time.time()
     got = receive_all(c, len(sent), 45)
@@ -269,16 +232,16 @@ def main():
     tap.check('the queue is empty', r['code'] == 0 and r['activeMsgNum'] == 0 and
               r['inactiveMsgNum'] == 0, r)
 
-    up = cmq('up')
+    up = C.cmq('up')
     tap.check('the killed node restarts', up.returncode == 0, up.stderr)
     b = body('after-restart-', 100000)
     r = c.call('SendMessage', queueName=QUEUE, msgBody=b)
     tap.check('a 100 KB send after the restart', r['code'] == 0, r)
     caught_up = False
     for _ in range(100):
-        mine = raft_status(leader).get(pid_, {})
-        lead = [p for p in partitions() if p['partition'] == pid_]
-        others = [raft_status(n).get(pid_, {}) for n in followers]
+        mine = C.raft_status(leader).get(pid_, {})
+        lead = [p for p in C.partitions() if p['partition'] == pid_]
+        others = [C.raft_status(n).get(pid_, {}) for n in followers]
         top = max([int(o.get('commit', 0)) for o in others] + [0])
         if mine and lead and lead[0]['leader'] != '-' and int(mine.get('commit', 0)) >= top > 0 \
                 and int(mine.get('applied', 0)) >= top:
@@ -317,10 +280,10 @@ def main():
               'answer)' % first, all(x in (0, 7000) for x in codes) and first, codes)
     tap.check('all 16 received byte-exact', got == bigs, (len(got), len(bigs)))
 
-    down = cmq('down')
+    down = C.cmq('down')
     tap.check('down', down.returncode == 0)
     names = ('storage-1', 'storage-2', 'storage-3', 'gateway', 'metadata')
-    logs = {n: open(os.path.join(VAR, 'log', n + '.log')).read() for n in names}
+    logs = {n: open(os.path.join(C.var, 'log', n + '.log')).read() for n in names}
     tap.check('every service stopped cleanly',
               all(l.splitlines()[-1].endswith('event=exit status=0') for l in logs.values()),
               [l.splitlines()[-1] for l in logs.values()])
@@ -335,9 +298,4 @@ def main():
     return tap.finish()
 
 
-try:
-    rc = main()
-finally:
-    cmq('down')
-    subprocess.run(['rm', '-rf', VAR])
-sys.exit(rc)
+C.run(main)

@@ -22,7 +22,7 @@ its answer lost in the crash).
 usage: test_power_loss.py BUILD_DIR
 Environment (optional): PL_ROUNDS (3), PL_SEED, PL_LARGE_MAX (bytes of the
 largest body; 900000), PL_SEAM=0 (plain kill -9 without the seam, to
-compare: it misses fsync bugs), PL_KEEP=1 (keep the cluster's directory).
+compare: it misses fsync bugs), CMQ_TEST_KEEP=1 (keep the cluster's directory).
 """
 import hashlib
 import os
@@ -30,26 +30,13 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cmqhttp import Client, Tap, load_env  # noqa: E402
+from cluster import Cluster, wait_threads_gone  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-BUILD = os.path.abspath(sys.argv[1])
-VAR = tempfile.mkdtemp(prefix='cmq-pl-')
-BASE = 20030 + random.randrange(120) * 100  # below the ephemeral port range
 SEAM = os.environ.get('PL_SEAM', '1') != '0'
-ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD,
-           CMQ_NO_INSTALL='1',
-           # Small segments and frequent snapshots, so rollovers, snapshot files and
-           # segment compaction all happen under the power cuts too.
-           CMQ_STORAGE_EXTRA='[fault]\nunsynced_in_memory = %d\n[data]\nsegment_bytes = 4194304\n'
-                             '[snapshot]\nentries = 200\n' % (1 if SEAM else 0))
-CMQ = os.path.join(ROOT, 'tools', 'cmq')
-STORAGE_BIN = os.path.join(BUILD, 'services', 'storage', 'cmq-storage')
 NODES = ['storage-1', 'storage-2', 'storage-3']
 ROUNDS = int(os.environ.get('PL_ROUNDS', '3'))
 SEED = int(os.environ.get('PL_SEED', str(random.randrange(1 << 30))))
@@ -59,11 +46,8 @@ SEED = int(os.environ.get('PL_SEED', str(random.randrange(1 << 30))))
 # messages (16 of 3,642 and 6 of 2,874 acknowledged in two runs).
 LARGE_MAX = int(os.environ.get('PL_LARGE_MAX', '900000'))
 ALNUM = b'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
-tap = Tap()
-
-
-def cmq(*args):
-    return subprocess.run([CMQ] + list(args), env=ENV, capture_output=True, text=True)
+C = Cluster('pl', port_lo=20030, storage_extra='[fault]\nunsynced_in_memory = %d\n[data]\nsegment_bytes = 4194304\n' '[snapshot]\nentries = 200\n' % (1 if SEAM else 0))
+tap = C.tap
 
 
 def sha(body):
@@ -99,7 +83,7 @@ class Ledger:
 
 def sender(env, ledger, stop, kind, queue, seed):
     rng = random.Random(seed)
-    c = Client(env['CMQ_HTTP_ENDPOINT'], env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
+    c = C.client()
     seq = 0
     while not stop.is_set():
         seq += 1
@@ -130,46 +114,14 @@ def sender(env, ledger, stop, kind, queue, seed):
         time.sleep(0.05)
 
 
-def pid_of(node):
-    try:
-        return int(open(os.path.join(VAR, 'run', node + '.pid')).read())
-    except (OSError, ValueError):
-        return 0
-
-
-def wait_dead(pid):
-    """Until every thread of `pid` has exited.  The thread-group leader turns
-    zombie first while the other threads (the segment writer may sit in
-    fdatasync) still run their exit and hold the process's files, the data
-    directory's lock among them: a node started then finds the lock held and
-    exits (seen in CI under ASan).  Zombie threads have released them."""
-    end = time.time() + 30
-    while pid and time.time() < end:
-        try:
-            tasks = os.listdir('/proc/%d/task' % pid)
-        except OSError:
-            return  # reaped
-        states = []
-        for t in tasks:
-            try:
-                states.append(open('/proc/%d/task/%s/stat' % (pid, t)).read()
-                              .rsplit(')', 1)[1].split()[0])
-            except (OSError, IndexError):
-                pass  # that thread is gone
-        if all(st in ('Z', 'X') for st in states):
-            return
-        time.sleep(0.01)
-    raise RuntimeError('pid %d still has live threads 30 s after SIGKILL' % pid)
-
-
 def start_storage(node):
     """Starts one storage node as tools/cmq does: detached (not our child, so
     `cmq down` never waits on a zombie), its pid file, its log."""
-    conf = os.path.join(VAR, 'conf', node + '.ini')
-    log = os.path.join(VAR, 'log', node + '.log')
+    conf = os.path.join(C.var, 'conf', node + '.ini')
+    log = os.path.join(C.var, 'log', node + '.log')
     out = subprocess.run(['sh', '-c', 'nohup "$0" --config "$1" >>"$2" 2>&1 </dev/null & echo $!',
-                          STORAGE_BIN, conf, log], capture_output=True, text=True).stdout
-    with open(os.path.join(VAR, 'run', node + '.pid'), 'w') as f:
+                          os.path.join(C.build, 'services', 'storage', 'cmq-storage'), conf, log], capture_output=True, text=True).stdout
+    with open(os.path.join(C.var, 'run', node + '.pid'), 'w') as f:
         f.write(out.strip() + '\n')
 
 
@@ -208,14 +160,13 @@ def main():
         SEED, ROUNDS, LARGE_MAX, 'on' if SEAM else 'OFF (plain kill -9)'), flush=True)
     rng = random.Random(SEED)
     t_start = time.time()
-    up = cmq('up')
-    if not tap.check('cluster up', up.returncode == 0, up.stdout + up.stderr):
+    if not C.up():
         return tap.finish()
-    logs = [open(os.path.join(VAR, 'log', n + '.log')).read() for n in NODES]
+    logs = [open(os.path.join(C.var, 'log', n + '.log')).read() for n in NODES]
     tap.check('every storage node runs with the power-loss seam %s' % ('on' if SEAM else 'OFF'),
               all(('event=fault_unsynced_in_memory' in l) == SEAM for l in logs))
-    env = load_env(os.path.join(VAR, 'cluster.env'))
-    c = Client(env['CMQ_HTTP_ENDPOINT'], env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
+    env = C.cluster_env()
+    c = C.client()
     queues = {'small': 'pl-small', 'batch': 'pl-batch', 'large': 'pl-large'}
     for q in queues.values():
         r = c.call('CreateQueue', queueName=q, maxMsgSize=1048576, visibilityTimeout=300)
@@ -238,13 +189,13 @@ def main():
         while ledger.count() < base + 50 and time.time() < end:
             time.sleep(0.05)
         time.sleep(rng.uniform(0.5, 4.0))
-        pids = [pid_of(n) for n in NODES]
+        pids = [C.pid_of(n) for n in NODES]
         before = ledger.count()
         for pid in pids:  # all three at once: the power goes out
             if pid:
                 os.kill(pid, signal.SIGKILL)
         for pid in pids:
-            wait_dead(pid)
+            wait_threads_gone(pid)
         print('# round %d: killed all storage nodes after %d acknowledged sends'
               % (rnd + 1, before), flush=True)
         time.sleep(rng.uniform(0.0, 0.5))
@@ -271,12 +222,12 @@ def main():
     tap.check('senders stopped', not any(t.is_alive() for t in threads))
     # A last power loss after the load: nothing acknowledged may depend on
     # writes still held in memory.
-    pids = [pid_of(n) for n in NODES]
+    pids = [C.pid_of(n) for n in NODES]
     for pid in pids:
         if pid:
             os.kill(pid, signal.SIGKILL)
     for pid in pids:
-        wait_dead(pid)
+        wait_threads_gone(pid)
     for n in NODES:
         start_storage(n)
 
@@ -315,19 +266,11 @@ def main():
               not missing, '%d of %d missing, e.g. %s' % (
                   len(missing), len(acked), [(m, acked[m][0], acked[m][2]) for m in missing[:5]]))
     tap.check('with its exact body, in its queue', not wrong, wrong[:5])
-    snaps = sum(open(os.path.join(VAR, 'log', n + '.log')).read().count('event=partition_snapshot ')
+    snaps = sum(open(os.path.join(C.var, 'log', n + '.log')).read().count('event=partition_snapshot ')
                 for n in NODES)
     print('# %d snapshots taken during the run' % snaps, flush=True)
     print('# elapsed %.1f s' % (time.time() - t_start), flush=True)
     return tap.finish()
 
 
-try:
-    rc = main()
-finally:
-    cmq('down')
-    if os.environ.get('PL_KEEP'):
-        print('# kept %s' % VAR)
-    else:
-        subprocess.run(['rm', '-rf', VAR])
-sys.exit(rc)
+C.run(main)

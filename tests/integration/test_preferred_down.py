@@ -15,39 +15,18 @@ returns to it (balancing still works once the node is healthy).
 usage: test_preferred_down.py BUILD_DIR
 """
 import os
-import random
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cmqhttp import Client, Tap, load_env  # noqa: E402
+from cluster import Cluster  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-BUILD = os.path.abspath(sys.argv[1])
-VAR = tempfile.mkdtemp(prefix='cmq-pref-')
-BASE = 20060 + random.randrange(120) * 100  # below the ephemeral port range
-ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD,
-           CMQ_NO_INSTALL='1')
-CMQ = os.path.join(ROOT, 'tools', 'cmq')
-CTL = os.path.join(BUILD, 'tools', 'cmqctl')
 DOWN_S = 60
-tap = Tap()
-
-
-def cmq(*args):
-    return subprocess.run([CMQ] + list(args), env=ENV, capture_output=True, text=True)
-
-
-def partitions():
-    out = subprocess.run([CTL, 'partitions', '--endpoint', 'tcp://127.0.0.1:%d' % BASE],
-                         capture_output=True, text=True).stdout
-    return {p['partition']: p for p in
-            (dict(kv.split('=', 1) for kv in line.split()) for line in out.splitlines()
-             if line.startswith('partition='))}
+C = Cluster('pref', port_lo=20060)
+tap = C.tap
 
 
 def leader_by_nodes(part):
@@ -55,8 +34,8 @@ def leader_by_nodes(part):
     in metadata lags by a heartbeat)."""
     best = None
     for i in (1, 2, 3):
-        ep = 'tcp://127.0.0.1:%d' % (BASE + 20 + 2 * (i - 1))
-        out = subprocess.run([CTL, 'raft-status', '--endpoint', ep, '--timeout-ms', '300'],
+        ep = 'tcp://127.0.0.1:%d' % (C.base + 20 + 2 * (i - 1))
+        out = subprocess.run([C.ctl_path, 'raft-status', '--endpoint', ep, '--timeout-ms', '300'],
                              capture_output=True, text=True).stdout
         for line in out.splitlines():
             kv = dict(x.split('=', 1) for x in line.split() if '=' in x)
@@ -68,27 +47,25 @@ def leader_by_nodes(part):
 
 def log_lines(name, pattern):
     try:
-        return [l for l in open(os.path.join(VAR, 'log', name + '.log')).read().splitlines()
+        return [l for l in open(os.path.join(C.var, 'log', name + '.log')).read().splitlines()
                 if re.search(pattern, l)]
     except OSError:
         return []
 
 
 def main():
-    up = cmq('up')
-    if not tap.check('cluster up', up.returncode == 0, up.stdout + up.stderr):
+    if not C.up():
         return tap.finish()
-    env = load_env(os.path.join(VAR, 'cluster.env'))
-    c = Client(env['CMQ_HTTP_ENDPOINT'], env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
-    before = {k: int(p['queues']) for k, p in partitions().items()}
+    c = C.client()
+    before = {k: int(p['queues']) for k, p in C.partitions().items()}
     r = c.call('CreateQueue', queueName='preferred')
     tap.check('CreateQueue', r['code'] == 0, r)
-    part = [k for k, p in partitions().items() if int(p['queues']) > before.get(k, 0)]
+    part = [k for k, p in C.partitions().items() if int(p['queues']) > before.get(k, 0)]
     tap.check('the queue has a partition', len(part) == 1, part)
     part = part[0]
     # `tools/cmq up` waits for leaders to move to their preferred nodes; make
     # sure this partition's did, by the nodes' own account.
-    pref = partitions()[part]['preferred']
+    pref = C.partitions()[part]['preferred']
     leader = None
     for _ in range(100):
         leader = leader_by_nodes(part)
@@ -102,7 +79,7 @@ def main():
             break
         time.sleep(0.1)
 
-    pid = int(open(os.path.join(VAR, 'run', pref + '.pid')).read())
+    pid = int(open(os.path.join(C.var, 'run', pref + '.pid')).read())
     # transfers logged so far (start-up balancing) are not the dead node's
     seen = {n: len(log_lines(n, r'event=leader_transfer\b')) for n in
             ('storage-1', 'storage-2', 'storage-3')}
@@ -119,7 +96,7 @@ def main():
             code = r['code']
         except Exception as e:  # noqa: BLE001 - a failed connection is a refusal too
             code = type(e).__name__
-            c = Client(env['CMQ_HTTP_ENDPOINT'], env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
+            c = C.client()
         if code == 0 and first_ack is None:
             first_ack = time.monotonic()
         elif code != 0 and first_ack is None:
@@ -147,7 +124,7 @@ def main():
                                                            'leader_transfer_skipped')))
 
     t_restart = time.monotonic()
-    up = cmq('up')
+    up = C.cmq('up')
     tap.check('the killed node comes back', up.returncode == 0, up.stderr)
     back = None
     refused_back = []
@@ -167,12 +144,12 @@ def main():
     r = c.call('SendMessage', queueName='preferred', msgBody='after')
     tap.check('sends work on the returned leader', r['code'] == 0, r)
 
-    down = cmq('down')
+    down = C.cmq('down')
     tap.check('down', down.returncode == 0)
     logs = {}
     for n in ('storage-1', 'storage-2', 'storage-3', 'gateway', 'metadata'):
         try:
-            logs[n] = open(os.path.join(VAR, 'log', n + '.log')).read()
+            logs[n] = open(os.path.join(C.var, 'log', n + '.log')).read()
         except OSError:
             logs[n] = ''
     tap.check('every service stopped cleanly (the killed node after its restart)',
@@ -185,9 +162,4 @@ def main():
     return tap.finish()
 
 
-try:
-    rc = main()
-finally:
-    cmq('down')
-    subprocess.run(['rm', '-rf', VAR])
-sys.exit(rc)
+C.run(main)

@@ -14,25 +14,17 @@ usage: test_push_https.py BUILD_DIR
 import http.server
 import json
 import os
-import random
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cmqhttp import Client, Tap, load_env  # noqa: E402
+from cluster import Cluster  # noqa: E402
+C = Cluster('https-push', port_lo=20070, env={'CMQ_TOPIC_RETRY_SCALE_PERMILLE': '100'})
+tap = C.tap
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-BUILD = os.path.abspath(sys.argv[1])
-VAR = tempfile.mkdtemp(prefix='cmq-https-push-')
-BASE = 20070 + random.randrange(120) * 100  # below the ephemeral port range
-ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD, CMQ_NO_INSTALL='1',
-           CMQ_TOPIC_RETRY_SCALE_PERMILLE='100')
-CMQ = os.path.join(ROOT, 'tools', 'cmq')
-tap = Tap()
 
 hits = {}
 lock = threading.Lock()
@@ -75,12 +67,11 @@ def wait_hits(name, n, deadline_s=20):
 
 
 def main():
-    up = subprocess.run([CMQ, 'up'], env=ENV, capture_output=True, text=True)
-    if not tap.check('cluster up', up.returncode == 0, up.stdout + up.stderr):
+    if not C.up():
         return tap.finish()
-    tls = os.path.join(VAR, 'tls')
+    tls = os.path.join(C.var, 'tls')
     trusted = https_server('trusted', os.path.join(tls, 'cert.pem'), os.path.join(tls, 'key.pem'))
-    other = os.path.join(VAR, 'untrusted')
+    other = os.path.join(C.var, 'untrusted')
     os.makedirs(other)
     subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
                     '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost',
@@ -88,8 +79,7 @@ def main():
                    check=True, capture_output=True)
     untrusted = https_server('untrusted', os.path.join(other, 'cert.pem'), os.path.join(other, 'key.pem'))
 
-    env = load_env(os.path.join(VAR, 'cluster.env'))
-    c = Client(env['CMQ_HTTP_ENDPOINT'], env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
+    c = C.client()
     r = c.call('CreateTopic', topicName='tlspush')
     tap.check('CreateTopic', r['code'] == 0, r)
     for sub, port, fmt in (('good', trusted, 'JSON'), ('bad', untrusted, 'SIMPLIFIED')):
@@ -117,15 +107,11 @@ def main():
     r = c.call('GetSubscriptionAttributes', topicName='tlspush', subscriptionName='bad')
     tap.check('... and its subscription holds the messages for retry (msgCount 3)',
               r['code'] == 0 and r.get('msgCount') == 3, r)
-    log = open(os.path.join(VAR, 'log', 'gateway.log')).read()
+    log = open(os.path.join(C.var, 'log', 'gateway.log')).read()
     tap.check('gateway log has no TLS set-up error', 'push_tls_failed' not in log)
-    down = subprocess.run([CMQ, 'down'], env=ENV, capture_output=True, text=True)
+    down = C.cmq('down')
     tap.check('down', down.returncode == 0, down.stdout + down.stderr)
     return tap.finish()
 
 
-if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    finally:
-        subprocess.run([CMQ, 'down'], env=ENV, capture_output=True)
+C.run(main)

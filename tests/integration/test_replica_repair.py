@@ -25,66 +25,23 @@ leader's, and the evidence directories are kept.
 usage: test_replica_repair.py BUILD_DIR
 """
 import glob
-import json
 import os
-import random
 import re
 import signal
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cmqhttp import Client, Tap, load_env  # noqa: E402
+from cluster import Cluster  # noqa: E402
+from cmqhttp import Client  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-BUILD = os.path.abspath(sys.argv[1])
-VAR = tempfile.mkdtemp(prefix='cmq-repair-')
-BASE = 20070 + random.randrange(120) * 100  # below the ephemeral port range
 EXTRA = '[snapshot]\nentries = 40\n'  # the refill goes through install (snapshot + segments)
-ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD,
-           CMQ_NO_INSTALL='1', CMQ_STORAGE_EXTRA=EXTRA)
-CMQ = os.path.join(ROOT, 'tools', 'cmq')
-CTL = os.path.join(BUILD, 'tools', 'cmqctl')
-tap = Tap()
 BODY_PAD = 'x' * 600
-
-
-def cmq(*args):
-    return subprocess.run([CMQ] + list(args), env=ENV, capture_output=True, text=True)
-
-
-def kv_lines(out, start):
-    return [dict(kv.split('=', 1) for kv in line.split() if '=' in kv)
-            for line in out.splitlines() if line.startswith(start)]
-
-
-def partitions():
-    out = subprocess.run([CTL, 'partitions', '--endpoint', 'tcp://127.0.0.1:%d' % BASE],
-                         capture_output=True, text=True).stdout
-    return kv_lines(out, 'partition=')
-
-
-def node_ep(n):
-    return 'tcp://127.0.0.1:%d' % (BASE + 20 + 2 * (n - 1))
-
-
-def raft_status(n, part):
-    out = subprocess.run([CTL, 'raft-status', '--endpoint', node_ep(n), '--timeout-ms', '500'],
-                         capture_output=True, text=True).stdout
-    for d in kv_lines(out, 'node='):
-        if d.get('partition') == str(part):
-            return d
-    return None
-
-
-def health(n):
-    return subprocess.run([CTL, 'health', '--endpoint', node_ep(n), '--timeout-ms', '300'],
-                          capture_output=True, text=True).stdout
+C = Cluster('repair', port_lo=20070, storage_extra=EXTRA)
+tap = C.tap
 
 
 def healthz(http):
@@ -97,32 +54,11 @@ def healthz(http):
         return 0, str(e)
 
 
-def log_of(n):
-    with open(os.path.join(VAR, 'log', 'storage-%d.log' % n)) as f:
-        return f.read()
-
-
-def pid_of(n):
-    with open(os.path.join(VAR, 'run', 'storage-%d.pid' % n)) as f:
-        return int(f.read())
-
-
-def leader_of(part, not_node=None, tries=150):
-    for _ in range(tries):
-        ps = [p for p in partitions() if p['partition'] == str(part)]
-        if ps and re.match(r'storage-\d$', ps[0]['leader']):
-            n = int(ps[0]['leader'].split('-')[1])
-            if n != not_node:
-                return n
-        time.sleep(0.1)
-    return None
-
-
 def corrupt_record(n, part, marker, want_middle):
     """Garbles the payload of the record holding `marker` in storage-n's
     segment of partition `part` (format: docs/storage-format.md §2).
     Returns the record's index, or None."""
-    for path in sorted(glob.glob(os.path.join(VAR, 'storage-%d' % n, 'p-%d' % part, '*.seg'))):
+    for path in sorted(glob.glob(os.path.join(C.var, 'storage-%d' % n, 'p-%d' % part, '*.seg'))):
         with open(path, 'r+b') as f:
             data = f.read()
             off, recs = 32, []
@@ -159,7 +95,7 @@ class Watch:
 
     def run_node(self, n):
         while not self.stop:
-            h = health(n)
+            h = C.health(n)
             if 'health=degraded' in h:
                 self.seen.append(('storage-%d' % n, h.strip()))
             time.sleep(0.01)
@@ -188,7 +124,7 @@ def wait_ok(http, deadline_s):
     end = time.time() + deadline_s
     hs, hz = [], (0, '')
     while time.time() < end:
-        hs = [health(n) for n in (1, 2, 3)]
+        hs = [C.health(n) for n in (1, 2, 3)]
         hz = healthz(http)
         if all('health=ok' in h for h in hs) and hz[0] == 200 and '"status":"ok"' in hz[1]:
             break
@@ -197,17 +133,12 @@ def wait_ok(http, deadline_s):
 
 
 def main():
-    up = cmq('up')
-    if not tap.check('cluster up', up.returncode == 0, up.stdout + up.stderr):
+    if not C.up():
         return tap.finish()
-    env = load_env(os.path.join(VAR, 'cluster.env'))
+    env = C.cluster_env()
     http = env['CMQ_HTTP_ENDPOINT']
     c = Client(http, env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
-    for _ in range(150):
-        ps = partitions()
-        if len(ps) == 6 and all(p['leader'] != '-' for p in ps):
-            break
-        time.sleep(0.2)
+    C.wait_placed()
     codes = []  # every answer's code
 
     def call(action, **kw):
@@ -250,7 +181,7 @@ def main():
     tap.check('60 sends acknowledged', sum(len(v) for v in sent.values()) == 60)
 
     # ---- 1. live: corrupt a committed record in the leader's live segment ----
-    leader = leader_of(part)
+    leader = C.leader_of(part)
     tap.check('partition %d has a leader (storage-%s)' % (part, leader), leader is not None)
     watch = Watch(http)
     idx = corrupt_record(leader, part, b'rep-a-0000-', False)
@@ -283,14 +214,14 @@ def main():
     if r['code'] == 0:
         got[queues[0]].setdefault(r['msgId'], []).append(r['msgBody'])
         call('DeleteMessage', queueName=queues[0], receiptHandle=r['receiptHandle'])
-    new_leader = leader_of(part, not_node=leader)
+    new_leader = C.leader_of(part, not_node=leader)
     tap.check('the partition failed over from storage-%d to storage-%s' % (leader, new_leader),
               new_leader is not None)
     for q in queues:
         drain(q, 30, 1 if q == queues[0] else 0)
     hs, hz = wait_ok(http, 30)
     watch.close()
-    log = log_of(leader)
+    log = C.log(leader)
     tap.check('storage-%d logged the state machine failure and stepped aside' % leader,
               re.search(r'event=partition_state_machine_failed partition=%d status=ECORRUPT'
                         % part, log), log[-2000:])
@@ -298,7 +229,7 @@ def main():
               re.search(r'event=partition_repair partition=%d ' % part, log) and
               re.search(r'event=partition_discarded dir=\S+/p-%d ' % part, log))
     tap.check('the evidence is kept: storage-%d/p-%d.failed-*' % (leader, part),
-              glob.glob(os.path.join(VAR, 'storage-%d' % leader, 'p-%d.failed-*' % part)))
+              glob.glob(os.path.join(C.var, 'storage-%d' % leader, 'p-%d.failed-*' % part)))
     # The node's own health line, polled directly or as the gateway relays it
     # in /healthz (the same line): the degraded window lasts only until the
     # repair is done, a few hundred ms, and one poller may miss it (CI did).
@@ -317,8 +248,8 @@ def main():
         tap.check('%s: every message back after the live failure (%d of %d)'
                   % (q, len(got[q]), len(sent[q])), set(got[q]) == set(sent[q]),
                   len(set(sent[q]) - set(got[q])))
-    lead = leader_of(part)
-    ls, fs = raft_status(lead, part) or {}, raft_status(leader, part) or {}
+    lead = C.leader_of(part)
+    ls, fs = C.raft_status(lead, part) or {}, C.raft_status(leader, part) or {}
     tap.check('the repaired replica applied what the leader committed (%s / %s)'
               % (fs.get('applied'), ls.get('commit')),
               int(fs.get('applied', 0)) >= int(ls.get('commit', 1 << 62)) - 2, (fs, ls))
@@ -326,23 +257,23 @@ def main():
     # ---- 2. restart: SIGKILL the leader, garble a record mid-segment, restart ----
     send('b', 60)
     tap.check('60 more sends acknowledged', sum(len(v) for v in sent.values()) == 120)
-    victim = leader_of(part)
-    os.kill(pid_of(victim), signal.SIGKILL)
+    victim = C.leader_of(part)
+    os.kill(C.pid_of(victim), signal.SIGKILL)
     time.sleep(0.3)
     idx = corrupt_record(victim, part, b'rep-b-0020-', True)
     tap.check('garbled a record in the middle of storage-%d\'s segment (index %s)'
               % (victim, idx), idx is not None)
-    other = leader_of(part, not_node=victim)
+    other = C.leader_of(part, not_node=victim)
     tap.check('failed over to storage-%s while storage-%d is down' % (other, victim),
               other is not None)
     watch = Watch(http)
-    upr = cmq('up')
+    upr = C.cmq('up')
     tap.check('storage-%d restarts' % victim, upr.returncode == 0, upr.stderr)
     for q in queues:
         drain(q, 30, 0)
     hs, hz = wait_ok(http, 30)
     watch.close()
-    log = log_of(victim)
+    log = C.log(victim)
     tap.check('storage-%d refused the log at open and repaired it' % victim,
               re.search(r'event=partition_refused partition=%d status=ECORRUPT .*action=repair'
                         % part, log) and
@@ -363,12 +294,12 @@ def main():
 
     # ---- the repaired replicas hold the data: serve from them alone ----
     send('c', 10)
-    lead = leader_of(part)
-    ls = raft_status(lead, part) or {}
+    lead = C.leader_of(part)
+    ls = C.raft_status(lead, part) or {}
     for n in (1, 2, 3):
         st = {}
         for _ in range(50):
-            st = raft_status(n, part) or {}
+            st = C.raft_status(n, part) or {}
             if int(st.get('applied', 0)) >= int(ls.get('commit', 1 << 62)):
                 break
             time.sleep(0.1)
@@ -376,20 +307,20 @@ def main():
                   % (n, ls.get('commit'), st.get('applied')),
                   int(st.get('applied', 0)) >= int(ls.get('commit', 1 << 62)), st)
     keep = [n for n in (1, 2, 3) if n != lead]  # both were repaired above, or one of them
-    os.kill(pid_of(lead), signal.SIGKILL)
-    tap.check('a new leader among storage-%s' % keep, leader_of(part, not_node=lead) in keep)
+    os.kill(C.pid_of(lead), signal.SIGKILL)
+    tap.check('a new leader among storage-%s' % keep, C.leader_of(part, not_node=lead) in keep)
     for q in queues:
         drain(q, 30, 0)
         tap.check('%s: the last 5 messages served without the old leader' % q,
                   set(got[q]) == set(sent[q]), len(set(sent[q]) - set(got[q])))
-    down = cmq('down')
+    down = C.cmq('down')
     tap.check('down', down.returncode == 0)
     alive = [n for n in (1, 2, 3) if n != lead]
-    last = [log_of(n).splitlines()[-1] for n in alive]
+    last = [C.log(n).splitlines()[-1] for n in alive]
     tap.check('storage-%s stopped cleanly' % alive, all('event=exit status=0' in l for l in last),
               last)
     reports = []
-    for path in glob.glob(os.path.join(VAR, 'log', '*.log')):
+    for path in glob.glob(os.path.join(C.var, 'log', '*.log')):
         with open(path, errors='replace') as f:
             for line in f:
                 if 'AddressSanitizer' in line or 'runtime error:' in line or \
@@ -399,9 +330,4 @@ def main():
     return tap.finish()
 
 
-try:
-    rc = main()
-finally:
-    cmq('down')
-    subprocess.run(['rm', '-rf', VAR])
-sys.exit(rc)
+C.run(main)

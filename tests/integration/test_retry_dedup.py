@@ -24,47 +24,29 @@ import http.client
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
 import json
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cmqhttp import Client, Tap, load_env  # noqa: E402
+from cluster import Cluster  # noqa: E402
+from cmqhttp import Client  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-BUILD = os.path.abspath(sys.argv[1])
-VAR = tempfile.mkdtemp(prefix='cmq-dedup-')
-BASE = 20030 + random.randrange(120) * 100  # below the ephemeral port range
-ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD, CMQ_NO_INSTALL='1')
-CMQ = os.path.join(ROOT, 'tools', 'cmq')
-CTL = os.path.join(BUILD, 'tools', 'cmqctl')
 QUEUE = 'dedupq'
 HTTP_THREADS = 6
 TCP_THREADS = 2
-tap = Tap()
-
-
-def cmq(*args):
-    return subprocess.run([CMQ] + list(args), env=ENV, capture_output=True, text=True)
-
-
-def partitions():
-    out = subprocess.run([CTL, 'partitions', '--endpoint', 'tcp://127.0.0.1:%d' % BASE],
-                         capture_output=True, text=True).stdout
-    return [dict(kv.split('=', 1) for kv in line.split()) for line in out.splitlines()
-            if line.startswith('partition=')]
+C = Cluster('dedup', port_lo=20030)
+tap = C.tap
 
 
 def queue_leader(timeout_s=20):
     end = time.time() + timeout_s
     while time.time() < end:
-        part = [p for p in partitions() if p.get('queues') == '1']
+        part = [p for p in C.partitions() if p.get('queues') == '1']
         if part and re.match(r'storage-\d$', part[0]['leader']):
             return part[0]['leader']
         time.sleep(0.2)
@@ -137,7 +119,7 @@ def tcp_sender(env, t, book, stop):
         n += 1
         k = random.randint(2, 6) if n % 2 == 0 else 1
         bodies = ['t%d-%d-%d' % (t, n, i) for i in range(k)]
-        args = [CTL, 'send', '--queue', QUEUE] + creds
+        args = [C.ctl_path, 'send', '--queue', QUEUE] + creds
         for b in bodies:
             args += ['--body', b]
         if k > 1:
@@ -157,7 +139,7 @@ def kill_leader(what):
     leader = queue_leader()
     if not tap.check('%s: the queue partition has a leader (%s)' % (what, leader or '-'), leader):
         return ''
-    pid = int(open(os.path.join(VAR, 'run', leader + '.pid')).read())
+    pid = int(open(os.path.join(C.var, 'run', leader + '.pid')).read())
     os.kill(pid, signal.SIGKILL)
     return leader
 
@@ -194,25 +176,11 @@ def drain(c, deadline_s):
 
 
 def main():
-    up = cmq('up')
-    if not tap.check('cluster up', up.returncode == 0, up.stdout + up.stderr):
+    if not C.up():
         return tap.finish()
-    try:
-        return run()
-    finally:
-        cmq('down')
-        if not tap.failed:  # ~1.2 GB of preallocated segments; kept when a check failed
-            shutil.rmtree(VAR, ignore_errors=True)
-
-
-def run():
-    env = load_env(os.path.join(VAR, 'cluster.env'))
-    c = Client(env['CMQ_HTTP_ENDPOINT'], env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
-    for _ in range(150):
-        ps = partitions()
-        if len(ps) == 6 and all(p['leader'] != '-' for p in ps):
-            break
-        time.sleep(0.2)
+    env = C.cluster_env()
+    c = C.client()
+    C.wait_placed()
     r = c.call('CreateQueue', queueName=QUEUE, visibilityTimeout=120, maxMsgHeapNum=1000000)
     tap.check('CreateQueue', r['code'] == 0, r)
     r = c.call('SendMessage', queueName=QUEUE, msgBody='warm-up')
@@ -231,7 +199,7 @@ def run():
     first = kill_leader('first kill')
     time.sleep(7)
     if first:
-        tap.check('the first killed node (%s) comes back' % first, cmq('up').returncode == 0)
+        tap.check('the first killed node (%s) comes back' % first, C.cmq('up').returncode == 0)
     time.sleep(3)
     second = kill_leader('second kill')
     time.sleep(7)
@@ -239,7 +207,7 @@ def run():
     for t in threads:
         t.join(60)
     if second:
-        tap.check('the second killed node (%s) comes back' % second, cmq('up').returncode == 0)
+        tap.check('the second killed node (%s) comes back' % second, C.cmq('up').returncode == 0)
     print('# sends: %d requests, %d bodies acknowledged, %d not; answers by code: %s'
           % (book.sends, len(book.acked), len(book.unacked), book.codes), flush=True)
     rs = resends(env)
@@ -265,10 +233,10 @@ def run():
     r = c.call('GetQueueAttributes', queueName=QUEUE)
     tap.check('the queue is empty after the delete cycle', r['code'] == 0 and
               r['activeMsgNum'] == 0 and r['inactiveMsgNum'] == 0, r)
-    down = cmq('down')
+    down = C.cmq('down')
     tap.check('down', down.returncode == 0)
     names = ('storage-1', 'storage-2', 'storage-3', 'gateway', 'metadata')
-    logs = {n: open(os.path.join(VAR, 'log', n + '.log')).read() for n in names}
+    logs = {n: open(os.path.join(C.var, 'log', n + '.log')).read() for n in names}
     tap.check('every service stopped cleanly',
               all(l.splitlines()[-1].endswith('event=exit status=0') for l in logs.values()),
               [l.splitlines()[-1] for l in logs.values()])
@@ -280,5 +248,4 @@ def run():
     return tap.finish()
 
 
-if __name__ == '__main__':
-    sys.exit(main())
+C.run(main)

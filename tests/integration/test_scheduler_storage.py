@@ -22,30 +22,19 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cmqhttp import Client, Tap, load_env  # noqa: E402
+from cluster import Cluster  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-BUILD = os.path.abspath(sys.argv[1])
-VAR = tempfile.mkdtemp(prefix='cmq-sched-')
-BASE = int(os.environ.get('CMQ_TEST_PORT_BASE') or 20060 + random.randrange(120) * 100)
-ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD, CMQ_NO_INSTALL='1')
-CMQ = os.path.join(ROOT, 'tools', 'cmq')
-CTL = os.path.join(BUILD, 'tools', 'cmqctl')
-tap = Tap()
 ON_TIME_S = 0.9     # a fire through the scheduler: one rpc round trip plus the raft commit
 FALLBACK_S = 1.0    # scheduler.fallback_ms default
-
-
-def cmq(*args):
-    return subprocess.run([CMQ] + list(args), env=ENV, capture_output=True, text=True)
+C = Cluster('sched', port_lo=20060)
+tap = C.tap
 
 
 def sched_fired():
-    out = subprocess.run([CTL, 'health', '--endpoint', 'tcp://127.0.0.1:%d' % (BASE + 10)],
+    out = subprocess.run([C.ctl_path, 'health', '--endpoint', 'tcp://127.0.0.1:%d' % (C.base + 10)],
                          capture_output=True, text=True).stdout
     m = re.search(r'\bfired=(\d+)', out)
     return int(m.group(1)) if m else -1
@@ -69,11 +58,9 @@ def delayed_roundtrip(c, queue, delay):
 
 
 def main():
-    up = cmq('up')
-    if not tap.check('cluster up', up.returncode == 0, up.stdout + up.stderr):
+    if not C.up():
         return tap.finish()
-    env = load_env(os.path.join(VAR, 'cluster.env'))
-    c = Client(env['CMQ_HTTP_ENDPOINT'], env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
+    c = C.client()
     r = c.call('CreateQueue', queueName='timers', pollingWaitSeconds=0)
     tap.check('CreateQueue', r['code'] == 0, r)
 
@@ -87,7 +74,7 @@ def main():
               fired1 > fired0 >= 0)
 
     # A timer held by a scheduler that then dies: the fallback poll delivers.
-    pid = int(open(os.path.join(VAR, 'run', 'scheduler.pid')).read())
+    pid = int(open(os.path.join(C.var, 'run', 'scheduler.pid')).read())
     body = 'across-restart'
     t0 = time.time()
     r = c.call('SendMessage', queueName='timers', msgBody=body, delaySeconds=3)
@@ -113,7 +100,7 @@ def main():
     body = 'held-by-dead-instance'
     t0 = time.time()
     r = c.call('SendMessage', queueName='timers', msgBody=body, delaySeconds=3)
-    up = cmq('up')
+    up = C.cmq('up')
     tap.check('scheduler restarted', up.returncode == 0, up.stdout + up.stderr)
     r = c.call('ReceiveMessage', queueName='timers', pollingWaitSeconds=10)
     dt = time.time() - t0
@@ -131,14 +118,9 @@ def main():
     fired3 = sched_fired()
     tap.check('after restart: on time again through the new instance (%d/3 %s; fired %d -> %d)'
               % (ok, dts, fired2, fired3), ok == 3 and fired3 > fired2 >= 0)
-    down = cmq('down')
+    down = C.cmq('down')
     tap.check('down', down.returncode == 0)
     return tap.finish()
 
 
-try:
-    rc = main()
-finally:
-    cmq('down')
-    subprocess.run(['rm', '-rf', VAR])
-sys.exit(rc)
+C.run(main)

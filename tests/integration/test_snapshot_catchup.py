@@ -16,62 +16,17 @@ leader); receive the rest through it.
 usage: test_snapshot_catchup.py BUILD_DIR
 """
 import os
-import random
 import re
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cmqhttp import Client, Tap, load_env  # noqa: E402
+from cluster import Cluster  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-BUILD = os.path.abspath(sys.argv[1])
-VAR = tempfile.mkdtemp(prefix='cmq-snap-')
-BASE = 20070 + random.randrange(120) * 100  # below the ephemeral port range
 EXTRA = '[data]\nsegment_bytes = 4194304\n[snapshot]\nentries = 100\n'
-ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD,
-           CMQ_NO_INSTALL='1', CMQ_STORAGE_EXTRA=EXTRA)
-CMQ = os.path.join(ROOT, 'tools', 'cmq')
-CTL = os.path.join(BUILD, 'tools', 'cmqctl')
-tap = Tap()
-
-
-def cmq(*args):
-    return subprocess.run([CMQ] + list(args), env=ENV, capture_output=True, text=True)
-
-
-def kv_lines(out, start):
-    return [dict(kv.split('=', 1) for kv in line.split() if '=' in kv)
-            for line in out.splitlines() if line.startswith(start)]
-
-
-def partitions():
-    out = subprocess.run([CTL, 'partitions', '--endpoint', 'tcp://127.0.0.1:%d' % BASE],
-                         capture_output=True, text=True).stdout
-    return kv_lines(out, 'partition=')
-
-
-def raft_status(n, part):
-    out = subprocess.run([CTL, 'raft-status', '--endpoint',
-                          'tcp://127.0.0.1:%d' % (BASE + 20 + 2 * (n - 1)), '--timeout-ms', '500'],
-                         capture_output=True, text=True).stdout
-    for d in kv_lines(out, 'node='):
-        if d.get('partition') == str(part):
-            return d
-    return None
-
-
-def log_of(n):
-    with open(os.path.join(VAR, 'log', 'storage-%d.log' % n)) as f:
-        return f.read()
-
-
-def pid_of(n):
-    with open(os.path.join(VAR, 'run', 'storage-%d.pid' % n)) as f:
-        return int(f.read())
+C = Cluster('snap', port_lo=20070, storage_extra=EXTRA)
+tap = C.tap
 
 
 def send(c, queue, count, tag, sent):
@@ -109,27 +64,21 @@ def drain(c, queue, want, deadline_s, got):
 
 
 def main():
-    up = cmq('up')
-    if not tap.check('cluster up', up.returncode == 0, up.stdout + up.stderr):
+    if not C.up():
         return tap.finish()
-    env = load_env(os.path.join(VAR, 'cluster.env'))
-    c = Client(env['CMQ_HTTP_ENDPOINT'], env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
-    for _ in range(150):
-        ps = partitions()
-        if len(ps) == 6 and all(p['leader'] != '-' for p in ps):
-            break
-        time.sleep(0.2)
+    c = C.client()
+    ps = C.wait_placed()
     r = c.call('CreateQueue', queueName='snap', visibilityTimeout=60)
     tap.check('CreateQueue', r['code'] == 0, r)
-    part = [p for p in partitions() if p['queues'] == '1']
+    part = [p for p in C.partitions() if p['queues'] == '1']
     tap.check('the queue has a partition with a leader', part and
               re.match(r'storage-\d$', part[0]['leader']), part)
     pid_part = int(part[0]['partition'])
     down = int(part[0]['leader'].split('-')[1])
-    os.kill(pid_of(down), signal.SIGKILL)
+    os.kill(C.pid_of(down), signal.SIGKILL)
     leader = None
     for _ in range(100):
-        ps = [p for p in partitions() if p['partition'] == str(pid_part)]
+        ps = [p for p in C.partitions() if p['partition'] == str(pid_part)]
         if ps and re.match(r'storage-\d$', ps[0]['leader']) and \
                 ps[0]['leader'] != 'storage-%d' % down:
             leader = int(ps[0]['leader'].split('-')[1])
@@ -150,20 +99,20 @@ def main():
     time.sleep(1)
     up_nodes = [n for n in (1, 2, 3) if n != down]
     for n in up_nodes:
-        st = raft_status(n, pid_part) or {}
+        st = C.raft_status(n, pid_part) or {}
         tap.check('storage-%d took snapshots (snapshot=%s) and deleted segments (first=%s)'
                   % (n, st.get('snapshot'), st.get('first')),
                   int(st.get('snapshot', 0)) > 0 and int(st.get('first', 0)) > 1, st)
     tap.check('the leader logged segment deletion',
               re.search(r'event=partition_snapshot partition=%d .*segments_deleted=[1-9]'
-                        % pid_part, log_of(leader)))
+                        % pid_part, C.log(leader)))
 
-    up = cmq('up')
+    up = C.cmq('up')
     tap.check('the stopped node comes back', up.returncode == 0, up.stderr)
-    lead_st = raft_status(leader, pid_part) or {}
+    lead_st = C.raft_status(leader, pid_part) or {}
     st = {}
     for _ in range(150):
-        st = raft_status(down, pid_part) or {}
+        st = C.raft_status(down, pid_part) or {}
         if int(st.get('installed', 0)) >= 1 and \
                 int(st.get('applied', 0)) >= int(lead_st.get('commit', 1 << 62)):
             break
@@ -174,16 +123,16 @@ def main():
               int(st.get('applied', 0)) >= int(lead_st.get('commit', 1 << 62)), st)
     tap.check('its log says so',
               re.search(r'event=partition_snapshot_installed partition=%d ' % pid_part,
-                        log_of(down)) and
+                        C.log(down)) and
               re.search(r'event=partition_install_send partition=%d ' % pid_part,
-                        log_of(leader)))
+                        C.log(leader)))
 
     # Placement prefers the restarted node as leader: the current leader
     # hands leadership back to it (a transfer, once it is up to date), so the
     # rest is read back through the log it received.
     ps = []
     for _ in range(150):
-        ps = [p for p in partitions() if p['partition'] == str(pid_part)]
+        ps = [p for p in C.partitions() if p['partition'] == str(pid_part)]
         if ps and ps[0]['leader'] == 'storage-%d' % down:
             break
         time.sleep(0.2)
@@ -196,17 +145,12 @@ def main():
               [k for k, v in got.items() if len(v) > 1][:5])
     tap.check('with its body', all(v[0] == sent.get(k) for k, v in got.items()))
 
-    down_rc = cmq('down')
+    down_rc = C.cmq('down')
     tap.check('down', down_rc.returncode == 0)
-    logs = [log_of(n).splitlines()[-1] for n in (1, 2, 3)]
+    logs = [C.log(n).splitlines()[-1] for n in (1, 2, 3)]
     tap.check('every storage node stopped cleanly', all('event=exit status=0' in l for l in logs),
               logs)
     return tap.finish()
 
 
-try:
-    rc = main()
-finally:
-    cmq('down')
-    subprocess.run(['rm', '-rf', VAR])
-sys.exit(rc)
+C.run(main)

@@ -12,29 +12,20 @@ usage: test_topics.py BUILD_DIR
 import http.server
 import json
 import os
-import random
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cmqhttp import Client, Tap, load_env  # noqa: E402
+from cluster import Cluster  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-BUILD = os.path.abspath(sys.argv[1])
-VAR = tempfile.mkdtemp(prefix='cmq-topics-')
-BASE = 20030 + random.randrange(120) * 100  # below the ephemeral port range
 SCALE = 100  # retry delays x 100/1000
+C = Cluster('topics', port_lo=20030, storage_extra='[snapshot]\nentries = 50\n', env={'CMQ_TOPIC_RETRY_SCALE_PERMILLE': str(SCALE)})
+tap = C.tap
 # Snapshots every 50 applied entries: the topic state must survive them and restarts.
-ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD, CMQ_NO_INSTALL='1',
-           CMQ_TOPIC_RETRY_SCALE_PERMILLE=str(SCALE), CMQ_STORAGE_EXTRA='[snapshot]\nentries = 50\n')
-CMQ = os.path.join(ROOT, 'tools', 'cmq')
-CTL = os.path.join(BUILD, 'tools', 'cmqctl')
-tap = Tap()
 
 # ---- HTTP endpoints: path -> list of (time, headers, body); /fail-N fails N times
 
@@ -69,17 +60,6 @@ class Endpoint(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def cmq(*args):
-    return subprocess.run([CMQ] + list(args), env=ENV, capture_output=True, text=True)
-
-
-def partitions():
-    out = subprocess.run([CTL, 'partitions', '--endpoint', 'tcp://127.0.0.1:%d' % BASE],
-                         capture_output=True, text=True).stdout
-    return [dict(kv.split('=', 1) for kv in line.split()) for line in out.splitlines()
-            if line.startswith('partition=')]
-
-
 def drain(c, queue, want, deadline_s=15):
     """Receives and deletes until `want` messages came (or the deadline);
     returns [(queue msgId, body)] in queue order (msg ids grow with the log)."""
@@ -108,11 +88,10 @@ def main():
     srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Endpoint)  # any free port
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     url = 'http://127.0.0.1:%d' % srv.server_address[1]
-    up = cmq('up')
-    if not tap.check('cluster up', up.returncode == 0, up.stdout + up.stderr):
+    if not C.up():
         return tap.finish()
-    env = load_env(os.path.join(VAR, 'cluster.env'))
-    c = Client(env['CMQ_HTTP_ENDPOINT'], env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
+    env = C.cluster_env()
+    c = C.client()
 
     # ---- tag filters (spec §9.4)
     c.call('CreateTopic', topicName='tags', filterType=1)
@@ -327,8 +306,8 @@ def main():
     t = c.call('DescribeMessageTrace', topicName='fan', msgId=r1_id)
     tap.check('another topic\'s message id shows no events', t['code'] == 0 and
               t.get('events') == [], t)
-    eps = ','.join('tcp://127.0.0.1:%d' % (BASE + 20 + 2 * k) for k in range(3))
-    out = subprocess.run([CTL, 'trace', '--endpoint', eps, '--msg-id', r1_id],
+    eps = ','.join('tcp://127.0.0.1:%d' % (C.base + 20 + 2 * k) for k in range(3))
+    out = subprocess.run([C.ctl_path, 'trace', '--endpoint', eps, '--msg-id', r1_id],
                          capture_output=True, text=True)
     ev_lines = [l for l in out.stdout.splitlines() if l.startswith('msg_id=')]
     tap.check('cmqctl trace shows the same %d events' % len(ev_lines), out.returncode == 0 and
@@ -351,11 +330,11 @@ def main():
             n_kill += 16
     tap.check('320 messages published in batches', n_kill == 320, n_kill)
     part = int(first) >> 52
-    leader = [p['leader'] for p in partitions() if p['partition'] == str(part)]
+    leader = [p['leader'] for p in C.partitions() if p['partition'] == str(part)]
     tap.check('the topic partition %d has a leader' % part, leader and re.match(r'storage-\d$', leader[0]),
               leader)
     if leader:
-        pid = int(open(os.path.join(VAR, 'run', leader[0] + '.pid')).read())
+        pid = int(open(os.path.join(C.var, 'run', leader[0] + '.pid')).read())
         os.kill(pid, signal.SIGKILL)
     for i in range(3):
         got = drain(c, 'kill-q%d' % i, n_kill, 40)
@@ -365,7 +344,7 @@ def main():
         tap.check('... exactly once (idempotent appends) and in publish order',
                   got == ['k-%d' % k for k in range(n_kill)],
                   '%d received, %d distinct' % (len(got), len(set(got))))
-    cmq('up')
+    C.cmq('up')
 
     # ---- DeleteTopic frees the topic in storage
     for s in ('exp', 'back', 'ok', 'withdlq'):
@@ -374,11 +353,11 @@ def main():
     tap.check('DeleteTopic after unsubscribing', r['code'] == 0, r)
 
     # ---- snapshots and a whole-cluster restart keep the topic state
-    logs = ''.join(open(os.path.join(VAR, 'log', 'storage-%d.log' % i)).read() for i in (1, 2, 3))
+    logs = ''.join(open(os.path.join(C.var, 'log', 'storage-%d.log' % i)).read() for i in (1, 2, 3))
     tap.check('partitions took snapshots during the test', 'event=partition_snapshot ' in logs)
-    down = cmq('down')
+    down = C.cmq('down')
     tap.check('down', down.returncode == 0)
-    up = cmq('up')
+    up = C.cmq('up')
     tap.check('up again', up.returncode == 0, up.stderr)
     r = c.call('GetSubscriptionAttributes', topicName='fan', subscriptionName='fjson')
     tap.check('after the restart the subscription still counts 16 delivered', r.get('code') == 0 and
@@ -389,10 +368,10 @@ def main():
         got = drain(c, 'fan-q%d' % i, 1, 15)
         tap.check('fan-q%d gets only the new message (no re-delivery from a lost cursor)' % i,
                   got == ['after-restart'], got)
-    down = cmq('down')
+    down = C.cmq('down')
     tap.check('down', down.returncode == 0)
     names = ('storage-1', 'storage-2', 'storage-3', 'gateway', 'metadata')
-    logs = {n: open(os.path.join(VAR, 'log', n + '.log')).read() for n in names}
+    logs = {n: open(os.path.join(C.var, 'log', n + '.log')).read() for n in names}
     tap.check('every service stopped cleanly',
               all(l.splitlines()[-1].endswith('event=exit status=0') for l in logs.values()),
               [l.splitlines()[-1] for l in logs.values()])
@@ -404,12 +383,4 @@ def main():
     return tap.finish()
 
 
-try:
-    rc = main()
-finally:
-    cmq('down')
-    if os.environ.get('KEEP_VAR'):
-        print('kept', VAR)
-    else:
-        subprocess.run(['rm', '-rf', VAR])
-sys.exit(rc)
+C.run(main)
