@@ -151,10 +151,10 @@ class Cluster:
             time.sleep(0.1)
         return None
 
-    def raft_status(self, n, part=None):
+    def raft_status(self, n, part=None, timeout_ms=500):
         """Node n's raft status: {partition: {k: v}}, or partition `part`'s dict
         (None when the node did not answer for it)."""
-        out = self.ctl('raft-status', '--endpoint', self.node_ep(n), '--timeout-ms', '500')
+        out = self.ctl('raft-status', '--endpoint', self.node_ep(n), '--timeout-ms', str(timeout_ms))
         rows = {d['partition']: d for d in kv_lines(out, 'node=') if 'partition' in d}
         return rows if part is None else rows.get(str(part))
 

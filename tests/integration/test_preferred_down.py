@@ -17,7 +17,6 @@ usage: test_preferred_down.py BUILD_DIR
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 
@@ -29,19 +28,18 @@ C = Cluster('pref', port_lo=20060)
 tap = C.tap
 
 
+def by_partition():
+    return {p['partition']: p for p in C.partitions()}
+
+
 def leader_by_nodes(part):
     """The node that leads `part` in the highest term, asking the nodes (the map
     in metadata lags by a heartbeat)."""
     best = None
     for i in (1, 2, 3):
-        ep = 'tcp://127.0.0.1:%d' % (C.base + 20 + 2 * (i - 1))
-        out = subprocess.run([C.ctl_path, 'raft-status', '--endpoint', ep, '--timeout-ms', '300'],
-                             capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            kv = dict(x.split('=', 1) for x in line.split() if '=' in x)
-            if kv.get('partition') == part and kv.get('role') == 'leader':
-                if best is None or int(kv['term']) > best[1]:
-                    best = ('storage-%d' % i, int(kv['term']))
+        kv = C.raft_status(i, part, timeout_ms=300) or {}
+        if kv.get('role') == 'leader' and (best is None or int(kv['term']) > best[1]):
+            best = ('storage-%d' % i, int(kv['term']))
     return best[0] if best else None
 
 
@@ -57,15 +55,15 @@ def main():
     if not C.up():
         return tap.finish()
     c = C.client()
-    before = {k: int(p['queues']) for k, p in C.partitions().items()}
+    before = {k: int(p['queues']) for k, p in by_partition().items()}
     r = c.call('CreateQueue', queueName='preferred')
     tap.check('CreateQueue', r['code'] == 0, r)
-    part = [k for k, p in C.partitions().items() if int(p['queues']) > before.get(k, 0)]
+    part = [k for k, p in by_partition().items() if int(p['queues']) > before.get(k, 0)]
     tap.check('the queue has a partition', len(part) == 1, part)
     part = part[0]
     # `tools/cmq up` waits for leaders to move to their preferred nodes; make
     # sure this partition's did, by the nodes' own account.
-    pref = C.partitions()[part]['preferred']
+    pref = by_partition()[part]['preferred']
     leader = None
     for _ in range(100):
         leader = leader_by_nodes(part)
@@ -79,7 +77,7 @@ def main():
             break
         time.sleep(0.1)
 
-    pid = int(open(os.path.join(C.var, 'run', pref + '.pid')).read())
+    pid = C.pid_of(pref)
     # transfers logged so far (start-up balancing) are not the dead node's
     seen = {n: len(log_lines(n, r'event=leader_transfer\b')) for n in
             ('storage-1', 'storage-2', 'storage-3')}
