@@ -186,11 +186,29 @@ class Cluster:
         return sorted(glob.glob(os.path.join(self.var, '**', node_name(name), 'p-%s' % part,
                                              '**', '*.seg'), recursive=True))
 
+    def logs(self, names=STORAGE_NODES + ('gateway', 'metadata')):
+        out = {}
+        for n in names:
+            try:
+                out[n] = self.log(n)
+            except OSError:
+                out[n] = ''
+        return out
+
     def stopped_cleanly(self, names=STORAGE_NODES + ('gateway', 'metadata')):
-        """After `down`: checks each service's last log line says it exited 0."""
-        last = {n: (self.log(n).splitlines() or [''])[-1] for n in names}
-        return self.tap.check('every service stopped cleanly',
-                              all('event=exit status=0' in l for l in last.values()), last)
+        """After `down`: checks that each service's last log line says it
+        exited 0 and that no sanitizer report stands in any log (sanitize
+        builds write them there); the logs, by name."""
+        logs = self.logs(names)
+        last = {n: (l.rstrip().splitlines() or [''])[-1] for n, l in logs.items()}
+        self.tap.check('every service stopped cleanly',
+                       all(l.endswith('event=exit status=0') for l in last.values()), last)
+        reports = ['%s: %s' % (n, '\n'.join(l.splitlines()[i:i + 40]))
+                   for n, l in logs.items() for i, line in enumerate(l.splitlines())
+                   if 'Sanitizer' in line or 'runtime error' in line][:3]
+        self.tap.check('no sanitizer report in the service logs (sanitize builds)', not reports,
+                       '\n'.join(reports))
+        return logs
 
     # --- the run -------------------------------------------------------------
     def run(self, main):

@@ -66,6 +66,24 @@ class Client:
                 self.conn.close()
 
 
+    def receive_all(self, queue, want, deadline_s, wait=1):
+        """Receives (without deleting) until `want` distinct messages arrived or
+        the deadline passed: {msgId: [each delivery]}.  Refusals other than
+        "no message" (7000), e.g. 6000 while a new leader is elected, are
+        retried after a pause."""
+        got = {}
+        end = time.time() + deadline_s
+        while len(got) < want and time.time() < end:
+            r = self.call('BatchReceiveMessage', queueName=queue, numOfMsg=16,
+                          pollingWaitSeconds=wait)
+            if r['code'] == 0:
+                for m in r['msgInfoList']:
+                    got.setdefault(m['msgId'], []).append(m)
+            elif r['code'] != 7000:
+                time.sleep(0.2)
+        return got
+
+
 class Tap:
     """Prints ok / not ok lines and the closing 'N passed, N failed'."""
 

@@ -144,19 +144,7 @@ def main():
 
     down = C.cmq('down')
     tap.check('down', down.returncode == 0)
-    logs = {}
-    for n in ('storage-1', 'storage-2', 'storage-3', 'gateway', 'metadata'):
-        try:
-            logs[n] = open(os.path.join(C.var, 'log', n + '.log')).read()
-        except OSError:
-            logs[n] = ''
-    tap.check('every service stopped cleanly (the killed node after its restart)',
-              all(l.rstrip().endswith('event=exit status=0') for l in logs.values()),
-              {n: l.rstrip().splitlines()[-1:] for n, l in logs.items()})
-    reports = [line for l in logs.values() for line in l.splitlines()
-               if 'Sanitizer' in line or 'runtime error' in line][:5]
-    tap.check('no sanitizer report in the service logs (sanitize builds)', not reports,
-              '\n'.join(reports))
+    C.stopped_cleanly()  # the killed node after its restart too
     return tap.finish()
 
 

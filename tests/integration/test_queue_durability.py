@@ -23,19 +23,6 @@ C = Cluster('dur', port_lo=20030)
 tap = C.tap
 
 
-def receive_all(c, queue, want, deadline_s):
-    got = {}
-    end = time.time() + deadline_s
-    while len(got) < want and time.time() < end:
-        r = c.call('BatchReceiveMessage', queueName=queue, numOfMsg=16, pollingWaitSeconds=2)
-        if r['code'] == 0:
-            for m in r['msgInfoList']:
-                got.setdefault(m['msgId'], []).append(m)
-        elif r['code'] != 7000:
-            time.sleep(0.2)  # e.g. 6000 while a new leader is elected
-    return got
-
-
 def main():
     if not C.up():
         return tap.finish()
@@ -69,7 +56,7 @@ def main():
     os.kill(C.pid_of(leader), signal.SIGKILL)
     t0 = time.time()
 
-    got = receive_all(c, 'durable', len(sent), 30)
+    got = c.receive_all('durable', len(sent), 30, wait=2)
     took = time.time() - t0
     tap.check('every acknowledged message is received after the leader (%s) died (%.1f s)'
               % (leader, took), set(got) == set(sent), '%d of %d' % (len(got), len(sent)))
@@ -91,7 +78,7 @@ def main():
     tap.check('the killed node comes back', up.returncode == 0, up.stderr)
     r = c.call('SendMessage', queueName='durable', msgBody='after-restart')
     tap.check('send after restart', r['code'] == 0, r)
-    got = receive_all(c, 'durable', 1, 10)
+    got = c.receive_all('durable', 1, 10, wait=2)
     tap.check('receive after restart', [v[0]['msgBody'] for v in got.values()] == ['after-restart'],
               got)
     # A full batch: 16 bodies, 1 MiB in all, ~3 MiB on the wire once

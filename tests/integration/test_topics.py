@@ -370,16 +370,7 @@ def main():
                   got == ['after-restart'], got)
     down = C.cmq('down')
     tap.check('down', down.returncode == 0)
-    names = ('storage-1', 'storage-2', 'storage-3', 'gateway', 'metadata')
-    logs = {n: open(os.path.join(C.var, 'log', n + '.log')).read() for n in names}
-    tap.check('every service stopped cleanly',
-              all(l.splitlines()[-1].endswith('event=exit status=0') for l in logs.values()),
-              [l.splitlines()[-1] for l in logs.values()])
-    reports = ['%s: %s' % (n, '\n'.join(l.splitlines()[i:i + 40]))
-               for n, l in logs.items() for i, line in enumerate(l.splitlines())
-               if 'Sanitizer' in line or 'runtime error' in line][:3]
-    tap.check('no sanitizer report in the service logs (sanitize builds)', not reports,
-              '\n'.join(reports))
+    C.stopped_cleanly()
     return tap.finish()
 
 
