@@ -38,10 +38,16 @@ struct meta_store {
 
 uint64_t meta_now_ms(struct meta_store *s);
 
-/* Fills err and returns `status`. */
-int meta_fail(struct meta_err *e, int status, int32_t code, int32_t module, const char *param,
-              const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-/* An SQLite failure: CMQ_EIO (6000) naming `what` and SQLite's message. */
+/* A row of the gateway's CMQ error table, by its short name (metadata.proto
+ * MetaRow): META_ROW(QUEUE_NOT_EXIST).  DEFAULT: the status's own row. */
+#define META_ROW(name) cmq_MetaRow_META_ROW_##name
+
+/* Fills err and returns `status`.  `row` names the CMQ row when the status
+ * alone does not say it; `param` the offending parameter (NULL: none); the
+ * formatted reason is for logs and cmqctl, never for CMQ clients. */
+int meta_fail(struct meta_err *e, int status, cmq_MetaRow row, const char *param,
+              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* An SQLite failure: CMQ_EIO (row INTERNAL) naming `what` and SQLite's message. */
 int meta_db_fail(struct meta_store *s, struct meta_err *e, const char *what);
 
 /* BEGIN IMMEDIATE / COMMIT (bumping the version and emitting pending events) /

@@ -1,6 +1,6 @@
 /* meta_ns.c: the namespace: queues, topics and subscriptions (spec §5-§8).
  *
- * Rules kept here (docs/metadata.md lists each with its CMQ code):
+ * Rules kept here (docs/metadata.md lists each with its status and row):
  *  - names: 1-64 chars, an ASCII letter first, then letters, digits, '-';
  *    unique per account (queues, topics) or per topic (subscriptions)
  *    compared case-insensitively; the spelling given at creation is kept, and
@@ -45,7 +45,7 @@ static int range_check(const struct range *r, int64_t v, struct meta_err *e)
 {
     if (v >= r->lo && v <= r->hi)
         return CMQ_OK;
-    return meta_fail(e, CMQ_EINVAL, 4000, 10350, r->param,
+    return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_RANGE), r->param,
                      "parameter %s value or length is out of range: %lld not in [%lld, %lld]",
                      r->param, (long long)v, (long long)r->lo, (long long)r->hi);
 }
@@ -90,7 +90,10 @@ static int reuse_check(struct meta_store *s, const char *kind, uint64_t appid,
         return meta_db_fail(s, e, "tombstone lookup");
     int64_t now = (int64_t)meta_now_ms(s);
     if (rc == SQLITE_ROW && now - deleted < s->o.name_reuse_wait_ms)
-        return meta_fail(e, CMQ_EBUSY, 6040, 10660, NULL,
+        return meta_fail(e, CMQ_EBUSY,
+                         strcmp(kind, "topic") == 0 ? META_ROW(TOPIC_RECREATE_TOO_SOON)
+                                                    : META_ROW(RECREATE_TOO_SOON),
+                         NULL,
                          "it will take some time to release resources of previous %s before "
                          "you create a new one with the same name, please try later (%lld ms)",
                          kind, (long long)(s->o.name_reuse_wait_ms - (now - deleted)));
@@ -131,14 +134,13 @@ static int64_t count_where(struct meta_store *s, const char *sql, int64_t key)
 }
 
 /* The checks CreateQueue and CreateTopic share, inside their transaction:
- * the name is free in the account (case-insensitively: 4460), not waiting
- * out the reuse period (6040/10660), and the account's quota has room
- * (4450).  `kind` is "queue" or "topic".  A database failure is reported as
+ * the name is free in the account (case-insensitively), not waiting out the
+ * reuse period, and the account's quota has room.  `kind` is "queue" or "topic".  A database failure is reported as
  * CMQ_EIO with `e` left for the caller's meta_db_fail. */
 static int create_name_check(struct meta_store *s, const char *kind, uint64_t appid,
-                             const char *lower, int64_t quota, int quota_module,
-                             struct meta_err *e)
+                             const char *lower, int64_t quota, struct meta_err *e)
 {
+    int topic = strcmp(kind, "topic") == 0;
     char sql[96], param[16];
     snprintf(sql, sizeof sql, "SELECT name FROM %ss WHERE appid = ? AND name_lower = ?", kind);
     snprintf(param, sizeof param, "%sName", kind);
@@ -153,7 +155,7 @@ static int create_name_check(struct meta_store *s, const char *kind, uint64_t ap
         meta_col_text(q, 0, existing, sizeof existing);
     sqlite3_finalize(q);
     if (rc == SQLITE_ROW)
-        return meta_fail(e, CMQ_EEXIST, 4460, 0, param, "%s is already existed, case insensitive: %s",
+        return meta_fail(e, CMQ_EEXIST, topic ? META_ROW(TOPIC_EXISTS) : META_ROW(QUEUE_EXISTS), param, "%s is already existed, case insensitive: %s",
                          kind, existing);
     if (rc != SQLITE_DONE)
         return CMQ_EIO;
@@ -165,7 +167,7 @@ static int create_name_check(struct meta_store *s, const char *kind, uint64_t ap
     if (n < 0)
         return CMQ_EIO;
     if (n >= quota)
-        return meta_fail(e, CMQ_ELIMIT, 4450, quota_module, NULL,
+        return meta_fail(e, CMQ_ELIMIT, topic ? META_ROW(TOPIC_QUOTA) : META_ROW(QUEUE_QUOTA), NULL,
                          "number of %ss has reached the limit (%lld)", kind, (long long)quota);
     return CMQ_OK;
 }
@@ -180,13 +182,13 @@ static int page(const cmq_ListRequest *req, int64_t limit_max, int64_t offset_ma
     *limit = META_LIST_LIMIT_DEFAULT;
     if (req->has_offset) {
         if (req->offset < 0 || (offset_max > 0 && req->offset > offset_max))
-            return meta_fail(e, CMQ_EINVAL, 4000, 10350, "offset",
+            return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_RANGE), "offset",
                              "parameter offset value or length is out of range");
         *offset = req->offset;
     }
     if (req->has_limit) {
         if (req->limit < 0)
-            return meta_fail(e, CMQ_EINVAL, 4000, 10350, "limit",
+            return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_RANGE), "limit",
                              "parameter limit value or length is out of range");
         if (req->limit > 0)
             *limit = req->limit < limit_max ? req->limit : limit_max;
@@ -292,7 +294,7 @@ static int queue_find(struct meta_store *s, uint64_t appid, const char *name, cm
         queue_fill(q, out, row);
     sqlite3_finalize(q);
     if (rc == SQLITE_DONE)
-        return meta_fail(e, CMQ_ENOTFOUND, 4440, 10100, "queueName",
+        return meta_fail(e, CMQ_ENOTFOUND, META_ROW(QUEUE_NOT_EXIST), "queueName",
                          "queue is not existed, or deleted: %s", name);
     return rc == SQLITE_ROW ? CMQ_OK : meta_db_fail(s, e, "queue lookup");
 }
@@ -317,7 +319,7 @@ static int dlq_check(struct meta_store *s, uint64_t appid, int64_t self_row,
                      struct meta_err *e)
 {
     if (p->policy != 0 && p->policy != 1)
-        return meta_fail(e, CMQ_EINVAL, 4000, 10350, "policy",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_RANGE), "policy",
                          "deadLetterPolicy.policy must be 0 (max receive count) or 1 (time to "
                          "live), not %lld",
                          (long long)p->policy);
@@ -326,24 +328,24 @@ static int dlq_check(struct meta_store *s, uint64_t appid, int64_t self_row,
     if (st != CMQ_OK)
         return st;
     if (p->policy == 1 && p->max_time_to_live >= retention)
-        return meta_fail(e, CMQ_EINVAL, 4000, 10350, "maxTimeToLive",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_RANGE), "maxTimeToLive",
                          "maxTimeToLive (%lld) must be less than msgRetentionSeconds (%lld)",
                          (long long)p->max_time_to_live, (long long)retention);
     if (!p->dead_letter_queue[0])
-        return meta_fail(e, CMQ_EINVAL, 4000, 10110, "deadLetterQueue",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_ERROR), "deadLetterQueue",
                          "deadLetterPolicy needs deadLetterQueue");
     cmq_QueueInfo dlq;
     st = queue_find(s, appid, p->dead_letter_queue, &dlq, dlq_row, NULL);
     if (st == CMQ_ENOTFOUND)
-        return meta_fail(e, CMQ_ENOTFOUND, 4000, 10110, "deadLetterQueue",
+        return meta_fail(e, CMQ_ENOTFOUND, META_ROW(PARAM_ERROR), "deadLetterQueue",
                          "dead letter queue %s is not existed", p->dead_letter_queue);
     if (st != CMQ_OK)
         return meta_db_fail(s, e, "dead letter queue lookup");
     if (*dlq_row == self_row)
-        return meta_fail(e, CMQ_EINVAL, 4000, 10110, "deadLetterQueue",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_ERROR), "deadLetterQueue",
                          "a queue cannot be its own dead letter queue");
     if (dlq.has_dead_letter_policy)
-        return meta_fail(e, CMQ_EINVAL, 4000, 10110, "deadLetterQueue",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_ERROR), "deadLetterQueue",
                          "dead letter queue %s has a dead letter queue itself (no nesting)",
                          p->dead_letter_queue);
     if (self_row) {
@@ -351,7 +353,7 @@ static int dlq_check(struct meta_store *s, uint64_t appid, int64_t self_row,
         if (n < 0)
             return meta_db_fail(s, e, "dead letter sources");
         if (n > 0)
-            return meta_fail(e, CMQ_EINVAL, 4000, 10110, "deadLetterPolicy",
+            return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_ERROR), "deadLetterPolicy",
                              "this queue is the dead letter queue of %lld queues and cannot "
                              "have one itself (no nesting)",
                              (long long)n);
@@ -368,7 +370,7 @@ static int dlq_check(struct meta_store *s, uint64_t appid, int64_t self_row,
     if (sources < 0)
         return meta_db_fail(s, e, "dead letter sources");
     if (sources >= META_DLQ_SOURCES_MAX)
-        return meta_fail(e, CMQ_ELIMIT, 4000, 10110, "deadLetterQueue",
+        return meta_fail(e, CMQ_ELIMIT, META_ROW(PARAM_ERROR), "deadLetterQueue",
                          "dead letter queue %s already serves %d queues", p->dead_letter_queue,
                          META_DLQ_SOURCES_MAX);
     return CMQ_OK;
@@ -390,7 +392,7 @@ int meta_queue_create(struct meta_store *s, const cmq_QueueRequest *req, cmq_Que
                       struct meta_err *e)
 {
     if (!meta_name_valid(req->name))
-        return meta_fail(e, CMQ_EINVAL, 4000, 10020, "queueName",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(QUEUE_NAME_FORMAT), "queueName",
                          "queue name format error: 1-64 letters, digits or '-', starting "
                          "with a letter");
     int64_t heap, polling, vis, size, ret, rew;
@@ -410,12 +412,12 @@ int meta_queue_create(struct meta_store *s, const cmq_QueueRequest *req, cmq_Que
         return range_check(&r_rewind, req->rewind_seconds, e);
     rew = req->has_rewind_seconds ? req->rewind_seconds : r_rewind.dflt;
     if (rew > ret)
-        return meta_fail(e, CMQ_EINVAL, 4000, 10700, "rewindSeconds",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(REWIND_ABOVE_RETENTION), "rewindSeconds",
                          "rewindSeconds cannot be greater than msgRetentionSeconds");
     char lower[META_NAME_MAX + 1], qid[40];
     meta_lower(req->name, lower, sizeof lower);
     if (meta_random_id("queue-", qid, sizeof qid) != CMQ_OK)
-        return meta_fail(e, CMQ_EINTERNAL, 6000, 10050, NULL, "no random id");
+        return meta_fail(e, CMQ_EINTERNAL, META_ROW(INTERNAL), NULL, "no random id");
 
     if ((st = meta_tx_begin(s, e)) != CMQ_OK)
         return st;
@@ -423,7 +425,7 @@ int meta_queue_create(struct meta_store *s, const cmq_QueueRequest *req, cmq_Que
     uint32_t pid = 0;
     if ((st = meta_account_exists(s, req->appid, e)) != CMQ_OK)
         goto fail;
-    st = create_name_check(s, "queue", req->appid, lower, s->o.queues_per_account, 10220, e);
+    st = create_name_check(s, "queue", req->appid, lower, s->o.queues_per_account, e);
     if (st == CMQ_EIO)
         goto db;
     if (st != CMQ_OK)
@@ -519,7 +521,7 @@ int meta_queue_set(struct meta_store *s, const cmq_QueueRequest *req, cmq_QueueI
     }
     rew = req->has_rewind_seconds ? req->rewind_seconds : cur.rewind_seconds;
     if (rew > ret) {
-        st = meta_fail(e, CMQ_EINVAL, 4000, 10700, "rewindSeconds",
+        st = meta_fail(e, CMQ_EINVAL, META_ROW(REWIND_ABOVE_RETENTION), "rewindSeconds",
                        "rewindSeconds cannot be greater than msgRetentionSeconds");
         goto fail;
     }
@@ -536,7 +538,7 @@ int meta_queue_set(struct meta_store *s, const cmq_QueueRequest *req, cmq_QueueI
         pol = cur.dead_letter_policy;
         has_pol = 1;
         if (pol.policy == 1 && pol.max_time_to_live >= ret) {
-            st = meta_fail(e, CMQ_EINVAL, 4000, 10350, "msgRetentionSeconds",
+            st = meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_RANGE), "msgRetentionSeconds",
                            "msgRetentionSeconds (%lld) must stay greater than the dead letter "
                            "policy's maxTimeToLive (%lld)",
                            (long long)ret, (long long)pol.max_time_to_live);
@@ -686,7 +688,7 @@ static int topic_find(struct meta_store *s, uint64_t appid, const char *name, cm
         topic_fill(q, out, row);
     sqlite3_finalize(q);
     if (rc == SQLITE_DONE)
-        return meta_fail(e, CMQ_ENOTFOUND, 4440, 10600, "topicName",
+        return meta_fail(e, CMQ_ENOTFOUND, META_ROW(TOPIC_NOT_EXIST), "topicName",
                          "topic is not existed, or deleted: %s", name);
     return rc == SQLITE_ROW ? CMQ_OK : meta_db_fail(s, e, "topic lookup");
 }
@@ -720,7 +722,7 @@ int meta_topic_create(struct meta_store *s, const cmq_TopicRequest *req, cmq_Top
                       struct meta_err *e)
 {
     if (!meta_name_valid(req->name))
-        return meta_fail(e, CMQ_EINVAL, 4000, 10590, "topicName",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(TOPIC_NAME_FORMAT), "topicName",
                          "topic name format error: 1-64 letters, digits or '-', starting "
                          "with a letter");
     int64_t size, ftype = req->has_filter_type ? req->filter_type : 1;
@@ -730,19 +732,19 @@ int meta_topic_create(struct meta_store *s, const cmq_TopicRequest *req, cmq_Top
     if (ftype == 0)
         ftype = 1; /* the legacy GetTopicAttributes doc numbers tag filtering 0 */
     if (ftype != 1 && ftype != 2)
-        return meta_fail(e, CMQ_EINVAL, 4000, 10350, "filterType",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_RANGE), "filterType",
                          "parameter filterType value or length is out of range: 1 (tags) or "
                          "2 (routing keys)");
     char lower[META_NAME_MAX + 1], tid[40];
     meta_lower(req->name, lower, sizeof lower);
     if (meta_random_id("topic-", tid, sizeof tid) != CMQ_OK)
-        return meta_fail(e, CMQ_EINTERNAL, 6000, 10050, NULL, "no random id");
+        return meta_fail(e, CMQ_EINTERNAL, META_ROW(INTERNAL), NULL, "no random id");
     if ((st = meta_tx_begin(s, e)) != CMQ_OK)
         return st;
     uint32_t pid = 0;
     if ((st = meta_account_exists(s, req->appid, e)) != CMQ_OK)
         goto fail;
-    st = create_name_check(s, "topic", req->appid, lower, s->o.topics_per_account, 10610, e);
+    st = create_name_check(s, "topic", req->appid, lower, s->o.topics_per_account, e);
     if (st == CMQ_EIO)
         goto db;
     if (st != CMQ_OK)
@@ -804,7 +806,7 @@ int meta_topic_set(struct meta_store *s, const cmq_TopicRequest *req, cmq_TopicI
         goto fail;
     if (req->has_filter_type &&
         (req->filter_type == 0 ? 1 : req->filter_type) != cur.filter_type) {
-        st = meta_fail(e, CMQ_EINVAL, 4000, 10110, "filterType",
+        st = meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_ERROR), "filterType",
                        "filterType is fixed when the topic is created");
         goto fail;
     }
@@ -894,7 +896,7 @@ static int sub_find(struct meta_store *s, int64_t topic_row, const char *name, c
         st = sub_fill(s, q, out, row, partition);
     sqlite3_finalize(q);
     if (rc == SQLITE_DONE)
-        return meta_fail(e, CMQ_ENOTFOUND, 4440, 10600, "subscriptionName",
+        return meta_fail(e, CMQ_ENOTFOUND, META_ROW(SUBSCRIPTION_NOT_EXIST), "subscriptionName",
                          "subscription is not existed: %s", name);
     if (rc != SQLITE_ROW || st != CMQ_OK)
         return meta_db_fail(s, e, "subscription lookup");
@@ -925,7 +927,7 @@ int meta_topic_delete(struct meta_store *s, const cmq_NameRequest *req, cmq_Topi
         goto fail;
     if (out->subscription_count > 0) {
         if (!s->o.delete_topic_with_subs) {
-            st = meta_fail(e, CMQ_EBUSY, 4000, 10540, "topicName",
+            st = meta_fail(e, CMQ_EBUSY, META_ROW(TOPIC_HAS_SUBSCRIPTIONS), "topicName",
                            "there exists subscriptions under this topic, please unsubscribe "
                            "all of them before DeleteTopic");
             goto fail;
@@ -984,12 +986,12 @@ static int http_endpoint_check(const char *ep, struct meta_err *e)
 {
     size_t n = strlen(ep);
     if (n > META_ENDPOINT_LEN_MAX)
-        return meta_fail(e, CMQ_EINVAL, 4000, 10350, "endpoint",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_RANGE), "endpoint",
                          "parameter endpoint value or length is out of range (max %d)",
                          META_ENDPOINT_LEN_MAX);
     for (size_t i = 0; i < n; i++)
         if (isspace((unsigned char)ep[i]))
-            return meta_fail(e, CMQ_EINVAL, 4510, 10570, "endpoint",
+            return meta_fail(e, CMQ_EINVAL, META_ROW(ENDPOINT_BLANK), "endpoint",
                              "url connot contain any blank characters");
     const char *h;
     if (strncasecmp(ep, "http://", 7) == 0)
@@ -997,7 +999,7 @@ static int http_endpoint_check(const char *ep, struct meta_err *e)
     else if (strncasecmp(ep, "https://", 8) == 0)
         h = ep + 8;
     else
-        return meta_fail(e, CMQ_EINVAL, 4000, 10500, "endpoint",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(ENDPOINT_FORMAT), "endpoint",
                          "endpoint format error: an http endpoint starts with http:// or "
                          "https://");
     size_t hl = strcspn(h, "/?#");
@@ -1035,7 +1037,7 @@ static int http_endpoint_check(const char *ep, struct meta_err *e)
         ok = ok && v >= 1 && v <= 65535;
     }
     if (!ok)
-        return meta_fail(e, CMQ_EINVAL, 4000, 10630, "endpoint",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(ENDPOINT_ILLEGAL), "endpoint",
                          "illegal endpoint: the host must be a domain name or an IP address");
     return CMQ_OK;
 }
@@ -1054,13 +1056,13 @@ static int list_check(int kind, const char (*in)[129], size_t in_stride, pb_size
         if (!v[0])
             continue; /* spec §5.2: empty entries count as absent */
         if (*n_out >= max)
-            return kind == 1 ? meta_fail(e, CMQ_EINVAL, 4000, 10490, param,
+            return kind == 1 ? meta_fail(e, CMQ_EINVAL, META_ROW(FILTER_TAG_COUNT), param,
                                          "number of filterTag exceed limit (%d)", META_TAGS_MAX)
-                             : meta_fail(e, CMQ_EINVAL, 4000, 10680, param,
+                             : meta_fail(e, CMQ_EINVAL, META_ROW(BINDING_KEY_TOO_MANY), param,
                                          "too many bindingKey (max %d)", META_BINDING_KEYS_MAX);
         size_t l = strlen(v);
         if (l > len_max)
-            return meta_fail(e, CMQ_EINVAL, 4000, 10350, param,
+            return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_RANGE), param,
                              "parameter %s value or length is out of range (max %zu)", param,
                              len_max);
         if (kind == 2) {
@@ -1068,7 +1070,7 @@ static int list_check(int kind, const char (*in)[129], size_t in_stride, pb_size
             for (size_t j = 0; j < l; j++)
                 dots += v[j] == '.';
             if (dots > META_BINDING_KEY_DOTS_MAX)
-                return meta_fail(e, CMQ_EINVAL, 4000, 10691, param,
+                return meta_fail(e, CMQ_EINVAL, META_ROW(TOO_MANY_DELIMITERS), param,
                                  "too many delimeters in bindingKey (max %d '.')",
                                  META_BINDING_KEY_DOTS_MAX);
         }
@@ -1086,7 +1088,7 @@ static int strategy_norm(const char *in, char *out, size_t cap, struct meta_err 
             *c = (char)toupper((unsigned char)*c);
         return CMQ_OK;
     }
-    return meta_fail(e, CMQ_EINVAL, 4000, 10520, "notifyStrategy",
+    return meta_fail(e, CMQ_EINVAL, META_ROW(NOTIFY_STRATEGY_UNDEFINED), "notifyStrategy",
                      "undefined notify retry stragety: BACKOFF_RETRY or "
                      "EXPONENTIAL_DECAY_RETRY");
 }
@@ -1095,7 +1097,7 @@ static int format_norm(const char *in, const char *protocol, char *out, size_t c
                        struct meta_err *e)
 {
     if (strcasecmp(in, "JSON") != 0 && strcasecmp(in, "SIMPLIFIED") != 0)
-        return meta_fail(e, CMQ_EINVAL, 4000, 10530, "notifyContentFormat",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(NOTIFY_FORMAT_UNDEFINED), "notifyContentFormat",
                          "undefined notify content format: JSON or SIMPLIFIED");
     /* Spec §8.1: a queue endpoint receives SIMPLIFIED.  The Python and Java
      * SDKs send JSON for queue subscriptions by default, so we coerce rather
@@ -1139,7 +1141,7 @@ int meta_sub_create(struct meta_store *s, const cmq_SubRequest *req, cmq_SubInfo
     pb_size_t n_tags, n_keys;
     int st;
     if (!meta_name_valid(req->subscription_name))
-        return meta_fail(e, CMQ_EINVAL, 4000, 10580, "subscriptionName",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(SUBSCRIPTION_NAME_FORMAT), "subscriptionName",
                          "subscription name format error: 1-64 letters, digits or '-', "
                          "starting with a letter");
     if (strcasecmp(req->protocol, "http") == 0)
@@ -1147,15 +1149,15 @@ int meta_sub_create(struct meta_store *s, const cmq_SubRequest *req, cmq_SubInfo
     else if (strcasecmp(req->protocol, "queue") == 0)
         strcpy(protocol, "queue");
     else
-        return meta_fail(e, CMQ_EINVAL, 4000, 10510, "protocol",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(PROTOCOL_UNDEFINED), "protocol",
                          "undefined protocol: http or queue");
     if (!req->endpoint[0])
-        return meta_fail(e, CMQ_EINVAL, 4000, 10500, "endpoint", "endpoint format error: empty");
+        return meta_fail(e, CMQ_EINVAL, META_ROW(ENDPOINT_FORMAT), "endpoint", "endpoint format error: empty");
     if (strcmp(protocol, "http") == 0) {
         if ((st = http_endpoint_check(req->endpoint, e)) != CMQ_OK)
             return st;
     } else if (!meta_name_valid(req->endpoint)) {
-        return meta_fail(e, CMQ_EINVAL, 4000, 10500, "endpoint",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(ENDPOINT_FORMAT), "endpoint",
                          "endpoint format error: a queue endpoint is a queue name");
     }
     if ((st = strategy_norm(req->notify_strategy[0] ? req->notify_strategy
@@ -1171,7 +1173,7 @@ int meta_sub_create(struct meta_store *s, const cmq_SubRequest *req, cmq_SubInfo
         return st;
     meta_lower(req->subscription_name, lower, sizeof lower);
     if (meta_random_id("subscription-", sid, sizeof sid) != CMQ_OK)
-        return meta_fail(e, CMQ_EINTERNAL, 6000, 10050, NULL, "no random id");
+        return meta_fail(e, CMQ_EINTERNAL, META_ROW(INTERNAL), NULL, "no random id");
 
     if ((st = meta_tx_begin(s, e)) != CMQ_OK)
         return st;
@@ -1181,7 +1183,7 @@ int meta_sub_create(struct meta_store *s, const cmq_SubRequest *req, cmq_SubInfo
     if ((st = topic_find(s, req->appid, req->topic_name, &t, &trow, e)) != CMQ_OK)
         goto fail;
     if (t.filter_type == 2 && n_keys == 0) {
-        st = meta_fail(e, CMQ_EINVAL, 4000, 10710, "bindingKey",
+        st = meta_fail(e, CMQ_EINVAL, META_ROW(BINDING_KEY_MISSING), "bindingKey",
                        "parameters lack of bindingKey: the topic routes by key (filterType 2)");
         goto fail;
     }
@@ -1207,14 +1209,14 @@ int meta_sub_create(struct meta_store *s, const cmq_SubRequest *req, cmq_SubInfo
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
     if (rc == SQLITE_ROW) {
-        st = meta_fail(e, CMQ_EEXIST, 4490, 10470, "subscriptionName",
+        st = meta_fail(e, CMQ_EEXIST, META_ROW(SUBSCRIPTION_EXISTS), "subscriptionName",
                        "subscribtion is already existed, case insensitive");
         goto fail;
     }
     if (rc != SQLITE_DONE)
         goto db;
     if ((int64_t)t.subscription_count >= s->o.subs_per_topic) {
-        st = meta_fail(e, CMQ_ELIMIT, 4500, 10480, NULL,
+        st = meta_fail(e, CMQ_ELIMIT, META_ROW(SUBSCRIPTION_QUOTA), NULL,
                        "number of subscription has reached the limit (%lld)",
                        (long long)s->o.subs_per_topic);
         goto fail;
@@ -1294,7 +1296,7 @@ int meta_sub_set(struct meta_store *s, const cmq_SubRequest *req, cmq_SubInfo *o
         goto fail;
     if ((req->protocol[0] && strcasecmp(req->protocol, cur.protocol) != 0) ||
         (req->endpoint[0] && strcmp(req->endpoint, cur.endpoint) != 0)) {
-        st = meta_fail(e, CMQ_EINVAL, 4000, 10110, req->protocol[0] ? "protocol" : "endpoint",
+        st = meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_ERROR), req->protocol[0] ? "protocol" : "endpoint",
                        "protocol and endpoint of a subscription cannot be changed");
         goto fail;
     }
@@ -1308,7 +1310,7 @@ int meta_sub_set(struct meta_store *s, const cmq_SubRequest *req, cmq_SubInfo *o
             CMQ_OK)
         goto fail;
     if (req->has_binding_keys && t.filter_type == 2 && n_keys == 0) {
-        st = meta_fail(e, CMQ_EINVAL, 4000, 10710, "bindingKey",
+        st = meta_fail(e, CMQ_EINVAL, META_ROW(BINDING_KEY_MISSING), "bindingKey",
                        "parameters lack of bindingKey: the topic routes by key (filterType 2)");
         goto fail;
     }
@@ -1436,7 +1438,7 @@ int meta_sub_list(struct meta_store *s, const cmq_ListRequest *req, cmq_SubList 
     sqlite3_finalize(q);
     out->subscriptions = calloc((size_t)limit, sizeof *out->subscriptions);
     if (!out->subscriptions)
-        return meta_fail(e, CMQ_ENOMEM, 6000, 10050, NULL, "out of memory");
+        return meta_fail(e, CMQ_ENOMEM, META_ROW(INTERNAL), NULL, "out of memory");
     q = meta_prepare(s, "SELECT " SUB_COLS " WHERE s.topic_row = ? AND instr(s.name_lower, ?) > 0"
                         " ORDER BY s.id LIMIT ? OFFSET ?");
     if (!q)

@@ -302,10 +302,10 @@ int meta_node_register(struct meta_store *s, const cmq_NodeRequest *req, cmq_Nod
                        struct meta_err *e)
 {
     if (!node_id_valid(req->node_id))
-        return meta_fail(e, CMQ_EINVAL, 0, 0, "node_id",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(DEFAULT), "node_id",
                          "node id must be 1-63 letters, digits, '-', '_' or '.'");
     if (!req->endpoint[0])
-        return meta_fail(e, CMQ_EINVAL, 0, 0, "endpoint", "a node needs an endpoint");
+        return meta_fail(e, CMQ_EINVAL, META_ROW(DEFAULT), "endpoint", "a node needs an endpoint");
     int st = meta_tx_begin(s, e);
     if (st != CMQ_OK)
         return st;
@@ -322,7 +322,7 @@ int meta_node_register(struct meta_store *s, const cmq_NodeRequest *req, cmq_Nod
         int ok;
         if (meta_query_int(s, "SELECT COUNT(*) FROM nodes", 0, &ok) >= META_NODES_MAX) {
             meta_tx_rollback(s);
-            return meta_fail(e, CMQ_ELIMIT, 0, 0, "node_id", "at most %d storage nodes",
+            return meta_fail(e, CMQ_ELIMIT, META_ROW(DEFAULT), "node_id", "at most %d storage nodes",
                              META_NODES_MAX);
         }
     }
@@ -373,7 +373,7 @@ int meta_node_heartbeat(struct meta_store *s, const cmq_NodeRequest *req, cmq_No
     sqlite3_finalize(q);
     if (rc == SQLITE_DONE) {
         meta_tx_rollback(s);
-        return meta_fail(e, CMQ_ENOTFOUND, 0, 0, "node_id", "node %s is not registered",
+        return meta_fail(e, CMQ_ENOTFOUND, META_ROW(DEFAULT), "node_id", "node %s is not registered",
                          req->node_id);
     }
     if (rc != SQLITE_ROW)

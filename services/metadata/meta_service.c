@@ -221,8 +221,7 @@ static const struct op ops[] = {
 static void reply_error(struct rpc_call *call, const struct meta_err *e)
 {
     cmq_MetaError me = cmq_MetaError_init_zero;
-    me.cmq_code = e->cmq_code;
-    me.cmq_module = e->cmq_module;
+    me.row = e->row;
     snprintf(me.reason, sizeof me.reason, "%s", e->reason);
     snprintf(me.param, sizeof me.param, "%s", e->param);
     uint8_t *buf = NULL;
@@ -259,8 +258,7 @@ void meta_service_handle(struct rpc_server *srv, struct rpc_call *call, void *ar
         snprintf(e.reason, sizeof e.reason, "malformed %s request (a field exceeds its bound?)",
                  op->name);
         e.status = st;
-        e.cmq_code = 4000;
-        e.cmq_module = 10110;
+        e.row = cmq_MetaRow_META_ROW_PARAM_ERROR;
     } else {
         st = op->fn(m->store, req, rep, &e);
     }
@@ -274,8 +272,8 @@ void meta_service_handle(struct rpc_server *srv, struct rpc_call *call, void *ar
             log_error("request", "type=%s status=%s reason=\"%s\"", op->name, status_name(st),
                       e.reason);
         else
-            log_info("request", "type=%s status=%s cmq_code=%d reason=\"%s\"", op->name,
-                     status_name(st), e.cmq_code, e.reason);
+            log_info("request", "type=%s status=%s row=%d reason=\"%s\"", op->name,
+                     status_name(st), (int)e.row, e.reason);
     }
     pb_release(op->rep_fields, rep);
     pb_release(op->req_fields, req);

@@ -154,14 +154,13 @@ uint64_t meta_now_ms(struct meta_store *s)
     return s->o.now_ms ? s->o.now_ms(s->o.clock_arg) : clock_wall_ms();
 }
 
-int meta_fail(struct meta_err *e, int status, int32_t code, int32_t module, const char *param,
+int meta_fail(struct meta_err *e, int status, cmq_MetaRow row, const char *param,
               const char *fmt, ...)
 {
     if (!e)
         return status;
     e->status = status;
-    e->cmq_code = code;
-    e->cmq_module = module;
+    e->row = row;
     snprintf(e->param, sizeof e->param, "%s", param ? param : "");
     va_list ap;
     va_start(ap, fmt);
@@ -172,7 +171,7 @@ int meta_fail(struct meta_err *e, int status, int32_t code, int32_t module, cons
 
 int meta_db_fail(struct meta_store *s, struct meta_err *e, const char *what)
 {
-    return meta_fail(e, CMQ_EIO, 6000, 10050, NULL, "database error in %s: %s", what,
+    return meta_fail(e, CMQ_EIO, META_ROW(INTERNAL), NULL, "database error in %s: %s", what,
                      sqlite3_errmsg(s->db));
 }
 
@@ -265,7 +264,7 @@ int meta_account_exists(struct meta_store *s, uint64_t appid, struct meta_err *e
         return CMQ_OK;
     if (rc != SQLITE_DONE)
         return meta_db_fail(s, e, "account lookup");
-    return meta_fail(e, CMQ_ENOTFOUND, 4000, 10440, "appid", "account %llu does not exist",
+    return meta_fail(e, CMQ_ENOTFOUND, META_ROW(ACCOUNT_ILLEGAL), "appid", "account %llu does not exist",
                      (unsigned long long)appid);
 }
 
@@ -279,7 +278,7 @@ static int exec_sql(struct meta_store *s, const char *sql)
 int meta_tx_begin(struct meta_store *s, struct meta_err *e)
 {
     if (s->in_tx)
-        return meta_fail(e, CMQ_EINTERNAL, 6000, 10050, NULL, "nested transaction");
+        return meta_fail(e, CMQ_EINTERNAL, META_ROW(INTERNAL), NULL, "nested transaction");
     if (exec_sql(s, "BEGIN IMMEDIATE") != CMQ_OK)
         return meta_db_fail(s, e, "begin");
     s->in_tx = 1;
@@ -391,7 +390,7 @@ static int migrate(struct meta_store *s, struct meta_err *e)
     if (!ok)
         return meta_db_fail(s, e, "reading user_version");
     if (v > META_SCHEMA_VERSION)
-        return meta_fail(e, CMQ_EUNSUPPORTED, 0, 0, NULL,
+        return meta_fail(e, CMQ_EUNSUPPORTED, META_ROW(DEFAULT), NULL,
                          "database schema version %lld is newer than this binary's (%d)",
                          (long long)v, META_SCHEMA_VERSION);
     for (; v < META_SCHEMA_VERSION; v++) {
@@ -434,14 +433,14 @@ static int rekey(struct meta_store *s, const uint8_t *old, const char *new_id,
             cl > META_SECRET_MAX ||
             meta_secret_open(old, sid, sqlite3_column_blob(q, 1), sqlite3_column_blob(q, 2),
                              (size_t)cl, sqlite3_column_blob(q, 3), plain) != CMQ_OK) {
-            st = meta_fail(e, CMQ_ECORRUPT, 0, 0, NULL,
+            st = meta_fail(e, CMQ_ECORRUPT, META_ROW(DEFAULT), NULL,
                            "rekey: the secret of %s does not open with the previous key", sid);
             break;
         }
         st = meta_secret_seal(s->master_key, sid, plain, (size_t)cl, nonce, ct, tag);
         OPENSSL_cleanse(plain, sizeof plain);
         if (st != CMQ_OK) {
-            meta_fail(e, st, 0, 0, NULL, "rekey: cannot seal");
+            meta_fail(e, st, META_ROW(DEFAULT), NULL, "rekey: cannot seal");
             break;
         }
         sqlite3_stmt *u = meta_prepare(s, "UPDATE keys SET secret_nonce = ?, secret_ct = ?,"
@@ -497,7 +496,7 @@ static int check_master_key(struct meta_store *s, const uint8_t *previous, struc
     if (rc == SQLITE_ROW)
         return strcmp(stored, id) == 0
                    ? CMQ_OK
-                   : meta_fail(e, CMQ_EAUTH, 0, 0, NULL,
+                   : meta_fail(e, CMQ_EAUTH, META_ROW(DEFAULT), NULL,
                                "the master key (id %s) is not the one this database's secrets "
                                "were encrypted with (id %s)",
                                id, stored);
@@ -515,10 +514,10 @@ int meta_store_open(const struct meta_store_opts *opts, struct meta_store **out,
 {
     *out = NULL;
     if (!opts->path || !opts->master_key)
-        return meta_fail(err, CMQ_EINVAL, 0, 0, NULL, "path and master key are required");
+        return meta_fail(err, CMQ_EINVAL, META_ROW(DEFAULT), NULL, "path and master key are required");
     struct meta_store *s = calloc(1, sizeof *s);
     if (!s)
-        return meta_fail(err, CMQ_ENOMEM, 0, 0, NULL, "out of memory");
+        return meta_fail(err, CMQ_ENOMEM, META_ROW(DEFAULT), NULL, "out of memory");
     s->o = *opts;
     s->o.path = NULL; /* borrowed only during open */
     s->o.master_key = NULL;
@@ -539,7 +538,7 @@ int meta_store_open(const struct meta_store_opts *opts, struct meta_store **out,
         s->o.partitions_per_node = 2;
     if (s->o.replicas > 5)
         return meta_store_close(s),
-               meta_fail(err, CMQ_EINVAL, 0, 0, NULL, "replicas must be 1..5");
+               meta_fail(err, CMQ_EINVAL, META_ROW(DEFAULT), NULL, "replicas must be 1..5");
 
     int st;
     /* The file holds sealed secrets: create it private (SQLite gives the WAL
@@ -550,7 +549,7 @@ int meta_store_open(const struct meta_store_opts *opts, struct meta_store **out,
     if (sqlite3_open_v2(opts->path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
-        st = meta_fail(err, CMQ_EIO, 0, 0, NULL, "cannot open %s: %s", opts->path,
+        st = meta_fail(err, CMQ_EIO, META_ROW(DEFAULT), NULL, "cannot open %s: %s", opts->path,
                        s->db ? sqlite3_errmsg(s->db) : "out of memory");
         meta_store_close(s);
         return st;
@@ -571,7 +570,7 @@ int meta_store_open(const struct meta_store_opts *opts, struct meta_store **out,
         meta_col_text(q, 0, mode, sizeof mode);
     sqlite3_finalize(q);
     if (strcmp(mode, "wal") != 0) {
-        st = meta_fail(err, CMQ_EIO, 0, 0, NULL, "%s: WAL mode not available (mode %s)",
+        st = meta_fail(err, CMQ_EIO, META_ROW(DEFAULT), NULL, "%s: WAL mode not available (mode %s)",
                        opts->path, mode);
         meta_store_close(s);
         return st;
@@ -624,7 +623,7 @@ static int account_load(struct meta_store *s, uint64_t appid, cmq_Account *out,
     }
     sqlite3_finalize(st);
     if (rc == SQLITE_DONE)
-        return meta_fail(e, CMQ_ENOTFOUND, 4000, 10440, "appid", "account %llu does not exist",
+        return meta_fail(e, CMQ_ENOTFOUND, META_ROW(ACCOUNT_ILLEGAL), "appid", "account %llu does not exist",
                          (unsigned long long)appid);
     return rc == SQLITE_ROW ? CMQ_OK : meta_db_fail(s, e, "account load");
 }
@@ -641,10 +640,10 @@ int meta_account_create(struct meta_store *s, const cmq_AccountCreateRequest *re
                         cmq_Account *out, struct meta_err *e)
 {
     if (strlen(req->name) > META_NAME_MAX || !printable(req->name))
-        return meta_fail(e, CMQ_EINVAL, 4000, 10350, "name",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_RANGE), "name",
                          "account name must be at most 64 printable characters");
     if (req->appid > APPID_MAX)
-        return meta_fail(e, CMQ_EINVAL, 4000, 10350, "appid", "appid must be 1..%llu",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_RANGE), "appid", "appid must be 1..%llu",
                          (unsigned long long)APPID_MAX);
     int st = meta_tx_begin(s, e);
     if (st != CMQ_OK)
@@ -658,11 +657,11 @@ int meta_account_create(struct meta_store *s, const cmq_AccountCreateRequest *re
         appid = (uint64_t)max < APPID_FIRST ? APPID_FIRST : (uint64_t)max + 1;
         if (appid > APPID_MAX) {
             meta_tx_rollback(s);
-            return meta_fail(e, CMQ_ELIMIT, 0, 0, "appid", "no appid left");
+            return meta_fail(e, CMQ_ELIMIT, META_ROW(DEFAULT), "appid", "no appid left");
         }
     } else if (meta_account_exists(s, appid, NULL) == CMQ_OK) {
         meta_tx_rollback(s);
-        return meta_fail(e, CMQ_EEXIST, 0, 0, "appid", "account %llu already exists",
+        return meta_fail(e, CMQ_EEXIST, META_ROW(DEFAULT), "appid", "account %llu already exists",
                          (unsigned long long)appid);
     }
     sqlite3_stmt *ins = meta_prepare(s, "INSERT INTO accounts VALUES (?, ?, ?)");
@@ -742,7 +741,7 @@ static int key_row(struct meta_store *s, const char *secret_id, cmq_Key *out, in
     sqlite3_bind_text(st, 1, secret_id, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st), res = CMQ_OK;
     if (rc == SQLITE_DONE) {
-        res = meta_fail(e, CMQ_ENOTFOUND, 4100, 10270, "SecretId", "secret id is not existed");
+        res = meta_fail(e, CMQ_ENOTFOUND, META_ROW(SECRET_ID_NOT_EXIST), "SecretId", "secret id is not existed");
     } else if (rc != SQLITE_ROW) {
         res = meta_db_fail(s, e, "key load");
     } else {
@@ -758,7 +757,7 @@ static int key_row(struct meta_store *s, const char *secret_id, cmq_Key *out, in
                 tl = sqlite3_column_bytes(st, 5);
             if (nl != META_SECRET_NONCE_LEN || tl != META_SECRET_TAG_LEN || cl <= 0 ||
                 cl >= (int)sizeof out->secret_key) {
-                res = meta_fail(e, CMQ_ECORRUPT, 6000, 10050, NULL,
+                res = meta_fail(e, CMQ_ECORRUPT, META_ROW(INTERNAL), NULL,
                                 "stored secret of %s is malformed", secret_id);
             } else {
                 res = meta_secret_open(s->master_key, secret_id, sqlite3_column_blob(st, 3),
@@ -766,7 +765,7 @@ static int key_row(struct meta_store *s, const char *secret_id, cmq_Key *out, in
                                        sqlite3_column_blob(st, 5), out->secret_key);
                 out->secret_key[cl] = '\0';
                 if (res != CMQ_OK)
-                    res = meta_fail(e, res, 6000, 10050, NULL,
+                    res = meta_fail(e, res, META_ROW(INTERNAL), NULL,
                                     "stored secret of %s does not decrypt", secret_id);
             }
         }
@@ -786,7 +785,7 @@ int meta_key_create(struct meta_store *s, const cmq_KeyCreateRequest *req, cmq_K
         meta_secret_seal(s->master_key, secret_id, secret, SECRET_KEY_LEN, nonce, ct, tag) !=
             CMQ_OK) {
         OPENSSL_cleanse(secret, sizeof secret);
-        return meta_fail(e, CMQ_EINTERNAL, 6000, 10050, NULL, "cannot generate a key");
+        return meta_fail(e, CMQ_EINTERNAL, META_ROW(INTERNAL), NULL, "cannot generate a key");
     }
     int st = meta_tx_begin(s, e);
     if (st != CMQ_OK)
@@ -805,7 +804,7 @@ int meta_key_create(struct meta_store *s, const cmq_KeyCreateRequest *req, cmq_K
         goto db;
     if (n >= KEYS_PER_ACCOUNT_MAX) {
         meta_tx_rollback(s);
-        st = meta_fail(e, CMQ_ELIMIT, 0, 0, "appid", "account %llu already has %d keys",
+        st = meta_fail(e, CMQ_ELIMIT, META_ROW(DEFAULT), "appid", "account %llu already has %d keys",
                        (unsigned long long)req->appid, KEYS_PER_ACCOUNT_MAX);
         goto out;
     }
@@ -886,13 +885,13 @@ int meta_key_get_secret(struct meta_store *s, const char *secret_id, cmq_Key *ou
                         struct meta_err *e)
 {
     if (strncmp(secret_id, "AKID", 4) != 0)
-        return meta_fail(e, CMQ_EAUTH, 4000, 10450, "SecretId",
+        return meta_fail(e, CMQ_EAUTH, META_ROW(SECRET_ID_PREFIX), "SecretId",
                          "secret id dosen't begin with AKID");
     int st = key_row(s, secret_id, out, 0, e);
     if (st != CMQ_OK)
         return st;
     if (!out->enabled)
-        return meta_fail(e, CMQ_EAUTH, 4100, 10080, "SecretId", "secret id status error");
+        return meta_fail(e, CMQ_EAUTH, META_ROW(SECRET_ID_STATUS), "SecretId", "secret id status error");
     return key_row(s, secret_id, out, 1, e);
 }
 
@@ -1009,10 +1008,10 @@ int meta_acl_grant(struct meta_store *s, const cmq_AclEntry *req, cmq_AclEntry *
 {
     struct acl_resource r;
     if (!acl_action_valid(req->action))
-        return meta_fail(e, CMQ_EINVAL, 4000, 10110, "action",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_ERROR), "action",
                          "action must be an Action name (letters) or '*'");
     if (acl_parse_resource(req->resource, &r) != CMQ_OK)
-        return meta_fail(e, CMQ_EINVAL, 4000, 10110, "resource",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_ERROR), "resource",
                          "resource must be '*', 'queue:NAME', 'topic:NAME', or a prefix "
                          "ending in '*' such as 'queue:orders-*'");
     char action_lower[72];
@@ -1035,7 +1034,7 @@ int meta_acl_grant(struct meta_store *s, const cmq_AclEntry *req, cmq_AclEntry *
         goto db;
     if (n >= GRANTS_PER_KEY_MAX) {
         meta_tx_rollback(s);
-        return meta_fail(e, CMQ_ELIMIT, 0, 0, "secret_id", "key already has %d grants",
+        return meta_fail(e, CMQ_ELIMIT, META_ROW(DEFAULT), "secret_id", "key already has %d grants",
                          GRANTS_PER_KEY_MAX);
     }
     q = meta_prepare(s, "INSERT INTO acl (secret_id, action, action_lower, rtype, pattern,"
@@ -1053,7 +1052,7 @@ int meta_acl_grant(struct meta_store *s, const cmq_AclEntry *req, cmq_AclEntry *
     sqlite3_finalize(q);
     if (rc == SQLITE_CONSTRAINT) {
         meta_tx_rollback(s);
-        return meta_fail(e, CMQ_EEXIST, 0, 0, NULL, "the key already has this grant");
+        return meta_fail(e, CMQ_EEXIST, META_ROW(DEFAULT), NULL, "the key already has this grant");
     }
     if (rc != SQLITE_DONE)
         goto db;
@@ -1087,7 +1086,7 @@ int meta_acl_revoke(struct meta_store *s, const cmq_AclEntry *req, cmq_AclEntry 
     sqlite3_stmt *q;
     if (req->id == 0) {
         if (acl_parse_resource(req->resource, &r) != CMQ_OK || !acl_action_valid(req->action))
-            return meta_fail(e, CMQ_EINVAL, 4000, 10110, NULL,
+            return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_ERROR), NULL,
                              "revoke needs a grant id, or secret id, action and resource");
         meta_lower(req->action, action_lower, sizeof action_lower);
     }
@@ -1117,7 +1116,7 @@ int meta_acl_revoke(struct meta_store *s, const cmq_AclEntry *req, cmq_AclEntry 
     if (rc == SQLITE_DONE || (rc == SQLITE_ROW && req->secret_id[0] &&
                               strcmp(req->secret_id, out->secret_id) != 0)) {
         meta_tx_rollback(s);
-        return meta_fail(e, CMQ_ENOTFOUND, 0, 0, NULL, "no such grant");
+        return meta_fail(e, CMQ_ENOTFOUND, META_ROW(DEFAULT), NULL, "no such grant");
     }
     if (rc != SQLITE_ROW)
         goto db;
@@ -1163,8 +1162,6 @@ static void acl_denied(cmq_AclCheckReply *out, const struct meta_err *e)
     out->allowed = false;
     if (!e)
         return;
-    out->cmq_code = e->cmq_code;
-    out->cmq_module = e->cmq_module;
     snprintf(out->reason, sizeof out->reason, "%s", e->reason);
 }
 
@@ -1179,14 +1176,14 @@ int meta_acl_check(struct meta_store *s, const cmq_AclCheckRequest *req, cmq_Acl
     if (st != CMQ_OK)
         return st;
     if (!k.enabled)
-        return meta_fail(e, CMQ_EAUTH, 4100, 10080, "SecretId", "secret id status error");
+        return meta_fail(e, CMQ_EAUTH, META_ROW(SECRET_ID_STATUS), "SecretId", "secret id status error");
     out->appid = k.appid;
     const char *rt = req->resource_type;
     if (rt[0] && strcmp(rt, "queue") != 0 && strcmp(rt, "topic") != 0)
-        return meta_fail(e, CMQ_EINVAL, 4000, 10110, "resource_type",
+        return meta_fail(e, CMQ_EINVAL, META_ROW(PARAM_ERROR), "resource_type",
                          "resource type must be queue, topic or empty");
     if (req->owner_appid && req->owner_appid != k.appid) {
-        meta_fail(e, CMQ_EDENIED, 4000, 10461, NULL,
+        meta_fail(e, CMQ_EDENIED, META_ROW(NO_CAM_AUTH), NULL,
                   "no cam authentication: the key belongs to account %llu, not %llu",
                   (unsigned long long)k.appid, (unsigned long long)req->owner_appid);
         acl_denied(out, e);
@@ -1228,7 +1225,7 @@ int meta_acl_check(struct meta_store *s, const cmq_AclCheckRequest *req, cmq_Acl
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return meta_db_fail(s, e, "acl check");
     if (!out->allowed) {
-        meta_fail(e, CMQ_EDENIED, 4000, 10461, NULL,
+        meta_fail(e, CMQ_EDENIED, META_ROW(NO_CAM_AUTH), NULL,
                   "no cam authentication: no grant for %s on %s%s%s", req->action,
                   rt[0] ? rt : "account", req->resource_name[0] ? ":" : "", req->resource_name);
         acl_denied(out, e);

@@ -4,8 +4,9 @@
  * encrypted with the master key, meta_secret.h), ACL grants, queues, topics
  * and subscriptions with every attribute of the CMQ API spec (§5-§8, §11),
  * storage nodes, partitions and their replicas.  It validates every request
- * against the spec's rules and answers a status plus a meta_err naming the
- * CMQ code the gateway should send.  Each mutation runs in one transaction:
+ * against the spec's rules and answers a status plus a meta_err naming, where
+ * the status alone does not say it, the row of the gateway's CMQ error table
+ * the spec wants (a MetaRow of metadata.proto; never a CMQ code or text).  Each mutation runs in one transaction:
  * either all of it is on disk (synchronous=FULL) or none of it is.
  *
  * It does not talk to the network and does not know the envelope: the
@@ -30,8 +31,7 @@
  * alone decides, e.g. CMQ_EIO -> 6000), and a reason for humans. */
 struct meta_err {
     int status;
-    int32_t cmq_code;
-    int32_t cmq_module;
+    cmq_MetaRow row; /* the gateway's CMQ row (metadata.proto); DEFAULT: from status */
     char reason[200];
     char param[32];
 };

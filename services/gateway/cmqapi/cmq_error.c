@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "metadata.pb.h"
 #include "status.h"
 
 struct row {
@@ -52,6 +53,50 @@ static const enum cmq_err status_rows[CMQ_STATUS_COUNT_] = {
 _Static_assert(CMQ_STATUS_COUNT_ == 21,
                "a status was added: give it a row in status_rows and docs/status-codes.md");
 
+/* Metadata's row ids (metadata.proto MetaRow) -> rows of this table.  The
+ * names are the same; DEFAULT is left to the status. */
+#define META_ROW_(name) [cmq_MetaRow_META_ROW_##name] = CMQERR_##name
+static const enum cmq_err meta_rows[_cmq_MetaRow_MAX + 1] = {
+    [cmq_MetaRow_META_ROW_DEFAULT] = CMQERR_COUNT_,
+    META_ROW_(INTERNAL),
+    META_ROW_(PARAM_ERROR),
+    META_ROW_(PARAM_RANGE),
+    META_ROW_(NO_CAM_AUTH),
+    META_ROW_(ACCOUNT_ILLEGAL),
+    META_ROW_(SECRET_ID_PREFIX),
+    META_ROW_(SECRET_ID_STATUS),
+    META_ROW_(SECRET_ID_NOT_EXIST),
+    META_ROW_(QUEUE_NAME_FORMAT),
+    META_ROW_(QUEUE_NOT_EXIST),
+    META_ROW_(QUEUE_EXISTS),
+    META_ROW_(QUEUE_QUOTA),
+    META_ROW_(RECREATE_TOO_SOON),
+    META_ROW_(REWIND_ABOVE_RETENTION),
+    META_ROW_(TOPIC_NAME_FORMAT),
+    META_ROW_(TOPIC_NOT_EXIST),
+    META_ROW_(TOPIC_EXISTS),
+    META_ROW_(TOPIC_QUOTA),
+    META_ROW_(TOPIC_RECREATE_TOO_SOON),
+    META_ROW_(TOPIC_HAS_SUBSCRIPTIONS),
+    META_ROW_(SUBSCRIPTION_NAME_FORMAT),
+    META_ROW_(SUBSCRIPTION_NOT_EXIST),
+    META_ROW_(SUBSCRIPTION_EXISTS),
+    META_ROW_(SUBSCRIPTION_QUOTA),
+    META_ROW_(PROTOCOL_UNDEFINED),
+    META_ROW_(ENDPOINT_FORMAT),
+    META_ROW_(ENDPOINT_BLANK),
+    META_ROW_(ENDPOINT_ILLEGAL),
+    META_ROW_(NOTIFY_STRATEGY_UNDEFINED),
+    META_ROW_(NOTIFY_FORMAT_UNDEFINED),
+    META_ROW_(FILTER_TAG_COUNT),
+    META_ROW_(BINDING_KEY_TOO_MANY),
+    META_ROW_(BINDING_KEY_MISSING),
+    META_ROW_(TOO_MANY_DELIMITERS),
+};
+#undef META_ROW_
+_Static_assert(_cmq_MetaRow_MIN == 0 && _cmq_MetaRow_MAX == 34,
+               "a MetaRow was added to metadata.proto: map it in meta_rows");
+
 static const struct row *row_of(enum cmq_err e)
 {
     assert((int)e >= 0 && e < CMQERR_COUNT_);
@@ -68,6 +113,13 @@ enum cmq_err cmq_error_from_status(int status)
     if (status < 0 || status >= CMQ_STATUS_COUNT_)
         return CMQERR_INTERNAL;
     return status_rows[status];
+}
+
+enum cmq_err cmq_error_from_meta(int status, int meta_row)
+{
+    if (meta_row > 0 && meta_row <= _cmq_MetaRow_MAX)
+        return meta_rows[meta_row];
+    return cmq_error_from_status(status);
 }
 
 int cmq_fault_setn(struct cmq_fault *f, enum cmq_err err, const char *arg, size_t arg_len,

@@ -5,8 +5,9 @@
  * in `message` as "(nnnnn)", and the English text from shared/spec/
  * cmq-http-api.md §12 (a "%s" in the text is replaced by the name of the
  * offending parameter).  The same file maps the project's internal status
- * enum (common/base/status.h) to a default row; callers that know better
- * (a missing topic rather than a missing queue) pick the row themselves.
+ * enum (common/base/status.h) to a default row, and the row ids metadata
+ * sends (proto/metadata.proto MetaRow) to their rows: this table is the only
+ * place a CMQ code and message are written.
  * docs/status-codes.md documents both mappings and must change with them.
  *
  * A `struct cmq_fault` carries a row and the parameter it names from the
@@ -55,6 +56,7 @@ struct json;
     X(INTERNAL, 6000, 10050, "server internal error")                                           \
     /* not in the spec's list: 6000 with the text saying a retry may succeed */                 \
     X(UNAVAILABLE, 6000, 10050, "server internal error, service unavailable, please retry")     \
+    X(NOT_SERVED, 6000, 10050, "action %s is not served by this server yet")                    \
     /* §12.2 queue */                                                                           \
     X(QUEUE_NAME_FORMAT, 4000, 10020, "queue name format error")                                \
     X(MSG_BODY_EMPTY, 4000, 10120, "message body can't be empty")                               \
@@ -159,6 +161,12 @@ const char *cmq_error_id(enum cmq_err e);
  * AUTH_FAILED, ...; see docs/status-codes.md).  Unknown statuses map to
  * INTERNAL. */
 enum cmq_err cmq_error_from_status(int status);
+
+/* The row for a failed metadata reply: the row metadata named (a MetaRow of
+ * proto/metadata.proto: the rows the status alone cannot pick, such as a
+ * missing topic rather than a missing queue), or the status's default row
+ * when it named none (META_ROW_DEFAULT) or one this build does not know. */
+enum cmq_err cmq_error_from_meta(int status, int meta_row);
 
 /* Writes "(module)text" with "%s" replaced by `arg` (borrowed; NULL = "")
  * into `buf` (NUL-terminated, truncated to `cap`).  Returns the length the

@@ -48,10 +48,8 @@ void api_respond_json(struct gw_call *c, struct json *j);
  * the bare success envelope. */
 void api_reply_err(struct gw_call *c, enum cmq_err e, const char *arg);
 void api_reply_fault(struct gw_call *c, const struct cmq_fault *f);
-/* The error-table row with this code and module (module 0: any), or CMQERR_COUNT_. */
-enum cmq_err api_find_row(int code, int module);
-/* Answers a failed back-end reply: the exact code metadata named in its
- * MetaError, else the status's default row. */
+/* Answers a failed back-end reply: the row metadata named in its MetaError
+ * (cmq_error_from_meta), else the status's default row. */
 void api_reply_backend_error(struct gw_call *c, int status, const struct rpc_msg *msg);
 /* A success object with the envelope written; add members, then api_finish_ok. */
 struct json *api_begin_ok(struct gw_call *c);

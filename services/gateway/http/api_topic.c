@@ -189,35 +189,6 @@ static int sub_names(struct gw_call *c, char *topic, size_t topic_cap, char *sub
 
 /* ---------- replies ---------- */
 
-/* A failed metadata reply for a topic or subscription action.  Some rows
- * share their code and module with a queue row (4460 "already existed",
- * 6040/10660 "re-create too soon") or with the topic row (4440/10600 for a
- * missing subscription), so the generic lookup by (code, module) would
- * name the wrong resource in the message: pick the topic's or the
- * subscription's row here, and leave everything else to
- * api_reply_backend_error. */
-static void topic_backend_error(struct gw_call *c, int status, const struct rpc_msg *msg)
-{
-    cmq_MetaError me = cmq_MetaError_init_zero;
-    if (status != CMQ_OK && msg && msg->body_len &&
-        rpc_pb_decode(cmq_MetaError_fields, &me, msg->body, msg->body_len) == CMQ_OK) {
-        if (me.cmq_code == 4460) {
-            api_reply_err(c, CMQERR_TOPIC_EXISTS, NULL);
-            return;
-        }
-        if (me.cmq_code == 6040 && me.cmq_module == 10660) {
-            api_reply_err(c, CMQERR_TOPIC_RECREATE_TOO_SOON, NULL);
-            return;
-        }
-        if (me.cmq_code == 4440 && me.cmq_module == 10600 &&
-            strcmp(me.param, "subscriptionName") == 0) {
-            api_reply_err(c, CMQERR_SUBSCRIPTION_NOT_EXIST, NULL);
-            return;
-        }
-    }
-    api_reply_backend_error(c, status, msg);
-}
-
 /* Success with the bare envelope (Set..., Delete..., Unsubscribe, Clear...),
  * after the storage step of the metadata request `tag`. */
 static void on_envelope(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
@@ -225,7 +196,7 @@ static void on_envelope(struct gw_call *c, int tag, int status, const struct rpc
     if (gw_call_gone(c))
         return;
     if (status != CMQ_OK) {
-        topic_backend_error(c, status, msg);
+        api_reply_backend_error(c, status, msg);
         return;
     }
     struct json *j = api_begin_ok(c);
@@ -259,7 +230,7 @@ static void on_topic_created(struct gw_call *c, int tag, int status, const struc
         return;
     cmq_TopicInfo t = cmq_TopicInfo_init_zero;
     if (status != CMQ_OK || rpc_pb_decode(cmq_TopicInfo_fields, &t, msg->body, msg->body_len)) {
-        topic_backend_error(c, status, msg);
+        api_reply_backend_error(c, status, msg);
         return;
     }
     struct json *j = api_begin_ok(c);
@@ -277,7 +248,7 @@ static void on_topic_attrs(struct gw_call *c, int tag, int status, const struct 
         return;
     cmq_TopicInfo t = cmq_TopicInfo_init_zero;
     if (status != CMQ_OK || rpc_pb_decode(cmq_TopicInfo_fields, &t, msg->body, msg->body_len)) {
-        topic_backend_error(c, status, msg);
+        api_reply_backend_error(c, status, msg);
         return;
     }
     api_topic_stats(c, &t); /* msgCount from storage, then api_write_topic_attrs */
@@ -306,7 +277,7 @@ static void on_topic_list(struct gw_call *c, int tag, int status, const struct r
         return;
     cmq_TopicList tl = cmq_TopicList_init_zero;
     if (status != CMQ_OK || rpc_pb_decode(cmq_TopicList_fields, &tl, msg->body, msg->body_len)) {
-        topic_backend_error(c, status, msg);
+        api_reply_backend_error(c, status, msg);
         return;
     }
     struct json *j = api_begin_ok(c);
@@ -332,7 +303,7 @@ static void on_subscribed(struct gw_call *c, int tag, int status, const struct r
         return;
     cmq_SubInfo s = cmq_SubInfo_init_zero;
     if (status != CMQ_OK || rpc_pb_decode(cmq_SubInfo_fields, &s, msg->body, msg->body_len)) {
-        topic_backend_error(c, status, msg);
+        api_reply_backend_error(c, status, msg);
         return;
     }
     struct json *j = api_begin_ok(c);
@@ -362,7 +333,7 @@ static void on_sub_attrs(struct gw_call *c, int tag, int status, const struct rp
         return;
     cmq_SubInfo s = cmq_SubInfo_init_zero;
     if (status != CMQ_OK || rpc_pb_decode(cmq_SubInfo_fields, &s, msg->body, msg->body_len)) {
-        topic_backend_error(c, status, msg);
+        api_reply_backend_error(c, status, msg);
         return;
     }
     api_sub_stats(c, &s);
@@ -415,7 +386,7 @@ static void on_sub_list(struct gw_call *c, int tag, int status, const struct rpc
     cmq_SubList sl = cmq_SubList_init_zero;
     if (status != CMQ_OK || rpc_pb_decode(cmq_SubList_fields, &sl, msg->body, msg->body_len)) {
         pb_release(cmq_SubList_fields, &sl); /* a partial decode may hold memory */
-        topic_backend_error(c, status, msg);
+        api_reply_backend_error(c, status, msg);
         return;
     }
     struct json *j = api_begin_ok(c);

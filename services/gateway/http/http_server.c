@@ -93,42 +93,17 @@ void api_reply_fault(struct gw_call *c, const struct cmq_fault *f)
     api_reply_err(c, f->err, f->arg[0] ? f->arg : NULL);
 }
 
-/* The row of the error table with this code and module, or CMQERR_COUNT_. */
-enum cmq_err api_find_row(int code, int module)
-{
-    for (int e = 0; e < CMQERR_COUNT_; e++)
-        if (cmq_error_code((enum cmq_err)e) == code &&
-            (module == 0 || cmq_error_module((enum cmq_err)e) == module))
-            return (enum cmq_err)e;
-    return CMQERR_COUNT_;
-}
-
-/* A failed back-end reply: metadata's MetaError names the exact CMQ code;
- * otherwise the status's default row (timeouts and unavailability: 6000). */
+/* A failed back-end reply: the row metadata's MetaError names (the table
+ * in cmqapi/cmq_error.c maps it), or the status's default row (timeouts
+ * and unavailability: 6000). */
 void api_reply_backend_error(struct gw_call *c, int status, const struct rpc_msg *msg)
 {
     struct api_call *a = gw_call_data(c);
     cmq_MetaError me = cmq_MetaError_init_zero;
-    if (msg && msg->body_len &&
+    if (status != CMQ_OK && msg && msg->body_len &&
         rpc_pb_decode(cmq_MetaError_fields, &me, msg->body, msg->body_len) == CMQ_OK &&
-        me.cmq_code != 0) {
-        enum cmq_err row = api_find_row(me.cmq_code, me.cmq_module);
-        if (row != CMQERR_COUNT_) {
-            api_reply_err(c, row, me.param[0] ? me.param : NULL);
-            return;
-        }
-        struct json *j = json_create(4096);
-        if (!j)
-            return;
-        char message[300];
-        snprintf(message, sizeof message, "(%d)%s", me.cmq_module, me.reason);
-        json_obj_begin(j);
-        json_kv_int(j, "code", me.cmq_code);
-        json_kv_cstr(j, "message", message);
-        json_kv_cstr(j, "requestId", a->request_id);
-        json_obj_end(j);
-        api_respond_json(c, j);
-        json_destroy(j);
+        me.row != cmq_MetaRow_META_ROW_DEFAULT) {
+        api_reply_err(c, cmq_error_from_meta(status, me.row), me.param[0] ? me.param : NULL);
         return;
     }
     if (status != CMQ_OK)
@@ -269,19 +244,7 @@ static void dispatch(struct gw_call *c)
     case CMQ_ACTION_BATCH_PUBLISH_MESSAGE: api_do_publish(c); return;
     default: {
         /* Not served by this build yet (see the file comment): say so plainly. */
-        struct json *j = json_create(4096);
-        if (!j)
-            return;
-        char message[160];
-        snprintf(message, sizeof message, "(10050)action %s is not served by this server yet",
-                 action_name(a->action));
-        json_obj_begin(j);
-        json_kv_int(j, "code", 6000);
-        json_kv_cstr(j, "message", message);
-        json_kv_cstr(j, "requestId", a->request_id);
-        json_obj_end(j);
-        api_respond_json(c, j);
-        json_destroy(j);
+        api_reply_err(c, CMQERR_NOT_SERVED, action_name(a->action));
     }
     }
 }
@@ -302,8 +265,7 @@ static void on_acl(struct gw_call *c, int tag, int status, const struct rpc_msg 
         struct api_call *a = gw_call_data(c);
         log_info("api_denied", "request=%s secret_id=%s action=%s reason=\"%s\"", a->request_id,
                  a->key.secret_id, action_name(a->action), r.reason);
-        enum cmq_err row = api_find_row(r.cmq_code ? r.cmq_code : 4000, r.cmq_module ? r.cmq_module : 10461);
-        api_reply_err(c, row != CMQERR_COUNT_ ? row : CMQERR_NO_CAM_AUTH, NULL);
+        api_reply_err(c, cmq_error_from_status(CMQ_EDENIED), NULL);
         return;
     }
     dispatch(c);
@@ -394,8 +356,8 @@ static void on_key(struct gw_call *c, int tag, int status, const struct rpc_msg 
         e.appid = k.appid;
         snprintf(e.secret_key, sizeof e.secret_key, "%s", k.secret_key);
     } else if (status == CMQ_EDENIED || status == CMQ_EAUTH) {
-        /* A disabled key (4100/10080) or a malformed SecretId: metadata's
-         * MetaError names the exact code. */
+        /* A disabled key or a malformed SecretId: metadata's MetaError
+         * names the row. */
         api_reply_backend_error(c, status, msg);
         return;
     } else if (status != CMQ_ENOTFOUND) {

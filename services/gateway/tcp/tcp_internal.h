@@ -30,7 +30,6 @@ struct acl_memo {
     int cmd;
     char name[65];
     int allowed;
-    int code, module; /* the denial's row */
     uint64_t until_ms;
 };
 

@@ -419,8 +419,7 @@ static void acl_decided(struct treq *r, const struct acl_memo *m)
         run_op(r);
         return;
     }
-    enum cmq_err row = api_find_row(m->code ? m->code : 4000, m->module ? m->module : 10461);
-    tconn_reply_err(r->conn, r->seqno, r->cmd, row != CMQERR_COUNT_ ? row : CMQERR_NO_CAM_AUTH, NULL);
+    tconn_reply_err(r->conn, r->seqno, r->cmd, cmq_error_from_status(CMQ_EDENIED), NULL);
     treq_done(r);
 }
 
@@ -439,8 +438,8 @@ static void on_acl(void *arg, const struct rpc_result *res)
     int is_topic;
     const char *name = tcp_resource_of(r, &is_topic);
     struct acl_memo *m = &c->acl[c->acl_next++ % TCP_ACL_CACHE];
-    *m = (struct acl_memo){.cmd = r->cmd, .allowed = ar.allowed, .code = ar.cmq_code,
-                           .module = ar.cmq_module, .until_ms = clock_mono_ms() + TCP_ACL_TTL_MS};
+    *m = (struct acl_memo){.cmd = r->cmd, .allowed = ar.allowed,
+                           .until_ms = clock_mono_ms() + TCP_ACL_TTL_MS};
     snprintf(m->name, sizeof m->name, "%s", name ? name : "");
     if (!ar.allowed)
         log_info("tcp_denied", "peer=%s secret_id=%s action=%s resource=%s reason=\"%s\"", c->peer,

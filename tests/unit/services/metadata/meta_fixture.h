@@ -3,6 +3,7 @@
 #ifndef CMQ_TEST_META_FIXTURE_H
 #define CMQ_TEST_META_FIXTURE_H
 
+#include "cmq_error.h"
 #include "meta_store.h"
 #include "status.h"
 
@@ -48,10 +49,11 @@ cmq_SubRequest sreq(const char *topic, const char *name, const char *protocol,
                  status_name(want), (e).reason)
 #define assert_cmq(e, code, module)                                                         \
     do {                                                                                    \
-        cr_assert_eq((e).cmq_code, (code), "cmq_code %d, want %d (%s)", (e).cmq_code,      \
-                     (code), (e).reason);                                                   \
-        cr_assert_eq((e).cmq_module, (module), "cmq_module %d, want %d (%s)",              \
-                     (e).cmq_module, (module), (e).reason);                                \
+        enum cmq_err r_ = cmq_error_from_meta((e).status, (int)(e).row);                    \
+        cr_assert_eq(cmq_error_code(r_), (code), "code %d (%s), want %d (%s)",              \
+                     cmq_error_code(r_), cmq_error_id(r_), (code), (e).reason);             \
+        cr_assert_eq(cmq_error_module(r_), (module), "module %d (%s), want %d (%s)",        \
+                     cmq_error_module(r_), cmq_error_id(r_), (module), (e).reason);         \
     } while (0)
 
 #endif

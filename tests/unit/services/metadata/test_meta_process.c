@@ -201,15 +201,14 @@ Test(process, round_trips_errors_events_and_restart)
     cr_assert_eq(req(cmq_MetaMsgType_META_MSG_QUEUE_CREATE, cmq_QueueRequest_fields, &qr,
                      cmq_QueueInfo_fields, &qi, &err),
                  CMQ_EEXIST);
-    cr_assert_eq(err.cmq_code, 4460);
+    cr_assert_eq(err.row, cmq_MetaRow_META_ROW_QUEUE_EXISTS);
     strcpy(qr.name, "orders");
     qr.has_visibility_timeout = true;
     qr.visibility_timeout = 43201;
     cr_assert_eq(req(cmq_MetaMsgType_META_MSG_QUEUE_SET, cmq_QueueRequest_fields, &qr,
                      cmq_QueueInfo_fields, &qi, &err),
                  CMQ_EINVAL);
-    cr_assert_eq(err.cmq_code, 4000);
-    cr_assert_eq(err.cmq_module, 10350);
+    cr_assert_eq(err.row, cmq_MetaRow_META_ROW_PARAM_RANGE);
     cr_assert_str_eq(err.param, "visibilityTimeout");
     qr.visibility_timeout = 60;
     cr_assert_eq(req(cmq_MetaMsgType_META_MSG_QUEUE_SET, cmq_QueueRequest_fields, &qr,
@@ -271,8 +270,7 @@ Test(process, round_trips_errors_events_and_restart)
     cr_assert_eq(req(cmq_MetaMsgType_META_MSG_QUEUE_GET, cmq_NameRequest_fields, &nr,
                      cmq_QueueInfo_fields, &qi, &err),
                  CMQ_ENOTFOUND);
-    cr_assert_eq(err.cmq_code, 4440);
-    cr_assert_eq(err.cmq_module, 10100);
+    cr_assert_eq(err.row, cmq_MetaRow_META_ROW_QUEUE_NOT_EXIST);
 
     /* storage nodes register; partitions appear; the queue gets placed */
     for (int i = 1; i <= 3; i++) {
@@ -327,8 +325,7 @@ Test(process, round_trips_errors_events_and_restart)
     cr_assert_eq(req(cmq_MetaMsgType_META_MSG_KEY_GET_SECRET, cmq_KeyRequest_fields, &kq,
                      cmq_Key_fields, &got, &err),
                  CMQ_EAUTH);
-    cr_assert_eq(err.cmq_code, 4100);
-    cr_assert_eq(err.cmq_module, 10080);
+    cr_assert_eq(err.row, cmq_MetaRow_META_ROW_SECRET_ID_STATUS);
 }
 
 /* Runs cmqctl ($CMQCTL_EXE) with `args`; returns the exit code and the

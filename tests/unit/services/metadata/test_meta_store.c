@@ -370,8 +370,6 @@ static bool allowed(const char *sid, const char *action, const char *type, const
     struct meta_err e = {0};
     cr_assert_eq(meta_acl_check(fx.s, &r, &out, &e), CMQ_OK, "%s", e.reason);
     if (!out.allowed) {
-        cr_assert_eq(out.cmq_code, 4000);
-        cr_assert_eq(out.cmq_module, 10461);
         cr_assert(out.reason[0]);
     }
     return out.allowed;

@@ -1,11 +1,13 @@
-/* test_cmq_error.c: services/gateway/api/cmq_error.c: the §12 table, the
- * status map, message formatting and the error envelope (§2.3). */
+/* test_cmq_error.c: services/gateway/cmqapi/cmq_error.c: the §12 table, the
+ * status map, metadata's row ids, message formatting and the error envelope
+ * (§2.3). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cmq_error.h"
 #include "json.h"
+#include "metadata.pb.h"
 #include "status.h"
 
 Test(cmq_error_table, every_row_is_well_formed)
@@ -54,6 +56,78 @@ Test(cmq_error_table, spec_rows)
         cr_assert_eq(cmq_error_module(rows[i].e), rows[i].module, "%s",
                      cmq_error_id(rows[i].e));
     }
+}
+
+/* Rows may share a code and module only where the spec's table does (its
+ * module codes are not unique across features) or where the text says more
+ * than the spec's (an authentication failure's cause, a retryable 6000).
+ * No two rows may give a client the same code and message. */
+Test(cmq_error_table, no_duplicate_code_and_message)
+{
+    static const enum cmq_err shared[][2] = {
+        {CMQERR_AUTH_FAILED, CMQERR_REQUEST_EXPIRED},
+        {CMQERR_AUTH_FAILED, CMQERR_REPLAYED},
+        {CMQERR_REQUEST_EXPIRED, CMQERR_REPLAYED},
+        {CMQERR_INTERNAL, CMQERR_UNAVAILABLE},
+        {CMQERR_INTERNAL, CMQERR_NOT_SERVED},
+        {CMQERR_UNAVAILABLE, CMQERR_NOT_SERVED},
+        {CMQERR_REWIND_TIME, CMQERR_BINDING_KEY_TOO_MANY},
+        {CMQERR_REWIND_ABOVE_RETENTION, CMQERR_ROUTING_KEY_MISSING},
+        {CMQERR_QUEUE_EXISTS, CMQERR_TOPIC_EXISTS},
+        {CMQERR_TOPIC_NOT_EXIST, CMQERR_SUBSCRIPTION_NOT_EXIST},
+        {CMQERR_RECREATE_TOO_SOON, CMQERR_TOPIC_RECREATE_TOO_SOON},
+    };
+    for (int a = 1; a < CMQERR_COUNT_; a++)
+        for (int b = a + 1; b < CMQERR_COUNT_; b++) {
+            if (cmq_error_code(a) != cmq_error_code(b) ||
+                cmq_error_module(a) != cmq_error_module(b))
+                continue;
+            cr_assert_str_neq(cmq_error_text(a), cmq_error_text(b), "%s and %s: same code and message",
+                              cmq_error_id(a), cmq_error_id(b));
+            int listed = 0;
+            for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++)
+                listed |= (shared[i][0] == (enum cmq_err)a && shared[i][1] == (enum cmq_err)b) ||
+                          (shared[i][0] == (enum cmq_err)b && shared[i][1] == (enum cmq_err)a);
+            cr_assert(listed, "%s and %s share %d/%d: list them here if the spec does",
+                      cmq_error_id(a), cmq_error_id(b), cmq_error_code(a), cmq_error_module(a));
+        }
+}
+
+/* Every row id metadata can send (proto/metadata.proto MetaRow) maps to a
+ * row of the table, distinct ids to distinct rows; DEFAULT and ids this
+ * build does not know fall back to the status's row. */
+Test(cmq_error_meta, every_row_id_maps_to_a_row)
+{
+    enum cmq_err seen[_cmq_MetaRow_MAX + 1];
+    for (int id = _cmq_MetaRow_MIN + 1; id <= _cmq_MetaRow_MAX; id++) {
+        enum cmq_err e = cmq_error_from_meta(CMQ_EINVAL, id);
+        cr_assert(e > CMQERR_OK && e < CMQERR_COUNT_, "MetaRow %d maps to no row", id);
+        seen[id] = e;
+        for (int j = 1; j < id; j++)
+            cr_assert_neq(seen[j], e, "MetaRow %d and %d both map to %s", j, id, cmq_error_id(e));
+    }
+    for (int s = 0; s < CMQ_STATUS_COUNT_; s++) {
+        cr_assert_eq(cmq_error_from_meta(s, cmq_MetaRow_META_ROW_DEFAULT), cmq_error_from_status(s));
+        cr_assert_eq(cmq_error_from_meta(s, _cmq_MetaRow_MAX + 1), cmq_error_from_status(s));
+        cr_assert_eq(cmq_error_from_meta(s, -1), cmq_error_from_status(s));
+    }
+    /* The names are the table's: spot checks of rows the status alone cannot pick. */
+    static const struct {
+        int id;
+        enum cmq_err e;
+    } named[] = {
+        {cmq_MetaRow_META_ROW_QUEUE_NOT_EXIST, CMQERR_QUEUE_NOT_EXIST},
+        {cmq_MetaRow_META_ROW_TOPIC_NOT_EXIST, CMQERR_TOPIC_NOT_EXIST},
+        {cmq_MetaRow_META_ROW_SUBSCRIPTION_NOT_EXIST, CMQERR_SUBSCRIPTION_NOT_EXIST},
+        {cmq_MetaRow_META_ROW_TOPIC_EXISTS, CMQERR_TOPIC_EXISTS},
+        {cmq_MetaRow_META_ROW_TOPIC_RECREATE_TOO_SOON, CMQERR_TOPIC_RECREATE_TOO_SOON},
+        {cmq_MetaRow_META_ROW_BINDING_KEY_TOO_MANY, CMQERR_BINDING_KEY_TOO_MANY},
+        {cmq_MetaRow_META_ROW_TOO_MANY_DELIMITERS, CMQERR_TOO_MANY_DELIMITERS},
+        {cmq_MetaRow_META_ROW_SECRET_ID_STATUS, CMQERR_SECRET_ID_STATUS},
+    };
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+        cr_assert_eq(cmq_error_from_meta(CMQ_EINVAL, named[i].id), named[i].e, "%s",
+                     cmq_error_id(named[i].e));
 }
 
 Test(cmq_error_message, module_prefix_and_argument)
