@@ -30,7 +30,7 @@
  *      (its head, the group's earliest undeleted message); later messages of
  *      the group the scan has passed are PARKED in position order.
  *  I6. Whether a Send entry was accepted depends only on the entry itself and
- *      on the queue's immutable `ordered` flag (send_validate), so the scan
+ *      on the queue's immutable `ordered` flag (qsm_send_validate), so the scan
  *      re-derives it.
  */
 #include "qsm.h"
@@ -136,14 +136,14 @@ static int map_resize(struct map *m, uint32_t cap)
     return CMQ_OK;
 }
 
-static void map_free(struct map *m)
+static void qsm_map_free(struct map *m)
 {
     free(m->keys);
     free(m->vals);
     memset(m, 0, sizeof *m);
 }
 
-static void *map_get(const struct map *m, uint64_t key)
+static void *qsm_map_get(const struct map *m, uint64_t key)
 {
     assert(key);
     if (!m->cap)
@@ -158,7 +158,7 @@ static void *map_get(const struct map *m, uint64_t key)
 }
 
 /* Inserts a key that is not present. */
-static int map_put(struct map *m, uint64_t key, void *val)
+static int qsm_map_put(struct map *m, uint64_t key, void *val)
 {
     assert(key && val);
     if ((m->n + 1) * 2 > m->cap) {
@@ -177,7 +177,7 @@ static int map_put(struct map *m, uint64_t key, void *val)
     return CMQ_OK;
 }
 
-static void map_del(struct map *m, uint64_t key)
+static void qsm_map_del(struct map *m, uint64_t key)
 {
     assert(key && m->cap);
     uint32_t mask = m->cap - 1, j = (uint32_t)(hash_fmix64(key) & mask);
@@ -254,7 +254,7 @@ static void heap_down(struct heap *h, uint32_t i)
     heap_set(h, i, r);
 }
 
-static int heap_push(struct heap *h, struct rec *r)
+static int qsm_heap_push(struct heap *h, struct rec *r)
 {
     if (h->n == h->cap) {
         uint32_t cap = h->cap ? h->cap * 2 : 16;
@@ -270,7 +270,7 @@ static int heap_push(struct heap *h, struct rec *r)
     return CMQ_OK;
 }
 
-static void heap_remove(struct heap *h, struct rec *r)
+static void qsm_heap_remove(struct heap *h, struct rec *r)
 {
     uint32_t i = r->hpos;
     assert(i < h->n && h->a[i] == r);
@@ -290,7 +290,7 @@ static void heap_remove(struct heap *h, struct rec *r)
     }
 }
 
-static struct rec *heap_top(const struct heap *h)
+static struct rec *qsm_heap_top(const struct heap *h)
 {
     return h->n ? h->a[0] : NULL;
 }
@@ -371,7 +371,7 @@ struct qsm {
 };
 
 /* Reports one state change of a message to the tracer (docs §9). */
-static void trace_ev(const struct qsm *q, uint32_t event, uint64_t queue_id, uint64_t pos,
+static void qsm_trace(const struct qsm *q, uint32_t event, uint64_t queue_id, uint64_t pos,
                      uint64_t time_ms, uint64_t handle, uint64_t due_ms, uint64_t aux,
                      const char *addr, size_t addr_len)
 {
@@ -386,7 +386,7 @@ static void trace_ev(const struct qsm *q, uint32_t event, uint64_t queue_id, uin
     q->tracer.event(q->tracer.arg, q->applied_index, &ev);
 }
 
-static uint32_t pend_find(const struct qsm *q, uint64_t msg_id)
+static uint32_t qsm_pend_find(const struct qsm *q, uint64_t msg_id)
 {
     uint32_t lo = 0, hi = q->n_pend;
     while (lo < hi) {
@@ -399,14 +399,14 @@ static uint32_t pend_find(const struct qsm *q, uint64_t msg_id)
     return lo;
 }
 
-static bool dlq_room(const struct qsm *q)
+static bool qsm_dlq_room(const struct qsm *q)
 {
     return q->n_pend < QSM_DLQ_PENDING_MAX;
 }
 
-static int pend_add(struct qsm *q, const struct qsm_dlq_move *m)
+static int qsm_pend_add(struct qsm *q, const struct qsm_dlq_move *m)
 {
-    uint32_t at = pend_find(q, m->msg_id);
+    uint32_t at = qsm_pend_find(q, m->msg_id);
     if (at < q->n_pend && q->pend[at].msg_id == m->msg_id)
         return CMQ_OK; /* a rewound message moved again before its first move was acknowledged */
     if (q->n_pend == q->cap_pend) {
@@ -442,7 +442,7 @@ static uint64_t sat_add(uint64_t a, uint64_t b)
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-static struct queue *queue_find(const struct qsm *q, uint64_t id, uint32_t *at)
+static struct queue *qsm_queue_find(const struct qsm *q, uint64_t id, uint32_t *at)
 {
     uint32_t lo = 0, hi = q->n_queues;
     while (lo < hi) {
@@ -457,7 +457,7 @@ static struct queue *queue_find(const struct qsm *q, uint64_t id, uint32_t *at)
     return lo < q->n_queues && q->queues[lo]->id == id ? q->queues[lo] : NULL;
 }
 
-static void queue_free(struct queue *qu)
+static void qsm_queue_free(struct queue *qu)
 {
     if (!qu)
         return;
@@ -465,9 +465,9 @@ static void queue_free(struct queue *qu)
         free(qu->recs.vals[i]);
     for (uint32_t i = 0; i < qu->groups.cap; i++)
         free(qu->groups.vals[i]);
-    map_free(&qu->recs);
-    map_free(&qu->handles);
-    map_free(&qu->groups);
+    qsm_map_free(&qu->recs);
+    qsm_map_free(&qu->handles);
+    qsm_map_free(&qu->groups);
     free(qu->ready.a);
     free(qu->timers.a);
     free(qu->half.a);
@@ -475,7 +475,7 @@ static void queue_free(struct queue *qu)
     free(qu);
 }
 
-static struct queue *queue_new(uint64_t id)
+static struct queue *qsm_queue_new(uint64_t id)
 {
     struct queue *qu = calloc(1, sizeof *qu);
     if (!qu)
@@ -490,7 +490,7 @@ static struct queue *queue_new(uint64_t id)
 /* ---- protobuf peeking: the command kind, queue id and stamp of an entry
  * without decoding its bodies ---- */
 
-static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+static bool qsm_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
     uint64_t x = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
@@ -506,17 +506,17 @@ static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return false;
 }
 
-static bool pb_skip(const uint8_t **p, const uint8_t *end, uint32_t wt)
+static bool qsm_pb_skip(const uint8_t **p, const uint8_t *end, uint32_t wt)
 {
     uint64_t n;
     switch (wt) {
     case 0:
-        return pb_varint(p, end, &n);
+        return qsm_pb_varint(p, end, &n);
     case 1:
         n = 8;
         break;
     case 2:
-        if (!pb_varint(p, end, &n))
+        if (!qsm_pb_varint(p, end, &n))
             return false;
         break;
     case 5:
@@ -533,7 +533,7 @@ static bool pb_skip(const uint8_t **p, const uint8_t *end, uint32_t wt)
 
 /* kind: the oneof field number of StorageCommand (10..18), 0 if none;
  * *sub, *sub_len: that member's encoded bytes (inside buf). */
-static bool peek_cmd(const uint8_t *buf, size_t len, uint32_t *kind, uint64_t *queue_id,
+static bool qsm_peek_cmd(const uint8_t *buf, size_t len, uint32_t *kind, uint64_t *queue_id,
                      uint64_t *leader_ms, const uint8_t **sub, size_t *sub_len)
 {
     const uint8_t *p = buf, *end = buf + len;
@@ -544,15 +544,15 @@ static bool peek_cmd(const uint8_t *buf, size_t len, uint32_t *kind, uint64_t *q
     *leader_ms = 0;
     while (p < end) {
         uint64_t tag;
-        if (!pb_varint(&p, end, &tag))
+        if (!qsm_pb_varint(&p, end, &tag))
             return false;
         uint32_t field = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
         if (field == 1 && wt == 0) {
-            if (!pb_varint(&p, end, leader_ms))
+            if (!qsm_pb_varint(&p, end, leader_ms))
                 return false;
         } else if (field >= 10 && field <= 20 && wt == 2) {
             uint64_t n;
-            if (!pb_varint(&p, end, &n) || n > (uint64_t)(end - p))
+            if (!qsm_pb_varint(&p, end, &n) || n > (uint64_t)(end - p))
                 return false;
             const uint8_t *s = p, *send = p + n;
             *kind = field;
@@ -561,24 +561,24 @@ static bool peek_cmd(const uint8_t *buf, size_t len, uint32_t *kind, uint64_t *q
             *sub_len = (size_t)n;
             while (s < send) {
                 uint64_t t2;
-                if (!pb_varint(&s, send, &t2))
+                if (!qsm_pb_varint(&s, send, &t2))
                     return false;
                 if ((t2 >> 3) == 1 && (t2 & 7) == 0) {
-                    if (!pb_varint(&s, send, queue_id))
+                    if (!qsm_pb_varint(&s, send, queue_id))
                         return false;
-                } else if (!pb_skip(&s, send, (uint32_t)(t2 & 7))) {
+                } else if (!qsm_pb_skip(&s, send, (uint32_t)(t2 & 7))) {
                     return false;
                 }
             }
             p = send;
-        } else if (!pb_skip(&p, end, wt)) {
+        } else if (!qsm_pb_skip(&p, end, wt)) {
             return false;
         }
     }
     return true;
 }
 
-static bool decode_cmd(const uint8_t *buf, size_t len, cmq_StorageCommand *out)
+static bool qsm_decode_cmd(const uint8_t *buf, size_t len, cmq_StorageCommand *out)
 {
     pb_istream_t in = pb_istream_from_buffer(buf, len);
     return pb_decode(&in, cmq_StorageCommand_fields, out); /* releases on failure */
@@ -593,11 +593,11 @@ static bool parse_item(const uint8_t *p, const uint8_t *end, struct send_item *i
     it->body = p; /* non-NULL even when empty */
     while (p < end) {
         uint64_t tag, v;
-        if (!pb_varint(&p, end, &tag))
+        if (!qsm_pb_varint(&p, end, &tag))
             return false;
         uint32_t f = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
         if ((f == 1 || f == 3 || f == 5 || f == 6) && wt == 2) {
-            if (!pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
+            if (!qsm_pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
                 return false;
             if (f == 1) {
                 it->body = p;
@@ -614,15 +614,15 @@ static bool parse_item(const uint8_t *p, const uint8_t *end, struct send_item *i
             }
             p += v;
         } else if (f == 2 && wt == 0) {
-            if (!pb_varint(&p, end, &it->delay_s))
+            if (!qsm_pb_varint(&p, end, &it->delay_s))
                 return false;
         } else if (f == 4 && wt == 0) {
-            if (!pb_varint(&p, end, &it->dedup_key))
+            if (!qsm_pb_varint(&p, end, &it->dedup_key))
                 return false;
         } else if (f == 7 && wt == 0) {
-            if (!pb_varint(&p, end, &it->txn_check_ms))
+            if (!qsm_pb_varint(&p, end, &it->txn_check_ms))
                 return false;
-        } else if (!pb_skip(&p, end, wt)) {
+        } else if (!qsm_pb_skip(&p, end, wt)) {
             return false;
         }
     }
@@ -630,7 +630,7 @@ static bool parse_item(const uint8_t *p, const uint8_t *end, struct send_item *i
 }
 
 /* Parses an encoded SendRequest (storage.proto field numbers). */
-static bool parse_send(const uint8_t *buf, size_t len, struct send_view *sv)
+static bool qsm_parse_send(const uint8_t *buf, size_t len, struct send_view *sv)
 {
     const uint8_t *p = buf, *end = buf + len;
     sv->queue_id = 0;
@@ -639,27 +639,27 @@ static bool parse_send(const uint8_t *buf, size_t len, struct send_view *sv)
     sv->addr_len = 0;
     while (p < end) {
         uint64_t tag, v;
-        if (!pb_varint(&p, end, &tag))
+        if (!qsm_pb_varint(&p, end, &tag))
             return false;
         uint32_t f = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
         if (f == 1 && wt == 0) {
-            if (!pb_varint(&p, end, &sv->queue_id))
+            if (!qsm_pb_varint(&p, end, &sv->queue_id))
                 return false;
         } else if (f == 3 && wt == 2) {
-            if (!pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
+            if (!qsm_pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
                 return false;
             sv->addr = (const char *)p;
             sv->addr_len = (size_t)v;
             p += v;
         } else if (f == 2 && wt == 2) {
-            if (!pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
+            if (!qsm_pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
                 return false;
             if (sv->n < QSM_BATCH_MAX && !parse_item(p, p + v, &sv->m[sv->n]))
                 return false;
             if (sv->n <= QSM_BATCH_MAX)
                 sv->n++;
             p += v;
-        } else if (!pb_skip(&p, end, wt)) {
+        } else if (!qsm_pb_skip(&p, end, wt)) {
             return false;
         }
     }
@@ -669,7 +669,7 @@ static bool parse_send(const uint8_t *buf, size_t len, struct send_view *sv)
 /* ---- validation ---- */
 
 /* I6: depends on the entry and the queue's immutable `ordered` flag only. */
-static int send_validate(const struct send_view *s, bool ordered)
+static int qsm_send_validate(const struct send_view *s, bool ordered)
 {
     if (s->n < 1 || s->n > QSM_BATCH_MAX)
         return CMQ_EINVAL;
@@ -693,7 +693,7 @@ static int send_validate(const struct send_view *s, bool ordered)
     return total > QSM_BATCH_BYTES_MAX ? CMQ_ETOOBIG : CMQ_OK;
 }
 
-static uint64_t group_key(const struct queue *qu, const struct send_item *m)
+static uint64_t qsm_group_key(const struct queue *qu, const struct send_item *m)
 {
     if (!qu->a.ordered || !m->group_len)
         return 0;
@@ -793,7 +793,7 @@ static int attrs_merge(struct qsm_attrs *a, const cmq_StorageQueueAttributes *in
 
 /* ---- reading entries back ---- */
 
-static void cache_drop(struct qsm *q)
+static void qsm_cache_drop(struct qsm *q)
 {
     free(q->cache_buf);
     q->cache_buf = NULL;
@@ -801,7 +801,7 @@ static void cache_drop(struct qsm *q)
     q->cache_index = 0;
 }
 
-static int fail(struct qsm *q, int status)
+static int qsm_fail(struct qsm *q, int status)
 {
     if (!q->failed)
         q->failed = status ? status : CMQ_EIO;
@@ -810,19 +810,19 @@ static int fail(struct qsm *q, int status)
 
 /* Loads entry `index` into the cache.  On CMQ_OK *send is the parsed Send if
  * the entry is a Send of `queue_id`, else NULL. */
-static int entry_load(struct qsm *q, uint64_t index, uint64_t queue_id,
+static int qsm_entry_load(struct qsm *q, uint64_t index, uint64_t queue_id,
                       const struct send_view **send, uint64_t *leader_ms)
 {
     *send = NULL;
     if (q->cache_index != index) {
-        cache_drop(q);
+        qsm_cache_drop(q);
         uint8_t *buf = NULL;
         size_t len = 0;
         int rc = q->reader.read_entry(q->reader.arg, index, &buf, &len);
         q->reads++;
         if (rc != CMQ_OK) {
             free(buf);
-            return fail(q, rc == CMQ_ENOTFOUND ? CMQ_EIO : rc);
+            return qsm_fail(q, rc == CMQ_ENOTFOUND ? CMQ_EIO : rc);
         }
         uint32_t kind = 0;
         uint64_t qid, lms = 0;
@@ -830,8 +830,8 @@ static int entry_load(struct qsm *q, uint64_t index, uint64_t queue_id,
         size_t sub_len;
         q->cache_buf = buf;
         q->cache_index = index;
-        if (len && peek_cmd(buf, len, &kind, &qid, &lms, &sub, &sub_len) &&
-            kind == cmq_StorageCommand_send_tag && parse_send(sub, sub_len, &q->cache_send))
+        if (len && qsm_peek_cmd(buf, len, &kind, &qid, &lms, &sub, &sub_len) &&
+            kind == cmq_StorageCommand_send_tag && qsm_parse_send(sub, sub_len, &q->cache_send))
             q->cache_is_send = true;
         q->cache_leader_ms = lms;
     }
@@ -841,7 +841,7 @@ static int entry_load(struct qsm *q, uint64_t index, uint64_t queue_id,
     return CMQ_OK;
 }
 
-static uint8_t *body_copy(const struct send_item *m, size_t *len)
+static uint8_t *qsm_body_copy(const struct send_item *m, size_t *len)
 {
     *len = m->len;
     uint8_t *b = malloc(m->len ? m->len : 1);
@@ -851,15 +851,15 @@ static uint8_t *body_copy(const struct send_item *m, size_t *len)
 }
 
 /* The Send item at `pos` of queue `qu`, read back (for tracked recs). */
-static int item_load(struct qsm *q, struct queue *qu, uint64_t pos, const struct send_item **item)
+static int qsm_item_load(struct qsm *q, struct queue *qu, uint64_t pos, const struct send_item **item)
 {
     const struct send_view *s;
     uint64_t lms;
-    int rc = entry_load(q, POS_INDEX(pos), qu->id, &s, &lms);
+    int rc = qsm_entry_load(q, POS_INDEX(pos), qu->id, &s, &lms);
     if (rc)
         return rc;
     if (!s || POS_SLOT(pos) >= s->n)
-        return fail(q, CMQ_EINTERNAL);
+        return qsm_fail(q, CMQ_EINTERNAL);
     *item = &s->m[POS_SLOT(pos)];
     return CMQ_OK;
 }
@@ -880,7 +880,7 @@ void qsm_result_release(struct qsm_result *res)
     res->skip_bodies = skip;
 }
 
-static int dlq_add(struct qsm *q, struct qsm_result *res, const struct queue *qu, uint64_t id,
+static int qsm_dlq_add(struct qsm *q, struct qsm_result *res, const struct queue *qu, uint64_t id,
                    uint64_t enqueue_ms, uint64_t first_dequeue_ms, uint32_t dequeue_count,
                    uint32_t reason, const struct send_item *item)
 {
@@ -890,7 +890,7 @@ static int dlq_add(struct qsm *q, struct qsm_result *res, const struct queue *qu
             return CMQ_ENOMEM;
         res->dlq = d;
     }
-    trace_ev(q, QSM_EV_DEAD_LETTERED, qu->id, id & ((UINT64_C(1) << (QSM_ID_INDEX_BITS + QSM_ID_SLOT_BITS)) - 1),
+    qsm_trace(q, QSM_EV_DEAD_LETTERED, qu->id, id & ((UINT64_C(1) << (QSM_ID_INDEX_BITS + QSM_ID_SLOT_BITS)) - 1),
              q->now_ms, 0, 0, qu->a.dlq_queue_id, NULL, 0);
     struct qsm_dlq_move *m = &res->dlq[res->n_dlq++];
     memset(m, 0, sizeof *m);
@@ -902,13 +902,13 @@ static int dlq_add(struct qsm *q, struct qsm_result *res, const struct queue *qu
     m->dequeue_count = dequeue_count;
     m->reason = reason;
     if (!res->skip_bodies && item)
-        m->body = body_copy(item, &m->body_len);
-    return pend_add(q, m);
+        m->body = qsm_body_copy(item, &m->body_len);
+    return qsm_pend_add(q, m);
 }
 
 /* ---- spans ---- */
 
-static int span_find(const struct queue *qu, uint64_t index)
+static int qsm_span_find(const struct queue *qu, uint64_t index)
 {
     uint32_t lo = 0, hi = qu->n_spans;
     while (lo < hi) {
@@ -921,7 +921,7 @@ static int span_find(const struct queue *qu, uint64_t index)
     return lo < qu->n_spans && qu->spans[lo].first <= index ? (int)lo : -1;
 }
 
-static void span_remove(struct queue *qu, uint32_t j)
+static void qsm_span_remove(struct queue *qu, uint32_t j)
 {
     memmove(&qu->spans[j], &qu->spans[j + 1], (qu->n_spans - j - 1) * sizeof *qu->spans);
     qu->n_spans--;
@@ -997,13 +997,13 @@ static int spans_compact(struct queue *qu, uint32_t merges)
 }
 
 /* Spans a queue may keep: the partition's budget shared by its queues. */
-static uint32_t span_cap(const struct qsm *q)
+static uint32_t qsm_span_cap(const struct qsm *q)
 {
     uint32_t c = QSM_SPANS_BUDGET / (q->n_queues ? q->n_queues : 1);
     return c < QSM_SPANS_MIN ? QSM_SPANS_MIN : c > QSM_SPANS_MAX ? QSM_SPANS_MAX : c;
 }
 
-static int span_note_send(struct queue *qu, uint32_t cap_max, uint64_t index, uint64_t n_live,
+static int qsm_span_note_send(struct queue *qu, uint32_t cap_max, uint64_t index, uint64_t n_live,
                           uint64_t enqueue_ms)
 {
     if (qu->n_spans && qu->spans[qu->n_spans - 1].last + 1 == index) {
@@ -1043,19 +1043,19 @@ static int span_note_send(struct queue *qu, uint32_t cap_max, uint64_t index, ui
 }
 
 /* Whether the scan has passed all of span j (only a rewind can need it). */
-static bool span_behind(const struct queue *qu, uint32_t j)
+static bool qsm_span_behind(const struct queue *qu, uint32_t j)
 {
     return j < qu->cur_span || (j == qu->cur_span && POS_INDEX(qu->cur_pos) > qu->spans[j].last);
 }
 
 /* Drops spans that neither the scan nor a rewind can need any more. */
-static void spans_trim(struct queue *qu, uint64_t now)
+static void qsm_spans_trim(struct queue *qu, uint64_t now)
 {
     uint64_t ret = S_TO_MS(qu->a.msg_retention_s), rew = S_TO_MS(qu->a.rewind_s);
     while (qu->n_spans) {
         struct span *s = &qu->spans[0];
         bool expired = s->max_ms + ret <= now;
-        bool behind = span_behind(qu, 0);
+        bool behind = qsm_span_behind(qu, 0);
         if (behind && !expired && (qu->a.rewind_s == 0 || s->max_ms + rew < now))
             expired = true; /* out of the rewind window: only the cursor could need it, and it is past */
         if (!expired)
@@ -1074,7 +1074,7 @@ static void spans_trim(struct queue *qu, uint64_t now)
             qu->cur_passed = 0; /* the cursor's own span, wholly passed */
         }
         qu->retained = sat_sub(qu->retained, s->n_deleted);
-        span_remove(qu, 0);
+        qsm_span_remove(qu, 0);
     }
     if (!qu->n_spans) {
         qu->cur_span = 0;
@@ -1086,7 +1086,7 @@ static void spans_trim(struct queue *qu, uint64_t now)
 
 /* ---- tracked messages ---- */
 
-static void sweep_note(struct queue *qu, const struct rec *r)
+static void qsm_sweep_note(struct queue *qu, const struct rec *r)
 {
     uint64_t d = r->enqueue_ms + S_TO_MS(qu->a.msg_retention_s);
     if (qu->a.dlq_policy == QSM_DLQ_TTL)
@@ -1094,7 +1094,7 @@ static void sweep_note(struct queue *qu, const struct rec *r)
     qu->sweep_due_ms = u64_min(qu->sweep_due_ms, d);
 }
 
-static struct rec *rec_new(struct queue *qu, uint64_t pos, uint64_t enqueue_ms, uint64_t group)
+static struct rec *qsm_rec_new(struct queue *qu, uint64_t pos, uint64_t enqueue_ms, uint64_t group)
 {
     struct rec *r = calloc(1, sizeof *r);
     if (!r)
@@ -1103,45 +1103,45 @@ static struct rec *rec_new(struct queue *qu, uint64_t pos, uint64_t enqueue_ms, 
     r->enqueue_ms = enqueue_ms;
     r->group = group;
     r->hpos = UINT32_MAX;
-    if (map_put(&qu->recs, pos, r)) {
+    if (qsm_map_put(&qu->recs, pos, r)) {
         free(r);
         return NULL;
     }
-    sweep_note(qu, r);
+    qsm_sweep_note(qu, r);
     return r;
 }
 
-static struct group *group_get(struct queue *qu, uint64_t key)
+static struct group *qsm_group_get(struct queue *qu, uint64_t key)
 {
-    return key ? map_get(&qu->groups, key) : NULL;
+    return key ? qsm_map_get(&qu->groups, key) : NULL;
 }
 
 /* Takes `r` out of its container (I2) without freeing it. */
-static void rec_detach(struct queue *qu, struct rec *r)
+static void qsm_rec_detach(struct queue *qu, struct rec *r)
 {
     switch (r->state) {
     case REC_READY:
-        heap_remove(&qu->ready, r);
+        qsm_heap_remove(&qu->ready, r);
         break;
     case REC_LEASED:
-        heap_remove(&qu->timers, r);
-        map_del(&qu->handles, r->handle);
+        qsm_heap_remove(&qu->timers, r);
+        qsm_map_del(&qu->handles, r->handle);
         r->handle = 0;
         qu->n_leased--;
         break;
     case REC_DELAYED:
-        heap_remove(&qu->timers, r);
+        qsm_heap_remove(&qu->timers, r);
         qu->n_delayed--;
         break;
     case REC_REWOUND:
         qu->n_rewound--;
         break;
     case REC_HALF:
-        heap_remove(&qu->half, r);
+        qsm_heap_remove(&qu->half, r);
         qu->n_half--;
         break;
     case REC_PARKED: {
-        struct group *g = group_get(qu, r->group);
+        struct group *g = qsm_group_get(qu, r->group);
         assert(g);
         struct rec **pp = &g->park_first, *prev = NULL;
         while (*pp != r) {
@@ -1163,11 +1163,11 @@ static void rec_detach(struct queue *qu, struct rec *r)
 }
 
 /* The group's head left: its earliest parked message becomes the head (I5). */
-static void group_advance(struct queue *qu, struct group *g)
+static void qsm_group_advance(struct queue *qu, struct group *g)
 {
     struct rec *p = g->park_first;
     if (!p) {
-        map_del(&qu->groups, g->key);
+        qsm_map_del(&qu->groups, g->key);
         free(g);
         return;
     }
@@ -1179,57 +1179,57 @@ static void group_advance(struct queue *qu, struct group *g)
     qu->scan_blocked = false;
     p->state = REC_READY;
     g->head = p;
-    if (heap_push(&qu->ready, p))
+    if (qsm_heap_push(&qu->ready, p))
         qu->oom = true;
 }
 
 /* Frees a rec already out of its container, handing its group on. */
-static void rec_forget(struct queue *qu, struct rec *r)
+static void qsm_rec_forget(struct queue *qu, struct rec *r)
 {
     assert(r->state == 0);
-    map_del(&qu->recs, r->pos);
-    struct group *g = group_get(qu, r->group);
+    qsm_map_del(&qu->recs, r->pos);
+    struct group *g = qsm_group_get(qu, r->group);
     if (g && g->head == r)
-        group_advance(qu, g);
+        qsm_group_advance(qu, g);
     free(r);
 }
 
 /* Forgets a tracked message (deleted, expired, dead-lettered, rewound). */
-static void rec_drop(struct queue *qu, struct rec *r)
+static void qsm_rec_drop(struct queue *qu, struct rec *r)
 {
-    rec_detach(qu, r);
-    rec_forget(qu, r);
+    qsm_rec_detach(qu, r);
+    qsm_rec_forget(qu, r);
 }
 
-static int rec_make_ready(struct queue *qu, struct rec *r)
+static int qsm_rec_make_ready(struct queue *qu, struct rec *r)
 {
     r->state = REC_READY;
-    return heap_push(&qu->ready, r);
+    return qsm_heap_push(&qu->ready, r);
 }
 
-static bool rec_expired(const struct queue *qu, const struct rec *r, uint64_t now)
+static bool qsm_rec_expired(const struct queue *qu, const struct rec *r, uint64_t now)
 {
     return r->enqueue_ms + S_TO_MS(qu->a.msg_retention_s) <= now;
 }
 
 /* Time passes for one queue: leases expire and delayed messages come due. */
-static int queue_advance(struct qsm *q, struct queue *qu, uint64_t now)
+static int qsm_queue_advance(struct qsm *q, struct queue *qu, uint64_t now)
 {
     struct rec *r;
-    while ((r = heap_top(&qu->timers)) && r->time_ms <= now) {
+    while ((r = qsm_heap_top(&qu->timers)) && r->time_ms <= now) {
         uint8_t was = r->state;
-        trace_ev(q, was == REC_LEASED ? QSM_EV_LEASE_EXPIRED : QSM_EV_VISIBLE, qu->id, r->pos,
+        qsm_trace(q, was == REC_LEASED ? QSM_EV_LEASE_EXPIRED : QSM_EV_VISIBLE, qu->id, r->pos,
                  r->time_ms, was == REC_LEASED ? r->handle : 0, 0, 0, NULL, 0);
-        rec_detach(qu, r);
-        if (rec_expired(qu, r, now)) {
-            trace_ev(q, QSM_EV_EXPIRED, qu->id, r->pos, now, 0, 0, 0, NULL, 0);
-            rec_forget(qu, r);
+        qsm_rec_detach(qu, r);
+        if (qsm_rec_expired(qu, r, now)) {
+            qsm_trace(q, QSM_EV_EXPIRED, qu->id, r->pos, now, 0, 0, 0, NULL, 0);
+            qsm_rec_forget(qu, r);
             continue;
         }
-        int rc = rec_make_ready(qu, r);
+        int rc = qsm_rec_make_ready(qu, r);
         if (rc)
             return rc;
-        sweep_note(qu, r);
+        qsm_sweep_note(qu, r);
     }
     return CMQ_OK;
 }
@@ -1240,11 +1240,11 @@ struct cand {
     uint64_t pos;
     uint64_t enqueue_ms;
     bool delayed;
-    const struct send_item *item; /* valid until the next entry_load */
+    const struct send_item *item; /* valid until the next qsm_entry_load */
     struct rec *rewound;          /* REC_REWOUND rec of this position, or NULL */
 };
 
-static void cursor_pass(struct queue *qu, bool delayed)
+static void qsm_cursor_pass(struct queue *qu, bool delayed)
 {
     qu->cur_pos++;
     if (!delayed) {
@@ -1257,7 +1257,7 @@ static void cursor_pass(struct queue *qu, bool delayed)
  * tracked ones, and, in ordered queues, parking messages of busy groups.
  * *found = false when the spans are exhausted, the read budget is spent or
  * the parked limit is reached.  Does not pass the candidate itself. */
-static int scan_peek(struct qsm *q, struct queue *qu, uint32_t *budget, struct cand *c,
+static int qsm_scan_peek(struct qsm *q, struct queue *qu, uint32_t *budget, struct cand *c,
                      bool *found)
 {
     *found = false;
@@ -1277,7 +1277,7 @@ static int scan_peek(struct qsm *q, struct queue *qu, uint32_t *budget, struct c
             qu->cur_passed = 0;
             qu->head_ms = qu->spans[qu->cur_span].min_ms;
             if (qu->a.rewind_s == 0)
-                spans_trim(qu, now); /* drops the spans behind */
+                qsm_spans_trim(qu, now); /* drops the spans behind */
             continue;
         }
         /* every visit counts, cached or not: the budget must run out at the
@@ -1288,12 +1288,12 @@ static int scan_peek(struct qsm *q, struct queue *qu, uint32_t *budget, struct c
         (*budget)--;
         const struct send_view *s;
         uint64_t lms;
-        int rc = entry_load(q, idx, qu->id, &s, &lms);
+        int rc = qsm_entry_load(q, idx, qu->id, &s, &lms);
         if (rc)
             return rc;
         uint32_t slot = POS_SLOT(qu->cur_pos);
         if (!s || idx < qu->create_index || slot >= s->n ||
-            send_validate(s, qu->a.ordered) != CMQ_OK) {
+            qsm_send_validate(s, qu->a.ordered) != CMQ_OK) {
             qu->cur_pos = POS(idx + 1, 0);
             continue;
         }
@@ -1305,7 +1305,7 @@ static int scan_peek(struct qsm *q, struct queue *qu, uint32_t *budget, struct c
             bool replay;
             if (half) { /* tracked since its Send; replayed only if committed and then rewound */
                 const struct rec *hr = qu->n_rewound && qu->cur_pos < qu->replay_end
-                                           ? map_get(&qu->recs, qu->cur_pos)
+                                           ? qsm_map_get(&qu->recs, qu->cur_pos)
                                            : NULL;
                 replay = hr && hr->state == REC_REWOUND;
             } else {
@@ -1313,23 +1313,23 @@ static int scan_peek(struct qsm *q, struct queue *qu, uint32_t *budget, struct c
                          lms + S_TO_MS(m->delay_s) <= qu->rewind_ms;
             }
             if (!replay) {
-                cursor_pass(qu, true); /* tracked since its Send (I4) */
+                qsm_cursor_pass(qu, true); /* tracked since its Send (I4) */
                 continue;
             }
         }
         struct rec *rw = NULL;
         if (qu->n_rewound && qu->cur_pos < qu->replay_end) {
-            rw = map_get(&qu->recs, qu->cur_pos);
+            rw = qsm_map_get(&qu->recs, qu->cur_pos);
             assert(!rw || rw->state == REC_REWOUND);
         }
         if (lms + S_TO_MS(qu->a.msg_retention_s) <= now) {
             if (rw)
-                rec_drop(qu, rw);
-            cursor_pass(qu, delayed);
+                qsm_rec_drop(qu, rw);
+            qsm_cursor_pass(qu, delayed);
             continue;
         }
-        uint64_t gk = group_key(qu, m);
-        struct group *g = group_get(qu, gk);
+        uint64_t gk = qsm_group_key(qu, m);
+        struct group *g = qsm_group_get(qu, gk);
         if (g) {
             if (qu->n_parked >= QSM_PARKED_MAX) {
                 qu->scan_blocked = true;
@@ -1337,8 +1337,8 @@ static int scan_peek(struct qsm *q, struct queue *qu, uint32_t *budget, struct c
             }
             struct rec *r = rw;
             if (r)
-                rec_detach(qu, r);
-            else if (!(r = rec_new(qu, qu->cur_pos, lms, gk)))
+                qsm_rec_detach(qu, r);
+            else if (!(r = qsm_rec_new(qu, qu->cur_pos, lms, gk)))
                 return CMQ_ENOMEM;
             r->state = REC_PARKED;
             if (g->park_last)
@@ -1347,7 +1347,7 @@ static int scan_peek(struct qsm *q, struct queue *qu, uint32_t *budget, struct c
                 g->park_first = r;
             g->park_last = r;
             qu->n_parked++;
-            cursor_pass(qu, delayed);
+            qsm_cursor_pass(qu, delayed);
             continue;
         }
         c->pos = qu->cur_pos;
@@ -1362,38 +1362,38 @@ static int scan_peek(struct qsm *q, struct queue *qu, uint32_t *budget, struct c
 }
 
 /* Lowest READY rec, dropping expired ones on the way. */
-static struct rec *ready_top(struct queue *qu, uint64_t now)
+static struct rec *qsm_ready_top(struct queue *qu, uint64_t now)
 {
     struct rec *r;
-    while ((r = heap_top(&qu->ready)) && rec_expired(qu, r, now))
-        rec_drop(qu, r);
+    while ((r = qsm_heap_top(&qu->ready)) && qsm_rec_expired(qu, r, now))
+        qsm_rec_drop(qu, r);
     return r;
 }
 
-static bool ttl_due(const struct queue *qu, uint64_t enqueue_ms, uint64_t now)
+static bool qsm_ttl_due(const struct queue *qu, uint64_t enqueue_ms, uint64_t now)
 {
     return qu->a.dlq_policy == QSM_DLQ_TTL && enqueue_ms + S_TO_MS(qu->a.dlq_max_ttl_s) <= now;
 }
 
 /* Moves a tracked rec to the DLQ list of `res` and forgets it.  `detached`:
  * already out of its container. */
-static int rec_dead_letter(struct qsm *q, struct queue *qu, struct rec *r, uint32_t reason,
+static int qsm_rec_dead_letter(struct qsm *q, struct queue *qu, struct rec *r, uint32_t reason,
                            bool detached, struct qsm_result *res)
 {
     const struct send_item *item = NULL;
     if (!res->skip_bodies) {
-        int rc = item_load(q, qu, r->pos, &item);
+        int rc = qsm_item_load(q, qu, r->pos, &item);
         if (rc)
             return rc;
     }
-    int rc = dlq_add(q, res, qu, qsm_id_make(q->partition, POS_INDEX(r->pos), POS_SLOT(r->pos)),
+    int rc = qsm_dlq_add(q, res, qu, qsm_id_make(q->partition, POS_INDEX(r->pos), POS_SLOT(r->pos)),
                      r->enqueue_ms, r->first_dequeue_ms, r->dequeue_count, reason, item);
     if (rc)
         return rc;
     if (detached)
-        rec_forget(qu, r);
+        qsm_rec_forget(qu, r);
     else
-        rec_drop(qu, r);
+        qsm_rec_drop(qu, r);
     return CMQ_OK;
 }
 
@@ -1406,7 +1406,7 @@ static int cmd_create(struct qsm *q, uint64_t index, const cmq_StorageCreateQueu
     if (c->queue_id == 0 || strnlen(c->name, sizeof c->name) > QSM_NAME_LEN_MAX)
         return CMQ_EINVAL;
     uint32_t at;
-    if (queue_find(q, c->queue_id, &at))
+    if (qsm_queue_find(q, c->queue_id, &at))
         return CMQ_EEXIST;
     if (q->n_queues >= QSM_QUEUES_MAX)
         return CMQ_ELIMIT;
@@ -1423,7 +1423,7 @@ static int cmd_create(struct qsm *q, uint64_t index, const cmq_StorageCreateQueu
         q->queues = v;
         q->cap_queues = cap;
     }
-    struct queue *qu = queue_new(c->queue_id);
+    struct queue *qu = qsm_queue_new(c->queue_id);
     if (!qu)
         return CMQ_ENOMEM;
     snprintf(qu->name, sizeof qu->name, "%s", c->name);
@@ -1442,10 +1442,10 @@ static int cmd_drop(struct qsm *q, const cmq_StorageDropQueueRequest *c, struct 
 {
     uint32_t at;
     res->queue_id = c->queue_id;
-    struct queue *qu = queue_find(q, c->queue_id, &at);
+    struct queue *qu = qsm_queue_find(q, c->queue_id, &at);
     if (!qu)
         return CMQ_ENOTFOUND;
-    queue_free(qu);
+    qsm_queue_free(qu);
     memmove(&q->queues[at], &q->queues[at + 1], (q->n_queues - at - 1) * sizeof *q->queues);
     q->n_queues--;
     return CMQ_OK;
@@ -1455,7 +1455,7 @@ static int cmd_set(struct qsm *q, const cmq_StorageSetQueueAttributesRequest *c,
                    struct qsm_result *res)
 {
     res->queue_id = c->queue_id;
-    struct queue *qu = queue_find(q, c->queue_id, NULL);
+    struct queue *qu = qsm_queue_find(q, c->queue_id, NULL);
     if (!qu)
         return CMQ_ENOTFOUND;
     uint32_t old_rewind = qu->a.rewind_s;
@@ -1469,15 +1469,15 @@ static int cmd_set(struct qsm *q, const cmq_StorageSetQueueAttributesRequest *c,
         qu->retained = 0;
         for (uint32_t j = 0; j < qu->n_spans; j++)
             qu->spans[j].n_deleted = 0;
-        spans_trim(qu, q->now_ms); /* drops the spans behind the cursor */
+        qsm_spans_trim(qu, q->now_ms); /* drops the spans behind the cursor */
         if (qu->n_spans) {
             /* and the passed part of the cursor's span */
             assert(qu->cur_span == 0);
             struct span *sp = &qu->spans[0];
             uint64_t idx = POS_INDEX(qu->cur_pos);
             if (idx > sp->last) {
-                span_remove(qu, 0);
-                spans_trim(qu, q->now_ms); /* resets the cursor when none is left */
+                qsm_span_remove(qu, 0);
+                qsm_spans_trim(qu, q->now_ms); /* resets the cursor when none is left */
             } else if (idx > sp->first) {
                 sp->first = idx;
                 sp->n_live = sat_sub(sp->n_live, qu->cur_passed);
@@ -1490,50 +1490,50 @@ static int cmd_set(struct qsm *q, const cmq_StorageSetQueueAttributesRequest *c,
     return CMQ_OK;
 }
 
-static int cmd_send(struct qsm *q, uint64_t index, const struct send_view *c, uint64_t leader_ms,
+static int qsm_cmd_send(struct qsm *q, uint64_t index, const struct send_view *c, uint64_t leader_ms,
                     struct qsm_result *res)
 {
     res->queue_id = c->queue_id;
-    struct queue *qu = queue_find(q, c->queue_id, NULL);
+    struct queue *qu = qsm_queue_find(q, c->queue_id, NULL);
     if (!qu)
         return CMQ_ENOTFOUND;
-    int rc = send_validate(c, qu->a.ordered);
+    int rc = qsm_send_validate(c, qu->a.ordered);
     if (rc)
         return rc;
-    rc = queue_advance(q, qu, q->now_ms);
+    rc = qsm_queue_advance(q, qu, q->now_ms);
     if (rc)
         return rc;
     uint64_t n_live = 0;
     for (uint32_t i = 0; i < c->n; i++) {
         const struct send_item *m = &c->m[i];
         if (m->txn_check_ms) {
-            struct rec *r = rec_new(qu, POS(index, i), leader_ms, 0);
+            struct rec *r = qsm_rec_new(qu, POS(index, i), leader_ms, 0);
             if (!r)
                 return CMQ_ENOMEM;
             r->state = REC_HALF;
             r->handle = m->txn_check_ms;
             r->time_ms = leader_ms + m->txn_check_ms;
-            if (heap_push(&qu->half, r))
+            if (qsm_heap_push(&qu->half, r))
                 return CMQ_ENOMEM;
             qu->n_half++;
         } else if (m->delay_s == 0) {
             n_live++;
         } else {
-            struct rec *r = rec_new(qu, POS(index, i), leader_ms, 0);
+            struct rec *r = qsm_rec_new(qu, POS(index, i), leader_ms, 0);
             if (!r)
                 return CMQ_ENOMEM;
             r->state = REC_DELAYED;
             r->time_ms = leader_ms + S_TO_MS(m->delay_s);
-            if (heap_push(&qu->timers, r))
+            if (qsm_heap_push(&qu->timers, r))
                 return CMQ_ENOMEM;
             qu->n_delayed++;
         }
         res->msg_ids[i] = qsm_id_make(q->partition, index, i);
         const char *addr = m->addr ? m->addr : c->addr;
         size_t addr_len = m->addr ? m->addr_len : c->addr_len;
-        trace_ev(q, QSM_EV_SENT, qu->id, POS(index, i), leader_ms, 0, 0, 0, addr, addr_len);
+        qsm_trace(q, QSM_EV_SENT, qu->id, POS(index, i), leader_ms, 0, 0, 0, addr, addr_len);
         if (m->delay_s)
-            trace_ev(q, QSM_EV_DELAYED, qu->id, POS(index, i), leader_ms, 0,
+            qsm_trace(q, QSM_EV_DELAYED, qu->id, POS(index, i), leader_ms, 0,
                      leader_ms + S_TO_MS(m->delay_s), 0, NULL, 0);
     }
     res->n_msg_ids = c->n;
@@ -1541,7 +1541,7 @@ static int cmd_send(struct qsm *q, uint64_t index, const struct send_view *c, ui
         if (c->m[i].dedup_key &&
             (rc = dedupwin_note(&q->dd, qu->id, c->m[i].dedup_key, res->msg_ids[i], leader_ms)))
             return rc;
-    rc = span_note_send(qu, span_cap(q), index, n_live, leader_ms);
+    rc = qsm_span_note_send(qu, qsm_span_cap(q), index, n_live, leader_ms);
     if (rc)
         return rc;
     qu->backlog += n_live;
@@ -1558,21 +1558,21 @@ static int lease(struct qsm *q, struct queue *qu, struct rec *r, uint64_t handle
         r->first_dequeue_ms = now;
     r->time_ms = now + S_TO_MS(vis_s);
     r->handle = handle;
-    if (heap_push(&qu->timers, r) || map_put(&qu->handles, handle, r))
+    if (qsm_heap_push(&qu->timers, r) || qsm_map_put(&qu->handles, handle, r))
         return CMQ_ENOMEM;
     qu->n_leased++;
-    if (r->group && !group_get(qu, r->group)) {
+    if (r->group && !qsm_group_get(qu, r->group)) {
         struct group *g = calloc(1, sizeof *g);
         if (!g)
             return CMQ_ENOMEM;
         g->key = r->group;
         g->head = r;
-        if (map_put(&qu->groups, g->key, g)) {
+        if (qsm_map_put(&qu->groups, g->key, g)) {
             free(g);
             return CMQ_ENOMEM;
         }
     }
-    trace_ev(q, QSM_EV_DELIVERED, qu->id, r->pos, now, handle, r->time_ms, 0, q->rx_addr,
+    qsm_trace(q, QSM_EV_DELIVERED, qu->id, r->pos, now, handle, r->time_ms, 0, q->rx_addr,
              q->rx_addr ? 64 : 0);
     struct qsm_delivery *d = &res->delivered[res->n_delivered++];
     d->msg_id = qsm_id_make(q->partition, POS_INDEX(r->pos), POS_SLOT(r->pos));
@@ -1596,24 +1596,24 @@ static int lease(struct qsm *q, struct queue *qu, struct rec *r, uint64_t handle
         }
     }
     if (!res->skip_bodies && item) {
-        d->body = body_copy(item, &d->body_len);
+        d->body = qsm_body_copy(item, &d->body_len);
         if (!d->body)
             return CMQ_ENOMEM;
     }
     return CMQ_OK;
 }
 
-static int cmd_receive(struct qsm *q, uint64_t index, const cmq_ReceiveRequest *c,
+static int qsm_cmd_receive(struct qsm *q, uint64_t index, const cmq_ReceiveRequest *c,
                        struct qsm_result *res)
 {
     res->queue_id = c->queue_id;
-    struct queue *qu = queue_find(q, c->queue_id, NULL);
+    struct queue *qu = qsm_queue_find(q, c->queue_id, NULL);
     if (!qu)
         return CMQ_ENOTFOUND;
     if (c->count < 1 || c->count > QSM_BATCH_MAX || c->visibility_timeout_s > QSM_VISIBILITY_S_MAX)
         return CMQ_EINVAL;
     uint64_t now = q->now_ms;
-    int rc = queue_advance(q, qu, now);
+    int rc = qsm_queue_advance(q, qu, now);
     if (rc)
         return rc;
     if (qu->n_leased >= qu->a.max_inflight_num)
@@ -1625,29 +1625,29 @@ static int cmd_receive(struct qsm *q, uint64_t index, const cmq_ReceiveRequest *
     uint32_t budget = QSM_RECEIVE_READS_MAX;
     q->rx_addr = c->consumer_addr[0] ? c->consumer_addr : NULL;
     while (res->n_delivered < want && res->n_dlq < QSM_DLQ_MOVES_MAX) {
-        struct rec *r = ready_top(qu, now);
+        struct rec *r = qsm_ready_top(qu, now);
         struct cand cd;
         bool found;
-        rc = scan_peek(q, qu, &budget, &cd, &found);
+        rc = qsm_scan_peek(q, qu, &budget, &cd, &found);
         if (rc)
             return rc;
         const struct send_item *item = NULL;
         if (r && (!found || r->pos < cd.pos)) {
-            r = ready_top(qu, now); /* scan_peek may have parked, never dropped: r is still top */
-            heap_remove(&qu->ready, r);
+            r = qsm_ready_top(qu, now); /* qsm_scan_peek may have parked, never dropped: r is still top */
+            qsm_heap_remove(&qu->ready, r);
             r->state = 0;
             if (!res->skip_bodies) {
-                rc = item_load(q, qu, r->pos, &item);
+                rc = qsm_item_load(q, qu, r->pos, &item);
                 if (rc)
                     return rc;
             }
         } else if (found) {
             if ((r = cd.rewound) != NULL)
-                rec_detach(qu, r);
-            else if (!(r = rec_new(qu, cd.pos, cd.enqueue_ms, group_key(qu, cd.item))))
+                qsm_rec_detach(qu, r);
+            else if (!(r = qsm_rec_new(qu, cd.pos, cd.enqueue_ms, qsm_group_key(qu, cd.item))))
                 return CMQ_ENOMEM;
             item = cd.item;
-            cursor_pass(qu, cd.delayed);
+            qsm_cursor_pass(qu, cd.delayed);
         } else {
             break;
         }
@@ -1655,10 +1655,10 @@ static int cmd_receive(struct qsm *q, uint64_t index, const cmq_ReceiveRequest *
         /* with the pending list full (a DLQ unreachable for long), the message
          * stays here and is delivered: nothing is lost, the policy waits */
         bool over = qu->a.dlq_policy == QSM_DLQ_RECEIVES &&
-                    r->dequeue_count + 1 > qu->a.dlq_max_receive_count && dlq_room(q);
-        bool ttl = ttl_due(qu, r->enqueue_ms, now) && dlq_room(q);
+                    r->dequeue_count + 1 > qu->a.dlq_max_receive_count && qsm_dlq_room(q);
+        bool ttl = qsm_ttl_due(qu, r->enqueue_ms, now) && qsm_dlq_room(q);
         if (over || ttl) {
-            rc = rec_dead_letter(q, qu, r, over ? QSM_DLQ_RECEIVES : QSM_DLQ_TTL, true, res);
+            rc = qsm_rec_dead_letter(q, qu, r, over ? QSM_DLQ_RECEIVES : QSM_DLQ_TTL, true, res);
             if (rc)
                 return rc;
             continue;
@@ -1675,28 +1675,28 @@ static struct rec *lease_find(struct qsm *q, struct queue *qu, uint64_t handle)
 {
     if (!handle || qsm_id_partition(handle) != q->partition)
         return NULL;
-    struct rec *r = map_get(&qu->handles, handle);
+    struct rec *r = qsm_map_get(&qu->handles, handle);
     if (!r)
         return NULL;
     assert(r->state == REC_LEASED);
     if (r->time_ms <= q->now_ms)
         return NULL;
-    if (rec_expired(qu, r, q->now_ms)) {
-        rec_drop(qu, r);
+    if (qsm_rec_expired(qu, r, q->now_ms)) {
+        qsm_rec_drop(qu, r);
         return NULL;
     }
     return r;
 }
 
-static int cmd_delete(struct qsm *q, const cmq_DeleteRequest *c, struct qsm_result *res)
+static int qsm_cmd_delete(struct qsm *q, const cmq_DeleteRequest *c, struct qsm_result *res)
 {
     res->queue_id = c->queue_id;
-    struct queue *qu = queue_find(q, c->queue_id, NULL);
+    struct queue *qu = qsm_queue_find(q, c->queue_id, NULL);
     if (!qu)
         return CMQ_ENOTFOUND;
     if (c->receipt_handles_count < 1 || c->receipt_handles_count > QSM_BATCH_MAX)
         return CMQ_EINVAL;
-    int rc = queue_advance(q, qu, q->now_ms);
+    int rc = qsm_queue_advance(q, qu, q->now_ms);
     if (rc)
         return rc;
     uint32_t ok = 0;
@@ -1707,14 +1707,14 @@ static int cmd_delete(struct qsm *q, const cmq_DeleteRequest *c, struct qsm_resu
             continue;
         }
         if (qu->a.rewind_s) {
-            int j = span_find(qu, POS_INDEX(r->pos));
+            int j = qsm_span_find(qu, POS_INDEX(r->pos));
             if (j >= 0) {
                 qu->spans[j].n_deleted++;
                 qu->retained++;
             }
         }
-        trace_ev(q, QSM_EV_DELETED, qu->id, r->pos, q->now_ms, r->handle, 0, 0, NULL, 0);
-        rec_drop(qu, r);
+        qsm_trace(q, QSM_EV_DELETED, qu->id, r->pos, q->now_ms, r->handle, 0, 0, NULL, 0);
+        qsm_rec_drop(qu, r);
         res->statuses[i] = CMQ_OK;
         ok++;
     }
@@ -1725,30 +1725,30 @@ static int cmd_delete(struct qsm *q, const cmq_DeleteRequest *c, struct qsm_resu
     return CMQ_OK;
 }
 
-static int cmd_change_visibility(struct qsm *q, const cmq_ChangeVisibilityRequest *c,
+static int qsm_cmd_change_visibility(struct qsm *q, const cmq_ChangeVisibilityRequest *c,
                                  struct qsm_result *res)
 {
     res->queue_id = c->queue_id;
-    struct queue *qu = queue_find(q, c->queue_id, NULL);
+    struct queue *qu = qsm_queue_find(q, c->queue_id, NULL);
     if (!qu)
         return CMQ_ENOTFOUND;
     if (c->visibility_timeout_s > QSM_VISIBILITY_S_MAX)
         return CMQ_EINVAL;
-    int rc = queue_advance(q, qu, q->now_ms);
+    int rc = qsm_queue_advance(q, qu, q->now_ms);
     if (rc)
         return rc;
     struct rec *r = lease_find(q, qu, c->receipt_handle);
     if (!r)
         return CMQ_ESTALE;
     if (c->visibility_timeout_s == 0) {
-        rec_detach(qu, r);
+        qsm_rec_detach(qu, r);
         res->next_visible_ms = q->now_ms;
-        return rec_make_ready(qu, r);
+        return qsm_rec_make_ready(qu, r);
     }
-    heap_remove(&qu->timers, r);
+    qsm_heap_remove(&qu->timers, r);
     r->time_ms = q->now_ms + S_TO_MS(c->visibility_timeout_s);
     res->next_visible_ms = r->time_ms;
-    return heap_push(&qu->timers, r);
+    return qsm_heap_push(&qu->timers, r);
 }
 
 static int rec_cmp_pos(const void *a, const void *b)
@@ -1758,7 +1758,7 @@ static int rec_cmp_pos(const void *a, const void *b)
 }
 
 /* All tracked recs of `qu` in position order (malloc'd array, may be NULL when n = 0). */
-static int recs_sorted(const struct queue *qu, struct rec ***out, size_t *n)
+static int qsm_recs_sorted(const struct queue *qu, struct rec ***out, size_t *n)
 {
     *n = 0;
     *out = NULL;
@@ -1775,10 +1775,10 @@ static int recs_sorted(const struct queue *qu, struct rec ***out, size_t *n)
     return CMQ_OK;
 }
 
-static int cmd_rewind(struct qsm *q, const cmq_RewindRequest *c, struct qsm_result *res)
+static int qsm_cmd_rewind(struct qsm *q, const cmq_RewindRequest *c, struct qsm_result *res)
 {
     res->queue_id = c->queue_id;
-    struct queue *qu = queue_find(q, c->queue_id, NULL);
+    struct queue *qu = qsm_queue_find(q, c->queue_id, NULL);
     if (!qu)
         return CMQ_ENOTFOUND;
     if (!qu->a.rewind_s)
@@ -1786,12 +1786,12 @@ static int cmd_rewind(struct qsm *q, const cmq_RewindRequest *c, struct qsm_resu
     uint64_t now = q->now_ms, now_s = now / 1000;
     if (c->start_consume_time_s > now_s + 1 || c->start_consume_time_s + qu->a.rewind_s < now_s)
         return CMQ_EINVAL;
-    int rc = queue_advance(q, qu, now);
+    int rc = qsm_queue_advance(q, qu, now);
     if (rc)
         return rc;
-    spans_trim(qu, now);
+    qsm_spans_trim(qu, now);
     uint64_t t_ms = S_TO_MS(c->start_consume_time_s);
-    trace_ev(q, QSM_EV_REWOUND, qu->id, 0, now, 0, 0, t_ms, NULL, 0);
+    qsm_trace(q, QSM_EV_REWOUND, qu->id, 0, now, 0, 0, t_ms, NULL, 0);
 
     /* locate P: the first message of the queue enqueued at or after t */
     uint32_t pj = qu->n_spans;
@@ -1813,10 +1813,10 @@ static int cmd_rewind(struct qsm *q, const cmq_RewindRequest *c, struct qsm_resu
         for (uint64_t idx = sp->first; idx <= sp->last; idx++) {
             const struct send_view *s;
             uint64_t lms;
-            rc = entry_load(q, idx, qu->id, &s, &lms);
+            rc = qsm_entry_load(q, idx, qu->id, &s, &lms);
             if (rc)
                 return rc;
-            if (!s || idx < qu->create_index || send_validate(s, qu->a.ordered) != CMQ_OK)
+            if (!s || idx < qu->create_index || qsm_send_validate(s, qu->a.ordered) != CMQ_OK)
                 continue;
             if (lms >= t_ms) {
                 p_pos = POS(idx, 0);
@@ -1836,7 +1836,7 @@ static int cmd_rewind(struct qsm *q, const cmq_RewindRequest *c, struct qsm_resu
      * after the cursor except messages still delayed */
     struct rec **v;
     size_t n;
-    rc = recs_sorted(qu, &v, &n);
+    rc = qsm_recs_sorted(qu, &v, &n);
     if (rc)
         return rc;
     for (size_t i = n; i-- > 0;) {
@@ -1845,10 +1845,10 @@ static int cmd_rewind(struct qsm *q, const cmq_RewindRequest *c, struct qsm_resu
             break;
         if (r->state == REC_DELAYED || r->state == REC_REWOUND || r->state == REC_HALF)
             continue;
-        rec_detach(qu, r); /* a lease's handle becomes stale */
-        struct group *g = group_get(qu, r->group);
+        qsm_rec_detach(qu, r); /* a lease's handle becomes stale */
+        struct group *g = qsm_group_get(qu, r->group);
         if (g && g->head == r)
-            group_advance(qu, g); /* its parked ones, all later, were rewound first: frees g */
+            qsm_group_advance(qu, g); /* its parked ones, all later, were rewound first: frees g */
         r->state = REC_REWOUND;
         qu->n_rewound++;
     }
@@ -1884,24 +1884,24 @@ static int queue_sweep(struct qsm *q, struct queue *qu, struct qsm_result *res)
     uint64_t now = q->now_ms;
     struct rec **v;
     size_t n;
-    int rc = recs_sorted(qu, &v, &n);
+    int rc = qsm_recs_sorted(qu, &v, &n);
     if (rc)
         return rc;
     qu->sweep_due_ms = NO_TIME;
     for (size_t i = 0; i < n; i++) {
         struct rec *r = v[i];
-        if (rec_expired(qu, r, now)) {
-            rec_drop(qu, r);
+        if (qsm_rec_expired(qu, r, now)) {
+            qsm_rec_drop(qu, r);
             continue;
         }
         bool movable = r->state == REC_READY || r->state == REC_PARKED;
-        if (movable && ttl_due(qu, r->enqueue_ms, now)) {
-            if (res->n_dlq >= QSM_DLQ_MOVES_MAX || !dlq_room(q)) {
+        if (movable && qsm_ttl_due(qu, r->enqueue_ms, now)) {
+            if (res->n_dlq >= QSM_DLQ_MOVES_MAX || !qsm_dlq_room(q)) {
                 q->tick_pending = true;
-                sweep_note(qu, r);
+                qsm_sweep_note(qu, r);
                 continue;
             }
-            rc = rec_dead_letter(q, qu, r, QSM_DLQ_TTL, false, res);
+            rc = qsm_rec_dead_letter(q, qu, r, QSM_DLQ_TTL, false, res);
             if (rc)
                 break;
             continue;
@@ -1921,11 +1921,11 @@ static int queue_sweep(struct qsm *q, struct queue *qu, struct qsm_result *res)
     return rc;
 }
 
-static int cmd_dlq_delivered(struct qsm *q, const cmq_DlqDeliveredRequest *c)
+static int qsm_cmd_dlq_delivered(struct qsm *q, const cmq_DlqDeliveredRequest *c)
 {
     /* unknown ids: acknowledged already (a retried command) */
     for (pb_size_t i = 0; i < c->msg_ids_count; i++) {
-        uint32_t at = pend_find(q, c->msg_ids[i]);
+        uint32_t at = qsm_pend_find(q, c->msg_ids[i]);
         if (at < q->n_pend && q->pend[at].msg_id == c->msg_ids[i]) {
             memmove(&q->pend[at], &q->pend[at + 1], (q->n_pend - at - 1) * sizeof *q->pend);
             q->n_pend--;
@@ -1936,24 +1936,24 @@ static int cmd_dlq_delivered(struct qsm *q, const cmq_DlqDeliveredRequest *c)
 
 /* Check-backs of half messages now due (one queue): list them in res->txn and
  * schedule the next; roll back those asked QSM_TXN_QUERIES_MAX times. */
-static int queue_txn_due(struct qsm *q, struct queue *qu, struct qsm_result *res)
+static int qsm_queue_txn_due(struct qsm *q, struct queue *qu, struct qsm_result *res)
 {
     uint64_t now = q->now_ms;
     struct rec *r;
-    while ((r = heap_top(&qu->half)) && r->time_ms <= now) {
-        if (rec_expired(qu, r, now) || r->dequeue_count >= QSM_TXN_QUERIES_MAX) {
-            trace_ev(q, QSM_EV_DELETED, qu->id, r->pos, now, 0, 0, 0, NULL, 0);
-            rec_drop(qu, r);
+    while ((r = qsm_heap_top(&qu->half)) && r->time_ms <= now) {
+        if (qsm_rec_expired(qu, r, now) || r->dequeue_count >= QSM_TXN_QUERIES_MAX) {
+            qsm_trace(q, QSM_EV_DELETED, qu->id, r->pos, now, 0, 0, 0, NULL, 0);
+            qsm_rec_drop(qu, r);
             continue;
         }
         if (res->n_txn >= QSM_TXN_TICK_MAX) {
             q->tick_pending = true;
             break;
         }
-        heap_remove(&qu->half, r);
+        qsm_heap_remove(&qu->half, r);
         r->dequeue_count++;
         r->time_ms = sat_add(now, r->handle);
-        if (heap_push(&qu->half, r))
+        if (qsm_heap_push(&qu->half, r))
             return CMQ_ENOMEM;
         struct qsm_txn_query *t = &res->txn[res->n_txn++];
         t->queue_id = qu->id;
@@ -1963,10 +1963,10 @@ static int queue_txn_due(struct qsm *q, struct queue *qu, struct qsm_result *res
     return CMQ_OK;
 }
 
-static int cmd_txn_confirm(struct qsm *q, const cmq_TxnConfirmRequest *c, struct qsm_result *res)
+static int qsm_cmd_txn_confirm(struct qsm *q, const cmq_TxnConfirmRequest *c, struct qsm_result *res)
 {
     res->queue_id = c->queue_id;
-    struct queue *qu = queue_find(q, c->queue_id, NULL);
+    struct queue *qu = qsm_queue_find(q, c->queue_id, NULL);
     if (!qu)
         return CMQ_ENOTFOUND;
     if (c->items_count < 1 || c->items_count > QSM_BATCH_MAX)
@@ -1978,21 +1978,21 @@ static int cmd_txn_confirm(struct qsm *q, const cmq_TxnConfirmRequest *c, struct
         struct rec *r = NULL;
         if (id && qsm_id_partition(id) == q->partition &&
             (it->state == 1 || it->state == 2))
-            r = map_get(&qu->recs, POS(qsm_id_index(id), qsm_id_slot(id)));
+            r = qsm_map_get(&qu->recs, POS(qsm_id_index(id), qsm_id_slot(id)));
         if (!r || r->state != REC_HALF) {
             res->statuses[i] = CMQ_ESTALE; /* unknown or decided already: ignored (spec 9.5) */
             continue;
         }
-        rec_detach(qu, r);
-        if (it->state == 2 || rec_expired(qu, r, now)) {
-            trace_ev(q, QSM_EV_DELETED, qu->id, r->pos, now, 0, 0, 0, NULL, 0);
-            rec_forget(qu, r);
+        qsm_rec_detach(qu, r);
+        if (it->state == 2 || qsm_rec_expired(qu, r, now)) {
+            qsm_trace(q, QSM_EV_DELETED, qu->id, r->pos, now, 0, 0, 0, NULL, 0);
+            qsm_rec_forget(qu, r);
         } else {
             r->time_ms = 0;
             r->dequeue_count = 0;
             r->handle = 0;
-            trace_ev(q, QSM_EV_VISIBLE, qu->id, r->pos, now, 0, 0, 0, NULL, 0);
-            int rc = rec_make_ready(qu, r);
+            qsm_trace(q, QSM_EV_VISIBLE, qu->id, r->pos, now, 0, 0, 0, NULL, 0);
+            int rc = qsm_rec_make_ready(qu, r);
             if (rc)
                 return rc;
         }
@@ -2002,19 +2002,19 @@ static int cmd_txn_confirm(struct qsm *q, const cmq_TxnConfirmRequest *c, struct
     return CMQ_OK;
 }
 
-static int cmd_tick(struct qsm *q, struct qsm_result *res)
+static int qsm_cmd_tick(struct qsm *q, struct qsm_result *res)
 {
     uint64_t now = q->now_ms;
     uint32_t budget = QSM_TICK_READS_MAX;
     q->tick_pending = false;
     for (uint32_t i = 0; i < q->n_queues; i++) {
         struct queue *qu = q->queues[i];
-        int rc = queue_advance(q, qu, now);
+        int rc = qsm_queue_advance(q, qu, now);
         if (rc)
             return rc;
-        if ((rc = queue_txn_due(q, qu, res)))
+        if ((rc = qsm_queue_txn_due(q, qu, res)))
             return rc;
-        spans_trim(qu, now);
+        qsm_spans_trim(qu, now);
         if (qu->sweep_due_ms <= now) {
             rc = queue_sweep(q, qu, res);
             if (rc)
@@ -2027,7 +2027,7 @@ static int cmd_tick(struct qsm *q, struct qsm_result *res)
         while (qu->backlog && !qu->scan_blocked && head_due <= now) {
             struct cand cd;
             bool found;
-            rc = scan_peek(q, qu, &budget, &cd, &found);
+            rc = qsm_scan_peek(q, qu, &budget, &cd, &found);
             if (rc)
                 return rc;
             if (!found) {
@@ -2035,21 +2035,21 @@ static int cmd_tick(struct qsm *q, struct qsm_result *res)
                     q->tick_pending = true;
                 break;
             }
-            if (!ttl_due(qu, cd.enqueue_ms, now))
+            if (!qsm_ttl_due(qu, cd.enqueue_ms, now))
                 break;
-            if (res->n_dlq >= QSM_DLQ_MOVES_MAX || !dlq_room(q)) {
+            if (res->n_dlq >= QSM_DLQ_MOVES_MAX || !qsm_dlq_room(q)) {
                 q->tick_pending = true;
                 break;
             }
             if (cd.rewound)
-                rc = rec_dead_letter(q, qu, cd.rewound, QSM_DLQ_TTL, false, res);
+                rc = qsm_rec_dead_letter(q, qu, cd.rewound, QSM_DLQ_TTL, false, res);
             else
-                rc = dlq_add(q, res, qu,
+                rc = qsm_dlq_add(q, res, qu,
                              qsm_id_make(q->partition, POS_INDEX(cd.pos), POS_SLOT(cd.pos)),
                              cd.enqueue_ms, 0, 0, QSM_DLQ_TTL, cd.item);
             if (rc)
                 return rc;
-            cursor_pass(qu, cd.delayed);
+            qsm_cursor_pass(qu, cd.delayed);
         }
     }
     if (res->n_dlq > 1)
@@ -2076,16 +2076,16 @@ int qsm_apply(struct qsm *q, uint64_t index, uint64_t term, const uint8_t *cmd, 
     uint64_t qid, leader_ms;
     const uint8_t *sub;
     size_t sub_len;
-    if (!peek_cmd(cmd, len, &kind, &qid, &leader_ms, &sub, &sub_len))
+    if (!qsm_peek_cmd(cmd, len, &kind, &qid, &leader_ms, &sub, &sub_len))
         return res->status = CMQ_EINVAL;
     cmq_StorageCommand *c = q->cmd;
     if (kind == cmq_StorageCommand_send_tag) {
-        if (!parse_send(sub, sub_len, &q->send))
+        if (!qsm_parse_send(sub, sub_len, &q->send))
             return res->status = CMQ_EINVAL;
         memset(c, 0, sizeof *c);
         c->which_cmd = cmq_StorageCommand_send_tag;
         c->leader_ms = leader_ms;
-    } else if (!decode_cmd(cmd, len, c)) {
+    } else if (!qsm_decode_cmd(cmd, len, c)) {
         return res->status = CMQ_EINVAL;
     }
     q->now_ms = u64_max(q->now_ms, c->leader_ms);
@@ -2105,32 +2105,32 @@ int qsm_apply(struct qsm *q, uint64_t index, uint64_t term, const uint8_t *cmd, 
         break;
     case cmq_StorageCommand_send_tag:
         res->type = cmq_StorageMsgType_STORAGE_MSG_SEND;
-        rc = cmd_send(q, index, &q->send, c->leader_ms, res);
+        rc = qsm_cmd_send(q, index, &q->send, c->leader_ms, res);
         break;
     case cmq_StorageCommand_receive_tag:
         res->type = cmq_StorageMsgType_STORAGE_MSG_RECEIVE;
-        rc = cmd_receive(q, index, &c->cmd.receive, res);
+        rc = qsm_cmd_receive(q, index, &c->cmd.receive, res);
         break;
     case cmq_StorageCommand_delete_msgs_tag:
         res->type = cmq_StorageMsgType_STORAGE_MSG_DELETE;
-        rc = cmd_delete(q, &c->cmd.delete_msgs, res);
+        rc = qsm_cmd_delete(q, &c->cmd.delete_msgs, res);
         break;
     case cmq_StorageCommand_change_visibility_tag:
         res->type = cmq_StorageMsgType_STORAGE_MSG_CHANGE_VISIBILITY;
-        rc = cmd_change_visibility(q, &c->cmd.change_visibility, res);
+        rc = qsm_cmd_change_visibility(q, &c->cmd.change_visibility, res);
         break;
     case cmq_StorageCommand_rewind_tag:
         res->type = cmq_StorageMsgType_STORAGE_MSG_REWIND;
-        rc = cmd_rewind(q, &c->cmd.rewind, res);
+        rc = qsm_cmd_rewind(q, &c->cmd.rewind, res);
         break;
     case cmq_StorageCommand_tick_tag:
-        rc = cmd_tick(q, res);
+        rc = qsm_cmd_tick(q, res);
         break;
     case cmq_StorageCommand_dlq_delivered_tag:
-        rc = cmd_dlq_delivered(q, &c->cmd.dlq_delivered);
+        rc = qsm_cmd_dlq_delivered(q, &c->cmd.dlq_delivered);
         break;
     case cmq_StorageCommand_txn_confirm_tag: /* type 0: the lead wakes parked receivers */
-        rc = cmd_txn_confirm(q, &c->cmd.txn_confirm, res);
+        rc = qsm_cmd_txn_confirm(q, &c->cmd.txn_confirm, res);
         break;
     default:
         rc = CMQ_EINVAL;
@@ -2141,7 +2141,7 @@ int qsm_apply(struct qsm *q, uint64_t index, uint64_t term, const uint8_t *cmd, 
         if (q->queues[i]->oom)
             rc = CMQ_ENOMEM;
     if (rc == CMQ_ENOMEM || rc == CMQ_EINTERNAL)
-        rc = fail(q, rc); /* a half-applied command: this replica can no longer be trusted */
+        rc = qsm_fail(q, rc); /* a half-applied command: this replica can no longer be trusted */
     if (q->failed)
         rc = q->failed;
     return res->status = rc;
@@ -2169,10 +2169,10 @@ int qsm_create(uint32_t partition_id, const struct qsm_reader *reader, struct qs
     return CMQ_OK;
 }
 
-static void queues_free(struct queue **v, uint32_t n)
+static void qsm_queues_free(struct queue **v, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
-        queue_free(v[i]);
+        qsm_queue_free(v[i]);
     free(v);
 }
 
@@ -2180,8 +2180,8 @@ void qsm_destroy(struct qsm *q)
 {
     if (!q)
         return;
-    cache_drop(q);
-    queues_free(q->queues, q->n_queues);
+    qsm_cache_drop(q);
+    qsm_queues_free(q->queues, q->n_queues);
     free(q->cmd);
     free(q->pend);
     dedupwin_free(&q->dd);
@@ -2193,12 +2193,12 @@ void qsm_destroy(struct qsm *q)
 int qsm_check_send(const struct qsm *q, const uint8_t *req, size_t len)
 {
     struct send_view sv;
-    if (!parse_send(req, len, &sv))
+    if (!qsm_parse_send(req, len, &sv))
         return CMQ_EINVAL;
-    const struct queue *qu = queue_find(q, sv.queue_id, NULL);
+    const struct queue *qu = qsm_queue_find(q, sv.queue_id, NULL);
     if (!qu)
         return CMQ_ENOTFOUND;
-    int rc = send_validate(&sv, qu->a.ordered);
+    int rc = qsm_send_validate(&sv, qu->a.ordered);
     if (rc)
         return rc;
     for (uint32_t i = 0; i < sv.n; i++)
@@ -2218,7 +2218,7 @@ int qsm_check_send(const struct qsm *q, const uint8_t *req, size_t len)
 int qsm_stats(const struct qsm *q, uint64_t queue_id, struct qsm_stats *out)
 {
     memset(out, 0, sizeof *out);
-    const struct queue *qu = queue_find(q, queue_id, NULL);
+    const struct queue *qu = qsm_queue_find(q, queue_id, NULL);
     if (!qu)
         return CMQ_ENOTFOUND;
     out->active = qu->ready.n + qu->backlog;
@@ -2242,12 +2242,12 @@ int qsm_stats(const struct qsm *q, uint64_t queue_id, struct qsm_stats *out)
 
 bool qsm_has_visible(const struct qsm *q, uint64_t queue_id, uint64_t now_ms)
 {
-    const struct queue *qu = queue_find(q, queue_id, NULL);
+    const struct queue *qu = qsm_queue_find(q, queue_id, NULL);
     if (!qu || q->failed)
         return false;
     if (qu->ready.n)
         return true;
-    const struct rec *t = heap_top(&qu->timers);
+    const struct rec *t = qsm_heap_top(&qu->timers);
     if (t && t->time_ms <= now_ms)
         return true;
     /* rewound messages the backlog does not count (delayed or transaction
@@ -2264,10 +2264,10 @@ uint64_t qsm_next_due_ms(const struct qsm *q)
     uint64_t due = NO_TIME;
     for (uint32_t i = 0; i < q->n_queues; i++) {
         const struct queue *qu = q->queues[i];
-        const struct rec *t = heap_top(&qu->timers);
+        const struct rec *t = qsm_heap_top(&qu->timers);
         if (t)
             due = u64_min(due, t->time_ms);
-        if ((t = heap_top(&qu->half)))
+        if ((t = qsm_heap_top(&qu->half)))
             due = u64_min(due, t->time_ms);
         if (qu->recs.n)
             due = u64_min(due, qu->sweep_due_ms);
@@ -2280,7 +2280,7 @@ uint64_t qsm_next_due_ms(const struct qsm *q)
         if (qu->n_spans) {
             const struct span *s = &qu->spans[0];
             uint64_t keep = ret;
-            if (span_behind(qu, 0))
+            if (qsm_span_behind(qu, 0))
                 keep = qu->a.rewind_s ? u64_min(ret, S_TO_MS(qu->a.rewind_s) + 1) : 0;
             due = u64_min(due, sat_add(s->max_ms, keep));
         }
@@ -2325,7 +2325,7 @@ int qsm_dedup_lookup(const struct qsm *q, const uint8_t *req, size_t len, uint64
 {
     struct send_view sv;
     *n = 0;
-    if (!parse_send(req, len, &sv) || sv.n < 1 || sv.n > QSM_BATCH_MAX)
+    if (!qsm_parse_send(req, len, &sv) || sv.n < 1 || sv.n > QSM_BATCH_MAX)
         return -1;
     int found = 0;
     for (uint32_t i = 0; i < sv.n; i++) {
@@ -2348,7 +2348,7 @@ uint8_t *qsm_send_strip(const uint8_t *req, size_t len, const uint64_t *held, si
     while (p < end) {
         const uint8_t *start = p;
         uint64_t tag;
-        if (!pb_varint(&p, end, &tag) || !pb_skip(&p, end, (uint32_t)(tag & 7))) {
+        if (!qsm_pb_varint(&p, end, &tag) || !qsm_pb_skip(&p, end, (uint32_t)(tag & 7))) {
             free(buf);
             return NULL;
         }
@@ -2406,10 +2406,10 @@ int qsm_message_read(const struct qsm *q, uint64_t queue_id, uint64_t msg_id, ui
     size_t sub_len;
     struct send_view sv;
     rc = CMQ_ENOTFOUND;
-    if (peek_cmd(buf, blen, &kind, &qid, &lms, &sub, &sub_len) &&
-        kind == cmq_StorageCommand_send_tag && parse_send(sub, sub_len, &sv) &&
+    if (qsm_peek_cmd(buf, blen, &kind, &qid, &lms, &sub, &sub_len) &&
+        kind == cmq_StorageCommand_send_tag && qsm_parse_send(sub, sub_len, &sv) &&
         sv.queue_id == queue_id && qsm_id_slot(msg_id) < sv.n && sv.n <= QSM_BATCH_MAX) {
-        *body = body_copy(&sv.m[qsm_id_slot(msg_id)], len);
+        *body = qsm_body_copy(&sv.m[qsm_id_slot(msg_id)], len);
         if (enqueue_ms)
             *enqueue_ms = lms;
         rc = *body ? CMQ_OK : CMQ_ENOMEM;
@@ -2567,7 +2567,7 @@ int qsm_snapshot_write(const struct qsm *q, qsm_sink_fn *sink, void *arg)
         }
         struct rec **v;
         size_t n;
-        rc = recs_sorted(qu, &v, &n);
+        rc = qsm_recs_sorted(qu, &v, &n);
         if (rc)
             break;
         w_u64(&w, n);
@@ -2662,7 +2662,7 @@ static int queue_load_recs(struct queue *qu, struct rbuf *r, uint64_t n)
         if (r->bad || pos <= prev)
             return CMQ_ECORRUPT;
         prev = pos;
-        struct rec *x = rec_new(qu, pos, 0, 0);
+        struct rec *x = qsm_rec_new(qu, pos, 0, 0);
         if (!x)
             return CMQ_ENOMEM;
         x->handle = R64(r);
@@ -2675,7 +2675,7 @@ static int queue_load_recs(struct queue *qu, struct rbuf *r, uint64_t n)
         if (r->bad)
             return CMQ_ECORRUPT;
         int rc = CMQ_OK;
-        struct group *g = group_get(qu, x->group);
+        struct group *g = qsm_group_get(qu, x->group);
         switch (st) {
         case REC_READY:
         case REC_LEASED:
@@ -2687,26 +2687,26 @@ static int queue_load_recs(struct queue *qu, struct rbuf *r, uint64_t n)
                     return CMQ_ENOMEM;
                 g->key = x->group;
                 g->head = x;
-                if (map_put(&qu->groups, g->key, g)) {
+                if (qsm_map_put(&qu->groups, g->key, g)) {
                     free(g);
                     return CMQ_ENOMEM;
                 }
             }
             x->state = st;
             if (st == REC_READY) {
-                rc = heap_push(&qu->ready, x);
+                rc = qsm_heap_push(&qu->ready, x);
             } else {
-                if (!x->handle || map_get(&qu->handles, x->handle))
+                if (!x->handle || qsm_map_get(&qu->handles, x->handle))
                     return CMQ_ECORRUPT;
-                rc = heap_push(&qu->timers, x);
+                rc = qsm_heap_push(&qu->timers, x);
                 if (!rc)
-                    rc = map_put(&qu->handles, x->handle, x);
+                    rc = qsm_map_put(&qu->handles, x->handle, x);
                 qu->n_leased++;
             }
             break;
         case REC_DELAYED:
             x->state = st;
-            rc = heap_push(&qu->timers, x);
+            rc = qsm_heap_push(&qu->timers, x);
             qu->n_delayed++;
             break;
         case REC_REWOUND:
@@ -2717,7 +2717,7 @@ static int queue_load_recs(struct queue *qu, struct rbuf *r, uint64_t n)
             if (x->group || !x->handle)
                 return CMQ_ECORRUPT;
             x->state = st;
-            rc = heap_push(&qu->half, x);
+            rc = qsm_heap_push(&qu->half, x);
             qu->n_half++;
             break;
         case REC_PARKED:
@@ -2771,7 +2771,7 @@ int qsm_snapshot_read(struct qsm *q, const uint8_t *buf, size_t len)
             rc = CMQ_ECORRUPT;
             break;
         }
-        struct queue *qu = v[made++] = queue_new(id);
+        struct queue *qu = v[made++] = qsm_queue_new(id);
         if (!qu) {
             rc = CMQ_ENOMEM;
             break;
@@ -2828,7 +2828,7 @@ int qsm_snapshot_read(struct qsm *q, const uint8_t *buf, size_t len)
             break;
         }
         rc = queue_load_recs(qu, &r, nr);
-        qu->sweep_due_ms = sweep; /* rec_new lowered it while loading */
+        qu->sweep_due_ms = sweep; /* qsm_rec_new lowered it while loading */
     }
     /* version 2: pending moves and the dedup window, into a scratch qsm
      * (version 2 entries have no clock: they count from the image's) */
@@ -2850,7 +2850,7 @@ int qsm_snapshot_read(struct qsm *q, const uint8_t *buf, size_t len)
             if (r.bad || (t.n_pend && m.msg_id <= t.pend[t.n_pend - 1].msg_id))
                 rc = CMQ_ECORRUPT;
             else
-                rc = pend_add(&t, &m);
+                rc = qsm_pend_add(&t, &m);
         }
         uint32_t nd = rc ? 0 : R32(&r);
         if (r.bad || nd > QSM_DEDUP_HARD_MAX)
@@ -2866,7 +2866,7 @@ int qsm_snapshot_read(struct qsm *q, const uint8_t *buf, size_t len)
     if (rc) {
         free(t.pend);
         dedupwin_free(&t.dd);
-        queues_free(v, made);
+        qsm_queues_free(v, made);
         return rc;
     }
     free(q->pend);
@@ -2875,8 +2875,8 @@ int qsm_snapshot_read(struct qsm *q, const uint8_t *buf, size_t len)
     q->n_pend = t.n_pend;
     q->cap_pend = t.cap_pend;
     q->dd = t.dd;
-    cache_drop(q);
-    queues_free(q->queues, q->n_queues);
+    qsm_cache_drop(q);
+    qsm_queues_free(q->queues, q->n_queues);
     q->queues = v;
     q->n_queues = q->cap_queues = nq;
     q->applied_index = applied;
