@@ -1,6 +1,8 @@
 /* keycache.c: see keycache.h.  Evicted and forgotten secrets are wiped. */
 #include "keycache.h"
 
+#include "hash.h"
+
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +15,7 @@ struct keycache {
 
 static size_t slot_of(const struct keycache *kc, const char *id)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return (size_t)(h % kc->slots);
+    return (size_t)(hash_fnv1a64_str(HASH_FNV1A64_INIT, id) % kc->slots);
 }
 
 struct keycache *keycache_new(size_t slots, uint64_t ttl_ms, uint64_t negative_ttl_ms)

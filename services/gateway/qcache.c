@@ -1,6 +1,8 @@
 /* qcache.c: see qcache.h. */
 #include "qcache.h"
 
+#include "hash.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,10 +20,7 @@ struct qcache {
 
 static size_t slot_of(const struct qcache *qc, uint64_t appid, const char *name)
 {
-    uint64_t h = 1469598103934665603ull ^ appid;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return (size_t)(h % qc->slots);
+    return (size_t)(hash_fnv1a64_str(HASH_FNV1A64_INIT ^ appid, name) % qc->slots);
 }
 
 struct qcache *qcache_new(size_t slots, uint64_t ttl_ms)

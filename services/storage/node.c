@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "file.h"
+#include "hash.h"
 #include "log.h"
 #include "partition.h"
 #include "raft.h"
@@ -81,10 +82,7 @@ const size_t storage_config_n_keys = sizeof storage_config_keys / sizeof storage
 
 uint64_t raft_id_of(const char *node_id)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (const unsigned char *p = (const unsigned char *)node_id; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return h ? h : 1;
+    return hash_nonzero(hash_fnv1a64_str(HASH_FNV1A64_INIT, node_id)); /* FROZEN (hash.h) */
 }
 
 struct peer *peer_by_id(struct node *n, uint64_t id)

@@ -47,7 +47,8 @@ extern const size_t storage_config_n_keys;
 
 struct node;
 
-/* The Raft id of a storage node: FNV-1a 64 of its node id (never 0).  Node
+/* The Raft id of a storage node: FNV-1a 64 of its node id (never 0), FROZEN
+ * (common/base/hash.h): it is in every Raft configuration on disk.  Node
  * ids are unique in the cluster (metadata enforces it); a collision of two
  * hashes is refused at partition creation rather than silently merged. */
 uint64_t raft_id_of(const char *node_id);

@@ -225,10 +225,8 @@ uint64_t qsm_group_key(const struct queue *qu, const struct send_item *m)
 {
     if (!qu->a.ordered || !m->group_len)
         return 0;
-    uint64_t h = UINT64_C(0xcbf29ce484222325); /* FNV-1a; a collision only serialises two groups */
-    for (size_t i = 0; i < m->group_len; i++)
-        h = (h ^ (uint8_t)m->group[i]) * UINT64_C(0x100000001b3);
-    return h ? h : 1;
+    /* FROZEN (hash.h): the key is in snapshots; a collision only serialises two groups */
+    return hash_nonzero(hash_fnv1a64(HASH_FNV1A64_INIT, m->group, m->group_len));
 }
 
 /* Loads entry `index` into the cache.  On CMQ_OK *send is the parsed Send if

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "evloop.h"
 #include "forward.h"
+#include "hash.h"
 #include "queues.h"
 #include "log.h"
 #include "push.pb.h"
@@ -434,12 +435,8 @@ static void on_forwarded(void *arg, int status, const uint64_t *msg_ids, size_t 
  * their own copies. */
 static uint64_t dedup_key(const char *sub_id, uint64_t msg_id)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (const unsigned char *p = (const unsigned char *)sub_id; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    for (int i = 0; i < 8; i++)
-        h = (h ^ ((msg_id >> (8 * i)) & 0xff)) * 1099511628211ull;
-    return h ? h : 1;
+    /* FROZEN (hash.h): the keys are in the queues' replicated dedup windows */
+    return hash_nonzero(hash_fnv1a64_u64le(hash_fnv1a64_str(HASH_FNV1A64_INIT, sub_id), msg_id));
 }
 
 /* Appends the delivery's messages to `queue_id` through forward.c, which

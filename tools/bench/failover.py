@@ -48,7 +48,9 @@ CLK_TCK = os.sysconf('SC_CLK_TCK')
 
 
 def raft_id_of(name):
-    """The storage node's raft id (FNV-1a of its node id, as node.c)."""
+    """The storage node's raft id: FNV-1a 64 of its node id, never 0, as
+    raft_id_of in node.c computes it with common/base/hash.h (FROZEN there:
+    the id is on disk; tests/unit/common/base/test_hash.c pins its values)."""
     h = 1469598103934665603
     for b in name.encode():
         h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
