@@ -1,7 +1,9 @@
 /* meta_internal.h: what the files of the metadata store share (not public).
  *
- * meta_store.c: open, schema and migrations, transactions and events,
- * accounts, keys, ACL.  meta_ns.c: queues, topics, subscriptions.
+ * meta_store.c: open, schema and migrations, transactions and events.
+ * meta_account.c: accounts, keys.  meta_acl.c: ACL grants and checks.
+ * meta_ns.c (+ meta_ns_internal.h): the entity engine for queues and topics;
+ * meta_queue.c, meta_topic.c, meta_sub.c: what is theirs.
  * meta_place.c: nodes, partitions, placement.
  */
 #ifndef CMQ_META_INTERNAL_H
@@ -66,9 +68,15 @@ int64_t meta_query_int(struct meta_store *s, const char *sql, int64_t dflt, int 
 /* Spec §5.1: 1-64 chars, an ASCII letter first, then letters, digits, '-'. */
 int meta_name_valid(const char *name);
 void meta_lower(const char *in, char *out, size_t cap);
+/* n characters drawn uniformly from `alphabet` (OpenSSL's generator). */
+int meta_random_chars(const char *alphabet, char *out, size_t n);
 /* prefix + 12 random [0-9a-z] (cap >= strlen(prefix) + 13). */
 int meta_random_id(const char *prefix, char *out, size_t cap);
 int meta_account_exists(struct meta_store *s, uint64_t appid, struct meta_err *e);
+
+/* A key by SecretId (meta_account.c); with_secret: the SecretKey unsealed. */
+int meta_key_row(struct meta_store *s, const char *secret_id, cmq_Key *out, int with_secret,
+                 struct meta_err *e);
 
 /* The next numeric queue/topic id (inside an open transaction). */
 int meta_next_num_id(struct meta_store *s, uint64_t *out);
