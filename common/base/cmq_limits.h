@@ -1,21 +1,36 @@
-/* cmq_limits.h: every limit of the CMQ HTTP API, in one place.
+/* cmq_limits.h: every bound of the CMQ API, in one place.
  *
  * The numbers come from shared/spec/cmq-http-api.md §6-§8 (attribute ranges)
  * and §11 (limits summary); where the spec offers a choice, the value here is
  * its "recommended default" and docs/http-api-notes.md says why.  Request-level
  * bounds (raw size, parameter count, name length) are ours: the parser in
- * params.c enforces them so a hostile request costs bounded memory and time.
+ * services/gateway/cmqapi/params.c enforces them so a hostile request costs
+ * bounded memory and time.
  *
- * (Named cmq_limits.h, not limits.h: the api directory is on the include
- * path of everything that uses gwapi_dep, and a "limits.h" there would
- * shadow the C library's <limits.h>.)
+ * One home for three readers: the gateway (its pure library cmqapi and both
+ * front ends, HTTP and TCP), metadata (attribute ranges, quotas, name and tag
+ * bounds) and storage.  The state machines keep their own bounds (QSM_* in
+ * services/storage/qsm.h, TSM_* in tsm.h: they are part of the replicated
+ * model); _Static_asserts next to those tie them to the numbers here.
  *
- * This header holds constants only.  The relations between them are checked
- * by the _Static_asserts at the end, so changing one number cannot silently
- * break another.
+ * The delay cap is the one configurable bound: gateway.max_delay_seconds
+ * (default CMQ_DELAY_S_DEFAULT, the spec's 3600 s; at most CMQ_DELAY_S_CAP_MAX,
+ * the 7 days storage keeps a delayed message; a larger value is refused at
+ * start-up).  Both front ends check a request against it with cmq_delay_ok;
+ * the queue state machine checks the storage bound once more.
+ *
+ * (Named cmq_limits.h, not limits.h: base is on the include path of
+ * everything, and a "limits.h" there would shadow the C library's <limits.h>.)
+ *
+ * Constants, plus the one inline check above.  The relations between them are
+ * checked by the _Static_asserts at the end, so changing one number cannot
+ * silently break another.
  */
-#ifndef CMQ_GWAPI_LIMITS_H
-#define CMQ_GWAPI_LIMITS_H
+#ifndef CMQ_BASE_CMQ_LIMITS_H
+#define CMQ_BASE_CMQ_LIMITS_H
+
+#include <stdbool.h>
+#include <stdint.h>
 
 /* ---- names (§5.1) ---- */
 #define CMQ_NAME_LEN_MIN 1
@@ -27,8 +42,24 @@
 #define CMQ_MSG_SIZE_ATTR_DEFAULT 65536   /* maxMsgSize when CreateQueue omits it */
 #define CMQ_BATCH_MAX 16                  /* msgBody.n / receiptHandle.n / numOfMsg */
 #define CMQ_BATCH_BYTES_MAX 1048576       /* sum of body sizes in one batch (§6.8) */
-#define CMQ_DELAY_S_MAX 3600              /* delaySeconds 0..3600 */
 #define CMQ_INFLIGHT_MAX 20000            /* delayed/in-flight messages per queue (§9.1) */
+
+/* ---- delay (§9.1 delaySeconds, TCP delay_seconds) ---- */
+#define CMQ_DELAY_S_DEFAULT 3600          /* the spec's cap: gateway.max_delay_seconds default */
+#define CMQ_DELAY_S_CAP_MAX (7 * 86400)   /* the largest cap allowed: what storage supports */
+
+/* A delay is accepted when 0 <= delay_s <= cap_s (the configured cap, itself
+ * never above CMQ_DELAY_S_CAP_MAX).  The one check of both front ends. */
+static inline bool cmq_delay_ok(int64_t delay_s, int64_t cap_s)
+{
+    if (cap_s > CMQ_DELAY_S_CAP_MAX)
+        cap_s = CMQ_DELAY_S_CAP_MAX;
+    return delay_s >= 0 && delay_s <= cap_s;
+}
+
+/* ---- transaction messages (TCP §9.5 first_query_interval) ---- */
+#define CMQ_TXN_CHECK_MS_DEFAULT 5000             /* the SDK's default first check-back */
+#define CMQ_TXN_CHECK_MS_MAX (12 * 3600 * 1000)   /* the latest first check-back accepted */
 
 /* ---- queue attributes (§6) ---- */
 #define CMQ_HEAP_NUM_MIN 1000000LL
@@ -121,6 +152,8 @@ _Static_assert(CMQ_LIST_LIMIT_DEFAULT <= CMQ_LIST_LIMIT_MAX &&
                "list page limits");
 _Static_assert(CMQ_ROUTING_KEY_DOTS_MAX < CMQ_ROUTING_KEY_BYTES_MAX, "dots fit in a key");
 _Static_assert(CMQ_NAME_LEN_MAX < CMQ_PARAM_NAME_LEN_MAX, "names fit in parameter names");
-_Static_assert(CMQ_DELAY_S_MAX < CMQ_TOPIC_RETENTION_S, "a delay is shorter than a day");
+_Static_assert(CMQ_DELAY_S_DEFAULT <= CMQ_DELAY_S_CAP_MAX, "the default delay cap is allowed");
+_Static_assert(CMQ_DELAY_S_DEFAULT < CMQ_TOPIC_RETENTION_S, "the spec's delay is under a day");
+_Static_assert(CMQ_TXN_CHECK_MS_DEFAULT <= CMQ_TXN_CHECK_MS_MAX, "default check-back allowed");
 
 #endif

@@ -16,6 +16,7 @@
 #include "push.pb.h"
 
 #include "clock.h"
+#include "cmq_limits.h"
 #include "envelope.pb.h"
 #include "keycache.h"
 #include "qcache.h"
@@ -76,6 +77,9 @@ const struct config_key gateway_config_keys[] = {
     CONFIG_INT_KEY("http.max_body_bytes", struct gateway_cfg, max_body_bytes, "4194304", 1024,
                    64 << 20, "largest request body h2o reads; the API itself answers 4000/10420 "
                    "above 2 MiB"),
+    CONFIG_INT_KEY("gateway.max_delay_seconds", struct gateway_cfg, max_delay_s, "3600", 0,
+                   CMQ_DELAY_S_CAP_MAX, "longest delaySeconds accepted over HTTP and TCP (the "
+                   "spec's 3600 s by default; at most the 7 days storage supports)"),
     CONFIG_INT_KEY("gateway.threads", struct gateway_cfg, threads, "0", 0, GATEWAY_LOOPS_MAX,
                    "event loops, one thread each; 0: one per online CPU"),
     CONFIG_BOOL_KEY("send.coalesce", struct gateway_cfg, send_coalesce, "true",
@@ -558,7 +562,8 @@ static int loop_hooks_open(struct gateway *gw)
         struct tcp_limits lim = {.max_conns = (int)cfg->tcp_max_connections,
                                  .max_inflight = (int)cfg->tcp_max_inflight,
                                  .idle_ms = (int)cfg->tcp_idle_timeout_ms,
-                                 .max_frame = (uint32_t)cfg->tcp_max_frame_bytes};
+                                 .max_frame = (uint32_t)cfg->tcp_max_frame_bytes,
+                                 .max_delay_s = cfg->max_delay_s};
         snprintf(lim.listen, sizeof lim.listen, "%s", cfg->tcp_listen);
         int rc = tcp_server_open(&env, &lim, &gw->tcp);
         if (rc != CMQ_OK)

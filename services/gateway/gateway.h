@@ -33,6 +33,7 @@ struct gateway_cfg {
     int64_t health_timeout_ms;
     int64_t max_body_bytes;
     int64_t threads;
+    int64_t max_delay_s;  /* gateway.max_delay_seconds (cmq_limits.h) */
     int send_coalesce;
     /* topic pushes to https:// endpoints (push.c) */
     char push_ca_file[256];

@@ -16,14 +16,21 @@
 #include <stdio.h>
 #include <string.h>
 
-static const struct meta_range r_heap = {"maxMsgHeapNum", 1000000, 1000000000, 10000000};
-static const struct meta_range r_polling = {"pollingWaitSeconds", 0, 30, 0};
-static const struct meta_range r_visibility = {"visibilityTimeout", 1, 43200, 30};
-static const struct meta_range r_qsize = {"maxMsgSize", 1024, 1048576, 65536};
-static const struct meta_range r_retention = {"msgRetentionSeconds", 60, 1296000, 345600};
-static const struct meta_range r_rewind = {"rewindSeconds", 0, 1296000, 0};
-static const struct meta_range r_receive = {"maxReceiveCount", 1, 1000, 0};
-static const struct meta_range r_ttl = {"maxTimeToLive", 300, 43200, 0};
+/* The attribute ranges are the API's (common/base/cmq_limits.h). */
+static const struct meta_range r_heap = {"maxMsgHeapNum", CMQ_HEAP_NUM_MIN, CMQ_HEAP_NUM_MAX,
+                                         CMQ_HEAP_NUM_DEFAULT};
+static const struct meta_range r_polling = {"pollingWaitSeconds", 0, CMQ_POLL_WAIT_S_MAX,
+                                            CMQ_POLL_WAIT_S_DEFAULT};
+static const struct meta_range r_visibility = {"visibilityTimeout", CMQ_VISIBILITY_S_MIN,
+                                               CMQ_VISIBILITY_S_MAX, CMQ_VISIBILITY_S_DEFAULT};
+static const struct meta_range r_qsize = {"maxMsgSize", CMQ_MSG_SIZE_ATTR_MIN,
+                                          CMQ_MSG_SIZE_ATTR_MAX, CMQ_MSG_SIZE_ATTR_DEFAULT};
+static const struct meta_range r_retention = {"msgRetentionSeconds", CMQ_RETENTION_S_MIN,
+                                              CMQ_RETENTION_S_MAX, CMQ_RETENTION_S_DEFAULT};
+static const struct meta_range r_rewind = {"rewindSeconds", 0, CMQ_REWIND_S_MAX, 0};
+static const struct meta_range r_receive = {"maxReceiveCount", CMQ_DLQ_MAX_RECEIVE_MIN,
+                                            CMQ_DLQ_MAX_RECEIVE_MAX, 0};
+static const struct meta_range r_ttl = {"maxTimeToLive", CMQ_DLQ_TTL_S_MIN, CMQ_DLQ_TTL_S_MAX, 0};
 
 #define QUEUE_SELECT                                                                           \
     "SELECT q.id, q.appid, q.name, q.queue_id, COALESCE(q.partition_id, 0), q.max_msg_heap_num," \

@@ -21,6 +21,7 @@
 #ifndef CMQ_META_STORE_H
 #define CMQ_META_STORE_H
 
+#include "cmq_limits.h"
 #include "metadata.pb.h"
 
 #include <stddef.h>
@@ -169,27 +170,27 @@ int meta_nodes_check(struct meta_store *s);
 /* out->partitions is malloc'd (pb_release(cmq_PartitionMap_fields, out)). */
 int meta_partition_map(struct meta_store *s, cmq_PartitionMap *out, struct meta_err *err);
 
-/* ---- limits (spec §6-§8, §11) ---- */
-#define META_NAME_MAX 64
-#define META_QUEUES_PER_ACCOUNT_DEFAULT 1000
-#define META_TOPICS_PER_ACCOUNT_DEFAULT 1000
-#define META_SUBS_PER_TOPIC_DEFAULT 100
-#define META_DLQ_SOURCES_MAX 6
-#define META_TAGS_MAX 5
-#define META_TAG_LEN_MAX 16
-#define META_BINDING_KEYS_MAX 5
-#define META_BINDING_KEY_LEN_MAX 64
-#define META_BINDING_KEY_DOTS_MAX 15
-#define META_ENDPOINT_LEN_MAX 500
-#define META_LIST_LIMIT_DEFAULT 20
-#define META_LIST_LIMIT_MAX 50      /* ListQueue / ListTopic (clamped) */
-#define META_SUB_LIST_LIMIT_MAX 100 /* ListSubscriptionByTopic (clamped) */
-#define META_SUB_LIST_OFFSET_MAX 1000
+/* ---- limits (spec §6-§8, §11): the API's, from common/base/cmq_limits.h ---- */
+#define META_NAME_MAX CMQ_NAME_LEN_MAX
+#define META_QUEUES_PER_ACCOUNT_DEFAULT CMQ_QUEUES_PER_ACCOUNT_DEFAULT
+#define META_TOPICS_PER_ACCOUNT_DEFAULT CMQ_TOPICS_PER_ACCOUNT_DEFAULT
+#define META_SUBS_PER_TOPIC_DEFAULT CMQ_SUBS_PER_TOPIC_DEFAULT
+#define META_DLQ_SOURCES_MAX CMQ_DLQ_SOURCES_MAX
+#define META_TAGS_MAX CMQ_TAGS_MAX
+#define META_TAG_LEN_MAX CMQ_TAG_CHARS_MAX
+#define META_BINDING_KEYS_MAX CMQ_BINDING_KEYS_MAX
+#define META_BINDING_KEY_LEN_MAX CMQ_ROUTING_KEY_BYTES_MAX
+#define META_BINDING_KEY_DOTS_MAX CMQ_ROUTING_KEY_DOTS_MAX
+#define META_ENDPOINT_LEN_MAX CMQ_ENDPOINT_CHARS_MAX
+#define META_LIST_LIMIT_DEFAULT CMQ_LIST_LIMIT_DEFAULT
+#define META_LIST_LIMIT_MAX CMQ_LIST_LIMIT_MAX         /* ListQueue / ListTopic (clamped) */
+#define META_SUB_LIST_LIMIT_MAX CMQ_SUB_LIST_LIMIT_MAX /* ListSubscriptionByTopic (clamped) */
+#define META_SUB_LIST_OFFSET_MAX CMQ_SUB_LIST_OFFSET_MAX
 #define META_PARTITIONS_MAX 1024
 /* NodeReply / PartitionMap.partitions and SubList.subscriptions are FT_POINTER
  * lists whose counts are nanopb's 16-bit pb_size_t (proto/metadata.options). */
 _Static_assert(META_PARTITIONS_MAX <= 65535 && META_SUB_LIST_LIMIT_MAX <= 65535,
                "pointer-list bounds fit pb_size_t");
-#define META_TOPIC_RETENTION_S 86400
+#define META_TOPIC_RETENTION_S CMQ_TOPIC_RETENTION_S
 
 #endif

@@ -15,7 +15,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-static const struct meta_range r_tsize = {"maxMsgSize", 1024, 1048576, 65536};
+static const struct meta_range r_tsize = {"maxMsgSize", CMQ_MSG_SIZE_ATTR_MIN,   /* cmq_limits.h */
+                                          CMQ_MSG_SIZE_ATTR_MAX, CMQ_MSG_SIZE_ATTR_DEFAULT};
 
 #define TOPIC_SELECT                                                                         \
     "SELECT t.id, t.appid, t.name, t.topic_id, COALESCE(t.partition_id, 0), t.max_msg_size," \

@@ -74,6 +74,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cmq_limits.h"
 #include "storage.pb.h"
 
 /* ---- identifiers (DESIGN §6) ----
@@ -168,6 +169,16 @@ static inline uint32_t qsm_id_slot(uint64_t id)
 #endif
 
 _Static_assert(QSM_BATCH_MAX <= (1 << QSM_ID_SLOT_BITS), "a batch must fit the id's slot bits");
+/* The API's bounds (common/base/cmq_limits.h) must fit the state machine's. */
+_Static_assert(QSM_BATCH_MAX == CMQ_BATCH_MAX, "API batches are the state machine's");
+_Static_assert(QSM_BODY_BYTES_MAX >= CMQ_MSG_SIZE_ATTR_MAX, "the largest maxMsgSize is stored");
+_Static_assert(QSM_BATCH_BYTES_MAX >= CMQ_BATCH_BYTES_MAX, "the largest API batch is stored");
+_Static_assert(QSM_DELAY_S_MAX == CMQ_DELAY_S_CAP_MAX,
+               "gateway.max_delay_seconds may go up to exactly what storage supports");
+_Static_assert(QSM_VISIBILITY_S_MAX >= CMQ_VISIBILITY_S_MAX, "every visibilityTimeout is stored");
+_Static_assert(QSM_NAME_LEN_MAX >= CMQ_NAME_LEN_MAX, "every queue name is stored");
+_Static_assert(QSM_INFLIGHT_DEFAULT == CMQ_INFLIGHT_MAX, "the spec's in-flight bound (§9.1)");
+_Static_assert(QSM_TXN_CHECK_MS_MAX == CMQ_TXN_CHECK_MS_MAX, "the TCP check-back bound");
 _Static_assert(QSM_SPANS_MIN >= 4 && QSM_SPANS_MIN <= QSM_SPANS_MAX, "span caps");
 _Static_assert(QSM_RECEIVE_READS_MAX >= 1 && QSM_TICK_READS_MAX >= 1 && QSM_DLQ_MOVES_MAX >= 1 &&
                QSM_PARKED_MAX >= 1, "work bounds");

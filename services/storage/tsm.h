@@ -45,6 +45,12 @@
 #define TSM_NAME_MAX 64
 #define TSM_SUB_ID_MAX 32
 #define TSM_ENDPOINT_MAX 500
+/* The API's bounds (common/base/cmq_limits.h) must fit the state machine's. */
+_Static_assert(TSM_BATCH_MAX == CMQ_BATCH_MAX, "API batches are the state machine's");
+_Static_assert(TSM_NAME_MAX >= CMQ_NAME_LEN_MAX, "every topic name is stored");
+_Static_assert(TSM_ENDPOINT_MAX >= CMQ_ENDPOINT_CHARS_MAX, "every endpoint is stored");
+_Static_assert(TSM_SUBS_MAX >= CMQ_SUBS_PER_TOPIC_DEFAULT, "the default quota of subscriptions");
+_Static_assert(TSM_RETENTION_MS == CMQ_TOPIC_RETENTION_S * 1000ull, "a topic message lives a day");
 /* The publish dedup window (dedupwin.h, like qsm's): (topic, key) -> first
  * msg id; the last TSM_DEDUP_MAX keyed messages whatever their age, beyond
  * that those younger than TSM_DEDUP_KEEP_MS, up to TSM_DEDUP_HARD_MAX. */

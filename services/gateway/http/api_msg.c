@@ -582,7 +582,7 @@ static int build_send(struct gw_call *c)
         api_reply_fault(c, &f);
         return -1;
     }
-    if (delay < 0 || delay > CMQ_DELAY_S_MAX) {
+    if (!cmq_delay_ok(delay, gw_call_gateway(c)->cfg.max_delay_s)) {
         api_reply_err(c, CMQERR_DELAY_RANGE, NULL);
         return -1;
     }

@@ -24,8 +24,6 @@
 #define TCP_STORAGE_TIMEOUT_MS 2000
 #define TCP_STORAGE_ATTEMPTS 3
 #define TCP_META_TIMEOUT_MS 3000
-#define TCP_TXN_CHECK_MS_DEFAULT 5000             /* §9.5: the SDK's default first check */
-#define TCP_TXN_CHECK_MS_MAX (12 * 3600 * 1000)   /* = QSM_TXN_CHECK_MS_MAX */
 
 enum { TAG_REQUEST = 0, TAG_HEAL = 1 };
 
@@ -283,15 +281,15 @@ static int build_send(struct treq *r)
     if (tx) {
         /* §9.5: >= 1000 is milliseconds, 1..999 seconds, absent / <= 0 the
          * default; a half message is never delayed (§9.1) */
-        int64_t ms = fqi >= 1000 ? fqi : fqi > 0 ? (int64_t)fqi * 1000 : TCP_TXN_CHECK_MS_DEFAULT;
-        check_ms = (uint32_t)(ms > TCP_TXN_CHECK_MS_MAX ? TCP_TXN_CHECK_MS_MAX : ms);
+        int64_t ms = fqi >= 1000 ? fqi : fqi > 0 ? (int64_t)fqi * 1000 : CMQ_TXN_CHECK_MS_DEFAULT;
+        check_ms = (uint32_t)(ms > CMQ_TXN_CHECK_MS_MAX ? CMQ_TXN_CHECK_MS_MAX : ms);
         has_delay = false;
     }
     if (r->f.n_bodies == 0) {
         fail(r, CMQERR_MSG_BODY_EMPTY, NULL);
         return -1;
     }
-    if (has_delay && delay > CMQ_DELAY_S_MAX) {
+    if (has_delay && !cmq_delay_ok(delay, r->conn->srv->lim.max_delay_s)) {
         fail(r, CMQERR_DELAY_RANGE, NULL);
         return -1;
     }

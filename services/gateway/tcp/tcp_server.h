@@ -45,6 +45,7 @@ struct tcp_limits {
     int max_inflight;     /* per connection */
     int idle_ms;          /* close after this long without a frame */
     uint32_t max_frame;   /* frame cap in bytes (0: CMQ_FRAME_MAX_DEFAULT) */
+    int64_t max_delay_s;  /* gateway.max_delay_seconds (cmq_limits.h: cmq_delay_ok) */
 };
 
 struct tcp_server;
