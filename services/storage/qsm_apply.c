@@ -5,6 +5,7 @@
  * lack of memory puts the replica in its failed state (invariant 3). */
 #include "qsm_internal.h"
 
+#include "cmdcodec.h"
 #include "status.h"
 
 #include <assert.h>
@@ -208,19 +209,16 @@ int qsm_apply(struct qsm *q, uint64_t index, uint64_t term, const uint8_t *cmd, 
     q->applied_term = term;
     if (len == 0)
         return res->status = CMQ_OK;
-    uint32_t kind;
-    uint64_t qid, leader_ms;
-    const uint8_t *sub;
-    size_t sub_len;
-    if (!qsm_peek_cmd(cmd, len, &kind, &qid, &leader_ms, &sub, &sub_len))
+    struct cmdcodec_view v;
+    if (!cmdcodec_peek(cmd, len, &v))
         return res->status = CMQ_EINVAL;
     cmq_StorageCommand *c = q->cmd;
-    if (kind == cmq_StorageCommand_send_tag) {
-        if (!qsm_parse_send(sub, sub_len, &q->send))
+    if (v.kind == cmq_StorageCommand_send_tag) {
+        if (!qsm_parse_send(v.member, v.member_len, &q->send))
             return res->status = CMQ_EINVAL;
         memset(c, 0, sizeof *c);
         c->which_cmd = cmq_StorageCommand_send_tag;
-        c->leader_ms = leader_ms;
+        c->leader_ms = v.leader_ms;
     } else if (!qsm_decode_cmd(cmd, len, c)) {
         return res->status = CMQ_EINVAL;
     }

@@ -1,5 +1,5 @@
-/* qsm_entry.c: log entries as the queue state machine sees them: peeking at a
- * StorageCommand's kind, clock and queue id, parsing a Send entry in place
+/* qsm_entry.c: log entries as the queue state machine sees them: a command
+ * peeked by the one StorageCommand codec (cmdcodec.h), a Send parsed in place
  * (bodies stay in the entry), the stateless validation of a Send (I6), the
  * ordered-group key of an item, and reading entries back through the reader
  * seam with a one-entry cache.
@@ -7,104 +7,18 @@
  * Owns the cache's fill (qsm.c releases it); a reader failure puts the qsm in
  * its failed state (invariant 3 of qsm.h). */
 #include "qsm_internal.h"
-#include "hash.h"
 
+#include "cmdcodec.h"
+#include "hash.h"
+#include "pbwire.h"
 #include "status.h"
 
 #include <pb_decode.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- protobuf peeking: the command kind, queue id and stamp of an entry
- * without decoding its bodies ---- */
-
-bool qsm_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (*p >= end)
-            return false;
-        uint8_t b = *(*p)++;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return true;
-        }
-    }
-    return false;
-}
-
-bool qsm_pb_skip(const uint8_t **p, const uint8_t *end, uint32_t wt)
-{
-    uint64_t n;
-    switch (wt) {
-    case 0:
-        return qsm_pb_varint(p, end, &n);
-    case 1:
-        n = 8;
-        break;
-    case 2:
-        if (!qsm_pb_varint(p, end, &n))
-            return false;
-        break;
-    case 5:
-        n = 4;
-        break;
-    default:
-        return false;
-    }
-    if (n > (uint64_t)(end - *p))
-        return false;
-    *p += n;
-    return true;
-}
-
-/* kind: the oneof field number of StorageCommand (10..18), 0 if none;
- * *sub, *sub_len: that member's encoded bytes (inside buf). */
-bool qsm_peek_cmd(const uint8_t *buf, size_t len, uint32_t *kind, uint64_t *queue_id,
-                  uint64_t *leader_ms, const uint8_t **sub, size_t *sub_len)
-{
-    const uint8_t *p = buf, *end = buf + len;
-    *kind = 0;
-    *sub = NULL;
-    *sub_len = 0;
-    *queue_id = 0;
-    *leader_ms = 0;
-    while (p < end) {
-        uint64_t tag;
-        if (!qsm_pb_varint(&p, end, &tag))
-            return false;
-        uint32_t field = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
-        if (field == 1 && wt == 0) {
-            if (!qsm_pb_varint(&p, end, leader_ms))
-                return false;
-        } else if (field >= 10 && field <= 20 && wt == 2) {
-            uint64_t n;
-            if (!qsm_pb_varint(&p, end, &n) || n > (uint64_t)(end - p))
-                return false;
-            const uint8_t *s = p, *send = p + n;
-            *kind = field;
-            *queue_id = 0;
-            *sub = p;
-            *sub_len = (size_t)n;
-            while (s < send) {
-                uint64_t t2;
-                if (!qsm_pb_varint(&s, send, &t2))
-                    return false;
-                if ((t2 >> 3) == 1 && (t2 & 7) == 0) {
-                    if (!qsm_pb_varint(&s, send, queue_id))
-                        return false;
-                } else if (!qsm_pb_skip(&s, send, (uint32_t)(t2 & 7))) {
-                    return false;
-                }
-            }
-            p = send;
-        } else if (!qsm_pb_skip(&p, end, wt)) {
-            return false;
-        }
-    }
-    return true;
-}
+/* ---- parsing: the command itself is peeked by cmdcodec.h (kind, clock,
+ * member); a Send member is parsed here, in place, with pbwire.h ---- */
 
 bool qsm_decode_cmd(const uint8_t *buf, size_t len, cmq_StorageCommand *out)
 {
@@ -114,84 +28,93 @@ bool qsm_decode_cmd(const uint8_t *buf, size_t len, cmq_StorageCommand *out)
 
 /* A Send entry parsed in place: bodies and group ids point into the entry.
  * nanopb cannot hold a body over 64 KiB here (16-bit sizes), and a parse
- * without copies is what a scan over the log wants anyway. */
-static bool parse_item(const uint8_t *p, const uint8_t *end, struct send_item *it)
+ * without copies is what a scan over the log wants anyway.  Field numbers
+ * are the generated cmq_SendItem_*_tag; a field of another wire type than
+ * its own is skipped, as before. */
+static bool parse_item(const uint8_t *p, size_t len, struct send_item *it)
 {
     memset(it, 0, sizeof *it);
     it->body = p; /* non-NULL even when empty */
-    while (p < end) {
-        uint64_t tag, v;
-        if (!qsm_pb_varint(&p, end, &tag))
-            return false;
-        uint32_t f = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
-        if ((f == 1 || f == 3 || f == 5 || f == 6) && wt == 2) {
-            if (!qsm_pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
-                return false;
-            if (f == 1) {
-                it->body = p;
-                it->len = (size_t)v;
-            } else if (f == 3) {
-                it->group = (const char *)p;
-                it->group_len = (size_t)v;
-            } else if (f == 5) {
-                it->origin = p;
-                it->origin_len = (size_t)v;
-            } else {
-                it->addr = (const char *)p;
-                it->addr_len = (size_t)v;
+    struct pbwire_reader r;
+    struct pbwire_field f;
+    pbwire_reader_init(&r, p, len);
+    while (pbwire_next(&r, &f)) {
+        if (f.wt == PBWIRE_LEN) {
+            switch (f.num) {
+            case cmq_SendItem_body_tag:
+                it->body = f.data;
+                it->len = f.len;
+                break;
+            case cmq_SendItem_group_id_tag:
+                it->group = (const char *)f.data;
+                it->group_len = f.len;
+                break;
+            case cmq_SendItem_origin_tag:
+                it->origin = f.data;
+                it->origin_len = f.len;
+                break;
+            case cmq_SendItem_client_addr_tag:
+                it->addr = (const char *)f.data;
+                it->addr_len = f.len;
+                break;
+            default:
+                break;
             }
-            p += v;
-        } else if (f == 2 && wt == 0) {
-            if (!qsm_pb_varint(&p, end, &it->delay_s))
-                return false;
-        } else if (f == 4 && wt == 0) {
-            if (!qsm_pb_varint(&p, end, &it->dedup_key))
-                return false;
-        } else if (f == 7 && wt == 0) {
-            if (!qsm_pb_varint(&p, end, &it->txn_check_ms))
-                return false;
-        } else if (!qsm_pb_skip(&p, end, wt)) {
-            return false;
+        } else if (f.wt == PBWIRE_VARINT) {
+            switch (f.num) {
+            case cmq_SendItem_delay_seconds_tag:
+                it->delay_s = f.v;
+                break;
+            case cmq_SendItem_dedup_key_tag:
+                it->dedup_key = f.v;
+                break;
+            case cmq_SendItem_txn_check_ms_tag:
+                it->txn_check_ms = f.v;
+                break;
+            default:
+                break;
+            }
         }
     }
-    return true;
+    return !r.err;
 }
 
-/* Parses an encoded SendRequest (storage.proto field numbers). */
+/* Parses an encoded SendRequest (cmq_SendRequest_*_tag). */
 bool qsm_parse_send(const uint8_t *buf, size_t len, struct send_view *sv)
 {
-    const uint8_t *p = buf, *end = buf + len;
     sv->queue_id = 0;
     sv->n = 0;
     sv->addr = NULL;
     sv->addr_len = 0;
-    while (p < end) {
-        uint64_t tag, v;
-        if (!qsm_pb_varint(&p, end, &tag))
-            return false;
-        uint32_t f = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
-        if (f == 1 && wt == 0) {
-            if (!qsm_pb_varint(&p, end, &sv->queue_id))
-                return false;
-        } else if (f == 3 && wt == 2) {
-            if (!qsm_pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
-                return false;
-            sv->addr = (const char *)p;
-            sv->addr_len = (size_t)v;
-            p += v;
-        } else if (f == 2 && wt == 2) {
-            if (!qsm_pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
-                return false;
-            if (sv->n < QSM_BATCH_MAX && !parse_item(p, p + v, &sv->m[sv->n]))
+    struct pbwire_reader r;
+    struct pbwire_field f;
+    pbwire_reader_init(&r, buf, len);
+    while (pbwire_next(&r, &f)) {
+        if (f.num == cmq_SendRequest_queue_id_tag && f.wt == PBWIRE_VARINT) {
+            sv->queue_id = f.v;
+        } else if (f.num == cmq_SendRequest_client_addr_tag && f.wt == PBWIRE_LEN) {
+            sv->addr = (const char *)f.data;
+            sv->addr_len = f.len;
+        } else if (f.num == cmq_SendRequest_messages_tag && f.wt == PBWIRE_LEN) {
+            if (sv->n < QSM_BATCH_MAX && !parse_item(f.data, f.len, &sv->m[sv->n]))
                 return false;
             if (sv->n <= QSM_BATCH_MAX)
                 sv->n++;
-            p += v;
-        } else if (!qsm_pb_skip(&p, end, wt)) {
-            return false;
         }
     }
-    return true;
+    return !r.err;
+}
+
+/* The Send member of an encoded StorageCommand, parsed: true and *sv, *leader_ms
+ * set; false when the entry is no well-formed Send. */
+bool qsm_parse_send_entry(const uint8_t *buf, size_t len, struct send_view *sv,
+                          uint64_t *leader_ms)
+{
+    struct cmdcodec_view v;
+    if (!cmdcodec_peek(buf, len, &v))
+        return false;
+    *leader_ms = v.leader_ms;
+    return v.kind == cmq_StorageCommand_send_tag && qsm_parse_send(v.member, v.member_len, sv);
 }
 
 /* ---- validation ---- */
@@ -245,14 +168,10 @@ int qsm_entry_load(struct qsm *q, uint64_t index, uint64_t queue_id,
             free(buf);
             return qsm_fail(q, rc == CMQ_ENOTFOUND ? CMQ_EIO : rc);
         }
-        uint32_t kind = 0;
-        uint64_t qid, lms = 0;
-        const uint8_t *sub;
-        size_t sub_len;
+        uint64_t lms = 0;
         q->cache_buf = buf;
         q->cache_index = index;
-        if (len && qsm_peek_cmd(buf, len, &kind, &qid, &lms, &sub, &sub_len) &&
-            kind == cmq_StorageCommand_send_tag && qsm_parse_send(sub, sub_len, &q->cache_send))
+        if (len && qsm_parse_send_entry(buf, len, &q->cache_send, &lms))
             q->cache_is_send = true;
         q->cache_leader_ms = lms;
     }
@@ -297,15 +216,10 @@ int qsm_message_read(const struct qsm *q, uint64_t queue_id, uint64_t msg_id, ui
     int rc = q->reader.read_entry(q->reader.arg, qsm_id_index(msg_id), &buf, &blen);
     if (rc != CMQ_OK)
         return rc;
-    uint32_t kind;
-    uint64_t qid, lms;
-    const uint8_t *sub;
-    size_t sub_len;
+    uint64_t lms = 0;
     struct send_view sv;
     rc = CMQ_ENOTFOUND;
-    if (qsm_peek_cmd(buf, blen, &kind, &qid, &lms, &sub, &sub_len) &&
-        kind == cmq_StorageCommand_send_tag && qsm_parse_send(sub, sub_len, &sv) &&
-        sv.queue_id == queue_id && qsm_id_slot(msg_id) < sv.n && sv.n <= QSM_BATCH_MAX) {
+    if (qsm_parse_send_entry(buf, blen, &sv, &lms) && sv.queue_id == queue_id && qsm_id_slot(msg_id) < sv.n && sv.n <= QSM_BATCH_MAX) {
         *body = qsm_body_copy(&sv.m[qsm_id_slot(msg_id)], len);
         if (enqueue_ms)
             *enqueue_ms = lms;

@@ -245,12 +245,10 @@ void qsm_heap_remove(struct heap *h, struct rec *r);
 struct rec *qsm_heap_top(const struct heap *h);
 
 /* ---- qsm_entry.c (entries: peek, parse, validate, read back) ---- */
-bool qsm_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
-bool qsm_pb_skip(const uint8_t **p, const uint8_t *end, uint32_t wt);
-bool qsm_peek_cmd(const uint8_t *buf, size_t len, uint32_t *kind, uint64_t *queue_id,
-                  uint64_t *leader_ms, const uint8_t **sub, size_t *sub_len);
 bool qsm_decode_cmd(const uint8_t *buf, size_t len, cmq_StorageCommand *out);
 bool qsm_parse_send(const uint8_t *buf, size_t len, struct send_view *sv);
+bool qsm_parse_send_entry(const uint8_t *buf, size_t len, struct send_view *sv,
+                          uint64_t *leader_ms);
 int qsm_send_validate(const struct send_view *s, bool ordered);
 uint64_t qsm_group_key(const struct queue *qu, const struct send_item *m);
 int qsm_entry_load(struct qsm *q, uint64_t index, uint64_t queue_id,

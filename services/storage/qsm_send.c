@@ -4,6 +4,7 @@
  * SendRequest (lookup, strip the items already held, merge the reply). */
 #include "qsm_internal.h"
 
+#include "pbwire.h"
 #include "status.h"
 
 #include <stdlib.h>
@@ -116,20 +117,21 @@ uint8_t *qsm_send_strip(const uint8_t *req, size_t len, const uint64_t *held, si
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
         return NULL;
-    const uint8_t *p = req, *end = req + len;
     uint8_t *o = buf;
     uint32_t item = 0;
-    while (p < end) {
-        const uint8_t *start = p;
-        uint64_t tag;
-        if (!qsm_pb_varint(&p, end, &tag) || !qsm_pb_skip(&p, end, (uint32_t)(tag & 7))) {
-            free(buf);
-            return NULL;
-        }
-        if ((tag >> 3) == 2 && (tag & 7) == 2 && item < QSM_BATCH_MAX && held[item++])
-            continue; /* SendRequest.messages: an item the window holds */
-        memcpy(o, start, (size_t)(p - start));
-        o += p - start;
+    struct pbwire_reader r;
+    struct pbwire_field f;
+    pbwire_reader_init(&r, req, len);
+    for (const uint8_t *start = r.p; pbwire_next(&r, &f); start = r.p) {
+        if (f.num == cmq_SendRequest_messages_tag && f.wt == PBWIRE_LEN && item < QSM_BATCH_MAX &&
+            held[item++])
+            continue; /* an item the window holds */
+        memcpy(o, start, (size_t)(r.p - start)); /* the field as it was, tag included */
+        o += r.p - start;
+    }
+    if (r.err) {
+        free(buf);
+        return NULL;
     }
     *out_len = (size_t)(o - buf);
     return buf;

@@ -9,8 +9,10 @@
  */
 #include "tsm.h"
 
+#include "cmdcodec.h"
 #include "crc32c.h"
 #include "dedupwin.h"
+#include "pbwire.h"
 #include "status.h"
 #include "storage.pb.h"
 
@@ -19,9 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* StorageCommand oneof fields owned here (proto/storage.proto). */
-enum { F_SYNC = 40, F_DROP = 41, F_PUBLISH = 42, F_PROGRESS = 43 };
 
 struct tsm {
     uint32_t partition_id;
@@ -38,75 +37,13 @@ void tsm_set_tracer(struct tsm *t, const struct qsm_tracer *tr)
     t->tracer = tr ? *tr : (struct qsm_tracer){0};
 }
 
-/* ---------- wire helpers ---------- */
-
-static bool varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool skip(const uint8_t **p, const uint8_t *end, uint32_t wt)
-{
-    uint64_t n;
-    switch (wt) {
-    case 0: return varint(p, end, &n);
-    case 1: if (end - *p < 8) return false; *p += 8; return true;
-    case 5: if (end - *p < 4) return false; *p += 4; return true;
-    case 2:
-        if (!varint(p, end, &n) || n > (uint64_t)(end - *p))
-            return false;
-        *p += n;
-        return true;
-    default: return false;
-    }
-}
-
-/* The oneof member of a StorageCommand: its field number and bytes. */
-static uint32_t peek(const uint8_t *cmd, size_t len, uint64_t *leader_ms, const uint8_t **sub,
-                     size_t *sub_len)
-{
-    const uint8_t *p = cmd, *end = cmd + len;
-    uint32_t kind = 0;
-    *leader_ms = 0;
-    while (p < end) {
-        uint64_t tag;
-        if (!varint(&p, end, &tag))
-            return 0;
-        uint32_t field = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
-        if (field == 1 && wt == 0) {
-            if (!varint(&p, end, leader_ms))
-                return 0;
-        } else if (field >= 10 && wt == 2) {
-            uint64_t n;
-            if (!varint(&p, end, &n) || n > (uint64_t)(end - p))
-                return 0;
-            kind = field;
-            *sub = p;
-            *sub_len = (size_t)n;
-            p += n;
-        } else if (!skip(&p, end, wt)) {
-            return 0;
-        }
-    }
-    return kind;
-}
+/* ---------- wire: the command is peeked by cmdcodec.h, a Publish member is
+ * parsed in place with pbwire.h (generated cmq_*_tag field numbers) ---------- */
 
 bool tsm_is_command(const uint8_t *cmd, size_t len)
 {
-    uint64_t ms;
-    const uint8_t *sub;
-    size_t sub_len;
-    uint32_t k = peek(cmd, len, &ms, &sub, &sub_len);
-    return k >= 40 && k <= 49;
+    struct cmdcodec_view v;
+    return cmdcodec_peek(cmd, len, &v) && cmdcodec_is_topic(v.kind);
 }
 
 static bool copy_str(char *dst, size_t cap, const uint8_t *src, uint64_t n)
@@ -120,70 +57,58 @@ static bool copy_str(char *dst, size_t cap, const uint8_t *src, uint64_t n)
 
 bool tsm_parse_publish(const uint8_t *cmd, size_t len, struct tsm_publish *out)
 {
-    const uint8_t *sub;
-    size_t sub_len;
     memset(out, 0, sizeof *out);
-    if (peek(cmd, len, &out->leader_ms, &sub, &sub_len) != F_PUBLISH)
+    struct cmdcodec_view cv;
+    if (!cmdcodec_peek(cmd, len, &cv) || cv.kind != cmq_StorageCommand_publish_tag)
         return false;
-    const uint8_t *p = sub, *end = sub + sub_len;
-    while (p < end) {
-        uint64_t tag, n;
-        if (!varint(&p, end, &tag))
-            return false;
-        uint32_t field = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
-        if (field == 1 && wt == 0) {
-            if (!varint(&p, end, &out->topic_id))
-                return false;
+    out->leader_ms = cv.leader_ms;
+    struct pbwire_reader r;
+    struct pbwire_field f;
+    pbwire_reader_init(&r, cv.member, cv.member_len);
+    while (pbwire_next(&r, &f)) {
+        if (f.num == cmq_PublishRequest_topic_id_tag && f.wt == PBWIRE_VARINT) {
+            out->topic_id = f.v;
             continue;
         }
-        if (wt != 2 || field < 2 || field > 5) {
-            if (!skip(&p, end, wt))
-                return false;
+        if (f.wt != PBWIRE_LEN)
             continue;
-        }
-        if (!varint(&p, end, &n) || n > (uint64_t)(end - p))
-            return false;
-        const uint8_t *v = p;
-        p += n;
-        if (field == 2) { /* PublishItem { bytes body = 1; uint64 dedup_key = 2 } */
+        const uint8_t *v = f.data;
+        size_t n = f.len;
+        if (f.num == cmq_PublishRequest_messages_tag) {
             if (out->n == TSM_BATCH_MAX)
                 return false;
-            const uint8_t *q = v, *qend = v + n;
             out->body[out->n] = v; /* non-NULL even when empty */
             out->body_len[out->n] = 0;
             out->dedup_key[out->n] = 0;
-            while (q < qend) {
-                uint64_t t2, bl;
-                if (!varint(&q, qend, &t2))
-                    return false;
-                if ((t2 >> 3) == 2 && (t2 & 7) == 0) {
-                    if (!varint(&q, qend, &out->dedup_key[out->n]))
-                        return false;
-                } else if ((t2 >> 3) == 1 && (t2 & 7) == 2) {
-                    if (!varint(&q, qend, &bl) || bl > (uint64_t)(qend - q))
-                        return false;
-                    out->body[out->n] = q;
-                    out->body_len[out->n] = (size_t)bl;
-                    q += bl;
-                } else if (!skip(&q, qend, (uint32_t)(t2 & 7))) {
-                    return false;
+            struct pbwire_reader ir;
+            struct pbwire_field g;
+            pbwire_reader_init(&ir, v, n);
+            while (pbwire_next(&ir, &g)) {
+                if (g.num == cmq_PublishItem_dedup_key_tag && g.wt == PBWIRE_VARINT) {
+                    out->dedup_key[out->n] = g.v;
+                } else if (g.num == cmq_PublishItem_body_tag && g.wt == PBWIRE_LEN) {
+                    out->body[out->n] = g.data;
+                    out->body_len[out->n] = g.len;
                 }
             }
+            if (ir.err)
+                return false;
             out->n++;
-        } else if (field == 3) {
+        } else if (f.num == cmq_PublishRequest_tags_tag) {
             if (out->n_tags == TOPIC_TAGS_MAX ||
                 !copy_str(out->tags[out->n_tags], sizeof out->tags[0], v, n))
                 return false;
             out->n_tags++;
-        } else if (field == 5) { /* client_addr: the trace's, truncated */
-            size_t al = n < sizeof out->client_addr - 1 ? (size_t)n : sizeof out->client_addr - 1;
+        } else if (f.num == cmq_PublishRequest_client_addr_tag) { /* the trace's, truncated */
+            size_t al = n < sizeof out->client_addr - 1 ? n : sizeof out->client_addr - 1;
             memcpy(out->client_addr, v, al);
             out->client_addr[al] = '\0';
-        } else if (!copy_str(out->routing_key, sizeof out->routing_key, v, n)) {
+        } else if (f.num == cmq_PublishRequest_routing_key_tag &&
+                   !copy_str(out->routing_key, sizeof out->routing_key, v, n)) {
             return false;
         }
     }
-    return out->topic_id != 0 && out->n >= 1;
+    return !r.err && out->topic_id != 0 && out->n >= 1;
 }
 
 /* ---------- lookups ---------- */
@@ -536,17 +461,15 @@ int tsm_apply(struct tsm *t, uint64_t index, const uint8_t *cmd, size_t len)
 {
     assert(index > t->applied_index);
     t->applied_index = index;
-    uint64_t ms;
-    const uint8_t *sub;
-    size_t sub_len;
-    uint32_t kind = peek(cmd, len, &ms, &sub, &sub_len);
-    if (kind == F_PUBLISH) {
+    struct cmdcodec_view v;
+    uint32_t kind = cmdcodec_peek(cmd, len, &v) ? v.kind : 0;
+    if (kind == cmq_StorageCommand_publish_tag) {
         struct tsm_publish m;
         if (!tsm_parse_publish(cmd, len, &m))
             return CMQ_EINVAL;
         return cmd_publish(t, index, &m);
     }
-    if (kind < 40 || kind > 49)
+    if (!cmdcodec_is_topic(kind))
         return CMQ_EINVAL;
     cmq_StorageCommand *c = &t->cmd;
     memset(c, 0, sizeof *c);
