@@ -52,7 +52,7 @@
  *    QSM_DEDUP_HARD_MAX (dedupwin.h).  The window is only read before
  *    proposing (qsm_dedup_lookup, on a leader that applied an entry of its
  *    own term); applying a Send never refuses it, so the scan re-derives
- *    acceptance from the entry alone (I6 in qsm.c).
+ *    acceptance from the entry alone (I6 in qsm_internal.h).
  *  - Transaction (half) messages (SendItem.txn_check_ms > 0, not with a delay,
  *    not on ordered queues) are tracked from their Send and never delivered
  *    until a TxnConfirm commits them (they become visible at that entry's
@@ -119,7 +119,7 @@ static inline uint32_t qsm_id_slot(uint64_t id)
 #define QSM_NAME_LEN_MAX 128
 #define QSM_QUEUES_MAX 100000              /* queues per partition */
 /* The #ifndef bounds can be overridden at compile time (the stress tests build
- * qsm.c with tiny ones to drive the coarse paths); every replica of a
+ * qsm*.c with tiny ones to drive the coarse paths); every replica of a
  * partition must use the same values, and so must snapshots. */
 #ifndef QSM_SPANS_MIN
 #define QSM_SPANS_MIN 256                  /* log spans a queue may always keep (see docs) */
