@@ -55,16 +55,14 @@ static bool copy_str(char *dst, size_t cap, const uint8_t *src, uint64_t n)
     return true;
 }
 
-bool tsm_parse_publish(const uint8_t *cmd, size_t len, struct tsm_publish *out)
+/* The Publish member of a peeked command (cv->kind is publish). */
+static bool parse_publish(const struct cmdcodec_view *cv, struct tsm_publish *out)
 {
     memset(out, 0, sizeof *out);
-    struct cmdcodec_view cv;
-    if (!cmdcodec_peek(cmd, len, &cv) || cv.kind != cmq_StorageCommand_publish_tag)
-        return false;
-    out->leader_ms = cv.leader_ms;
+    out->leader_ms = cv->leader_ms;
     struct pbwire_reader r;
     struct pbwire_field f;
-    pbwire_reader_init(&r, cv.member, cv.member_len);
+    pbwire_reader_init(&r, cv->member, cv->member_len);
     while (pbwire_next(&r, &f)) {
         if (f.num == cmq_PublishRequest_topic_id_tag && f.wt == PBWIRE_VARINT) {
             out->topic_id = f.v;
@@ -109,6 +107,16 @@ bool tsm_parse_publish(const uint8_t *cmd, size_t len, struct tsm_publish *out)
         }
     }
     return !r.err && out->topic_id != 0 && out->n >= 1;
+}
+
+bool tsm_parse_publish(const uint8_t *cmd, size_t len, struct tsm_publish *out)
+{
+    struct cmdcodec_view cv;
+    if (!cmdcodec_peek(cmd, len, &cv) || cv.kind != cmq_StorageCommand_publish_tag) {
+        memset(out, 0, sizeof *out);
+        return false;
+    }
+    return parse_publish(&cv, out);
 }
 
 /* ---------- lookups ---------- */
@@ -465,7 +473,7 @@ int tsm_apply(struct tsm *t, uint64_t index, const uint8_t *cmd, size_t len)
     uint32_t kind = cmdcodec_peek(cmd, len, &v) ? v.kind : 0;
     if (kind == cmq_StorageCommand_publish_tag) {
         struct tsm_publish m;
-        if (!tsm_parse_publish(cmd, len, &m))
+        if (!parse_publish(&v, &m)) /* the entry is peeked once */
             return CMQ_EINVAL;
         return cmd_publish(t, index, &m);
     }
