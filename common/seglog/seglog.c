@@ -27,17 +27,11 @@
  *       so on disk every sealed segment is complete: only the last segment
  *       can have a torn tail.
  *
- * Recovery (Raft paper section 5.3 relies on it: a log must never lose an
- * acknowledged entry, and must never invent one):
- *   - a sealed segment is trusted through its .idx when the header, the size,
- *     the first and the last entries check out; otherwise its .idx is rebuilt
- *     by scanning it, and any bad record in it is CMQ_ECORRUPT;
- *   - the last segment is scanned.  At the first record that is not valid, the
- *     rest of the file is searched for a valid record: if there is one, the
- *     damage is in the middle and open fails with CMQ_ECORRUPT naming the file
- *     and offset; if not, it is a torn tail and is cut off.
+ * Recovery (opening a log that was cut off at any point) is in
+ * seglog_recover.c; what the two files share is in seglog_internal.h.
  */
 #include "seglog.h"
+#include "seglog_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -64,50 +58,12 @@ _Static_assert(SEGLOG_RECORD_BYTES_DEFAULT + SEG_REC_HDR_BYTES + SEG_FILE_HDR_BY
                    SEGLOG_SEGMENT_BYTES_DEFAULT,
                "default record fits the default segment");
 
-#define PATH_MAX_ 4096
-#define CHUNK_ENTRIES 256 /* entries per pwritev: 3 iovecs each, under IOV_MAX */
-#define READER_MIN_BYTES (1u << 20)
-
-struct seg {
-    uint64_t first;
-    uint64_t last;   /* first-1 when empty */
-    uint64_t size;   /* intended (preallocated) file size, from the header */
-    uint64_t tail;   /* active segment: byte offset of the next record */
-    uint64_t lru;
-    int fd, idx_fd;  /* -1 when closed */
-    int counted;     /* open and sealed: counted in open_sealed */
-    int pins;        /* readers in pread on fd with the mutex released */
-    int dirty;       /* written since the last sync */
-};
-
-struct seglog {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_mutex_t hs_mu; /* serialises hard-state saves */
-    int syncing;
-    unsigned readers; /* seglog_read calls in pread with the mutex released */
-    char *dir;
-    struct seglog_opts opts;
-    struct seg *segs;
-    size_t n_segs, cap_segs;
-    uint64_t last_index, last_term, durable_index;
-    uint64_t tick;
-    unsigned open_sealed;
-    int failed; /* CMQ_OK, or the status that failed the log */
-    char err[SEGLOG_ERR_MAX];
-    struct seglog_stats st;
-    /* Append scratch, sized once. */
-    uint8_t (*hdrs)[SEG_REC_HDR_BYTES];
-    uint8_t (*idxe)[IDX_ENTRY_BYTES];
-    struct iovec *iov;
-};
 
 static const uint8_t zero_pad[SEG_REC_ALIGN];
 
 /* ---- small helpers ---- */
 
-static void set_err(struct seglog *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(struct seglog *log, const char *fmt, ...)
+void sl_set_err(struct seglog *log, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -115,12 +71,12 @@ static void set_err(struct seglog *log, const char *fmt, ...)
     va_end(ap);
 }
 
-static void seg_path(const struct seglog *log, uint64_t first, const char *ext, char *buf)
+void sl_seg_path(const struct seglog *log, uint64_t first, const char *ext, char *buf)
 {
     snprintf(buf, PATH_MAX_, "%s/%020" PRIu64 "%s", log->dir, first, ext);
 }
 
-static struct seg *active(struct seglog *log)
+struct seg *sl_active(struct seglog *log)
 {
     assert(log->n_segs > 0);
     return &log->segs[log->n_segs - 1];
@@ -137,12 +93,12 @@ static uint64_t log_first(const struct seglog *log)
 }
 
 /* Fails the log after an I/O error on a write path. */
-static int fail(struct seglog *log, int status, const char *what, const char *path)
+int sl_fail(struct seglog *log, int status, const char *what, const char *path)
 {
     if (!log->failed)
         log->failed = status;
-    set_err(log, "%s: %s failed (%s); log is failed until reopened", path, what,
-            status_name(status));
+    sl_set_err(log, "%s: %s failed (%s); log is failed until reopened", path, what,
+               status_name(status));
     return status;
 }
 
@@ -202,94 +158,9 @@ static void wait_quiet(struct seglog *log)
         pthread_cond_wait(&log->cv, &log->mu);
 }
 
-/* ---- sequential reader used by scans ---- */
-
-struct reader {
-    int fd;
-    uint8_t *buf;
-    size_t cap;
-    uint64_t base; /* file offset of buf[0] */
-    size_t have;
-    uint64_t file_size;
-};
-
-static int reader_init(struct reader *r, const struct seglog *log, int fd)
-{
-    size_t need = (size_t)seg_rec_bytes(log->opts.max_record_bytes) + 4096;
-    r->cap = need < READER_MIN_BYTES ? READER_MIN_BYTES : need;
-    r->buf = malloc(r->cap);
-    if (!r->buf)
-        return CMQ_ENOMEM;
-    r->fd = fd;
-    r->base = 0;
-    r->have = 0;
-    return file_size(fd, &r->file_size);
-}
-
-static void reader_free(struct reader *r)
-{
-    free(r->buf);
-    r->buf = NULL;
-}
-
-/* Makes [off, off+len) available; *p points at it.  Returns the bytes
- * available (less than len only at end of file), or -status. */
-static long reader_get(struct reader *r, uint64_t off, size_t len, const uint8_t **p)
-{
-    assert(len <= r->cap);
-    if (off < r->base || off + len > r->base + r->have) {
-        if (off >= r->file_size) {
-            *p = NULL;
-            return 0;
-        }
-        size_t got;
-        int s = file_pread(r->fd, r->buf, r->cap, off, &got);
-        if (s)
-            return -s;
-        r->base = off;
-        r->have = got;
-    }
-    *p = r->buf + (off - r->base);
-    uint64_t avail = r->base + r->have - off;
-    return (long)(avail < len ? avail : len);
-}
-
-/* Checks a record header at `off` in a file of `size` bytes.  Returns NULL
- * when plausible, else why not. */
-static const char *rec_hdr_problem(const uint8_t *h, uint64_t off, uint64_t size,
-                                   uint32_t max_record)
-{
-    if (get_le32(h) != SEG_REC_MAGIC)
-        return "bad magic";
-    if (h[8] != SEG_FORMAT_VERSION)
-        return "unknown record version";
-    if (get_le16(h + 10) != 0)
-        return "nonzero flags";
-    uint32_t len = get_le32(h + 12);
-    if (len > max_record)
-        return "length over the record limit";
-    if (off + seg_rec_bytes(len) > size)
-        return "record runs past the end of the file";
-    return NULL;
-}
-
-static int rec_crc_ok(const uint8_t *rec)
-{
-    uint32_t len = get_le32(rec + 12);
-    uint32_t crc = crc32c(0, rec + 8, SEG_REC_HDR_BYTES - 8);
-    crc = crc32c(crc, rec + SEG_REC_HDR_BYTES, len);
-    return crc == get_le32(rec + 4);
-}
-
 /* ---- file headers ---- */
 
-static int check_file_hdr(const uint8_t *h, size_t got, uint32_t magic, uint64_t first)
-{
-    return got == 32 && get_le32(h) == magic && get_le32(h + 4) == crc32c(0, h + 8, 24) &&
-           get_le32(h + 8) == SEG_FORMAT_VERSION && get_le64(h + 16) == first;
-}
-
-static int idx_write_header(struct seglog *log, struct seg *s)
+int sl_idx_write_header(struct seglog *log, struct seg *s)
 {
     uint8_t h[IDX_FILE_HDR_BYTES];
     file_hdr_encode(h, IDX_FILE_MAGIC, IDX_ENTRY_BYTES, s->first, 0);
@@ -300,227 +171,29 @@ static int idx_write_header(struct seglog *log, struct seg *s)
     return st;
 }
 
-/* ---- scanning a segment ---- */
-
-struct scan {
-    uint64_t end_off;   /* byte after the last good record */
-    uint64_t last;      /* last good index (first-1 when none) */
-    uint64_t last_term;
-    const char *bad;    /* why the scan stopped early, NULL when it reached stop_last */
-};
-
-/* Scans `s` from its first record, up to index stop_last, rewriting its .idx.
- * Stops at the first record that is not valid (scan->bad says why).  A valid
- * record with the wrong index or a falling term is CMQ_ECORRUPT at once. */
-static int scan_segment(struct seglog *log, struct seg *s, uint64_t stop_last, uint64_t prev_term,
-                        struct scan *out)
-{
-    char path[PATH_MAX_];
-    seg_path(log, s->first, ".seg", path);
-    struct reader rd;
-    int st = reader_init(&rd, log, s->fd);
-    if (st) {
-        reader_free(&rd);
-        return st;
-    }
-    uint64_t size = rd.file_size < s->size ? rd.file_size : s->size;
-    st = idx_write_header(log, s);
-    uint8_t ibuf[CHUNK_ENTRIES][IDX_ENTRY_BYTES];
-    size_t ni = 0;
-    uint64_t ioff = IDX_FILE_HDR_BYTES;
-    uint64_t off = SEG_FILE_HDR_BYTES, expect = s->first;
-    out->bad = NULL;
-    while (!st && expect <= stop_last) {
-        const uint8_t *p;
-        if (off + SEG_REC_HDR_BYTES > size) {
-            out->bad = "end of file";
-            break;
-        }
-        long n = reader_get(&rd, off, SEG_REC_HDR_BYTES, &p);
-        if (n < 0) {
-            st = (int)-n;
-            break;
-        }
-        if (n < SEG_REC_HDR_BYTES) {
-            out->bad = "short header";
-            break;
-        }
-        const char *why = rec_hdr_problem(p, off, size, log->opts.max_record_bytes);
-        if (why) {
-            static const uint8_t zeros[SEG_REC_HDR_BYTES];
-            out->bad = memcmp(p, zeros, sizeof zeros) == 0 ? "zeros" : why;
-            break;
-        }
-        uint32_t len = get_le32(p + 12);
-        n = reader_get(&rd, off, SEG_REC_HDR_BYTES + (size_t)len, &p);
-        if (n < 0) {
-            st = (int)-n;
-            break;
-        }
-        if ((size_t)n < SEG_REC_HDR_BYTES + (size_t)len) {
-            out->bad = "short payload";
-            break;
-        }
-        if (!rec_crc_ok(p)) {
-            out->bad = "bad CRC";
-            break;
-        }
-        uint64_t term = get_le64(p + 16), index = get_le64(p + 24);
-        if (index != expect) {
-            set_err(log, "%s: offset %" PRIu64 ": record has index %" PRIu64 " where %" PRIu64
-                    " was expected", path, off, index, expect);
-            st = CMQ_ECORRUPT;
-            break;
-        }
-        if (term < prev_term) {
-            set_err(log, "%s: offset %" PRIu64 ": index %" PRIu64 " has term %" PRIu64
-                    " below the previous term %" PRIu64, path, off, index, term, prev_term);
-            st = CMQ_ECORRUPT;
-            break;
-        }
-        idx_entry_encode(ibuf[ni++], index, term, (uint32_t)off);
-        if (ni == CHUNK_ENTRIES) {
-            st = file_pwrite_all(s->idx_fd, ibuf, sizeof ibuf, ioff);
-            ioff += sizeof ibuf;
-            ni = 0;
-        }
-        prev_term = term;
-        expect++;
-        off += seg_rec_bytes(len);
-    }
-    if (!st && ni)
-        st = file_pwrite_all(s->idx_fd, ibuf, ni * IDX_ENTRY_BYTES, ioff);
-    out->end_off = off;
-    out->last = expect - 1;
-    out->last_term = prev_term;
-    reader_free(&rd);
-    return st;
-}
-
-/* Is there a valid record with index >= expect at `off`?  Reads with its own
- * buffer (*buf, allocated on first use, max record size), so the caller's
- * reader window stays valid.  Candidates are rare: only non-zero words that
- * start with the record magic. */
-static int tail_candidate(struct seglog *log, int fd, uint64_t off, uint64_t size, uint64_t expect,
-                          uint8_t **buf, uint64_t *index)
-{
-    size_t cap = (size_t)seg_rec_bytes(log->opts.max_record_bytes);
-    if (!*buf && !(*buf = malloc(cap)))
-        return -CMQ_ENOMEM;
-    size_t got;
-    int st = file_pread(fd, *buf, SEG_REC_HDR_BYTES, off, &got);
-    if (st)
-        return -st;
-    if (got < SEG_REC_HDR_BYTES || rec_hdr_problem(*buf, off, size, log->opts.max_record_bytes) ||
-        get_le64(*buf + 24) < expect)
-        return 0;
-    uint32_t len = get_le32(*buf + 12);
-    st = file_pread(fd, *buf, SEG_REC_HDR_BYTES + (size_t)len, off, &got);
-    if (st)
-        return -st;
-    if (got < SEG_REC_HDR_BYTES + (size_t)len || !rec_crc_ok(*buf))
-        return 0;
-    *index = get_le64(*buf + 24);
-    return 1;
-}
-
-/* After the last segment's first bad record at `from`: searches the rest of
- * the file for a valid record with index >= expect.  *found_off gets its
- * offset (or 0); *nonzero is set when any byte from `from` on is not zero.
- * Holes and unwritten preallocated extents are skipped (they read as zeros),
- * so a clean restart does not read the whole preallocated tail. */
-static int scan_tail(struct seglog *log, struct seg *s, uint64_t from, uint64_t expect,
-                     uint64_t *found_off, uint64_t *found_index, int *nonzero)
-{
-    struct reader rd;
-    int st = reader_init(&rd, log, s->fd);
-    uint8_t *cand = NULL;
-    *found_off = 0;
-    *nonzero = 0;
-    if (st) {
-        reader_free(&rd);
-        return st;
-    }
-    uint64_t size = rd.file_size, off = from;
-    file_advise_random(s->fd, 1); /* read only what is scanned */
-    while (!st && !*found_off && off + 8 <= size) {
-        /* Skip what the file system knows to be zeros (unwritten extents of
-         * the preallocation, holes): a clean restart reads almost nothing. */
-        uint64_t a, b;
-        st = file_next_data(s->fd, off, size, &a, &b);
-        if (st == CMQ_ENOTFOUND) {
-            st = CMQ_OK;
-            break;
-        }
-        if (st)
-            break;
-        off = a > off ? a & ~(uint64_t)(SEG_REC_ALIGN - 1) : off;
-        while (!st && !*found_off && off + 8 <= b) {
-            const uint8_t *p;
-            size_t want = b - off < rd.cap ? (size_t)(b - off) : rd.cap;
-            long n = reader_get(&rd, off, want, &p);
-            if (n < 0) {
-                st = (int)-n;
-                break;
-            }
-            if (n < 8) {
-                off = b;
-                break;
-            }
-            uint64_t words = (uint64_t)n / 8;
-            for (uint64_t w = 0; w < words; w++) {
-                uint64_t v;
-                memcpy(&v, p + 8 * w, sizeof v);
-                if (v == 0)
-                    continue;
-                *nonzero = 1;
-                uint64_t at = off + 8 * w;
-                if (at == from || get_le32(p + 8 * w) != SEG_REC_MAGIC)
-                    continue;
-                long r = tail_candidate(log, s->fd, at, size, expect, &cand, found_index);
-                if (r < 0) {
-                    st = (int)-r;
-                    break;
-                }
-                if (r) {
-                    *found_off = at;
-                    break;
-                }
-            }
-            off += 8 * words;
-        }
-        if (off < b)
-            off = b;
-    }
-    file_advise_random(s->fd, 0);
-    free(cand);
-    reader_free(&rd);
-    return st;
-}
-
 /* ---- opening segment files ---- */
 
 /* Opens the descriptors of `s` if closed; a missing .idx is rebuilt. */
-static int seg_open(struct seglog *log, struct seg *s)
+int sl_seg_open(struct seglog *log, struct seg *s)
 {
     s->lru = ++log->tick;
     if (s->fd >= 0)
         return CMQ_OK;
     char path[PATH_MAX_];
-    seg_path(log, s->first, ".seg", path);
+    sl_seg_path(log, s->first, ".seg", path);
     int st = file_open(path, O_RDWR, &s->fd);
     if (st) {
-        set_err(log, "%s: open failed (%s)", path, status_name(st));
+        sl_set_err(log, "%s: open failed (%s)", path, status_name(st));
         return st;
     }
     if (!is_active(log, s)) {
         s->counted = 1;
         log->open_sealed++;
     }
-    seg_path(log, s->first, ".idx", path);
+    sl_seg_path(log, s->first, ".idx", path);
     st = file_open(path, O_RDWR | O_CREAT, &s->idx_fd);
     if (st) {
-        set_err(log, "%s: open failed (%s)", path, status_name(st));
+        sl_set_err(log, "%s: open failed (%s)", path, status_name(st));
         seg_close_fds(log, s);
         return st;
     }
@@ -530,22 +203,22 @@ static int seg_open(struct seglog *log, struct seg *s)
 
 /* Rebuilds the .idx of a segment whose entries up to s->last must all be
  * present; anything less is corruption. */
-static int seg_rebuild_idx(struct seglog *log, struct seg *s, uint64_t prev_term,
-                           uint64_t *last_term)
+int sl_seg_rebuild_idx(struct seglog *log, struct seg *s, uint64_t prev_term,
+                       uint64_t *last_term)
 {
     struct scan sc;
     log->st.idx_rebuilds++;
-    int st = scan_segment(log, s, s->last, prev_term, &sc);
+    int st = sl_scan_segment(log, s, s->last, prev_term, &sc);
     if (st)
         return st;
     if (last_term)
         *last_term = sc.last_term;
     if (sc.last != s->last) {
         char path[PATH_MAX_];
-        seg_path(log, s->first, ".seg", path);
-        set_err(log, "%s: offset %" PRIu64 ": %s where index %" PRIu64
-                " was expected (the segment should hold up to index %" PRIu64 ")", path,
-                sc.end_off, sc.bad ? sc.bad : "end of scan", sc.last + 1, s->last);
+        sl_seg_path(log, s->first, ".seg", path);
+        sl_set_err(log, "%s: offset %" PRIu64 ": %s where index %" PRIu64
+                   " was expected (the segment should hold up to index %" PRIu64 ")", path,
+                   sc.end_off, sc.bad ? sc.bad : "end of scan", sc.last + 1, s->last);
         return CMQ_ECORRUPT;
     }
     return CMQ_OK;
@@ -556,7 +229,7 @@ static int seg_rebuild_idx(struct seglog *log, struct seg *s, uint64_t prev_term
 static int idx_lookup(struct seglog *log, struct seg *s, uint64_t i, uint64_t *term, uint64_t *off)
 {
     assert(i >= s->first && i <= s->last);
-    int st = seg_open(log, s);
+    int st = sl_seg_open(log, s);
     if (st)
         return st;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -574,14 +247,14 @@ static int idx_lookup(struct seglog *log, struct seg *s, uint64_t i, uint64_t *t
                 return CMQ_OK;
         }
         if (attempt == 0) {
-            st = seg_rebuild_idx(log, s, 0, NULL);
+            st = sl_seg_rebuild_idx(log, s, 0, NULL);
             if (st)
                 return st;
         }
     }
     char path[PATH_MAX_];
-    seg_path(log, s->first, ".idx", path);
-    set_err(log, "%s: entry for index %" PRIu64 " is bad even after a rebuild", path, i);
+    sl_seg_path(log, s->first, ".idx", path);
+    sl_set_err(log, "%s: entry for index %" PRIu64 " is bad even after a rebuild", path, i);
     return CMQ_ECORRUPT;
 }
 
@@ -599,7 +272,7 @@ static int rec_read(int fd, uint64_t size, uint32_t max_record, uint64_t i, uint
     int st = file_pread(fd, h, sizeof h, off, &got);
     if (st)
         return st;
-    *why = got < sizeof h ? "short header" : rec_hdr_problem(h, off, size, max_record);
+    *why = got < sizeof h ? "short header" : sl_rec_hdr_problem(h, off, size, max_record);
     if (!*why && get_le64(h + 24) != i)
         *why = "index differs from the .idx";
     if (!*why && get_le64(h + 16) != want_term)
@@ -642,11 +315,11 @@ static int seg_end_offset(struct seglog *log, struct seg *s, uint64_t *end)
     st = file_pread(s->fd, h, sizeof h, off, &got);
     if (st)
         return st;
-    if (got < sizeof h || rec_hdr_problem(h, off, s->size, log->opts.max_record_bytes)) {
+    if (got < sizeof h || sl_rec_hdr_problem(h, off, s->size, log->opts.max_record_bytes)) {
         char path[PATH_MAX_];
-        seg_path(log, s->first, ".seg", path);
-        set_err(log, "%s: offset %" PRIu64 ": bad record header for index %" PRIu64, path, off,
-                s->last);
+        sl_seg_path(log, s->first, ".seg", path);
+        sl_set_err(log, "%s: offset %" PRIu64 ": bad record header for index %" PRIu64, path, off,
+                   s->last);
         return CMQ_ECORRUPT;
     }
     *end = off + seg_rec_bytes(get_le32(h + 12));
@@ -655,10 +328,10 @@ static int seg_end_offset(struct seglog *log, struct seg *s, uint64_t *end)
 
 /* Cuts `s` at byte `off` (index `from` and later dropped), leaving zeros
  * after it (I2), durably. */
-static int seg_cut(struct seglog *log, struct seg *s, uint64_t off, uint64_t from)
+int sl_seg_cut(struct seglog *log, struct seg *s, uint64_t off, uint64_t from)
 {
     char path[PATH_MAX_];
-    seg_path(log, s->first, ".seg", path);
+    sl_seg_path(log, s->first, ".seg", path);
     int st = inject(log, "truncate");
     if (!st)
         st = file_truncate(s->fd, off);
@@ -669,7 +342,7 @@ static int seg_cut(struct seglog *log, struct seg *s, uint64_t off, uint64_t fro
     if (!st)
         st = file_truncate(s->idx_fd, IDX_FILE_HDR_BYTES + (from - s->first) * IDX_ENTRY_BYTES);
     if (st)
-        return fail(log, st, "truncate", path);
+        return sl_fail(log, st, "truncate", path);
     s->last = from - 1;
     s->tail = off;
     return CMQ_OK;
@@ -677,7 +350,7 @@ static int seg_cut(struct seglog *log, struct seg *s, uint64_t off, uint64_t fro
 
 /* Creates segment `first` durably (tmp file, preallocate, header, fsync,
  * rename, fsync dir) and appends it to the array as the new active one. */
-static int seg_create(struct seglog *log, uint64_t first)
+int sl_seg_create(struct seglog *log, uint64_t first)
 {
     if (log->n_segs == log->cap_segs) {
         size_t cap = log->cap_segs ? log->cap_segs * 2 : 16;
@@ -688,8 +361,8 @@ static int seg_create(struct seglog *log, uint64_t first)
         log->cap_segs = cap;
     }
     char tmp[PATH_MAX_], path[PATH_MAX_];
-    seg_path(log, first, ".seg.tmp", tmp);
-    seg_path(log, first, ".seg", path);
+    sl_seg_path(log, first, ".seg.tmp", tmp);
+    sl_seg_path(log, first, ".seg", path);
     int fd = -1, ifd = -1;
     int st = inject(log, "create");
     if (!st)
@@ -706,7 +379,7 @@ static int seg_create(struct seglog *log, uint64_t first)
     if (!st)
         st = file_rename(tmp, path);
     if (!st) {
-        seg_path(log, first, ".idx", tmp);
+        sl_seg_path(log, first, ".idx", tmp);
         st = file_open(tmp, O_RDWR | O_CREAT | O_TRUNC, &ifd);
     }
     if (!st)
@@ -716,23 +389,23 @@ static int seg_create(struct seglog *log, uint64_t first)
             close(fd);
         if (ifd >= 0)
             close(ifd);
-        return fail(log, st, "segment creation", path);
+        return sl_fail(log, st, "segment creation", path);
     }
     /* The previous active segment becomes sealed. */
-    if (log->n_segs > 0 && active(log)->fd >= 0 && !active(log)->counted) {
-        active(log)->counted = 1;
+    if (log->n_segs > 0 && sl_active(log)->fd >= 0 && !sl_active(log)->counted) {
+        sl_active(log)->counted = 1;
         log->open_sealed++;
     }
     /* The next sync also fdatasyncs the sealed segment's .idx, so a clean
      * restart can trust it. */
     if (log->n_segs > 0)
-        active(log)->dirty = 1;
+        sl_active(log)->dirty = 1;
     struct seg *s = &log->segs[log->n_segs++];
     *s = (struct seg){.first = first, .last = first - 1, .size = log->opts.segment_bytes,
                       .tail = SEG_FILE_HDR_BYTES, .lru = ++log->tick, .fd = fd, .idx_fd = ifd};
-    st = idx_write_header(log, s);
+    st = sl_idx_write_header(log, s);
     if (st)
-        return fail(log, st, "index header write", path);
+        return sl_fail(log, st, "index header write", path);
     log->st.segments = log->n_segs;
     evict(log, s);
     return CMQ_OK;
@@ -745,17 +418,17 @@ static int seg_remove(struct seglog *log, size_t i)
     struct seg *s = &log->segs[i];
     seg_close_fds(log, s);
     char path[PATH_MAX_];
-    seg_path(log, s->first, ".seg", path);
+    sl_seg_path(log, s->first, ".seg", path);
     int st = file_unlink(path);
     if (!st) {
-        seg_path(log, s->first, ".idx", path);
+        sl_seg_path(log, s->first, ".idx", path);
         st = file_unlink(path);
     }
     memmove(&log->segs[i], &log->segs[i + 1], (log->n_segs - i - 1) * sizeof *s);
     log->n_segs--;
     log->st.segments = log->n_segs;
     if (st)
-        return fail(log, st, "unlink", path);
+        return sl_fail(log, st, "unlink", path);
     return CMQ_OK;
 }
 
@@ -763,224 +436,12 @@ static int seg_remove(struct seglog *log, size_t i)
  * it stops counting as sealed and gets its tail. */
 static int seg_make_active(struct seglog *log)
 {
-    struct seg *s = active(log);
+    struct seg *s = sl_active(log);
     seg_uncount(log, s);
-    int st = seg_open(log, s); /* active now, so not counted */
+    int st = sl_seg_open(log, s); /* active now, so not counted */
     if (st)
         return st;
     return seg_end_offset(log, s, &s->tail);
-}
-
-/* ---- open and recovery ---- */
-
-static int cmp_seg(const void *a, const void *b)
-{
-    const struct seg *x = a, *y = b;
-    return x->first < y->first ? -1 : x->first > y->first;
-}
-
-static int parse_seg_name(const char *name, const char *ext, uint64_t *first)
-{
-    size_t n = strlen(name), e = strlen(ext);
-    if (n != 20 + e || strcmp(name + 20, ext) != 0)
-        return 0;
-    uint64_t v = 0;
-    for (int i = 0; i < 20; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return 0;
-        uint64_t d = (uint64_t)(name[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return 0;
-        v = v * 10 + d;
-    }
-    *first = v;
-    return 1;
-}
-
-/* Lists segments, removes leftovers of interrupted creations and orphan .idx. */
-static int list_dir(struct seglog *log)
-{
-    DIR *d = opendir(log->dir);
-    if (!d) {
-        int st = status_from_errno(errno);
-        set_err(log, "%s: cannot open directory (%s)", log->dir, status_name(st));
-        return st;
-    }
-    struct dirent *de;
-    int st = CMQ_OK;
-    char path[PATH_MAX_];
-    while (!st && (de = readdir(d))) {
-        uint64_t first;
-        if (parse_seg_name(de->d_name, ".seg", &first)) {
-            if (log->n_segs == log->cap_segs) {
-                size_t cap = log->cap_segs ? log->cap_segs * 2 : 16;
-                struct seg *n = realloc(log->segs, cap * sizeof *n);
-                if (!n) {
-                    st = CMQ_ENOMEM;
-                    break;
-                }
-                log->segs = n;
-                log->cap_segs = cap;
-            }
-            log->segs[log->n_segs++] = (struct seg){.first = first, .fd = -1, .idx_fd = -1};
-        } else if (parse_seg_name(de->d_name, ".seg.tmp", &first) ||
-                   strcmp(de->d_name, "hardstate.tmp") == 0) {
-            snprintf(path, sizeof path, "%s/%s", log->dir, de->d_name);
-            st = file_unlink(path);
-        }
-    }
-    closedir(d);
-    if (st)
-        return st;
-    if (log->n_segs)
-        qsort(log->segs, log->n_segs, sizeof *log->segs, cmp_seg);
-    /* Orphan .idx files (their segment was deleted) go too. */
-    d = opendir(log->dir);
-    if (!d)
-        return status_from_errno(errno);
-    while (!st && (de = readdir(d))) {
-        uint64_t first;
-        if (!parse_seg_name(de->d_name, ".idx", &first))
-            continue;
-        struct seg key = {.first = first};
-        if (!log->n_segs || !bsearch(&key, log->segs, log->n_segs, sizeof key, cmp_seg)) {
-            snprintf(path, sizeof path, "%s/%s", log->dir, de->d_name);
-            st = file_unlink(path);
-        }
-    }
-    closedir(d);
-    return st;
-}
-
-/* Opens `s` and checks its file header; sets s->size. */
-static int seg_check_header(struct seglog *log, struct seg *s)
-{
-    char path[PATH_MAX_];
-    seg_path(log, s->first, ".seg", path);
-    int st = seg_open(log, s);
-    if (st)
-        return st;
-    uint8_t h[SEG_FILE_HDR_BYTES];
-    size_t got;
-    st = file_pread(s->fd, h, sizeof h, 0, &got);
-    if (st)
-        return st;
-    uint64_t size = get_le64(h + 24);
-    if (!check_file_hdr(h, got, SEG_FILE_MAGIC, s->first) || size < SEGLOG_SEGMENT_BYTES_MIN ||
-        size > SEGLOG_SEGMENT_BYTES_MAX || size % SEG_REC_ALIGN) {
-        set_err(log, "%s: offset 0: bad segment header", path);
-        return CMQ_ECORRUPT;
-    }
-    s->size = size;
-    return CMQ_OK;
-}
-
-/* Trusts a sealed segment's .idx if its header, size and first and last
- * entries check out (and the records they point at); else rebuilds it. */
-static int recover_sealed(struct seglog *log, struct seg *s, uint64_t prev_term,
-                          uint64_t *last_term)
-{
-    int st = seg_check_header(log, s);
-    if (st)
-        return st;
-    uint64_t count = s->last - s->first + 1;
-    uint8_t h[IDX_FILE_HDR_BYTES];
-    size_t got;
-    uint64_t isize;
-    int ok = 0;
-    st = file_pread(s->idx_fd, h, sizeof h, 0, &got);
-    if (!st)
-        st = file_size(s->idx_fd, &isize);
-    if (st)
-        return st;
-    if (check_file_hdr(h, got, IDX_FILE_MAGIC, s->first) && get_le32(h + 12) == IDX_ENTRY_BYTES &&
-        isize == IDX_FILE_HDR_BYTES + count * IDX_ENTRY_BYTES) {
-        uint64_t t1 = 0, o1 = 0, t2 = 0, o2 = 0;
-        ok = 1;
-        uint64_t probe[2] = {s->first, s->last};
-        for (int k = 0; k < 2 && ok; k++) {
-            uint8_t e[IDX_ENTRY_BYTES] = {0};
-            st = file_pread(s->idx_fd, e, sizeof e,
-                            IDX_FILE_HDR_BYTES + (probe[k] - s->first) * IDX_ENTRY_BYTES, &got);
-            if (st)
-                return st;
-            ok = got == sizeof e && idx_entry_valid(e, probe[k]);
-            if (k == 0) {
-                t1 = get_le64(e);
-                o1 = get_le32(e + 8);
-            } else {
-                t2 = get_le64(e);
-                o2 = get_le32(e + 8);
-            }
-        }
-        if (ok)
-            ok = t1 >= prev_term && t2 >= t1 && o1 == SEG_FILE_HDR_BYTES;
-        /* The last record must be there and whole. */
-        if (ok) {
-            uint8_t rh[SEG_REC_HDR_BYTES];
-            st = file_pread(s->fd, rh, sizeof rh, o2, &got);
-            if (st)
-                return st;
-            ok = got == sizeof rh &&
-                 !rec_hdr_problem(rh, o2, s->size, log->opts.max_record_bytes) &&
-                 get_le64(rh + 24) == s->last && get_le64(rh + 16) == t2;
-        }
-        if (ok) {
-            *last_term = t2;
-            return CMQ_OK;
-        }
-    }
-    st = seg_rebuild_idx(log, s, prev_term, last_term);
-    if (st)
-        return st;
-    (void)file_fdatasync(s->idx_fd); /* advisory file: a failure only costs a rebuild */
-    return CMQ_OK;
-}
-
-static int recover_last(struct seglog *log, struct seg *s, uint64_t prev_term)
-{
-    char path[PATH_MAX_];
-    seg_path(log, s->first, ".seg", path);
-    int st = seg_check_header(log, s);
-    if (st)
-        return st;
-    struct scan sc;
-    st = scan_segment(log, s, UINT64_MAX, prev_term, &sc);
-    if (st)
-        return st;
-    uint64_t found_off = 0, found_index = 0;
-    int nonzero;
-    st = scan_tail(log, s, sc.end_off, sc.last + 1, &found_off, &found_index, &nonzero);
-    if (st)
-        return st;
-    if (found_off) {
-        set_err(log, "%s: offset %" PRIu64 ": %s, but a valid record (index %" PRIu64
-                ") follows at offset %" PRIu64 "; refusing to drop it", path, sc.end_off,
-                sc.bad ? sc.bad : "bad record", found_index, found_off);
-        return CMQ_ECORRUPT;
-    }
-    s->last = sc.last;
-    s->tail = sc.end_off;
-    uint64_t fsize;
-    st = file_size(s->fd, &fsize);
-    if (st)
-        return st;
-    if (nonzero || fsize != s->size) {
-        /* A torn tail: cut it so the next append starts on zeros (I2).  A
-         * rare event the operator should see, so the library logs it. */
-        log_warn("seglog_torn_tail", "file=%s offset=%" PRIu64 " reason=\"%s\" last_index=%" PRIu64,
-                 path, sc.end_off, sc.bad ? sc.bad : "end", sc.last);
-        log->st.tail_cuts++;
-        st = seg_cut(log, s, sc.end_off, sc.last + 1);
-        if (st)
-            return st;
-    }
-    log->last_term = sc.last >= s->first ? sc.last_term : prev_term;
-    /* What we read back may have been in the page cache only. */
-    st = file_fdatasync(s->fd);
-    if (st)
-        return fail(log, st, "fdatasync", path);
-    return CMQ_OK;
 }
 
 static int check_opts(const struct seglog_opts *o)
@@ -1003,37 +464,6 @@ void seglog_opts_default(struct seglog_opts *opts)
                                  .max_open_segments = SEGLOG_OPEN_SEGMENTS_DEFAULT,
                                  .first_index = 1,
                                  .create = 1};
-}
-
-static int recover(struct seglog *log)
-{
-    int st = list_dir(log);
-    if (st)
-        return st;
-    if (log->n_segs == 0) {
-        if (!log->opts.create) {
-            set_err(log, "%s: no segment files and opts.create is off", log->dir);
-            return CMQ_ENOTFOUND;
-        }
-        return seg_create(log, log->opts.first_index);
-    }
-    if (log->segs[0].first == 0) {
-        set_err(log, "%s/%020d.seg: index 0 is not a valid first index", log->dir, 0);
-        return CMQ_ECORRUPT;
-    }
-    for (size_t i = 0; i + 1 < log->n_segs; i++)
-        log->segs[i].last = log->segs[i + 1].first - 1;
-    uint64_t prev_term = 0;
-    for (size_t i = 0; i + 1 < log->n_segs; i++) {
-        st = recover_sealed(log, &log->segs[i], prev_term, &prev_term);
-        if (st)
-            return st;
-    }
-    st = recover_last(log, active(log), prev_term);
-    if (st)
-        return st;
-    log->st.segments = log->n_segs;
-    return CMQ_OK;
 }
 
 int seglog_open(const char *dir, const struct seglog_opts *opts, struct seglog **out,
@@ -1069,7 +499,7 @@ int seglog_open(const char *dir, const struct seglog_opts *opts, struct seglog *
     log->hdrs = malloc(CHUNK_ENTRIES * sizeof *log->hdrs);
     log->idxe = malloc(CHUNK_ENTRIES * sizeof *log->idxe);
     log->iov = malloc(3 * CHUNK_ENTRIES * sizeof *log->iov);
-    int st = (log->dir && log->hdrs && log->idxe && log->iov) ? recover(log) : CMQ_ENOMEM;
+    int st = (log->dir && log->hdrs && log->idxe && log->iov) ? sl_recover(log) : CMQ_ENOMEM;
     if (st == CMQ_OK && log->n_segs == 0)
         st = CMQ_EINTERNAL;
     if (st == CMQ_OK && log->failed)
@@ -1080,7 +510,7 @@ int seglog_open(const char *dir, const struct seglog_opts *opts, struct seglog *
         seglog_close(log);
         return st;
     }
-    struct seg *a = active(log);
+    struct seg *a = sl_active(log);
     log->last_index = a->last;
     log->durable_index = log->last_index;
     log->err[0] = '\0';
@@ -1118,7 +548,7 @@ void seglog_close(struct seglog *log)
  * and their index entries with one pwrite. */
 static int write_chunk(struct seglog *log, const struct seglog_entry *e, size_t n)
 {
-    struct seg *s = active(log);
+    struct seg *s = sl_active(log);
     int iovcnt = 0;
     uint64_t off = s->tail, start = s->tail, bytes = 0;
     for (size_t k = 0; k < n; k++) {
@@ -1140,14 +570,14 @@ static int write_chunk(struct seglog *log, const struct seglog_entry *e, size_t 
     if (!st)
         st = file_pwritev_all(s->fd, log->iov, iovcnt, start);
     if (st) {
-        seg_path(log, s->first, ".seg", path);
-        return fail(log, st, "write", path);
+        sl_seg_path(log, s->first, ".seg", path);
+        return sl_fail(log, st, "write", path);
     }
     st = file_pwrite_all(s->idx_fd, log->idxe, n * IDX_ENTRY_BYTES,
                          IDX_FILE_HDR_BYTES + (e[0].index - s->first) * IDX_ENTRY_BYTES);
     if (st) {
-        seg_path(log, s->first, ".idx", path);
-        return fail(log, st, "write", path);
+        sl_seg_path(log, s->first, ".idx", path);
+        return sl_fail(log, st, "write", path);
     }
     s->tail = off;
     s->last = e[n - 1].index;
@@ -1167,20 +597,20 @@ int seglog_append(struct seglog *log, const struct seglog_entry *entries, size_t
     for (size_t k = 0; !st && k < n; k++) {
         const struct seglog_entry *e = &entries[k];
         if (e->index != next + k || e->term < term || e->term == 0 || (e->len && !e->data)) {
-            set_err(log, "append: entry %zu (index %" PRIu64 ", term %" PRIu64
-                    ") does not continue the log at index %" PRIu64 " term >= %" PRIu64,
-                    k, e->index, e->term, next + k, term);
+            sl_set_err(log, "append: entry %zu (index %" PRIu64 ", term %" PRIu64
+                       ") does not continue the log at index %" PRIu64 " term >= %" PRIu64,
+                       k, e->index, e->term, next + k, term);
             st = CMQ_EINVAL;
         } else if (e->len > log->opts.max_record_bytes) {
-            set_err(log, "append: entry %" PRIu64 " has %" PRIu32 " bytes, limit %" PRIu32,
-                    e->index, e->len, log->opts.max_record_bytes);
+            sl_set_err(log, "append: entry %" PRIu64 " has %" PRIu32 " bytes, limit %" PRIu32,
+                       e->index, e->len, log->opts.max_record_bytes);
             st = CMQ_ETOOBIG;
         }
         term = e->term;
     }
     size_t k = 0;
     while (!st && k < n) {
-        struct seg *s = active(log);
+        struct seg *s = sl_active(log);
         uint64_t off = s->tail;
         size_t m = 0;
         while (k + m < n && m < CHUNK_ENTRIES && off + seg_rec_bytes(entries[k + m].len) <= s->size) {
@@ -1196,7 +626,7 @@ int seglog_append(struct seglog *log, const struct seglog_entry *entries, size_t
                 wait_quiet(log);
                 st = seg_remove(log, log->n_segs - 1);
                 if (!st && log->n_segs > 0)
-                    seg_uncount(log, active(log));
+                    seg_uncount(log, sl_active(log));
             } else {
                 /* I6: a segment is durable before its successor exists, so
                  * after a crash every sealed segment holds all the records its
@@ -1207,12 +637,12 @@ int seglog_append(struct seglog *log, const struct seglog_entry *entries, size_t
                     st = file_fdatasync(s->fd);
                 if (st) {
                     char path[PATH_MAX_];
-                    seg_path(log, s->first, ".seg", path);
-                    fail(log, st, "fdatasync before rollover", path);
+                    sl_seg_path(log, s->first, ".seg", path);
+                    sl_fail(log, st, "fdatasync before rollover", path);
                 }
             }
             if (!st)
-                st = seg_create(log, entries[k].index);
+                st = sl_seg_create(log, entries[k].index);
             continue;
         }
         st = write_chunk(log, entries + k, m);
@@ -1267,7 +697,7 @@ int seglog_sync(struct seglog *log)
     log->syncing = 0;
     pthread_cond_broadcast(&log->cv);
     if (st) {
-        fail(log, st, "fdatasync", log->dir);
+        sl_fail(log, st, "fdatasync", log->dir);
     } else {
         /* Segments dirtied again during the sync keep their flag only for
          * the part written after `target`: conservatively keep the active
@@ -1334,9 +764,9 @@ int seglog_read(struct seglog *log, uint64_t index, struct seglog_entry *out, vo
         pthread_cond_broadcast(&log->cv);
     if (st == CMQ_ECORRUPT) {
         char path[PATH_MAX_];
-        seg_path(log, first, ".seg", path);
-        set_err(log, "%s: offset %" PRIu64 ": record for index %" PRIu64 ": %s", path, off, index,
-                why);
+        sl_seg_path(log, first, ".seg", path);
+        sl_set_err(log, "%s: offset %" PRIu64 ": record for index %" PRIu64 ": %s", path, off,
+                   index, why);
     }
     pthread_mutex_unlock(&log->mu);
     return st;
@@ -1388,7 +818,7 @@ uint64_t seglog_durable_index(struct seglog *log)
 /* Recomputes last_index/last_term from the active segment. */
 static int refresh_tail_state(struct seglog *log)
 {
-    struct seg *a = active(log);
+    struct seg *a = sl_active(log);
     log->last_index = a->last;
     if (log->durable_index > log->last_index)
         log->durable_index = log->last_index;
@@ -1413,34 +843,34 @@ int seglog_truncate_suffix(struct seglog *log, uint64_t from_index)
     if (st || from_index > log->last_index)
         goto out;
     if (from_index < log_first(log)) {
-        set_err(log, "truncate_suffix: index %" PRIu64 " is below the first index %" PRIu64,
-                from_index, log_first(log));
+        sl_set_err(log, "truncate_suffix: index %" PRIu64 " is below the first index %" PRIu64,
+                   from_index, log_first(log));
         st = CMQ_EINVAL;
         goto out;
     }
     /* Newest first, so a crash leaves a prefix of the old log, never a hole. */
     int removed = 0;
-    while (!st && log->n_segs > 0 && active(log)->first >= from_index) {
+    while (!st && log->n_segs > 0 && sl_active(log)->first >= from_index) {
         st = seg_remove(log, log->n_segs - 1);
         removed = 1;
     }
     if (!st && removed)
         st = file_fsync_dir(log->dir);
     if (st) {
-        fail(log, st, "unlink", log->dir);
+        sl_fail(log, st, "unlink", log->dir);
         goto out;
     }
     if (log->n_segs == 0) {
-        st = seg_create(log, from_index);
+        st = sl_seg_create(log, from_index);
     } else {
         if (removed)
             st = seg_make_active(log);
-        struct seg *a = active(log);
+        struct seg *a = sl_active(log);
         if (!st && from_index <= a->last) {
             uint64_t term, off;
             st = idx_lookup(log, a, from_index, &term, &off);
             if (!st)
-                st = seg_cut(log, a, off, from_index);
+                st = sl_seg_cut(log, a, off, from_index);
         }
     }
     if (!st)
@@ -1464,7 +894,7 @@ int seglog_compact_prefix(struct seglog *log, uint64_t up_to_index, unsigned *re
     if (!st && n)
         st = file_fsync_dir(log->dir);
     if (st)
-        fail(log, st, "compaction", log->dir);
+        sl_fail(log, st, "compaction", log->dir);
     if (removed)
         *removed = n;
     pthread_mutex_unlock(&log->mu);
@@ -1483,13 +913,13 @@ int seglog_reset(struct seglog *log, uint64_t next_index)
     if (!st)
         st = file_fsync_dir(log->dir);
     if (!st)
-        st = seg_create(log, next_index);
+        st = sl_seg_create(log, next_index);
     if (!st) {
         log->last_index = next_index - 1;
         log->last_term = 0;
         log->durable_index = log->last_index;
     } else {
-        fail(log, st, "reset", log->dir);
+        sl_fail(log, st, "reset", log->dir);
     }
     pthread_mutex_unlock(&log->mu);
     return st;
@@ -1545,7 +975,7 @@ int seglog_hardstate_save(struct seglog *log, const struct seglog_hardstate *hs)
     pthread_mutex_unlock(&log->hs_mu);
     if (st) {
         pthread_mutex_lock(&log->mu);
-        fail(log, st, "hard-state save", path);
+        sl_fail(log, st, "hard-state save", path);
         pthread_mutex_unlock(&log->mu);
     }
     return st;
@@ -1579,7 +1009,7 @@ int seglog_hardstate_load(struct seglog *log, struct seglog_hardstate *hs)
         why = "unknown version";
     if (why) {
         pthread_mutex_lock(&log->mu);
-        set_err(log, "%s: offset 0: %s", path, why);
+        sl_set_err(log, "%s: offset 0: %s", path, why);
         pthread_mutex_unlock(&log->mu);
         return CMQ_ECORRUPT;
     }
