@@ -12,7 +12,6 @@
 #include "dlq.h"
 #include "cmdcodec.h"
 #include "forward.h"
-#include "queues.h"
 
 #include "clock.h"
 #include "log.h"
@@ -127,7 +126,7 @@ static int start(struct hosted *h, struct dlq_pump *pp, int i, const struct qsm_
     if (rc == CMQ_ECORRUPT || rc == CMQ_EIO) {
         /* this replica's log is damaged, not the message: a healthy replica
          * takes over and moves it (acknowledging here would lose it) */
-        node_partition_failed(h, rc);
+        hosted_failed(h, rc);
         return 0;
     }
     if (rc != CMQ_OK) {
@@ -217,7 +216,7 @@ void dlq_pump(struct hosted *h)
     if (!h->qsm || !h->n->fwd)
         return;
     struct raft *r = partition_raft(h->p);
-    if (!queues_leader_ready(h)) {
+    if (!hosted_leader_ready(h)) {
         if (h->pump && h->pump->term)
             dlq_detach(h);
         return;

@@ -8,7 +8,7 @@
 #ifndef CMQ_STORAGE_DLQ_H
 #define CMQ_STORAGE_DLQ_H
 
-#include "node_internal.h"
+#include "hosted.h"
 
 /* Starts deliveries of pending moves and acknowledges finished ones; on a
  * partition this node does not lead (or has not caught up in its term) it

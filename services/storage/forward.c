@@ -8,7 +8,7 @@
  * (qsm_check_send, the dedup window) whoever asks.
  */
 #include "forward.h"
-#include "node_internal.h"
+#include "hosted.h"
 
 #include "clock.h"
 #include "log.h"

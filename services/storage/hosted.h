@@ -1,10 +1,18 @@
-/* node_internal.h: the storage node's state, shared by node.c (placement,
- * transport, partitions) and queues.c (the queue requests and the state
- * machine on top of each partition).  Not a public header. */
-#ifndef CMQ_STORAGE_NODE_INTERNAL_H
-#define CMQ_STORAGE_NODE_INTERNAL_H
+/* hosted.h: the records a storage node keeps for what it hosts: the node
+ * (struct node), its peers, and one struct hosted per partition, with the
+ * lookups and the health answers every module may use (hosted.c).
+ *
+ * This is the bottom of the node's rooms: node.c (placement, partitions),
+ * host.c (the partition host: apply dispatch, snapshot framing, tick,
+ * request routing) and the feature modules (queues.c, topics.c, timers.c,
+ * dlq.c, txnq.c, forward.c) all include it, and it includes none of them.
+ * A feature module never calls another feature module or node.c: what it
+ * needs from the others comes through the host's struct host_ops (n->ops),
+ * filled by host.c.  Not a public header. */
+#ifndef CMQ_STORAGE_HOSTED_H
+#define CMQ_STORAGE_HOSTED_H
 
-#include "node.h"
+#include "storage_cfg.h"
 #include "partition.h"
 #include "qsm.h"
 #include "log.h"
@@ -21,6 +29,21 @@ struct peer {
 
 struct rx;
 struct op;
+struct hosted;
+struct node;
+struct _cmq_TraceEvent;
+
+/* What a feature module may ask of the others, through the host (host.c
+ * fills it; every pointer is set once the node is open). */
+struct host_ops {
+    /* Proposes a Tick for h's queues (queues.c): CMQ_OK or why not. */
+    int (*propose_tick)(struct hosted *h);
+    /* Topic deliveries may be due: pump them now (topics.c). */
+    void (*wake_topics)(struct node *n);
+    /* Adds the publish details (tags, routing key) to the trace events of
+     * published topic messages (topics.c); ev borrowed for the call. */
+    void (*trace_publish)(struct hosted *h, struct _cmq_TraceEvent *ev, size_t n);
+};
 struct dlq_pump;
 struct trace_log;
 
@@ -104,21 +127,28 @@ struct node {
     struct log_limit crc_repeat_lim;
     struct unopened unopened[NODE_MAX_UNOPENED];
     int n_unopened;
+    const struct host_ops *ops; /* the host's callbacks (host.c) */
 };
 
 struct peer *peer_by_id(struct node *n, uint64_t id);
 struct hosted *hosted_by_id(struct node *n, uint32_t id);
 /* The state machine of `h` failed with `status` (from inside apply is fine):
- * the replica steps aside now and is repaired from the leader (node.c). */
-void node_partition_failed(struct hosted *h, int status);
+ * the replica steps aside now and is repaired from the leader (node.c's
+ * health tick). */
+void hosted_failed(struct hosted *h, int status);
 /* Answers a request this node cannot serve for want of the data ("not
  * here": the partition is not hosted, or its replica is failed or being
  * repaired): CMQ_ENOTLEADER with the leader of such a replica as the hint
  * when one is known, so the caller tries another replica.  Never
  * CMQ_ENOTFOUND: only a serving leader knows that something does not exist. */
-void node_reply_not_here(struct node *n, struct rpc_call *call, const char *what);
+void hosted_reply_not_here(struct node *n, struct rpc_call *call, const char *what);
+/* Answers CMQ_ENOTLEADER with h's leader as the hint (when known). */
+void hosted_reply_not_leader(struct hosted *h, struct rpc_call *call);
 /* Whether `h` serves: its state machine and log are fine and it is not
  * being repaired. */
-int node_hosted_serves(const struct hosted *h);
+int hosted_serves(const struct hosted *h);
+/* Whether this node leads h's partition and has applied an entry of its
+ * own term (so its state machines hold everything committed before). */
+int hosted_leader_ready(struct hosted *h);
 
 #endif

@@ -7,12 +7,8 @@
  * partition_on_chunk) copied what it keeps.
  */
 #include "node.h"
-#include "node_internal.h"
-#include "queues.h"
-#include "timers.h"
-#include "topics.h"
-#include "txnq.h"
-#include "forward.h"
+#include "host.h"
+#include "hosted.h"
 
 #include "clock.h"
 #include "file.h"
@@ -37,68 +33,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const struct config_key storage_config_keys[] = {
-    SVC_COMMON_KEYS(struct storage_cfg, "storage-1", "tcp://127.0.0.1:17120"),
-    CONFIG_STR_KEY("data.dir", struct storage_cfg, data_dir, "var/dev/storage-1",
-                   "directory holding this node's partitions (segment files)"),
-    CONFIG_STR_KEY("raft.listen", struct storage_cfg, raft_listen, "tcp://127.0.0.1:17121",
-                   "ZeroMQ endpoint for raft traffic from peer storage nodes"),
-    CONFIG_INT_KEY("raft.tick_ms", struct storage_cfg, tick_ms, "50", 5, 10000,
-                   "length of one raft tick; a leader heartbeats every tick (docs/raft.md §10)"),
-    CONFIG_INT_KEY("raft.election_ticks", struct storage_cfg, election_ticks, "10", 3, 1000,
-                   "election timeout in ticks (randomized in [e, 2e): 0.5-1 s by default); "
-                   "failover takes about one timeout"),
-    CONFIG_INT_KEY("data.segment_bytes", struct storage_cfg, segment_bytes, "67108864", 4194304,
-                   1073741824, "size of each preallocated segment file (at least 4 MiB: "
-                   "one record may be 2 MiB)"),
-    CONFIG_INT_KEY("snapshot.entries", struct storage_cfg, snapshot_entries, "10000", 0,
-                   100000000, "applied log entries between two snapshots of a partition "
-                   "(0: never snapshot; the raft core keeps one to two of these in memory)"),
-    CONFIG_INT_KEY("snapshot.bytes", struct storage_cfg, snapshot_bytes, "33554432", 0,
-                   4294967296, "applied payload bytes that also trigger a snapshot (0: no bound)"),
-    CONFIG_STR_KEY("metadata.endpoint", struct storage_cfg, metadata, "tcp://127.0.0.1:17100",
-                   "the metadata service (registration, heartbeats, placement)"),
-    CONFIG_INT_KEY("metadata.heartbeat_ms", struct storage_cfg, heartbeat_ms, "1000", 50, 60000,
-                   "how often the node heartbeats to metadata"),
-    CONFIG_STR_KEY("scheduler.endpoint", struct storage_cfg, scheduler, "tcp://127.0.0.1:17110",
-                   "the scheduler service (empty: none; leaders poll every raft tick)"),
-    CONFIG_INT_KEY("scheduler.fallback_ms", struct storage_cfg, sched_fallback_ms, "1000", 0,
-                   600000, "a leader proposes a Tick itself when a due time it registered "
-                   "with the scheduler passed by this much without a fire"),
-    CONFIG_STR_KEY("cluster.advertise_rpc", struct storage_cfg, advertise_rpc, "",
-                   "rpc endpoint other processes use to reach this node (empty: rpc.listen)"),
-    CONFIG_STR_KEY("cluster.advertise_raft", struct storage_cfg, advertise_raft, "",
-                   "raft endpoint peers use to reach this node (empty: raft.listen)"),
-    CONFIG_STR_KEY("gateway.endpoints", struct storage_cfg, gateways, "",
-                   "comma-separated gateway rpc endpoints that push topic messages to HTTP "
-                   "subscriptions (empty: HTTP subscriptions are not served)"),
-    CONFIG_INT_KEY("topics.retry_scale_permille", struct storage_cfg, retry_scale_permille, "1000",
-                   1, 1000, "topic push retry delays scaled by this/1000 (tests shorten them)"),
-    CONFIG_INT_KEY("fault.unsynced_in_memory", struct storage_cfg, fault_unsynced, "0", 0, 1,
-                   "TEST ONLY: hold every write not yet fsynced in process memory, so kill -9 "
-                   "loses it as a power loss would (docs/storage-format.md); never in production"),
-};
-const size_t storage_config_n_keys = sizeof storage_config_keys / sizeof storage_config_keys[0];
-
 uint64_t raft_id_of(const char *node_id)
 {
     return hash_nonzero(hash_fnv1a64_str(HASH_FNV1A64_INIT, node_id)); /* FROZEN (hash.h) */
-}
-
-struct peer *peer_by_id(struct node *n, uint64_t id)
-{
-    for (int i = 0; i < n->n_peers; i++)
-        if (n->peers[i].raft_id == id)
-            return &n->peers[i];
-    return NULL;
-}
-
-struct hosted *hosted_by_id(struct node *n, uint32_t id)
-{
-    for (int i = 0; i < n->n_parts; i++)
-        if (n->parts[i]->id == id)
-            return n->parts[i];
-    return NULL;
 }
 
 static struct partition *part_by_id(struct node *n, uint32_t id)
@@ -319,7 +256,7 @@ static void request_handler(struct rpc_server *srv, struct rpc_call *call, void 
         on_status(n, call);
         break;
     default:
-        if (!queues_handle(n, call) && !timers_handle(n, call) && !topics_handle(n, call))
+        if (!host_route(n, call))
             rpc_reply_status(call, CMQ_EUNSUPPORTED, "unknown request type");
     }
 }
@@ -340,29 +277,6 @@ static void on_role(void *arg, struct partition *p, uint32_t role, uint64_t lead
     log_info("partition_role", "partition=%u role=%s leader=%s term=%llu", partition_id(p),
              names[role & 3], lp ? lp->node_id : leader ? "?" : "none",
              (unsigned long long)raft_term(partition_raft(p)));
-}
-
-/* The partition's snapshot callbacks (partition.h) over its queue state
- * machine.  Every state machine that applies this partition's entries must
- * be in the image, else a
- * restart or an install loses its state: the image holds the queue and the
- * topic state machines (topics_snapshot_image). */
-static int snapshot_image(void *arg, struct partition *p, uint8_t **image, size_t *len,
-                          uint64_t *first_needed)
-{
-    struct hosted *h = hosted_by_id(arg, partition_id(p));
-    if (!h || !h->qsm || !h->tsm)
-        return CMQ_EINTERNAL;
-    /* both state machines: topics.c frames the queue image and the topic image */
-    return topics_snapshot_image(h, image, len, first_needed);
-}
-
-static int snapshot_restore(void *arg, struct partition *p, const uint8_t *image, size_t len)
-{
-    struct hosted *h = hosted_by_id(arg, partition_id(p));
-    if (!h || !h->qsm || !h->tsm)
-        return CMQ_EINTERNAL;
-    return topics_snapshot_restore(h, image, len);
 }
 
 static void writer_fd_changed(void *arg, struct partition *p, int fd, int add)
@@ -459,7 +373,7 @@ static void unopened_clear(struct node *n, uint32_t id)
  * a bad CRC mid-segment, a snapshot whose segments are missing) is not a
  * reason to stop: the directory is moved aside and the replica starts empty
  * and is refilled from the leader (docs/raft.md §11).  Logs failures. */
-static int host_start(struct node *n, struct hosted *h, const struct raft_config *members,
+static int replica_start(struct node *n, struct hosted *h, const struct raft_config *members,
                       const char *dir)
 {
     char err[512];
@@ -475,13 +389,13 @@ static int host_start(struct node *n, struct hosted *h, const struct raft_config
         .segment_bytes = (uint64_t)n->cfg->segment_bytes,
         .send = send_raft,
         .batch_proposals = 1,
-        .apply = queues_apply,
-        .release = queues_release,
+        .apply = host_apply,
+        .release = host_release,
         .on_role = on_role,
         .snapshot_entries = (uint64_t)n->cfg->snapshot_entries,
         .snapshot_bytes = (uint64_t)n->cfg->snapshot_bytes,
-        .image = snapshot_image,
-        .restore = snapshot_restore,
+        .image = host_image,
+        .restore = host_restore,
         .writer_fd = writer_fd_changed,
         .send_chunk = send_chunk,
         .arg = n,
@@ -501,16 +415,13 @@ static int host_start(struct node *n, struct hosted *h, const struct raft_config
         }
     }
     if (rc == CMQ_OK)
-        rc = queues_attach(h);
-    if (rc == CMQ_OK)
-        rc = topics_attach(h);
+        rc = host_attach(h);
     if (rc != CMQ_OK) {
         log_error("partition_failed", "partition=%u status=%s error=\"%s\"", h->id,
                   status_name(rc), err);
         partition_close(h->p);
         h->p = NULL;
-        queues_detach(h);
-        topics_detach(h);
+        host_detach(h);
         return rc;
     }
     evloop_add_fd(svc_loop(n->svc), partition_writer_fd(h->p), EVLOOP_READ, on_writer_fd, h->p);
@@ -519,24 +430,23 @@ static int host_start(struct node *n, struct hosted *h, const struct raft_config
 
 /* Restores the state machines from the snapshot loaded at open; `h` must be
  * in n->parts (the restore callback finds it there). */
-static void host_boot(struct hosted *h)
+static void replica_boot(struct hosted *h)
 {
     int rc = partition_boot_restore(h->p);
     if (rc != CMQ_OK) {
         log_error("partition_failed", "partition=%u reason=\"snapshot image refused\"", h->id);
-        node_partition_failed(h, rc);
+        hosted_failed(h, rc);
     }
 }
 
 /* Closes the partition of `h` and the state machines on it (h stays). */
-static void host_stop(struct node *n, struct hosted *h)
+static void replica_stop(struct node *n, struct hosted *h)
 {
     if (h->p && partition_writer_fd(h->p) >= 0)
         evloop_del_fd(svc_loop(n->svc), partition_writer_fd(h->p));
     partition_close(h->p); /* fails waiting proposals first */
     h->p = NULL;
-    queues_detach(h);
-    topics_detach(h);
+    host_detach(h);
 }
 
 /* Opens (creating on first sight) partition `id` replicated on the nodes
@@ -585,7 +495,7 @@ static int open_partition(struct node *n, uint32_t id, char names[][64], int cou
         h->id = id;
         h->n = n;
         h->sched_due_ms = UINT64_MAX;
-        rc = host_start(n, h, &members, dir);
+        rc = replica_start(n, h, &members, dir);
     }
     if (rc != CMQ_OK) {
         free(h);
@@ -605,7 +515,7 @@ static int open_partition(struct node *n, uint32_t id, char names[][64], int cou
     }
     unopened_clear(n, id);
     n->parts[n->n_parts++] = h;
-    host_boot(h);
+    replica_boot(h);
     return CMQ_OK;
 }
 
@@ -625,7 +535,7 @@ static void repair_hosted(struct node *n, struct hosted *h)
     log_warn("partition_repair", "partition=%u cause=%s floor_term=%llu floor_index=%llu "
              "repairs=%llu", h->id, status_name(cause), (unsigned long long)ft,
              (unsigned long long)fi, (unsigned long long)h->repairs + 1);
-    host_stop(n, h);
+    replica_stop(n, h);
     int rc = partition_discard(dir, ft, fi, err);
     if (rc != CMQ_OK) {
         log_error("partition_repair_failed", "partition=%u status=%s error=\"%s\" "
@@ -640,8 +550,8 @@ static void repair_hosted(struct node *n, struct hosted *h)
     h->sched_epoch = 0;
     h->sched_due_ms = UINT64_MAX;
     h->sched_inflight = 0;
-    if (host_start(n, h, &cfg, dir) == CMQ_OK) {
-        host_boot(h);
+    if (replica_start(n, h, &cfg, dir) == CMQ_OK) {
+        replica_boot(h);
     } else {
         /* Nothing to host any more: drop it; open_partition retries later. */
         for (int i = 0; i < n->n_parts; i++)
@@ -655,39 +565,6 @@ static void repair_hosted(struct node *n, struct hosted *h)
                 .retry_ms = clock_mono_ms() + 2000};
         free(h);
     }
-}
-
-void node_partition_failed(struct hosted *h, int status)
-{
-    if (h->sm_status)
-        return;
-    h->sm_status = status ? status : CMQ_EINTERNAL;
-    h->failed_at_ms = clock_mono_ms();
-    log_error("partition_state_machine_failed", "partition=%u status=%s action=step_aside",
-              h->id, status_name(h->sm_status));
-    if (h->p)
-        partition_step_aside(h->p);
-}
-
-int node_hosted_serves(const struct hosted *h)
-{
-    return h->p && !h->sm_status && partition_log_status(h->p) == CMQ_OK &&
-           !partition_repairing(h->p);
-}
-
-void node_reply_not_here(struct node *n, struct rpc_call *call, const char *what)
-{
-    const char *hint = NULL;
-    for (int i = 0; i < n->n_parts && !hint; i++) {
-        struct hosted *h = n->parts[i];
-        if (node_hosted_serves(h))
-            continue;
-        uint64_t leader = raft_leader(partition_raft(h->p));
-        struct peer *p = leader != n->raft_id ? peer_by_id(n, leader) : NULL;
-        if (p && p->rpc_ep[0])
-            hint = p->rpc_ep;
-    }
-    rpc_reply(call, CMQ_ENOTLEADER, NULL, 0, hint, what);
 }
 
 /* Once per tick: a failed replica steps aside and, once another leads (or
@@ -965,8 +842,7 @@ static void on_tick(struct evloop *loop, void *arg)
     for (int i = n->n_parts - 1; i >= 0; i--) /* backwards: a repair may drop one */
         if (i < n->n_parts)
             health_tick(n, n->parts[i]);
-    queues_tick(n);
-    topics_tick(n);
+    host_tick(n);
     evloop_timer(loop, (uint64_t)n->cfg->tick_ms, on_tick, n);
 }
 
@@ -1062,9 +938,7 @@ int node_open(struct svc *svc, const struct storage_cfg *cfg, struct node **out)
         return rc;
     }
     svc_watch_server(svc, n->raft_server);
-    rc = timers_open(n);
-    if (rc == CMQ_OK)
-        rc = forward_open(n, &n->fwd);
+    rc = host_open(n);
     if (rc != CMQ_OK) {
         log_error("scheduler_failed", "endpoint=%s status=%s", cfg->scheduler, status_name(rc));
         node_close(n);
@@ -1073,8 +947,8 @@ int node_open(struct svc *svc, const struct storage_cfg *cfg, struct node **out)
     open_existing(n);
     svc_set_handler(svc, request_handler, n);
     svc_set_detail(svc, detail, n);
-    svc_set_stop_hook(svc, queues_stop, n);
-    svc_set_busy_check(svc, queues_busy, n);
+    svc_set_stop_hook(svc, host_stop, n);
+    svc_set_busy_check(svc, host_busy, n);
     evloop_timer(svc_loop(svc), (uint64_t)cfg->tick_ms, on_tick, n);
     evloop_timer(svc_loop(svc), 0, on_heartbeat, n);
     evloop_add_prepare(svc_loop(svc), flush_proposals, n);
@@ -1088,20 +962,16 @@ void node_close(struct node *n)
 {
     if (!n)
         return;
-    forward_close(n->fwd); /* ends forwarded sends (ESHUTDOWN) while partitions exist */
-    n->fwd = NULL;
-    topics_close(n);       /* ends pending pushes, likewise */
-    txnq_close(n);         /* transaction check-backs (txnq.c) */
+    host_quiesce(n); /* forwarded sends, pushes, check-backs end while partitions exist */
     for (int i = 0; i < n->n_parts; i++) {
         if (partition_writer_fd(n->parts[i]->p) >= 0)
             evloop_del_fd(svc_loop(n->svc), partition_writer_fd(n->parts[i]->p));
         partition_close(n->parts[i]->p); /* fails waiting proposals first */
-        queues_detach(n->parts[i]);
-        topics_detach(n->parts[i]);
+        host_detach(n->parts[i]);
         free(n->parts[i]);
     }
     rpc_server_close(n->raft_server);
-    timers_close(n);
+    host_close(n);
     for (int i = 0; i < n->n_peers; i++)
         rpc_client_close(n->peers[i].client);
     rpc_client_close(n->meta);

@@ -7,10 +7,7 @@
  */
 #include "queues.h"
 #include "cmdcodec.h"
-#include "dlq.h"
 #include "forward.h"
-#include "timers.h"
-#include "topics.h"
 #include "trace.h"
 #include "txnq.h"
 
@@ -92,18 +89,6 @@ int queues_attach(struct hosted *h)
         log_warn("trace_unavailable", "partition=%u dir=%s", h->id, dir);
     }
     return CMQ_OK;
-}
-
-static const char *leader_hint(struct node *n, struct hosted *h)
-{
-    uint64_t leader = raft_leader(partition_raft(h->p));
-    struct peer *p = leader != n->raft_id ? peer_by_id(n, leader) : NULL;
-    return p && p->rpc_ep[0] ? p->rpc_ep : NULL;
-}
-
-static void reply_not_leader(struct node *n, struct hosted *h, struct rpc_call *call)
-{
-    rpc_reply(call, CMQ_ENOTLEADER, NULL, 0, leader_hint(n, h), "not the partition leader");
 }
 
 static struct hosted *find_queue(struct node *n, uint64_t queue_id)
@@ -230,7 +215,7 @@ static void op_done(void *arg, int status, uint64_t index, void *result)
             return;
         }
         if (status == CMQ_ENOTLEADER || o->h->sm_status)
-            reply_not_leader(o->n, o->h, o->call); /* a failed replica: ask another */
+            hosted_reply_not_leader(o->h, o->call); /* a failed replica: ask another */
         else
             rpc_reply_status(o->call, status, NULL);
         op_free(o);
@@ -313,7 +298,7 @@ static void park(struct op *o)
 /* Proposes the receives parked on `h` (for `queue_id`, or every queue when
  * 0) that would now find a message.  Safe inside apply: partition_propose
  * defers proposals made while the ready is being processed. */
-static void wake(struct hosted *h, uint64_t queue_id)
+void queues_wake(struct hosted *h, uint64_t queue_id)
 {
     uint64_t now = clock_wall_ms();
     for (struct rx **pp = &h->parked; *pp;) {
@@ -329,7 +314,7 @@ static void wake(struct hosted *h, uint64_t queue_id)
         int rc = propose_op(o, CMD_RECEIVE, o->req, o->req_len);
         if (rc != CMQ_OK) {
             if (rc == CMQ_ENOTLEADER)
-                reply_not_leader(o->n, h, o->call);
+                hosted_reply_not_leader(h, o->call);
             else
                 rpc_reply_status(o->call, rc, NULL);
             op_free(o);
@@ -354,7 +339,7 @@ static void expire_parked(struct hosted *h, int all)
         free(r);
         h->n->parked--;
         if (!leader && !all)
-            reply_not_leader(o->n, h, o->call);
+            hosted_reply_not_leader(h, o->call);
         else
             rpc_reply_status(o->call, CMQ_EEMPTY, NULL);
         op_free(o);
@@ -372,7 +357,6 @@ void queues_detach(struct hosted *h)
         r = next;
     }
     h->parked = NULL;
-    dlq_detach(h);
     trace_close(h->trace);
     h->trace = NULL;
     qsm_destroy(h->qsm);
@@ -381,25 +365,11 @@ void queues_detach(struct hosted *h)
 
 /* ---------- apply ---------- */
 
-int queues_apply(void *arg, struct partition *p, const struct raft_entry *e, void **result)
+int queues_apply(struct hosted *h, const struct raft_entry *e)
 {
-    struct node *n = arg;
-    struct hosted *h = hosted_by_id(n, partition_id(p));
-    struct qsm_result *res = &h->res;
-    memset(res, 0, sizeof *res);
-    *result = res;
-    if (h->sm_status)
-        return h->sm_status; /* failed: apply nothing more until repaired */
-    res->skip_bodies = !partition_is_leader(p); /* only the leader answers receives */
-    if (topics_owns(e)) { /* topics.c; the queue machine sees an empty entry (keeps its index) */
-        qsm_apply(h->qsm, e->index, e->term, NULL, 0, res);
-        *result = res;
-        return topics_apply(h, e);
-    }
-    int st = qsm_apply(h->qsm, e->index, e->term, e->data, e->len, res);
-    *result = res;
+    int st = qsm_apply(h->qsm, e->index, e->term, e->data, e->len, &h->res);
     if (st == CMQ_ECORRUPT || st == CMQ_EIO || st == CMQ_ENOSPC || st == CMQ_EINTERNAL)
-        node_partition_failed(h, st); /* latched (qsm.h invariant 3): step aside, repair */
+        hosted_failed(h, st); /* latched (qsm.h invariant 3): step aside, repair */
     if (st != CMQ_OK && st != CMQ_EEMPTY && st != CMQ_ENOTFOUND && st != CMQ_ESTALE &&
         st != CMQ_EINVAL && st != CMQ_EEXIST && st != CMQ_EDENIED && st != CMQ_ELIMIT &&
         st != CMQ_ETOOBIG) {
@@ -410,24 +380,7 @@ int queues_apply(void *arg, struct partition *p, const struct raft_entry *e, voi
                       h->id, (unsigned long long)e->index, status_name(st),
                       (unsigned long long)n_sup);
     }
-    if (res->n_dlq && partition_is_leader(p))
-        dlq_pump(h); /* deliver the new moves now rather than at the next raft tick */
-    if (res->n_txn && partition_is_leader(p))
-        txnq_send(h, res); /* transaction check-backs: the gateways ask the producer */
-    if (h->parked && partition_is_leader(p)) {
-        if (res->type == cmq_StorageMsgType_STORAGE_MSG_SEND && st == CMQ_OK)
-            wake(h, res->queue_id);
-        else if (res->type == 0 || res->type == cmq_StorageMsgType_STORAGE_MSG_REWIND ||
-                 res->type == cmq_StorageMsgType_STORAGE_MSG_CHANGE_VISIBILITY)
-            wake(h, 0);
-    }
     return st;
-}
-
-void queues_release(void *arg, void *result)
-{
-    (void)arg;
-    qsm_result_release(result);
 }
 
 /* ---------- requests ---------- */
@@ -478,8 +431,8 @@ static void on_trace(struct node *n, struct rpc_call *call)
         return;
     }
     struct hosted *h = hosted_by_id(n, qsm_id_partition(tr.msg_id));
-    if (!h || !node_hosted_serves(h)) {
-        node_reply_not_here(n, call, "partition not hosted or being repaired here");
+    if (!h || !hosted_serves(h)) {
+        hosted_reply_not_here(n, call, "partition not hosted or being repaired here");
         return;
     }
     if (!h->trace) {
@@ -497,7 +450,7 @@ static void on_trace(struct node *n, struct rpc_call *call)
                                                          topic ? tr.topic_id : tr.queue_id, topic,
                                                          r->events, TRACE_EVENTS_MAX, &truncated));
     r->truncated = truncated;
-    topics_trace_publish(h, r->events, r->events_count);
+    n->ops->trace_publish(h, r->events, r->events_count);
     rpc_reply_pb(call, cmq_TraceReply_fields, r);
     free(r);
 }
@@ -531,7 +484,7 @@ static int send_dedup(struct hosted *h, struct op *o, const uint8_t *req, size_t
         n_keyed += keys[i] != 0;
     if (!n_keyed)
         return CMQ_OK;
-    if (!queues_leader_ready(h))
+    if (!hosted_leader_ready(h))
         return CMQ_EBUSY;
     for (struct op *k = h->keyed; k; k = k->keyed_next) {
         if (k->queue_id != o->queue_id)
@@ -582,7 +535,7 @@ int queues_handle(struct node *n, struct rpc_call *call)
         }
         h = hosted_by_id(n, cq.partition_id);
         if (!h) {
-            node_reply_not_here(n, call, "partition not hosted here");
+            hosted_reply_not_here(n, call, "partition not hosted here");
             return 1;
         }
     } else {
@@ -590,12 +543,12 @@ int queues_handle(struct node *n, struct rpc_call *call)
         if (!h) {
             /* not here: the partition is elsewhere, or this replica is failed or
              * still being refilled; never "not found" (docs/status-codes.md) */
-            node_reply_not_here(n, call, "queue not here");
+            hosted_reply_not_here(n, call, "queue not here");
             return 1;
         }
     }
     if (!partition_is_leader(h->p) || h->sm_status) {
-        reply_not_leader(n, h, call);
+        hosted_reply_not_leader(h, call);
         return 1;
     }
     if (field < 0) {
@@ -671,7 +624,7 @@ int queues_handle(struct node *n, struct rpc_call *call)
     free(stripped);
     if (rc != CMQ_OK) {
         if (rc == CMQ_ENOTLEADER)
-            reply_not_leader(n, h, call);
+            hosted_reply_not_leader(h, call);
         else
             rpc_reply_status(call, rc, NULL);
         op_free(o);
@@ -680,12 +633,6 @@ int queues_handle(struct node *n, struct rpc_call *call)
 }
 
 /* ---------- periodic work ---------- */
-
-int queues_leader_ready(struct hosted *h)
-{
-    struct raft *r = partition_raft(h->p);
-    return partition_is_leader(h->p) && raft_term_at(r, raft_applied_index(r)) == raft_term(r);
-}
 
 int queues_propose_tick(struct hosted *h)
 {
@@ -710,29 +657,10 @@ int queues_propose_tick(struct hosted *h)
     return rc;
 }
 
-void queues_tick(struct node *n)
+void queues_tick(struct hosted *h)
 {
-    forward_tick(n->fwd);
-    uint64_t now = clock_wall_ms();
-    uint64_t fallback = (uint64_t)n->cfg->sched_fallback_ms;
-    for (int i = 0; i < n->n_parts; i++) {
-        struct hosted *h = n->parts[i];
-        expire_parked(h, 0);
-        trace_flush(h->trace);
-        timers_sync(h);
-        dlq_pump(h);
-        if (!partition_is_leader(h->p)) {
-            h->tick_inflight = 0;
-            continue;
-        }
-        /* The scheduler's FIRE proposes the Tick (timers.c); this poll is the
-         * fallback: at once while the scheduler does not hold the timer,
-         * `scheduler.fallback_ms` late when it does (a lost fire). */
-        uint64_t due = qsm_next_due_ms(h->qsm);
-        if (due > now || (timers_covered(h, due) && now - due < fallback))
-            continue;
-        queues_propose_tick(h);
-    }
+    expire_parked(h, 0);
+    trace_flush(h->trace);
 }
 
 void queues_stop(void *arg)

@@ -7,11 +7,15 @@
  * that finds nothing waits at the leader ("parked") until a send to the queue
  * is applied, a Tick makes a delayed message visible, or its wait ends.
  * Followers answer CMQ_ENOTLEADER with the leader's rpc endpoint.
+ *
+ * A leaf under the partition host (host.h): the host dispatches applied
+ * entries, ticks and requests here; this module reaches the others only
+ * through n->ops.
  */
 #ifndef CMQ_STORAGE_QUEUES_H
 #define CMQ_STORAGE_QUEUES_H
 
-#include "node_internal.h"
+#include "hosted.h"
 
 /* Creates the partition's state machine (reading entries back through the
  * partition's segment log). */
@@ -19,19 +23,20 @@ int queues_attach(struct hosted *h);
 /* Answers parked receives with CMQ_ESHUTDOWN and frees the state machine. */
 void queues_detach(struct hosted *h);
 
-/* partition_apply_fn / partition_release_fn for every partition (arg: node). */
-int queues_apply(void *arg, struct partition *p, const struct raft_entry *e, void **result);
-void queues_release(void *arg, void *result);
+/* Applies a committed queue entry to h's state machine (the result in
+ * h->res, reset by the host); a failed state machine is latched
+ * (hosted_failed).  Returns qsm_apply's status. */
+int queues_apply(struct hosted *h, const struct raft_entry *e);
+/* Proposes the receives parked on `h` (for `queue_id`, or every queue when
+ * 0) that would now find a message.  Safe inside apply. */
+void queues_wake(struct hosted *h, uint64_t queue_id);
 
 /* Handles a request if it is a queue request (STORAGE_MSG_*): returns 1 when
  * the call was taken (answered now or later), 0 otherwise. */
 int queues_handle(struct node *n, struct rpc_call *call);
-/* Once per raft tick: proposes Ticks where the state machine has due work,
- * ends expired long polls, hands parked polls of lost leaderships back. */
-void queues_tick(struct node *n);
-/* Whether this node leads the partition and applied an entry of its own term
- * (its no-op): everything an earlier leader committed is applied. */
-int queues_leader_ready(struct hosted *h);
+/* Once per raft tick for h: ends expired long polls, hands parked polls of
+ * lost leaderships back, flushes the trace index. */
+void queues_tick(struct hosted *h);
 /* Proposes a Tick on a partition this node leads (one at a time):
  * CMQ_OK, CMQ_EBUSY (one is in flight), CMQ_ENOTLEADER, ... */
 int queues_propose_tick(struct hosted *h);

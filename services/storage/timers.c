@@ -13,8 +13,6 @@
  * answers by registering again), at most one at a time per partition.
  */
 #include "timers.h"
-#include "queues.h"
-#include "topics.h"
 #include "tsm.h"
 
 #include "clock.h"
@@ -245,9 +243,9 @@ int timers_handle(struct node *n, struct rpc_call *call)
      * behind, or the due time moved), timers_sync registers it again. */
     uint64_t now = clock_wall_ms();
     if (qsm_next_due_ms(h->qsm) <= now)
-        queues_propose_tick(h);
+        n->ops->propose_tick(h);
     if (h->tsm && tsm_next_due_ms(h->tsm) <= now)
-        topics_wake(n); /* a retry is due: the raft tick's pump stays the fallback */
+        n->ops->wake_topics(n); /* a retry is due: the raft tick's pump stays the fallback */
     timers_sync(h);
     return 1;
 }

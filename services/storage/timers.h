@@ -23,7 +23,7 @@
 #ifndef CMQ_STORAGE_TIMERS_H
 #define CMQ_STORAGE_TIMERS_H
 
-#include "node_internal.h"
+#include "hosted.h"
 
 /* Opens the client to the scheduler (on the node's svc loop). */
 int timers_open(struct node *n);

@@ -20,7 +20,6 @@
 #include "evloop.h"
 #include "forward.h"
 #include "hash.h"
-#include "queues.h"
 #include "log.h"
 #include "push.pb.h"
 #include "qsm.h"
@@ -659,7 +658,7 @@ static int start_scan(struct hosted *h, struct tsm_topic *tp, struct tsm_sub *s,
             /* this replica's log is damaged: skipping the entry would drop a
              * message for every subscriber; a healthy replica takes over */
             free(buf);
-            node_partition_failed(h, rc);
+            hosted_failed(h, rc);
             break;
         }
         if (rc != CMQ_OK || m.topic_id != tp->topic_id) {
@@ -790,14 +789,6 @@ static void op_unkey(struct op *o)
         }
 }
 
-static void reply_not_leader(struct node *n, struct hosted *h, struct rpc_call *call)
-{
-    uint64_t leader = raft_leader(partition_raft(h->p));
-    struct peer *p = leader != n->raft_id ? peer_by_id(n, leader) : NULL;
-    rpc_reply(call, CMQ_ENOTLEADER, NULL, 0, p && p->rpc_ep[0] ? p->rpc_ep : NULL,
-              "not the partition leader");
-}
-
 static void op_done(void *arg, int status, uint64_t index, void *result)
 {
     (void)result;
@@ -805,7 +796,7 @@ static void op_done(void *arg, int status, uint64_t index, void *result)
     o->n->ops_inflight--;
     struct hosted *h = hosted_by_id(o->n, o->part);
     if (status == CMQ_ENOTLEADER && h) {
-        reply_not_leader(o->n, h, o->call);
+        hosted_reply_not_leader(h, o->call);
     } else if (status != CMQ_OK) {
         rpc_reply_status(o->call, status, NULL);
     } else if (o->type == cmq_StorageMsgType_STORAGE_MSG_PUBLISH) {
@@ -885,7 +876,7 @@ static int publish_dedup(struct hosted *h, const struct tsm_publish *pm, struct 
             keys[(*n_keys)++] = pm->dedup_key[i];
     if (!*n_keys)
         return CMQ_OK;
-    if (!queues_leader_ready(h))
+    if (!hosted_leader_ready(h))
         return CMQ_EBUSY;
     for (const struct op *k = h->pub_keyed; k; k = k->keyed_next) {
         if (k->topic_id != pm->topic_id)
@@ -926,18 +917,18 @@ int topics_handle(struct node *n, struct rpc_call *call)
         pb_release(cmq_TopicSyncRequest_fields, &r);
         h = hosted_by_id(n, part);
         if (!h) {
-            node_reply_not_here(n, call, "partition not hosted here");
+            hosted_reply_not_here(n, call, "partition not hosted here");
             return 1;
         }
     } else {
         h = find_topic(n, topic_id);
         if (!h) {
-            node_reply_not_here(n, call, "topic not here"); /* never "not found" */
+            hosted_reply_not_here(n, call, "topic not here"); /* never "not found" */
             return 1;
         }
     }
     if (!partition_is_leader(h->p) || h->sm_status) {
-        reply_not_leader(n, h, call);
+        hosted_reply_not_leader(h, call);
         return 1;
     }
     if (field == 0) {
@@ -1013,99 +1004,13 @@ int topics_handle(struct node *n, struct rpc_call *call)
     if (rc != CMQ_OK) {
         n->ops_inflight--;
         if (rc == CMQ_ENOTLEADER)
-            reply_not_leader(n, h, call);
+            hosted_reply_not_leader(h, call);
         else
             rpc_reply_status(call, rc, NULL);
         op_unkey(o);
         free(o);
     }
     return 1;
-}
-
-/* ---------- snapshots (both state machines of a partition) ---------- */
-
-struct image_buf {
-    uint8_t *data;
-    size_t len, cap;
-};
-
-static int image_sink(void *arg, const void *buf, size_t len)
-{
-    struct image_buf *b = arg;
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + len)
-            cap *= 2;
-        uint8_t *d = realloc(b->data, cap);
-        if (!d)
-            return CMQ_ENOMEM;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, buf, len);
-    b->len += len;
-    return 0;
-}
-
-int topics_snapshot_image(struct hosted *h, uint8_t **image, size_t *len, uint64_t *first_needed)
-{
-    struct image_buf b = {0};
-    uint8_t head[8] = {'P', 'I', 'M', 'G', 0, 0, 0, 0};
-    int rc = image_sink(&b, head, sizeof head);
-    if (rc == 0)
-        rc = qsm_snapshot_write(h->qsm, image_sink, &b);
-    size_t qlen = b.len - sizeof head;
-    if (rc == 0 && qlen > UINT32_MAX)
-        rc = CMQ_ETOOBIG;
-    if (rc == 0)
-        rc = tsm_snapshot_write(h->tsm, image_sink, &b);
-    if (rc != 0) {
-        free(b.data);
-        return rc;
-    }
-    for (int i = 0; i < 4; i++)
-        b.data[4 + i] = (uint8_t)(qlen >> (8 * i));
-    *image = b.data;
-    *len = b.len;
-    uint64_t q = qsm_first_needed_index(h->qsm), t = tsm_first_needed_index(h->tsm);
-    *first_needed = q < t ? q : t;
-    return CMQ_OK;
-}
-
-int topics_snapshot_restore(struct hosted *h, const uint8_t *image, size_t len)
-{
-    const uint8_t *qimg = image, *timg = NULL;
-    size_t qlen = len, tlen = 0;
-    if (len >= 8 && memcmp(image, "PIMG", 4) == 0) {
-        qlen = (size_t)image[4] | (size_t)image[5] << 8 | (size_t)image[6] << 16 |
-               (size_t)image[7] << 24;
-        if (qlen > len - 8)
-            return CMQ_ECORRUPT;
-        qimg = image + 8;
-        timg = qimg + qlen;
-        tlen = len - 8 - qlen;
-    }
-    /* The topic image is checked into a fresh machine first, so a bad one
-     * leaves both machines as they were. */
-    struct tsm *fresh;
-    int rc = tsm_create(h->id, &fresh);
-    if (rc != CMQ_OK)
-        return rc;
-    if (timg && (rc = tsm_snapshot_read(fresh, timg, tlen)) != CMQ_OK) {
-        tsm_destroy(fresh);
-        return rc;
-    }
-    if ((rc = qsm_snapshot_read(h->qsm, qimg, qlen)) != CMQ_OK) {
-        tsm_destroy(fresh);
-        return rc;
-    }
-    if (h->trace) {
-        struct qsm_tracer t = trace_tracer(h->trace);
-        tsm_set_tracer(fresh, &t);
-    }
-    tsm_destroy(h->tsm);
-    h->tsm = fresh;
-    return CMQ_OK;
 }
 
 void topics_trace_publish(struct hosted *h, struct _cmq_TraceEvent *ev, size_t n)

@@ -20,7 +20,7 @@
 #ifndef CMQ_STORAGE_TOPICS_H
 #define CMQ_STORAGE_TOPICS_H
 
-#include "node_internal.h"
+#include "hosted.h"
 
 #include <stdbool.h>
 
@@ -35,16 +35,6 @@ int topics_handle(struct node *n, struct rpc_call *call);
 void topics_tick(struct node *n);
 /* Starts due deliveries soon (a scheduler FIRE for a retry, timers.c). */
 void topics_wake(struct node *n);
-/* The partition's snapshot image: "PIMG", u32 length of the queue state
- * machine's image, that image, then the topic state machine's image.
- * *first_needed is the smaller of both machines' first needed index.
- * On CMQ_OK *image is malloc'd (the caller frees). */
-int topics_snapshot_image(struct hosted *h, uint8_t **image, size_t *len, uint64_t *first_needed);
-/* Restores both machines from such an image (borrowed); an image of the
- * queue machine alone (older format, "QSMS") restores it and empties the
- * topics.  A bad image changes neither. */
-int topics_snapshot_restore(struct hosted *h, const uint8_t *image, size_t len);
-
 /* Ends pending pushes (ESHUTDOWN) and frees the fan-out state; call at node
  * close while the partitions still exist. */
 void topics_close(struct node *n);

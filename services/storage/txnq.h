@@ -11,7 +11,7 @@
 #ifndef CMQ_STORAGE_TXNQ_H
 #define CMQ_STORAGE_TXNQ_H
 
-#include "node_internal.h"
+#include "hosted.h"
 #include "qsm.h"
 
 /* On the leader, after applying an entry whose result lists check-backs. */
