@@ -128,6 +128,9 @@ struct node {
     struct unopened unopened[NODE_MAX_UNOPENED];
     int n_unopened;
     const struct host_ops *ops; /* the host's callbacks (host.c) */
+    /* Opens partition `id` replicated on `names` (node.c), for placement
+     * (node_place.c): a status; a partition open already is CMQ_OK. */
+    int (*open_partition)(struct node *n, uint32_t id, char names[][64], int count);
 };
 
 struct peer *peer_by_id(struct node *n, uint64_t id);

@@ -1,18 +1,16 @@
-/* node.c: hosts partitions, carries Raft messages between nodes, answers
- * partition status.  See node.h.
- *
- * Wire mapping: raftwire.c (struct raft_msg <-> cmq.RaftWire, install chunks
- * <-> cmq.RaftInstall); a decoded message borrows its entries from the
- * received frame, which stays alive until rpc_drop, after raft_step (or
- * partition_on_chunk) copied what it keeps.
- */
+/* node.c: a storage node: opens, repairs and closes the partitions it
+ * hosts, answers partition status and health, and runs the loop's timers.
+ * See node.h.  The Raft transport is node_raft.c, the placement client
+ * (metadata) node_place.c, everything above the partitions the host
+ * (host.c). */
 #include "node.h"
 #include "host.h"
 #include "hosted.h"
+#include "node_place.h"
+#include "node_raft.h"
 
 #include "clock.h"
 #include "file.h"
-#include "hash.h"
 #include "log.h"
 #include "partition.h"
 #include "raft.h"
@@ -33,193 +31,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-uint64_t raft_id_of(const char *node_id)
-{
-    return hash_nonzero(hash_fnv1a64_str(HASH_FNV1A64_INIT, node_id)); /* FROZEN (hash.h) */
-}
-
 static struct partition *part_by_id(struct node *n, uint32_t id)
 {
     struct hosted *h = hosted_by_id(n, id);
     return h ? h->p : NULL;
-}
-
-/* Records (or refreshes) a peer node; connects to its raft endpoint once known. */
-static struct peer *peer_upsert(struct node *n, const char *node_id, const char *raft_ep,
-                                const char *rpc_ep)
-{
-    uint64_t id = raft_id_of(node_id);
-    struct peer *p = peer_by_id(n, id);
-    if (p && strcmp(p->node_id, node_id) != 0) {
-        log_error("raft_id_collision", "a=%s b=%s", p->node_id, node_id);
-        return NULL;
-    }
-    if (!p) {
-        if (n->n_peers == NODE_MAX_PEERS)
-            return NULL;
-        p = &n->peers[n->n_peers++];
-        p->raft_id = id;
-        snprintf(p->node_id, sizeof p->node_id, "%s", node_id);
-    }
-    if (rpc_ep && rpc_ep[0])
-        snprintf(p->rpc_ep, sizeof p->rpc_ep, "%s", rpc_ep);
-    if (raft_ep && raft_ep[0] && id != n->raft_id) {
-        if (p->client && strcmp(p->raft_ep, raft_ep) != 0)
-            log_warn("peer_endpoint_changed", "peer=%s old=%s new=%s action=kept_old", node_id,
-                     p->raft_ep, raft_ep); /* takes effect at the next restart */
-        if (!p->client) {
-            snprintf(p->raft_ep, sizeof p->raft_ep, "%s", raft_ep);
-            const char *ep = p->raft_ep;
-            if (rpc_client_open(svc_zctx(n->svc), &ep, 1, &p->client) == CMQ_OK)
-                svc_watch_client(n->svc, p->client);
-            else
-                p->client = NULL;
-        }
-    }
-    return p;
-}
-
-/* ---------- raft wire (the mapping itself: raftwire.c) ---------- */
-
-/* Logs a refused Raft message.  A checksum mismatch is logged once per
- * (partition, index): Raft resends the same entry until it arrives intact, so
- * repeats are only counted, and summarised every 10 s with that count. */
-static void wire_refused(struct node *n, const char *what, uint32_t partition, int rc,
-                         const struct raftwire_fault *f)
-{
-    n->wire_refused++;
-    uint64_t now = clock_mono_ms(), sup;
-    if (!f->crc_bad) {
-        static struct log_limit lim;
-        if (log_limit_allow(&lim, now, 10000, &sup))
-            log_error("raft_wire_refused", "message=%s partition=%u status=%s refused=%llu "
-                      "suppressed=%llu", what, partition, status_name(rc),
-                      (unsigned long long)n->wire_refused, (unsigned long long)sup);
-        return;
-    }
-    n->crc_refused++;
-    if (partition == n->crc_last_partition && f->index == n->crc_last_index) {
-        n->crc_repeats++;
-        if (!log_limit_allow(&n->crc_repeat_lim, now, 10000, &sup))
-            return;
-        log_error("raft_entry_crc_mismatch", "message=%s partition=%u index=%llu what=%s "
-                  "repeats=%llu crc_refused=%llu action=refused_again", what, partition,
-                  (unsigned long long)f->index, f->crc_bad == 2 ? "snapshot" : "entry",
-                  (unsigned long long)n->crc_repeats, (unsigned long long)n->crc_refused);
-        return;
-    }
-    n->crc_last_partition = partition;
-    n->crc_last_index = f->index;
-    n->crc_repeats = 0;
-    n->crc_repeat_lim = (struct log_limit){0};
-    log_limit_allow(&n->crc_repeat_lim, now, 10000, &sup); /* opens the repeat window */
-    log_error("raft_entry_crc_mismatch", "message=%s partition=%u index=%llu what=%s "
-              "wire_crc=%08x computed_crc=%08x crc_refused=%llu action=refused", what, partition,
-              (unsigned long long)f->index, f->crc_bad == 2 ? "snapshot" : "entry",
-              f->stored_crc, f->computed_crc, (unsigned long long)n->crc_refused);
-}
-
-/* Logs a message this node could not encode (our bug or an image too large
- * for the wire; Raft retries, so at most once per 10 s with a count). */
-static void wire_unsendable(const char *what, uint32_t partition, int rc)
-{
-    static struct log_limit lim;
-    uint64_t sup;
-    if (log_limit_allow(&lim, clock_mono_ms(), 10000, &sup))
-        log_error("raft_wire_encode_failed", "message=%s partition=%u status=%s suppressed=%llu",
-                  what, partition, status_name(rc), (unsigned long long)sup);
-}
-
-static void send_raft(void *arg, uint32_t partition_id, const struct raft_msg *m)
-{
-    struct node *n = arg;
-    struct peer *p = peer_by_id(n, m->to);
-    if (!p || !p->client)
-        return;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = raftwire_encode_msg(partition_id, m, &buf, &len);
-    if (rc != CMQ_OK && rc != CMQ_ENOMEM)
-        wire_unsendable(raft_msg_type_name(m->type), partition_id, rc);
-    if (rc == CMQ_OK &&
-        rpc_client_send_oneway(p->client, 0, cmq_RaftMsgType_RAFT_WIRE_MESSAGE, buf, len) == CMQ_OK)
-        n->sent++;
-    else
-        n->send_failed++; /* Raft retries: heartbeats and probes resend */
-    free(buf);
-}
-
-/* ---------- install-snapshot chunks (partition.h) ---------- */
-
-static void send_chunk(void *arg, uint32_t partition_id, const struct partition_chunk *c)
-{
-    struct node *n = arg;
-    struct peer *p = peer_by_id(n, c->to);
-    if (!p || !p->client)
-        return;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = raftwire_encode_install(partition_id, c, &buf, &len);
-    if (rc != CMQ_OK && rc != CMQ_ENOMEM)
-        wire_unsendable("install", partition_id, rc);
-    if (rc == CMQ_OK &&
-        rpc_client_send_oneway(p->client, 0, cmq_RaftMsgType_RAFT_WIRE_INSTALL, buf, len) == CMQ_OK)
-        n->sent++;
-    else
-        n->send_failed++; /* the leader resends a chunk after a silence */
-    free(buf);
-}
-
-/* An install chunk: refused whole (never acknowledged) unless every entry's
- * CRC matched; the leader resends it after a silence. */
-static void on_install(struct node *n, struct rpc_call *call)
-{
-    const struct rpc_msg *req = rpc_call_request(call);
-    struct raftwire_install w;
-    int rc = raftwire_decode_install(req->body, req->body_len, &w);
-    struct partition *p = rc == CMQ_OK ? part_by_id(n, w.partition) : NULL;
-    if (rc != CMQ_OK)
-        wire_refused(n, "install", w.partition, rc, &w.fault);
-    else if (p && w.c.to == n->raft_id) {
-        n->received++;
-        partition_on_chunk(p, &w.c);
-        partition_flush(p);
-    }
-    raftwire_install_release(&w);
-    rpc_drop(call);
-}
-
-/* A Raft message: stepped only when it decoded whole and every entry's (and
- * the snapshot's) CRC matched; otherwise nothing of it reaches Raft, so
- * nothing of it is acknowledged, and the leader resends. */
-static void on_raft_message(struct node *n, struct rpc_call *call)
-{
-    const struct rpc_msg *req = rpc_call_request(call);
-    struct raftwire_msg w;
-    int rc = raftwire_decode_msg(req->body, req->body_len, &w);
-    struct partition *p = rc == CMQ_OK ? part_by_id(n, w.partition) : NULL;
-    if (rc != CMQ_OK)
-        wire_refused(n, raft_msg_type_name(w.m.type), w.partition, rc, &w.fault);
-    else if (p) {
-        n->received++;
-        if (w.m.to == n->raft_id)
-            partition_step(p, &w.m);
-    }
-    raftwire_msg_release(&w);
-    rpc_drop(call);
-}
-
-static void raft_handler(struct rpc_server *srv, struct rpc_call *call, void *arg)
-{
-    (void)srv;
-    struct node *n = arg;
-    uint32_t type = rpc_call_request(call)->type;
-    if (type == cmq_RaftMsgType_RAFT_WIRE_MESSAGE)
-        on_raft_message(n, call);
-    else if (type == cmq_RaftMsgType_RAFT_WIRE_INSTALL)
-        on_install(n, call);
-    else
-        rpc_drop(call);
 }
 
 /* ---------- requests from gateways and tools ---------- */
@@ -387,7 +202,7 @@ static int replica_start(struct node *n, struct hosted *h, const struct raft_con
         .transfer_ticks = transfer_ticks(n->cfg),
         .seed = clock_mono_ns() ^ n->raft_id ^ ((uint64_t)h->id << 48),
         .segment_bytes = (uint64_t)n->cfg->segment_bytes,
-        .send = send_raft,
+        .send = node_raft_send,
         .batch_proposals = 1,
         .apply = host_apply,
         .release = host_release,
@@ -397,7 +212,7 @@ static int replica_start(struct node *n, struct hosted *h, const struct raft_con
         .image = host_image,
         .restore = host_restore,
         .writer_fd = writer_fd_changed,
-        .send_chunk = send_chunk,
+        .send_chunk = node_raft_send_chunk,
         .arg = n,
     };
     int rc = partition_open(&po, &h->p, err);
@@ -475,7 +290,7 @@ static int open_partition(struct node *n, uint32_t id, char names[][64], int cou
         members.nodes[members.n].id = rid;
         members.nodes[members.n].role = RAFT_VOTER;
         members.n++;
-        peer_upsert(n, names[i], NULL, NULL);
+        node_peer_upsert(n, names[i], NULL, NULL);
     }
     int rc = CMQ_OK;
     if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
@@ -613,174 +428,6 @@ static void open_existing(struct node *n)
     closedir(d);
 }
 
-/* ---------- metadata: registration, heartbeats, the partition map ---------- */
-
-static void on_map(void *arg, const struct rpc_result *res)
-{
-    struct node *n = arg;
-    n->map_inflight = 0;
-    if (res->status != CMQ_OK || !res->msg)
-        return;
-    cmq_PartitionMap map = cmq_PartitionMap_init_zero;
-    if (rpc_pb_decode(cmq_PartitionMap_fields, &map, res->msg->body, res->msg->body_len) != CMQ_OK) {
-        pb_release(cmq_PartitionMap_fields, &map);
-        return;
-    }
-    for (pb_size_t i = 0; i < map.nodes_count; i++)
-        peer_upsert(n, map.nodes[i].node_id,
-                    map.nodes[i].raft_endpoint[0] ? map.nodes[i].raft_endpoint : map.nodes[i].endpoint,
-                    map.nodes[i].endpoint);
-    for (pb_size_t i = 0; i < map.partitions_count; i++) {
-        const cmq_Partition *p = &map.partitions[i];
-        int mine = 0;
-        char names[RAFT_MAX_NODES][64];
-        int count = 0;
-        for (pb_size_t k = 0; k < p->replicas_count && count < RAFT_MAX_NODES; k++) {
-            mine |= strcmp(p->replicas[k], n->cfg->common.node_id) == 0;
-            snprintf(names[count++], 64, "%s", p->replicas[k]);
-        }
-        if (mine && !part_by_id(n, p->id))
-            open_partition(n, p->id, names, count);
-    }
-    pb_release(cmq_PartitionMap_fields, &map);
-}
-
-static void request_map(struct node *n)
-{
-    if (n->map_inflight)
-        return;
-    cmq_ListRequest lr = cmq_ListRequest_init_zero;
-    uint8_t *buf;
-    size_t len;
-    if (rpc_pb_encode(cmq_ListRequest_fields, &lr, &buf, &len) != CMQ_OK)
-        return;
-    struct rpc_opts opts = {.timeout_ms = 2000, .attempts = 1, .peer = 0};
-    if (rpc_client_call(n->meta, cmq_MetaMsgType_META_MSG_PARTITION_MAP, buf, len, &opts, on_map,
-                        n) == CMQ_OK)
-        n->map_inflight = 1;
-    free(buf);
-}
-
-/* Placement names a preferred leader per partition so leaders spread over the
- * nodes; the raft election ignores it.  A leader that is not the preferred
- * one hands leadership over (thesis §3.10), at most once per
- * BALANCE_SPACING_MS per partition, and only to a node that can take it
- * now: a voter that answered within half an election timeout and holds
- * every committed entry (raft_peer_can_lead), seen so on checks at least
- * BALANCE_HEALTHY_MS apart (checks run at each metadata heartbeat).  A dead
- * or lagging preferred node is left alone: a transfer to it would hold the
- * partition's writes for transfer_ticks and then come back.
- *
- * A transfer failed when this node still leads in the same term two election
- * timeouts later (the target never won), or leads again in a later term within
- * BALANCE_COMEBACK_MS (the target won and lost it).  Then the target must be
- * seen healthy again for BALANCE_HEALTHY_MS, and the next attempt waits
- * BALANCE_RETRY_MS, doubling with each failure in a row up to
- * BALANCE_RETRY_MAX_MS.  Proposals made while a transfer runs are held by the
- * partition, not refused (partition.c). */
-#define BALANCE_SPACING_MS 10000
-#define BALANCE_HEALTHY_MS 2000
-#define BALANCE_COMEBACK_MS 30000
-#define BALANCE_RETRY_MS 10000
-#define BALANCE_RETRY_MAX_MS 300000
-
-static void balance_leader(struct node *n, struct hosted *h, const char *preferred)
-{
-    if (!h || !preferred[0])
-        return;
-    struct balance *b = &h->bal;
-    struct raft *r = partition_raft(h->p);
-    uint64_t now = clock_mono_ms();
-    uint64_t election_ms = (uint64_t)n->cfg->election_ticks * (uint64_t)n->cfg->tick_ms;
-    int leader = partition_is_leader(h->p);
-    if (b->target) {
-        uint64_t since = now - h->transfer_at_ms;
-        int same_term = raft_term(r) == b->term;
-        if (leader && same_term && since < 2 * election_ms)
-            return; /* under way */
-        if (leader && (same_term || since < BALANCE_COMEBACK_MS)) {
-            b->failures++;
-            uint32_t shift = b->failures - 1 < 5 ? b->failures - 1 : 5;
-            uint64_t wait = (uint64_t)BALANCE_RETRY_MS << shift;
-            if (wait > BALANCE_RETRY_MAX_MS)
-                wait = BALANCE_RETRY_MAX_MS;
-            b->retry_at_ms = now + wait;
-            b->healthy_since_ms = 0;
-            log_warn("leader_transfer_failed", "partition=%u to=%s failures=%u retry_in_ms=%llu",
-                     h->id, preferred, b->failures, (unsigned long long)wait);
-        } else if (!leader && since < BALANCE_COMEBACK_MS) {
-            return; /* the target leads: see whether it keeps leadership */
-        } else {
-            b->failures = 0; /* it took leadership and kept it */
-        }
-        b->target = 0;
-    }
-    if (strcmp(preferred, n->cfg->common.node_id) == 0 || !leader)
-        return;
-    uint64_t target = raft_id_of(preferred);
-    uint32_t silent_max = (uint32_t)n->cfg->election_ticks / 2;
-    if (!raft_peer_can_lead(r, target, silent_max < 2 ? 2 : silent_max)) {
-        if (!b->skip_logged)
-            log_info("leader_transfer_skipped", "partition=%u to=%s reason=\"not answering or "
-                     "behind the commit index\"", h->id, preferred);
-        b->skip_logged = 1;
-        b->healthy_since_ms = 0;
-        return;
-    }
-    if (!b->healthy_since_ms) {
-        b->healthy_since_ms = now;
-        return;
-    }
-    if (now - b->healthy_since_ms < BALANCE_HEALTHY_MS || now < b->retry_at_ms ||
-        (h->transfer_at_ms && now - h->transfer_at_ms < BALANCE_SPACING_MS))
-        return;
-    h->transfer_at_ms = now;
-    b->target = target;
-    b->term = raft_term(r);
-    b->skip_logged = 0;
-    int rc = raft_transfer_leadership(r, target);
-    log_info("leader_transfer", "partition=%u to=%s status=%s", h->id, preferred,
-             raft_status_name(rc));
-    if (rc != RAFT_OK)
-        b->target = 0;
-    partition_flush(h->p); /* send what the transfer produced */
-}
-
-static void on_heartbeat_reply(void *arg, const struct rpc_result *res)
-{
-    struct node *n = arg;
-    n->hb_inflight = 0;
-    if (res->status != CMQ_OK || !res->msg) {
-        if (n->registered && res->status == CMQ_ENOTFOUND)
-            n->registered = 0; /* metadata forgot us (new database): register again */
-        return;
-    }
-    if (!n->registered)
-        log_info("registered", "metadata=%s", n->cfg->metadata);
-    n->registered = 1;
-    cmq_NodeReply r = cmq_NodeReply_init_zero;
-    if (rpc_pb_decode(cmq_NodeReply_fields, &r, res->msg->body, res->msg->body_len) != CMQ_OK) {
-        pb_release(cmq_NodeReply_fields, &r);
-        return;
-    }
-    int need_map = 0;
-    for (pb_size_t i = 0; i < r.partitions_count; i++) {
-        const cmq_Partition *p = &r.partitions[i];
-        if (!part_by_id(n, p->id))
-            need_map = 1;
-        else
-            balance_leader(n, hosted_by_id(n, p->id), p->preferred_leader);
-        for (pb_size_t k = 0; k < p->replicas_count; k++) {
-            struct peer *pe = peer_by_id(n, raft_id_of(p->replicas[k]));
-            if (!pe || (!pe->client && pe->raft_id != n->raft_id) || !pe->rpc_ep[0])
-                need_map = 1;
-        }
-    }
-    pb_release(cmq_NodeReply_fields, &r);
-    if (need_map)
-        request_map(n);
-}
-
 static void wake_noop(struct evloop *loop, void *arg)
 {
     (void)loop;
@@ -799,37 +446,6 @@ static void flush_proposals(struct evloop *loop, void *arg)
         sent |= partition_flush_proposals(n->parts[i]->p);
     if (sent)
         evloop_timer(loop, 0, wake_noop, NULL);
-}
-
-static void on_heartbeat(struct evloop *loop, void *arg)
-{
-    struct node *n = arg;
-    evloop_timer(loop, (uint64_t)n->cfg->heartbeat_ms, on_heartbeat, n);
-    if (n->hb_inflight || svc_stopping(n->svc))
-        return;
-    cmq_NodeRequest req = cmq_NodeRequest_init_zero;
-    snprintf(req.node_id, sizeof req.node_id, "%s", n->cfg->common.node_id);
-    snprintf(req.endpoint, sizeof req.endpoint, "%s",
-             n->cfg->advertise_rpc[0] ? n->cfg->advertise_rpc : n->cfg->common.listen);
-    snprintf(req.raft_endpoint, sizeof req.raft_endpoint, "%s",
-             n->cfg->advertise_raft[0] ? n->cfg->advertise_raft : n->cfg->raft_listen);
-    for (int i = 0; i < n->n_parts && req.partitions_count < 256; i++) {
-        struct raft *r = partition_raft(n->parts[i]->p);
-        cmq_PartitionReport *pr = &req.partitions[req.partitions_count++];
-        pr->partition_id = n->parts[i]->id;
-        pr->is_leader = raft_role(r) == RAFT_LEADER;
-        pr->term = raft_term(r);
-    }
-    uint8_t *buf;
-    size_t len;
-    if (rpc_pb_encode(cmq_NodeRequest_fields, &req, &buf, &len) != CMQ_OK)
-        return;
-    struct rpc_opts opts = {.timeout_ms = 2000, .attempts = 1, .peer = 0};
-    uint32_t type = n->registered ? cmq_MetaMsgType_META_MSG_NODE_HEARTBEAT
-                                  : cmq_MetaMsgType_META_MSG_NODE_REGISTER;
-    if (rpc_client_call(n->meta, type, buf, len, &opts, on_heartbeat_reply, n) == CMQ_OK)
-        n->hb_inflight = 1;
-    free(buf);
 }
 
 /* ---------- loop plumbing ---------- */
@@ -922,7 +538,8 @@ int node_open(struct svc *svc, const struct storage_cfg *cfg, struct node **out)
     n->svc = svc;
     n->cfg = cfg;
     n->raft_id = raft_id_of(cfg->common.node_id);
-    peer_upsert(n, cfg->common.node_id, cfg->raft_listen, cfg->common.listen);
+    n->open_partition = open_partition;
+    node_peer_upsert(n, cfg->common.node_id, cfg->raft_listen, cfg->common.listen);
     const char *meta_ep = cfg->metadata;
     int rc = rpc_client_open(svc_zctx(svc), &meta_ep, 1, &n->meta);
     if (rc != CMQ_OK) {
@@ -931,7 +548,7 @@ int node_open(struct svc *svc, const struct storage_cfg *cfg, struct node **out)
         return rc;
     }
     svc_watch_client(svc, n->meta);
-    rc = rpc_server_open(svc_zctx(svc), cfg->raft_listen, raft_handler, n, &n->raft_server);
+    rc = rpc_server_open(svc_zctx(svc), cfg->raft_listen, node_raft_handler, n, &n->raft_server);
     if (rc != CMQ_OK) {
         log_error("listen_failed", "endpoint=%s status=%s", cfg->raft_listen, status_name(rc));
         node_close(n);
@@ -950,7 +567,7 @@ int node_open(struct svc *svc, const struct storage_cfg *cfg, struct node **out)
     svc_set_stop_hook(svc, host_stop, n);
     svc_set_busy_check(svc, host_busy, n);
     evloop_timer(svc_loop(svc), (uint64_t)cfg->tick_ms, on_tick, n);
-    evloop_timer(svc_loop(svc), 0, on_heartbeat, n);
+    evloop_timer(svc_loop(svc), 0, node_place_heartbeat, n);
     evloop_add_prepare(svc_loop(svc), flush_proposals, n);
     log_info("node_open", "raft_id=%llu partitions_on_disk=%d", (unsigned long long)n->raft_id,
              n->n_parts);

@@ -21,11 +21,7 @@
 
 struct node;
 
-/* The Raft id of a storage node: FNV-1a 64 of its node id (never 0), FROZEN
- * (common/base/hash.h): it is in every Raft configuration on disk.  Node
- * ids are unique in the cluster (metadata enforces it); a collision of two
- * hashes is refused at partition creation rather than silently merged. */
-uint64_t raft_id_of(const char *node_id);
+/* raft_id_of (node_raft.h): the Raft id of a node id. */
 
 /* Opens every partition under cfg->data_dir (recovering their logs), binds
  * raft.listen, connects to the peers and starts ticking, all on `svc`'s loop.

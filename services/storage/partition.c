@@ -7,6 +7,7 @@
  * is only valid until raft_advance (so a write request copies what it writes).
  */
 #include "partition.h"
+#include "partition_xfer.h"
 
 #include "clock.h"
 #include "log.h"
@@ -38,8 +39,6 @@
  * rest are read back from the segments when a follower needs them). */
 #define RAFT_KEEP_RECENT 256
 #define CHUNK_ENTRIES_MAX PARTITION_CHUNK_ENTRIES_MAX
-#define CHUNK_RESEND_TICKS 10
-#define CHUNK_GIVEUP_TICKS 300
 /* Proposals held while a leadership transfer runs (raft refuses them then;
  * the transfer ends within transfer_ticks): beyond these, CMQ_EBUSY. */
 #define HELD_MAX 4096
@@ -77,15 +76,6 @@ struct snapjob {
     size_t len;
     unsigned removed;      /* out: segments deleted */
     char err[SNAPFILE_ERR_MAX];
-};
-
-/* Leader side of an install: one per follower being fed. */
-struct xfer {
-    uint64_t peer;
-    uint64_t snap_index, snap_term, first_index;
-    uint64_t next;         /* first entry of the chunk in flight */
-    uint32_t idle_ticks;
-    int complete;          /* the follower holds [first_index, snap_index] */
 };
 
 /* Follower side: the staged log of the install being received. */
@@ -140,6 +130,7 @@ struct partition {
     size_t boot_len;
     int boot_pending;
     struct xfer xfers[RAFT_MAX_NODES];
+    struct xfer_ctx xctx;      /* what the leader side of an install reads (xctx()) */
     struct staging stage;
     int stage_stopping;        /* its writer is being stopped: callbacks only free */
     uint64_t taken, installed, segments_deleted;
@@ -148,7 +139,15 @@ struct partition {
 static void process(struct partition *p);
 static void stage_close(struct partition *p);
 static void stage_discard(struct partition *p);
-static int read_raw(struct seglog *log, uint64_t index, uint8_t **buf, struct seglog_entry *e);
+
+/* The leader side of an install (partition_xfer.c) sees the current log. */
+static const struct xfer_ctx *xctx(struct partition *p)
+{
+    p->xctx = (struct xfer_ctx){.id = p->opts.id, .node_id = p->opts.node_id, .raft = p->raft,
+                                .log = p->log, .send = p->opts.send,
+                                .send_chunk = p->opts.send_chunk, .arg = p->opts.arg};
+    return &p->xctx;
+}
 
 uint32_t partition_id(const struct partition *p) { return p->opts.id; }
 struct raft *partition_raft(struct partition *p) { return p->raft; }
@@ -164,7 +163,7 @@ static int raft_read_back(void *arg, uint64_t index, uint64_t term, uint8_t **da
     struct partition *p = arg;
     struct seglog_entry se;
     uint8_t *buf;
-    if (!p->log || read_raw(p->log, index, &buf, &se) != CMQ_OK)
+    if (!p->log || partition_read_raw(p->log, index, &buf, &se) != CMQ_OK)
         return RAFT_EINVAL;
     if (se.term != term) {
         free(buf);
@@ -200,7 +199,7 @@ static int load_boot(struct partition *p, uint64_t after, struct seglog_hardstat
     }
     for (size_t i = 0; i < n; i++) {
         struct seglog_entry se;
-        rc = read_raw(p->log, first + i, &bufs[i], &se);
+        rc = partition_read_raw(p->log, first + i, &bufs[i], &se);
         if (rc != CMQ_OK) {
             seglog_last_error(p->log, err);
             for (size_t k = 0; k <= i; k++)
@@ -216,191 +215,6 @@ static int load_boot(struct partition *p, uint64_t after, struct seglog_hardstat
     *n_out = n;
     *bufs_out = bufs;
     return CMQ_OK;
-}
-
-/* The `repair` file: "floor_term floor_index\n" (decimal); 0 0 means the
- * discarded log was unreadable: the floor is (kept term, UINT64_MAX). */
-static void read_floor(const char *dir, uint64_t term, uint64_t *ft, uint64_t *fi)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/repair", dir);
-    *ft = *fi = 0;
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    unsigned long long t = 0, i = 0;
-    if (fscanf(f, "%llu %llu", &t, &i) == 2) {
-        *ft = t;
-        *fi = i;
-        if (t == 0) {
-            *ft = term;
-            *fi = UINT64_MAX;
-        }
-    } else {
-        *ft = term; /* unreadable: the most conservative floor */
-        *fi = UINT64_MAX;
-    }
-    fclose(f);
-}
-
-static int copy_file(const char *from, const char *to)
-{
-    int in = open(from, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return errno == ENOENT ? CMQ_OK : status_from_errno(errno);
-    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    int rc = out < 0 ? status_from_errno(errno) : CMQ_OK;
-    char buf[4096];
-    ssize_t got;
-    while (rc == CMQ_OK && (got = read(in, buf, sizeof buf)) > 0)
-        if (write(out, buf, (size_t)got) != got)
-            rc = status_from_errno(errno ? errno : EIO);
-    if (rc == CMQ_OK && fsync(out) != 0)
-        rc = status_from_errno(errno);
-    if (out >= 0)
-        close(out);
-    close(in);
-    return rc;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(path);
-}
-
-/* Deletes the oldest `<base>.failed-*` siblings beyond `keep`. */
-static void prune_failed(const char *dir, int keep)
-{
-    char parent[600], prefix[700];
-    snprintf(parent, sizeof parent, "%s", dir);
-    char *slash = strrchr(parent, '/');
-    const char *base = slash ? slash + 1 : parent;
-    snprintf(prefix, sizeof prefix, "%s.failed-", base);
-    if (slash)
-        *slash = '\0';
-    else
-        snprintf(parent, sizeof parent, ".");
-    for (;;) {
-        DIR *d = opendir(parent);
-        if (!d)
-            return;
-        int count = 0;
-        char oldest[300] = "";
-        unsigned long long oldest_ts = UINT64_MAX;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
-                continue;
-            unsigned long long ts = strtoull(de->d_name + strlen(prefix), NULL, 10);
-            count++;
-            if (ts < oldest_ts) {
-                oldest_ts = ts;
-                snprintf(oldest, sizeof oldest, "%s", de->d_name);
-            }
-        }
-        closedir(d);
-        if (count <= keep || !oldest[0])
-            return;
-        char path[1000];
-        snprintf(path, sizeof path, "%s/%s", parent, oldest);
-        if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-            return;
-        log_info("partition_failed_pruned", "dir=%s", path);
-    }
-}
-
-int partition_discard(const char *dir, uint64_t floor_term, uint64_t floor_index, char err[512])
-{
-    err[0] = '\0';
-    char aside[600], from[700], to[700];
-    /* a second repair within the same second gets a later name */
-    for (long long ts = (long long)time(NULL);; ts++) {
-        snprintf(aside, sizeof aside, "%s.failed-%lld", dir, ts);
-        if (access(aside, F_OK) != 0)
-            break;
-    }
-    /* A replica that forgot its term or vote must not vote at all (S1): no
-     * automatic repair when the term/vote file is unreadable. */
-    struct seglog_hardstate hs;
-    int hrc = seglog_hardstate_peek(dir, &hs);
-    if (hrc != CMQ_OK && hrc != CMQ_ENOTFOUND) {
-        snprintf(err, 512, "%s/hardstate: unreadable (%s): not repaired automatically", dir,
-                 status_name(hrc));
-        return hrc;
-    }
-    if (floor_term == 0) {
-        /* The log could not be opened: its end as far as it can be read
-         * for sure, else "unknown" (the kept term bounds it: read_floor). */
-        uint64_t st = 0, si = 0;
-        if (seglog_salvage_last(dir, &st, &si) == CMQ_OK && si && st <= hs.term) {
-            floor_term = st;
-            floor_index = si;
-        }
-    }
-    /* An earlier repair's floor still applies (the log it bounded is lost
-     * too); an unknown one (0, UINT64_MAX here) stays unknown. */
-    uint64_t ot = 0, oi = 0;
-    read_floor(dir, 0, &ot, &oi);
-    if (ot == 0 && oi == UINT64_MAX)
-        floor_term = 0;
-    else if (ot > floor_term || (ot == floor_term && oi > floor_index)) {
-        floor_term = ot;
-        floor_index = oi;
-    }
-    if (floor_term == 0)
-        floor_index = 0; /* "unknown": derived from the kept term at open */
-    if (rename(dir, aside) != 0) {
-        snprintf(err, 512, "%s: cannot move aside: %s", dir, strerror(errno));
-        return status_from_errno(errno);
-    }
-    int rc = CMQ_OK;
-    if (mkdir(dir, 0750) != 0) {
-        snprintf(err, 512, "%s: cannot create: %s", dir, strerror(errno));
-        return status_from_errno(errno);
-    }
-    static const char *const keep[] = {"hardstate", "members"};
-    for (size_t i = 0; rc == CMQ_OK && i < sizeof keep / sizeof keep[0]; i++) {
-        snprintf(from, sizeof from, "%s/%s", aside, keep[i]);
-        snprintf(to, sizeof to, "%s/%s", dir, keep[i]);
-        rc = copy_file(from, to);
-        if (rc != CMQ_OK)
-            snprintf(err, 512, "%s: cannot copy %s: %s", dir, keep[i], status_name(rc));
-    }
-    if (rc == CMQ_OK) {
-        snprintf(to, sizeof to, "%s/repair", dir);
-        FILE *f = fopen(to, "w");
-        int ok = f && fprintf(f, "%llu %llu\n", (unsigned long long)floor_term,
-                              (unsigned long long)floor_index) > 0 && fflush(f) == 0 &&
-                 fsync(fileno(f)) == 0;
-        if (f)
-            ok &= fclose(f) == 0;
-        if (!ok) {
-            rc = CMQ_EIO;
-            snprintf(err, 512, "%s: cannot write the repair file", dir);
-        }
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    char parent[600];
-    snprintf(parent, sizeof parent, "%s", dir);
-    char *slash = strrchr(parent, '/');
-    if (slash) {
-        *slash = '\0';
-        dfd = open(parent, O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-    }
-    log_warn("partition_discarded", "dir=%s moved_to=%s floor_term=%llu floor_index=%llu "
-             "status=%s", dir, aside, (unsigned long long)floor_term,
-             (unsigned long long)floor_index, status_name(rc));
-    prune_failed(dir, PARTITION_FAILED_KEEP);
-    return rc;
 }
 
 static int open_log(struct partition *p, struct seglog **out, const char *dir, uint64_t first,
@@ -502,7 +316,7 @@ int partition_open(const struct partition_opts *opts, struct partition **out, ch
         .entries = ents,
         .n_entries = n,
     };
-    read_floor(p->dir, hs.term, &boot.vote_floor.term, &boot.vote_floor.index);
+    partition_read_floor(p->dir, hs.term, &boot.vote_floor.term, &boot.vote_floor.index);
     p->floor_file = boot.vote_floor.term || boot.vote_floor.index;
     rc = raft_create(&ro, &boot, &p->raft);
     for (size_t i = 0; i < n; i++)
@@ -796,132 +610,6 @@ static void maybe_snapshot(struct partition *p)
     p->snap_inflight = 1;
 }
 
-/* ---------- install: leader side ---------- */
-
-static struct xfer *xfer_find(struct partition *p, uint64_t peer, int create)
-{
-    struct xfer *free_slot = NULL;
-    for (int i = 0; i < RAFT_MAX_NODES; i++) {
-        if (p->xfers[i].peer == peer)
-            return &p->xfers[i];
-        if (!p->xfers[i].peer && !free_slot)
-            free_slot = &p->xfers[i];
-    }
-    if (create && free_slot) {
-        memset(free_slot, 0, sizeof *free_slot);
-        free_slot->peer = peer;
-        return free_slot;
-    }
-    return NULL;
-}
-
-/* Sends the chunk starting at x->next (empty when nothing is left). */
-static void xfer_send_chunk(struct partition *p, struct xfer *x)
-{
-    struct raft_entry ents[CHUNK_ENTRIES_MAX];
-    uint8_t *bufs[CHUNK_ENTRIES_MAX];
-    uint32_t n = 0;
-    size_t bytes = 0;
-    for (uint64_t i = x->next; i <= x->snap_index && n < CHUNK_ENTRIES_MAX; i++) {
-        struct seglog_entry se;
-        if (read_raw(p->log, i, &bufs[n], &se) != CMQ_OK) {
-            /* Raft starts the install over every election timeout: summarise */
-            static struct log_limit lim;
-            uint64_t sup;
-            if (log_limit_allow(&lim, clock_mono_ms(), 10000, &sup))
-                log_warn("partition_install_aborted", "partition=%u peer=%llu index=%llu "
-                         "reason=\"entry no longer readable\" suppressed=%llu", p->opts.id,
-                         (unsigned long long)x->peer, (unsigned long long)i,
-                         (unsigned long long)sup);
-            for (uint32_t k = 0; k < n; k++)
-                free(bufs[k]);
-            x->peer = 0; /* Raft's next SNAPSHOT starts over with a newer one */
-            return;
-        }
-        ents[n] = (struct raft_entry){.term = se.term, .index = i, .type = se.type,
-                                      .len = se.len, .data = bufs[n]};
-        n++;
-        bytes += se.len;
-        if (bytes >= CHUNK_BYTES_MAX)
-            break;
-    }
-    struct partition_chunk c = {
-        .from = p->opts.node_id, .to = x->peer, .term = raft_term(p->raft),
-        .snap_index = x->snap_index, .snap_term = x->snap_term, .first_index = x->first_index,
-        .next = x->next, .n_entries = n, .entries = ents,
-    };
-    if (p->opts.send_chunk)
-        p->opts.send_chunk(p->opts.arg, p->opts.id, &c);
-    for (uint32_t k = 0; k < n; k++)
-        free(bufs[k]);
-    x->idle_ticks = 0;
-}
-
-/* Raft wants to send a SNAPSHOT: first the follower gets the entries the
- * image reads back, then the message itself. */
-static void send_snapshot_msg(struct partition *p, const struct raft_msg *m)
-{
-    struct xfer *x = xfer_find(p, m->to, 1);
-    if (!x)
-        return;
-    if (x->snap_index == m->snapshot.index && x->snap_term == m->snapshot.term) {
-        if (x->complete)
-            p->opts.send(p->opts.arg, p->opts.id, m);
-        return; /* in progress: chunks are resent on silence */
-    }
-    if (m->snapshot.index != p->snap.index) {
-        x->peer = 0; /* not the snapshot we know the needs of; cannot happen */
-        return;
-    }
-    *x = (struct xfer){.peer = m->to, .snap_index = m->snapshot.index,
-                       .snap_term = m->snapshot.term, .first_index = p->snap.first_needed,
-                       .next = p->snap.first_needed};
-    log_info("partition_install_send", "partition=%u peer=%llu snapshot=%llu first_needed=%llu "
-             "entries=%llu", p->opts.id, (unsigned long long)m->to,
-             (unsigned long long)x->snap_index, (unsigned long long)x->first_index,
-             (unsigned long long)(x->snap_index + 1 - x->first_index));
-    xfer_send_chunk(p, x);
-}
-
-static void xfer_on_ack(struct partition *p, const struct partition_chunk *c)
-{
-    struct xfer *x = xfer_find(p, c->from, 0);
-    if (!x || x->snap_index != c->snap_index || x->snap_term != c->snap_term || x->complete)
-        return;
-    x->idle_ticks = 0;
-    if (c->next > x->snap_index) {
-        x->complete = 1;
-        const struct raft_snapshot *rs = raft_get_snapshot(p->raft);
-        if (raft_role(p->raft) != RAFT_LEADER || rs->index != x->snap_index)
-            return; /* Raft's next SNAPSHOT goes straight through or starts over */
-        struct raft_msg m = {.type = RAFT_MSG_SNAPSHOT, .from = p->opts.node_id, .to = x->peer,
-                             .term = raft_term(p->raft), .snapshot = *rs};
-        log_info("partition_install_entries_sent", "partition=%u peer=%llu snapshot=%llu",
-                 p->opts.id, (unsigned long long)x->peer, (unsigned long long)x->snap_index);
-        p->opts.send(p->opts.arg, p->opts.id, &m);
-        return;
-    }
-    if (c->next < x->first_index)
-        return;
-    x->next = c->next;
-    xfer_send_chunk(p, x);
-}
-
-static void xfer_tick(struct partition *p)
-{
-    for (int i = 0; i < RAFT_MAX_NODES; i++) {
-        struct xfer *x = &p->xfers[i];
-        if (!x->peer || x->complete)
-            continue;
-        if (raft_role(p->raft) != RAFT_LEADER || ++x->idle_ticks > CHUNK_GIVEUP_TICKS) {
-            x->peer = 0;
-            continue;
-        }
-        if (x->idle_ticks % CHUNK_RESEND_TICKS == 0)
-            xfer_send_chunk(p, x);
-    }
-}
-
 /* ---------- install: follower side ---------- */
 
 /* Stops the staging writer (finishing its writes) and closes the staged
@@ -1108,7 +796,7 @@ void partition_on_chunk(struct partition *p, const struct partition_chunk *c)
     if (p->failed || c->to != p->opts.node_id)
         return;
     if (c->ack)
-        xfer_on_ack(p, c);
+        xfer_on_ack(p->xfers, xctx(p), c);
     else
         stage_on_chunk(p, c);
 }
@@ -1308,7 +996,7 @@ static void process(struct partition *p)
         if (!p->failed)
             for (size_t i = 0; i < rd.n_msgs; i++) {
                 if (rd.msgs[i].type == RAFT_MSG_SNAPSHOT)
-                    send_snapshot_msg(p, &rd.msgs[i]);
+                    xfer_snapshot_msg(p->xfers, xctx(p), &rd.msgs[i], &p->snap);
                 else
                     p->opts.send(p->opts.arg, p->opts.id, &rd.msgs[i]);
             }
@@ -1368,7 +1056,7 @@ static void floor_check(struct partition *p)
 void partition_tick(struct partition *p)
 {
     raft_tick(p->raft);
-    xfer_tick(p);
+    xfer_tick(p->xfers, xctx(p));
     process(p);
     floor_check(p);
 }
@@ -1464,31 +1152,11 @@ int partition_flush_proposals(struct partition *p)
 }
 
 /* Reads entry `index` into a malloc'd *buf; e->data points into it. */
-static int read_raw(struct seglog *log, uint64_t index, uint8_t **buf, struct seglog_entry *e)
-{
-    size_t cap = 4096;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        uint8_t *b = malloc(cap);
-        if (!b)
-            return CMQ_ENOMEM;
-        int rc = seglog_read(log, index, e, b, cap);
-        if (rc == CMQ_OK) {
-            *buf = b;
-            return CMQ_OK;
-        }
-        free(b);
-        if (rc != CMQ_ETOOBIG)
-            return rc;
-        cap = (size_t)e->len + 1;
-    }
-    return CMQ_EINTERNAL;
-}
-
 int partition_read_entry(struct partition *p, uint64_t index, uint8_t **buf, size_t *len,
                          uint64_t *term)
 {
     struct seglog_entry e;
-    int rc = read_raw(p->log, index, buf, &e);
+    int rc = partition_read_raw(p->log, index, buf, &e);
     if (rc == CMQ_OK) {
         *len = e.len;
         if (term)

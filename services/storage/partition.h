@@ -51,6 +51,8 @@
 #ifndef CMQ_STORAGE_PARTITION_H
 #define CMQ_STORAGE_PARTITION_H
 
+#include "partition_repair.h"
+#include "partition_xfer.h"
 #include "raft.h"
 
 #include <stddef.h>
@@ -69,15 +71,12 @@
 #define PARTITION_ENTRY_BYTES_MAX (2u << 20)
 #define PARTITION_APPEND_BYTES_MAX (4u << 20)
 #define PARTITION_APPEND_ENTRIES_MAX 64u
-#define PARTITION_CHUNK_BYTES_MAX (1u << 20)
-#define PARTITION_CHUNK_ENTRIES_MAX 256u
+/* PARTITION_CHUNK_BYTES_MAX, PARTITION_CHUNK_ENTRIES_MAX: partition_xfer.h */
 _Static_assert(PARTITION_ENTRY_BYTES_MAX <= PARTITION_APPEND_BYTES_MAX,
                "raft's max_msg_bytes is also its largest entry");
 
 struct partition;
 
-/* Sends `m` (borrowed for the call) to node m->to for partition `id`. */
-typedef void partition_send_fn(void *arg, uint32_t partition_id, const struct raft_msg *m);
 /* Applies one committed entry (borrowed for the call), in log order, exactly
  * once per process life.  Returns a status that becomes the result of the
  * proposal that created the entry (if it is still waiting on this node), and
@@ -102,19 +101,6 @@ typedef int partition_restore_fn(void *arg, struct partition *p, const uint8_t *
 /* The writer's fd changes (install swaps the log): stop watching `fd`
  * (add = 0, before it is closed) or start watching it (add = 1). */
 typedef void partition_writer_fd_fn(void *arg, struct partition *p, int fd, int add);
-
-/* One install chunk (leader -> follower: entries from `next`) or its answer
- * (follower -> leader, ack = 1: the next index it wants; > snap_index when it
- * holds them all).  Entries are borrowed for the call. */
-struct partition_chunk {
-    uint64_t from, to, term;
-    uint64_t snap_index, snap_term, first_index;
-    uint64_t next;
-    int ack;
-    uint32_t n_entries;
-    const struct raft_entry *entries;
-};
-typedef void partition_chunk_fn(void *arg, uint32_t partition_id, const struct partition_chunk *c);
 
 struct partition_opts {
     uint32_t id;                   /* partition id, > 0 */
@@ -152,18 +138,6 @@ int partition_open(const struct partition_opts *opts, struct partition **out, ch
 /* Stops the writer (finishing submitted writes), fails waiting proposals with
  * CMQ_ESHUTDOWN, closes the log.  Accepts NULL. */
 void partition_close(struct partition *p);
-
-/* Failed directories kept per partition (older ones are deleted). */
-#define PARTITION_FAILED_KEEP 2
-
-/* Moves `dir` aside to `<dir>.failed-<unix s>` (evidence kept, never
- * deleted here except the oldest beyond PARTITION_FAILED_KEEP) and creates
- * `dir` again holding only copies of its `hardstate` and `members` files and
- * a `repair` file with the vote floor: (floor_term, floor_index) of the log
- * being discarded, or (0, 0) when it could not be read (then the floor is
- * derived at open from the kept term: raft.h S7).  Synced.  The partition
- * must be closed.  On failure returns a status and a message in err. */
-int partition_discard(const char *dir, uint64_t floor_term, uint64_t floor_index, char err[512]);
 
 uint32_t partition_id(const struct partition *p);
 struct raft *partition_raft(struct partition *p);
