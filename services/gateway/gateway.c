@@ -237,10 +237,10 @@ static void process_events(struct gateway *gw)
             rpc_pb_decode(cmq_MetaEvent_fields, &me, zmq_msg_data(&body), zmq_msg_size(&body)) ==
                 CMQ_OK) {
             if (strncmp(kind, "key.", 4) == 0 && me.id[0]) {
-                keycache_forget(gw->keys, me.id);
+                keycache_forget(gw->be.keys, me.id);
                 log_info("key_cache_dropped", "kind=%s secret_id=%s", kind, me.id);
             } else if (strncmp(kind, "queue.", 6) == 0 && me.name[0]) {
-                qcache_forget(gw->queues, me.appid, me.name);
+                qcache_forget(gw->be.queues, me.appid, me.name);
             }
         }
         while (zmq_msg_more(&body)) { /* skip unexpected extra frames */
@@ -485,8 +485,7 @@ static void metrics_stats_done(struct gw_call *c, int i, int status, const struc
         q->stats_ms = clock_mono_ms();
         metrics_queue_stats(gw->mqueues, q->num_id, q->active, q->inactive, q->delayed,
                             q->stats_ms);
-        if (q->partition < sizeof gw->partition_peer)
-            gw->partition_peer[q->partition] = (signed char)gw_call_last_peer(c);
+        be_peer_note(&gw->be, q->partition, gw_call_last_peer(c));
     }
     if (--ms->waiting == 0)
         metrics_respond(c);
@@ -519,7 +518,7 @@ static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
         struct rpc_opts opts = {
             .timeout_ms = METRICS_STATS_TIMEOUT_MS,
             .attempts = 2,
-            .peer = q->partition < sizeof gw->partition_peer ? gw->partition_peer[q->partition] : -1,
+            .peer = be_peer_of(&gw->be, q->partition),
         };
         if (gw_call_client(c, gw->storage, cmq_StorageMsgType_STORAGE_MSG_QUEUE_STATS, body, len,
                            &opts, metrics_stats_done, (int)i) == CMQ_OK)
@@ -555,10 +554,7 @@ static int loop_hooks_open(struct gateway *gw)
     /* tcp: the CMQ TCP protocol listener on this loop (tcp/tcp_server.h; the
      * first loop binds, the others accept on dup()s). */
     if (cfg->tcp_listen[0]) {
-        struct tcp_env env = {.loop = gw->loop, .metadata = gw->backends[GW_BACKEND_METADATA].client,
-                              .storage = gw->storage, .keys = gw->keys, .queues = gw->queues,
-                              .partition_peer = gw->partition_peer,
-                              .n_partition_peer = sizeof gw->partition_peer};
+        struct tcp_env env = {.loop = gw->loop, .be = &gw->be};
         struct tcp_limits lim = {.max_conns = (int)cfg->tcp_max_connections,
                                  .max_inflight = (int)cfg->tcp_max_inflight,
                                  .idle_ms = (int)cfg->tcp_idle_timeout_ms,
@@ -587,7 +583,6 @@ static int loop_open(struct gateway *gw, h2o_hostconf_t *host)
     gw->started_ms = clock_mono_ms();
     gw->mqueues = m->mqueues;
     gw->zctx = m->zctx;
-    memset(gw->partition_peer, -1, sizeof gw->partition_peer);
     if (api_open(gw, host) != CMQ_OK)
         return CMQ_ENOMEM;
     gw->loop = h2o_evloop_create();
@@ -631,6 +626,9 @@ static int loop_open(struct gateway *gw, h2o_hostconf_t *host)
         return CMQ_EINVAL;
     }
     if ((rc = rpc_client_open(gw->zctx, eps, idx, &gw->storage)) != CMQ_OK)
+        return rc;
+    if ((rc = be_loop_init(&gw->be, gw->backends[GW_BACKEND_METADATA].client, gw->storage,
+                           &gw->metrics, gw->mqueues, cfg->send_coalesce)) != CMQ_OK)
         return rc;
     for (int i = 0; i < idx; i++) {
         if ((rc = watch_fd(gw, rpc_client_fd(gw->storage, i))) != CMQ_OK)
@@ -789,7 +787,7 @@ static int loop_run(struct gateway *gw)
                 break;
             }
         }
-        api_msg_flush(gw);
+        be_flush(&gw->be);
         int wait = 10;
         if (gw->storage) {
             int t = rpc_client_next_timeout_ms(gw->storage);
@@ -850,7 +848,7 @@ static void loop_close(struct gateway *gw)
         h2o_evloop_run(gw->loop, 10);
     if (gw->loop)
         h2o_evloop_run(gw->loop, 0);
-    api_msg_flush(gw); /* answered ESHUTDOWN by the close below */
+    be_flush(&gw->be); /* answered ESHUTDOWN by the close below */
     for (int i = 0; i < gw->n_backends; i++)
         rpc_client_close(gw->backends[i].client);
     rpc_client_close(gw->storage);
@@ -868,6 +866,7 @@ static void loop_close(struct gateway *gw)
         h2o_evloop_destroy(gw->loop);
     }
     api_close(gw->api);
+    be_loop_close(&gw->be);
 }
 
 void gateway_close(struct gateway *gw)

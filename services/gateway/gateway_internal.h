@@ -1,10 +1,12 @@
 /* gateway_internal.h: the gateway's state, shared by its source files
- * (gateway.c: loop, listeners, health; call.c: asynchronous HTTP requests;
- * api.c: the CMQ API; keycache.c: secrets).  Not a public header. */
+ * (gateway.c: loop, listeners, health; http/: the h2o front end; the back end
+ * in backend/ has its own state, struct be_loop, and does not see this).
+ * Not a public header. */
 #ifndef CMQ_GATEWAY_INTERNAL_H
 #define CMQ_GATEWAY_INTERNAL_H
 
 #include "gateway.h"
+#include "backend.h"
 #include "metrics.h"
 
 #include <h2o.h>
@@ -31,11 +33,6 @@ struct listener {
     unsigned port;
 };
 
-#define GW_COALESCE_QUEUES 64 /* queues with sends waiting in one loop turn */
-
-struct keycache;
-struct qcache;
-struct send_batch;
 struct api;
 
 /* One event loop.  The gateway runs `gateway.threads` of them, each in its
@@ -63,20 +60,16 @@ struct gateway {
     uint64_t inflight;
     uint64_t requests;
     uint64_t started_ms;
-    struct keycache *keys;
-    struct qcache *queues;
     struct api *api;
+    /* The back end both front ends call (backend/backend.h): routing, the
+     * key and queue caches, the heal, send/delete coalescing. */
+    struct be_loop be;
     /* Data requests to storage: one client over every storage node, so a
      * "not leader" answer is re-sent to the leader it names. */
     struct rpc_client *storage;
     /* SUB socket on metadata's change events (keys disabled, ...): one per
      * loop, so every loop's caches hear every event. */
     void *events;
-    /* The last storage peer that answered OK for each partition id. */
-    signed char partition_peer[4096];
-    /* Sends grouped per queue until the end of this loop turn (api_msg.c). */
-    struct send_batch *coalesce[GW_COALESCE_QUEUES];
-    int n_coalesce;
     struct gw_metrics metrics;       /* this loop's counters */
     struct metrics_queues *mqueues;  /* main's, shared (it locks) */
     /* tcp: the CMQ TCP protocol listener of this loop (tcp/tcp_server.h), or NULL. */
@@ -93,12 +86,9 @@ static inline struct gateway *gateway_of_req(h2o_req_t *req)
     return H2O_STRUCT_FROM_MEMBER(struct gateway, ctx, req->conn->ctx);
 }
 
-/* api.c: the API state of one loop (frees with api_close); with a `host`
- * (loop 0, once) it also registers /v2/index.php and / on it. */
+/* http/http_server.c: the API state of one loop (frees with api_close);
+ * with a `host` (loop 0, once) it also registers /v2/index.php and / on it. */
 int api_open(struct gateway *gw, h2o_hostconf_t *host);
 void api_close(struct api *api);
-/* api_msg.c: sends the coalesced sends of this loop turn (call once per turn,
- * before the loop waits). */
-void api_msg_flush(struct gateway *gw);
 
 #endif

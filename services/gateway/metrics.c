@@ -44,16 +44,22 @@ static int code_row(int code)
     return METRICS_CODES_MAX;
 }
 
-void metrics_request(struct gw_metrics *m, int action, int code, uint64_t elapsed_us)
+void metrics_request_proto(struct gw_metrics *m, enum metrics_proto proto, int action, int code,
+                           uint64_t elapsed_us)
 {
     if (action < 0 || action >= CMQ_ACTION_COUNT_)
         action = 0;
-    metrics_add(&m->requests[action][code_row(code)], 1);
+    metrics_add(&m->requests[proto][action][code_row(code)], 1);
     int b = 0;
     while (b < METRICS_BUCKETS - 1 && elapsed_us > bucket_us[b])
         b++;
-    metrics_add(&m->latency[action][b], 1);
-    metrics_add(&m->latency_us_sum[action], elapsed_us);
+    metrics_add(&m->latency[proto][action][b], 1);
+    metrics_add(&m->latency_us_sum[proto][action], elapsed_us);
+}
+
+void metrics_request(struct gw_metrics *m, int action, int code, uint64_t elapsed_us)
+{
+    metrics_request_proto(m, METRICS_HTTP, action, code, elapsed_us);
 }
 
 /* ---------- the queue table ---------- */
@@ -184,41 +190,45 @@ char *metrics_render(const struct gw_metrics *const *loops, size_t n, uint64_t i
     p.buf = malloc(p.cap);
     if (!p.buf)
         return NULL;
-    put(&p, "# HELP cmq_gateway_requests_total API requests answered, by action and CMQ code.\n"
-            "# TYPE cmq_gateway_requests_total counter\n");
-    for (int a = 0; a < CMQ_ACTION_COUNT_; a++)
-        for (int r = 0; r <= METRICS_CODES_MAX; r++) {
-            uint64_t v = SUM(requests[a][r]);
-            if (!v)
+    static const char *const fam[METRICS_PROTOS] = {"cmq_gateway_", "cmq_gateway_tcp_"};
+    static const char *const who[METRICS_PROTOS] = {"API", "CMQ TCP protocol"};
+    for (int pr = 0; pr < METRICS_PROTOS; pr++) {
+        put(&p, "# HELP %srequests_total %s requests answered, by action and CMQ code.\n"
+                "# TYPE %srequests_total counter\n", fam[pr], who[pr], fam[pr]);
+        for (int a = 0; a < CMQ_ACTION_COUNT_; a++)
+            for (int r = 0; r <= METRICS_CODES_MAX; r++) {
+                uint64_t v = SUM(requests[pr][a][r]);
+                if (!v)
+                    continue;
+                put(&p, "%srequests_total{action=\"%s\",code=\"", fam[pr],
+                    a ? action_name((enum cmq_action)a) : "none");
+                if (r < METRICS_CODES_MAX)
+                    put(&p, "%d", codes[r]);
+                else
+                    put(&p, "other");
+                put(&p, "\"} %llu\n", (unsigned long long)v);
+            }
+        put(&p, "# HELP %srequest_duration_seconds From the request to its answer.\n"
+                "# TYPE %srequest_duration_seconds histogram\n", fam[pr], fam[pr]);
+        for (int a = 0; a < CMQ_ACTION_COUNT_; a++) {
+            uint64_t cum = 0;
+            for (int b = 0; b < METRICS_BUCKETS; b++)
+                cum += SUM(latency[pr][a][b]);
+            if (!cum)
                 continue;
-            put(&p, "cmq_gateway_requests_total{action=\"%s\",code=\"",
-                a ? action_name((enum cmq_action)a) : "none");
-            if (r < METRICS_CODES_MAX)
-                put(&p, "%d", codes[r]);
-            else
-                put(&p, "other");
-            put(&p, "\"} %llu\n", (unsigned long long)v);
+            const char *an = a ? action_name((enum cmq_action)a) : "none";
+            cum = 0;
+            for (int b = 0; b < METRICS_BUCKETS; b++) {
+                cum += SUM(latency[pr][a][b]);
+                put(&p, "%srequest_duration_seconds_bucket{action=\"%s\",le=\"%s\"} %llu\n",
+                    fam[pr], an, bucket_le[b], (unsigned long long)cum);
+            }
+            uint64_t us = SUM(latency_us_sum[pr][a]);
+            put(&p, "%srequest_duration_seconds_sum{action=\"%s\"} %llu.%06llu\n", fam[pr], an,
+                (unsigned long long)(us / 1000000), (unsigned long long)(us % 1000000));
+            put(&p, "%srequest_duration_seconds_count{action=\"%s\"} %llu\n", fam[pr], an,
+                (unsigned long long)cum);
         }
-    put(&p, "# HELP cmq_gateway_request_duration_seconds From the request to its answer.\n"
-            "# TYPE cmq_gateway_request_duration_seconds histogram\n");
-    for (int a = 0; a < CMQ_ACTION_COUNT_; a++) {
-        uint64_t cum = 0;
-        for (int b = 0; b < METRICS_BUCKETS; b++)
-            cum += SUM(latency[a][b]);
-        if (!cum)
-            continue;
-        const char *an = a ? action_name((enum cmq_action)a) : "none";
-        cum = 0;
-        for (int b = 0; b < METRICS_BUCKETS; b++) {
-            cum += SUM(latency[a][b]);
-            put(&p, "cmq_gateway_request_duration_seconds_bucket{action=\"%s\",le=\"%s\"} %llu\n",
-                an, bucket_le[b], (unsigned long long)cum);
-        }
-        uint64_t us = SUM(latency_us_sum[a]);
-        put(&p, "cmq_gateway_request_duration_seconds_sum{action=\"%s\"} %llu.%06llu\n", an,
-            (unsigned long long)(us / 1000000), (unsigned long long)(us % 1000000));
-        put(&p, "cmq_gateway_request_duration_seconds_count{action=\"%s\"} %llu\n", an,
-            (unsigned long long)cum);
     }
     put(&p, "# HELP cmq_gateway_inflight_requests Requests being served.\n"
             "# TYPE cmq_gateway_inflight_requests gauge\n"
@@ -232,6 +242,15 @@ char *metrics_render(const struct gw_metrics *const *loops, size_t n, uint64_t i
     put(&p, "# HELP cmq_gateway_sends_coalesced_total API sends carried by coalesced appends.\n"
             "# TYPE cmq_gateway_sends_coalesced_total counter\n"
             "cmq_gateway_sends_coalesced_total %llu\n", (unsigned long long)SUM(sends_coalesced));
+    put(&p, "# HELP cmq_gateway_send_requests_total Client send requests (HTTP and TCP) that "
+            "reached storage.\n"
+            "# TYPE cmq_gateway_send_requests_total counter\n"
+            "cmq_gateway_send_requests_total %llu\n", (unsigned long long)SUM(send_requests));
+    put(&p, "# HELP cmq_gateway_send_storage_requests_total SendRequests sent to storage for them "
+            "(coalescing ratio = send_requests / send_storage_requests).\n"
+            "# TYPE cmq_gateway_send_storage_requests_total counter\n"
+            "cmq_gateway_send_storage_requests_total %llu\n",
+            (unsigned long long)SUM(send_storage_requests));
     put(&p, "# HELP cmq_gateway_delete_appends_total Storage requests that carried coalesced deletes.\n"
             "# TYPE cmq_gateway_delete_appends_total counter\n"
             "cmq_gateway_delete_appends_total %llu\n", (unsigned long long)SUM(delete_appends));

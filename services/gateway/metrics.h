@@ -10,12 +10,19 @@
  * every METRICS_QUEUE_STATS_MS, on a scrape).
  *
  * Series:
- *   cmq_gateway_requests_total{action,code}    answered API requests
+ *   cmq_gateway_requests_total{action,code}    answered HTTP API requests
  *   cmq_gateway_request_duration_seconds{action} histogram, request to answer
+ *   cmq_gateway_tcp_requests_total{action,code} and
+ *   cmq_gateway_tcp_request_duration_seconds{action}: the same for the CMQ
+ *   TCP protocol's requests (action: the HTTP action the command is; code:
+ *   the TCP `result`; auth is action "none")
  *   cmq_gateway_inflight_requests, cmq_gateway_long_polls (receives waiting
  *   with pollingWaitSeconds > 0), cmq_gateway_send_appends_total and
  *   cmq_gateway_sends_coalesced_total (coalescing, api_msg.c), the same two
- *   for deletes, cmq_gateway_storage_resends_total{reason} (storage requests
+ *   for deletes, cmq_gateway_send_requests_total and
+ *   cmq_gateway_send_storage_requests_total (client send requests, HTTP and
+ *   TCP, and the SendRequests they became: their ratio is the coalescing
+ *   ratio), cmq_gateway_storage_resends_total{reason} (storage requests
  *   sent again: timeout, not_leader, busy, unreachable; common/rpc/rpc.h),
  *   cmq_queue_messages{appid,queue,state} (active, inactive, delayed).
  * Deliberately not done: per-queue request counters (unbounded labels).
@@ -34,15 +41,19 @@
 #define METRICS_QUEUES_MAX 256
 #define METRICS_QUEUE_STATS_MS 5000
 
+enum metrics_proto { METRICS_HTTP = 0, METRICS_TCP = 1, METRICS_PROTOS = 2 };
+
 struct gw_metrics {
-    uint64_t requests[CMQ_ACTION_COUNT_][METRICS_CODES_MAX + 1];
-    uint64_t latency[CMQ_ACTION_COUNT_][METRICS_BUCKETS];
-    uint64_t latency_us_sum[CMQ_ACTION_COUNT_];
+    uint64_t requests[METRICS_PROTOS][CMQ_ACTION_COUNT_][METRICS_CODES_MAX + 1];
+    uint64_t latency[METRICS_PROTOS][CMQ_ACTION_COUNT_][METRICS_BUCKETS];
+    uint64_t latency_us_sum[METRICS_PROTOS][CMQ_ACTION_COUNT_];
     uint64_t long_polls;          /* gauge: up and down by this loop */
     uint64_t send_appends;
     uint64_t sends_coalesced;
     uint64_t delete_appends;
     uint64_t deletes_coalesced;
+    uint64_t send_requests;         /* client send requests (HTTP and TCP) */
+    uint64_t send_storage_requests; /* SendRequests sent to storage for them */
     /* copied from the loop's storage rpc client by the scraper (rpc.h reasons) */
     uint64_t storage_resends[4];
 };
@@ -77,9 +88,12 @@ static inline uint64_t metrics_load(const uint64_t *counter)
 
 /* Builds the code table from the error table (once, before any loop runs). */
 void metrics_init(void);
-/* One answered request: its action, the CMQ code it carried, and how long it
- * took. */
+/* One answered HTTP request: its action, the CMQ code it carried, and how
+ * long it took. */
 void metrics_request(struct gw_metrics *m, int action, int code, uint64_t elapsed_us);
+/* The same for a request of protocol `proto` (METRICS_TCP: code = result). */
+void metrics_request_proto(struct gw_metrics *m, enum metrics_proto proto, int action, int code,
+                           uint64_t elapsed_us);
 
 int metrics_queues_init(struct metrics_queues *t);
 void metrics_queues_destroy(struct metrics_queues *t);

@@ -1,5 +1,6 @@
-/* api_internal.h: shared by the CMQ API's source files (api.c: pipeline
- * and dispatch; api_queue.c, ...: one file per group of actions).
+/* api_internal.h: shared by the HTTP front end's source files
+ * (http_server.c: pipeline and dispatch; api_queue.c, ...: one file per group
+ * of actions), which call the gateway's back end (backend/backend.h).
  *
  * Every api_reply_* / api_respond_json answers the request (HTTP 200 with the
  * spec's envelope); after it, the handler must not answer again. */
@@ -48,8 +49,11 @@ void api_respond_json(struct gw_call *c, struct json *j);
  * the bare success envelope. */
 void api_reply_err(struct gw_call *c, enum cmq_err e, const char *arg);
 void api_reply_fault(struct gw_call *c, const struct cmq_fault *f);
-/* Answers a failed back-end reply: the row metadata named in its MetaError
- * (cmq_error_from_meta), else the status's default row. */
+/* Answers a back-end fault (backend/be_status.h). */
+struct be_fault;
+void api_reply_be_fault(struct gw_call *c, const struct be_fault *f);
+/* Answers a failed back-end reply: the exact code metadata named in its
+ * MetaError, else the status's default row. */
 void api_reply_backend_error(struct gw_call *c, int status, const struct rpc_msg *msg);
 /* A success object with the envelope written; add members, then api_finish_ok. */
 struct json *api_begin_ok(struct gw_call *c);
@@ -81,61 +85,14 @@ void api_storage_after_meta(struct gw_call *c, uint32_t meta_type, const void *q
 void api_msg_cleanup(struct api_call *a);
 /* The loop an api belongs to. */
 struct gateway *api_gateway(struct api *api);
-/* Shared with the TCP listener (services/gateway/tcp/): the storage view of
- * a queue's attributes, a ReceiveReply walked without copying bodies, and
- * the error row for a storage status. */
-struct api_received {
-    uint64_t msg_id, handle, enqueue_ms, first_ms, next_ms;
-    uint32_t count;
-    const uint8_t *body;
-    size_t body_len;
-    bool has_origin; /* a dead-letter copy (storage.proto DeadLetterOrigin) */
-    char origin_queue[129];
-    uint64_t origin_msg_id, origin_enqueue_ms, origin_first_ms;
-    uint32_t origin_count, origin_reason;
-};
-struct _cmq_QueueInfo;
-struct _cmq_StorageQueueAttributes;
-void api_storage_attrs(const struct _cmq_QueueInfo *qi, struct _cmq_StorageQueueAttributes *o);
-/* A message body for a nanopb callback field (SendItem.body, PublishItem.body):
- * api_encode_body_ref is the encode function, an api_body_ref (borrowed until
- * the message is encoded) its arg. */
-struct api_body_ref {
-    const char *data;
-    size_t len;
-};
-bool api_encode_body_ref(pb_ostream_t *os, const pb_field_t *field, void *const *arg);
-/* Retries never duplicate (docs/queue-state-machine.md §8, docs/topics.md):
- * every message the gateway sends or publishes (HTTP and TCP, single, batch
- * and coalesced) carries a dedup key from api_dedup_key, made once per
- * message of the client's request and kept in the encoded storage request,
- * so every resend of it (rpc attempts on other nodes, the retry budget, a
- * heal, a coalesced group refused and sent alone) carries the same keys and
- * the partition stores it once.  Keys: a bijective mix of (a 64-bit random
- * number drawn once per gateway process + a process-wide counter), never 0:
- * distinct within a process; across processes two keys collide with
- * probability 2^-64 each, i.e. a new message meets a key in its queue's
- * window (at most QSM_DEDUP_HARD_MAX = 2^19 keys) with probability below
- * 2^-45, and then it is answered with the other message's id instead of
- * being stored.  Thread-safe. */
-uint64_t api_dedup_key(void);
-/* How long a keyed send or publish is retried on the partition's replicas
- * (rpc_opts.retry_ms: timeouts, not-leader, busy) before its failure is the
- * answer: longer than a leader change (election 1-3 s). */
-#define API_STORAGE_RETRY_MS 6000
 /* The msgBody parameter (`single`) or the msgBody.n list of a send or publish
  * action into `bodies` (borrowed from the call's parameters), checked: none
  * empty, none over `max_msg_size`, all of them within CMQ_BATCH_BYTES_MAX
  * (each with its own CMQ error).  Returns 0, or -1 after answering the call. */
 int api_read_bodies(struct gw_call *c, bool single, int64_t max_msg_size,
                     struct param_value bodies[CMQ_BATCH_MAX], size_t *n, size_t *total);
-/* The JSON bound for a receive answer of rs[0..n) (6 bytes per body byte). */
-size_t api_received_json_cap(const struct api_received *rs, size_t n);
-int api_parse_received(const uint8_t *buf, size_t len, struct api_received *out, size_t max,
-                       size_t *n);
-enum cmq_err api_storage_error(enum cmq_action action, int status);
 
-/* tcp/tcp_route.c: QueryQueueRoute / QueryTopicRoute (the TCP SDK's name server) */
+/* api_route.c: QueryQueueRoute / QueryTopicRoute (the TCP SDK's name server) */
 void api_do_query_route(struct gw_call *c);
 
 /* api_trace.c: DescribeMessageTrace (extension) and client addresses.

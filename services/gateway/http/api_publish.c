@@ -1,24 +1,21 @@
 /* api_publish.c: PublishMessage / BatchPublishMessage (spec §7.6, §7.7) and
- * the storage half of the subscription actions (the topic's subscription set
- * is copied to storage after every change in metadata: TopicSync).
+ * the storage half of the subscription and topic actions, as a thin codec
+ * over the gateway's back end (services/gateway/backend/backend.h).
  *
- * Publish: metadata's TopicInfo (partition, num_id, filterType, maxMsgSize)
- * -> checks of the spec's parameters -> one PublishRequest to the leader of
- * the topic's partition, answered after the entry is committed (majority
- * fsync).  When storage does not know the topic, or refuses the message for
- * want of a (matching) subscription, the gateway first copies the current
- * subscription set from metadata to storage and tries once more ("heal"):
- * a sync that failed earlier (a storage node was down) costs one request.
+ * Publish: the back end's TopicInfo (partition, num_id, filterType,
+ * maxMsgSize) -> checks of the spec's parameters -> the back end's publish
+ * (one PublishRequest to the leader of the topic's partition, answered after
+ * the entry is committed, with the heal of a stale subscription set: the
+ * same for the TCP protocol).
  *
- * Sync: TOPIC_GET + SUB_LIST (every page) from metadata, then TOPIC_SYNC.
- * Its failure does not fail the metadata action the client asked for (the
- * heal repairs it), but it is logged.
- *
- * For the TCP protocol: api_publish_encode builds the storage request from
- * already-parsed values, so another front end can reuse the same rules.
+ * Sync: after every subscription change in metadata the topic's
+ * subscription set is copied to storage (be_topic_sync).  Its failure does
+ * not fail the metadata action the client asked for (the publish heal
+ * repairs it), but it is logged.
  */
 #include "api_internal.h"
 #include "api_publish.h"
+#include "backend.h"
 
 #include "cmq_limits.h"
 #include "log.h"
@@ -35,28 +32,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STORAGE_TIMEOUT_MS 2000
-#define STORAGE_ATTEMPTS 3
-#define SUB_PAGE 100
-
-enum step { STEP_PUBLISH = 1, STEP_SYNC = 2, STEP_DROP = 3, STEP_STATS = 4, STEP_TOPIC_STATS = 5,
-            STEP_TRACE = 6 };
+enum step { STEP_DROP = 3, STEP_STATS = 4, STEP_TOPIC_STATS = 5, STEP_TRACE = 6 };
 
 struct api_pub {
     cmq_TopicInfo ti;
-    uint8_t *req;            /* the encoded PublishRequest, kept for the resend */
-    size_t req_len;
-    uint32_t count;
-    int healed;
-    /* sync */
-    uint32_t seen;           /* subscription rows listed so far (the next page's offset) */
     struct json *ok;         /* after a metadata action: the answer to send once synced */
-    cmq_TopicSyncRequest sync;
-    size_t subs_cap;
-    /* stats */
-    cmq_SubInfo si;
-    /* trace */
-    uint64_t trace_msg_id;
+    cmq_SubInfo si;          /* stats */
+    uint64_t trace_msg_id;   /* trace */
+    int step;                /* the storage step in flight (enum step) */
 };
 
 void api_publish_cleanup(struct api_call *a)
@@ -64,9 +47,7 @@ void api_publish_cleanup(struct api_call *a)
     struct api_pub *p = a->pub;
     if (!p)
         return;
-    free(p->req);
     json_destroy(p->ok);
-    free(p->sync.subscriptions);
     free(p);
     a->pub = NULL;
 }
@@ -79,55 +60,20 @@ static struct api_pub *pub_state(struct gw_call *c)
     return a->pub;
 }
 
-/* ---------- the storage request ---------- */
+static void on_storage(void *arg, int status, const struct rpc_msg *msg);
 
-int api_publish_encode(uint64_t topic_num_id, const struct param_value *bodies, size_t n,
-                       const struct param_value *tags, size_t n_tags, const char *routing_key,
-                       const char *client_addr, uint8_t **out, size_t *out_len)
+/* A storage step of this call (stats, drop, trace) routed by the back end. */
+static void storage_send(struct gw_call *c, uint32_t type, const uint8_t *body, size_t len, int step)
 {
-    /* Too big for the stack (16 tag arrays); one per thread because every
-     * gateway loop thread (and the TCP listener on it) publishes. */
-    static _Thread_local cmq_PublishRequest r;
-    struct api_body_ref refs[CMQ_BATCH_MAX];
-    if (n == 0 || n > CMQ_BATCH_MAX || n_tags > CMQ_TAGS_MAX)
-        return CMQ_EINVAL;
-    memset(&r, 0, sizeof r);
-    r.topic_id = topic_num_id;
-    for (size_t i = 0; i < n; i++) {
-        refs[i] = (struct api_body_ref){bodies[i].val, bodies[i].len};
-        r.messages[i].body.funcs.encode = api_encode_body_ref;
-        r.messages[i].body.arg = &refs[i];
-        r.messages[i].dedup_key = api_dedup_key(); /* the same on every resend */
-    }
-    r.messages_count = PB_COUNT(r.messages, n);
-    for (size_t i = 0; i < n_tags; i++) {
-        if (tags[i].len >= sizeof r.tags[0])
-            return CMQ_EINVAL;
-        memcpy(r.tags[i], tags[i].val, tags[i].len);
-        r.tags[i][tags[i].len] = '\0';
-    }
-    r.tags_count = PB_COUNT(r.tags, n_tags);
-    snprintf(r.routing_key, sizeof r.routing_key, "%s", routing_key ? routing_key : "");
-    snprintf(r.client_addr, sizeof r.client_addr, "%s", client_addr ? client_addr : "");
-    return rpc_pb_encode(cmq_PublishRequest_fields, &r, out, out_len);
-}
-
-static void on_storage(struct gw_call *c, int tag, int status, const struct rpc_msg *msg);
-
-static void storage_send(struct gw_call *c, uint32_t type, const uint8_t *body, size_t len, int tag)
-{
-    struct gateway *gw = gw_call_gateway(c);
     struct api_pub *p = pub_state(c);
-    uint32_t part = p->ti.partition_id;
-    struct rpc_opts opts = {
-        .timeout_ms = STORAGE_TIMEOUT_MS,
-        .attempts = STORAGE_ATTEMPTS,
-        .peer = part < sizeof gw->partition_peer ? gw->partition_peer[part] : -1,
-        .retry_ms = type == cmq_StorageMsgType_STORAGE_MSG_PUBLISH ? API_STORAGE_RETRY_MS : 0,
-    };
-    int rc = gw_call_client(c, gw->storage, type, body, len, &opts, on_storage, tag);
-    if (rc != CMQ_OK)
+    p->step = step;
+    gw_call_hold(c);
+    int rc = be_storage_call(&gw_call_gateway(c)->be, p->ti.partition_id, type, body, len, 0, 0,
+                             on_storage, c);
+    if (rc != CMQ_OK) {
+        gw_call_release(c);
         api_reply_err(c, cmq_error_from_status(rc), NULL);
+    }
 }
 
 /* ---------- sync ---------- */
@@ -141,145 +87,30 @@ static void finish_meta_step(struct gw_call *c)
     json_destroy(j);
 }
 
-static void sync_failed(struct gw_call *c, int status, const char *why)
+static void on_synced(void *arg, int status)
 {
-    struct api_pub *p = pub_state(c);
-    log_warn("topic_sync_failed", "topic=%s status=%s reason=\"%s\"", p->ti.name,
-             status_name(status), why);
-    if (p->ok) {
-        finish_meta_step(c); /* the metadata action succeeded; publish heals later */
-        return;
-    }
-    api_reply_err(c, status == CMQ_ENOTFOUND ? CMQERR_TOPIC_NOT_EXIST : cmq_error_from_status(status),
-                  NULL);
+    struct gw_call *c = arg;
+    (void)status; /* logged by the back end; the metadata action succeeded, publish heals later */
+    if (!gw_call_gone(c))
+        finish_meta_step(c);
+    gw_call_release(c);
 }
 
-static uint32_t strategy_of(const char *s)
+static void on_topic_for_sync(void *arg, const cmq_TopicInfo *ti, const struct be_fault *f)
 {
-    return strcmp(s, "BACKOFF_RETRY") == 0 ? 1 : 2;
-}
-
-static void send_sync(struct gw_call *c)
-{
-    struct api_pub *p = pub_state(c);
-    p->sync.topic_id = p->ti.num_id;
-    snprintf(p->sync.name, sizeof p->sync.name, "%s", p->ti.name);
-    p->sync.appid = p->ti.appid;
-    p->sync.filter_type = p->ti.filter_type == 2 ? 2 : 1;
-    p->sync.max_msg_size = (uint32_t)p->ti.max_msg_size;
-    p->sync.partition_id = p->ti.partition_id;
-    uint8_t *buf;
-    size_t len;
-    int rc = rpc_pb_encode(cmq_TopicSyncRequest_fields, &p->sync, &buf, &len);
-    if (rc != CMQ_OK) {
-        sync_failed(c, rc, "encode");
+    struct gw_call *c = arg;
+    (void)f;
+    if (gw_call_gone(c)) {
+        gw_call_release(c);
         return;
     }
-    storage_send(c, cmq_StorageMsgType_STORAGE_MSG_TOPIC_SYNC, buf, len, STEP_SYNC);
-    free(buf);
-}
-
-static void list_page(struct gw_call *c);
-
-static void on_sub_page(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
-{
-    (void)tag;
-    if (gw_call_gone(c))
-        return;
-    struct api_pub *p = pub_state(c);
-    cmq_SubList sl = cmq_SubList_init_zero;
-    if (status != CMQ_OK || rpc_pb_decode(cmq_SubList_fields, &sl, msg->body, msg->body_len)) {
-        pb_release(cmq_SubList_fields, &sl);
-        sync_failed(c, status ? status : CMQ_ECORRUPT, "subscription list");
+    if (!ti) {
+        log_warn("topic_sync_failed", "topic=? reason=\"topic lookup\"");
+        finish_meta_step(c);
+        gw_call_release(c);
         return;
     }
-    size_t need = p->sync.subscriptions_count + sl.subscriptions_count;
-    if (need > PB_SIZE_MAX) { /* TopicSyncRequest.subscriptions_count is a 16-bit pb_size_t */
-        pb_release(cmq_SubList_fields, &sl);
-        sync_failed(c, CMQ_ELIMIT, "subscriptions");
-        return;
-    }
-    if (need > p->subs_cap) {
-        size_t cap = need < 16 ? 16 : need;
-        cmq_TopicSubscription *ns = realloc(p->sync.subscriptions, cap * sizeof *ns);
-        if (!ns) {
-            pb_release(cmq_SubList_fields, &sl);
-            sync_failed(c, CMQ_ENOMEM, "memory");
-            return;
-        }
-        p->sync.subscriptions = ns;
-        p->subs_cap = cap;
-    }
-    for (pb_size_t i = 0; i < sl.subscriptions_count; i++) {
-        const cmq_SubInfo *s = &sl.subscriptions[i];
-        cmq_TopicSubscription *o = &p->sync.subscriptions[p->sync.subscriptions_count];
-        *o = (cmq_TopicSubscription)cmq_TopicSubscription_init_zero;
-        snprintf(o->sub_id, sizeof o->sub_id, "%s", s->subscription_id);
-        snprintf(o->name, sizeof o->name, "%s", s->subscription_name);
-        o->protocol = strcmp(s->protocol, "queue") == 0 ? 1 : 2;
-        snprintf(o->endpoint, sizeof o->endpoint, "%s", s->endpoint);
-        o->queue_id = s->endpoint_queue_num_id;
-        o->dead_letter_queue_id = s->dead_letter_queue_num_id;
-        o->format = strcmp(s->notify_content_format, "SIMPLIFIED") == 0 ? 2 : 1;
-        o->strategy = strategy_of(s->notify_strategy);
-        for (pb_size_t k = 0; k < s->filter_tags_count && k < 5; k++)
-            snprintf(o->filter_tags[k], sizeof o->filter_tags[k], "%s", s->filter_tags[k]);
-        o->filter_tags_count = s->filter_tags_count < 5 ? s->filter_tags_count : 5;
-        for (pb_size_t k = 0; k < s->binding_keys_count && k < 5; k++)
-            snprintf(o->binding_keys[k], sizeof o->binding_keys[k], "%s", s->binding_keys[k]);
-        o->binding_keys_count = s->binding_keys_count < 5 ? s->binding_keys_count : 5;
-        if (o->protocol == 1 && o->queue_id == 0)
-            continue; /* its queue is gone: nothing to deliver to */
-        p->sync.subscriptions_count++;
-    }
-    uint32_t got = sl.subscriptions_count, total = sl.total_count;
-    pb_release(cmq_SubList_fields, &sl);
-    p->seen += got;
-    if (got == SUB_PAGE && p->seen < total) {
-        list_page(c);
-        return;
-    }
-    send_sync(c);
-}
-
-static void list_page(struct gw_call *c)
-{
-    struct api_pub *p = pub_state(c);
-    cmq_ListRequest r = cmq_ListRequest_init_zero;
-    r.appid = p->ti.appid;
-    snprintf(r.topic_name, sizeof r.topic_name, "%s", p->ti.name);
-    r.has_offset = true;
-    r.offset = (int64_t)p->seen;
-    r.has_limit = true;
-    r.limit = SUB_PAGE;
-    api_meta_call(c, cmq_MetaMsgType_META_MSG_SUB_LIST, cmq_ListRequest_fields, &r, on_sub_page);
-}
-
-/* Starts a sync of p->ti's subscriptions to storage. */
-static void start_sync(struct gw_call *c)
-{
-    struct api_pub *p = pub_state(c);
-    p->sync.subscriptions_count = 0;
-    p->seen = 0;
-    if (p->ti.num_id == 0 || p->ti.partition_id == 0) {
-        sync_failed(c, CMQ_EUNAVAIL, "topic not placed");
-        return;
-    }
-    list_page(c);
-}
-
-static void on_topic_for_sync(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
-{
-    (void)tag;
-    if (gw_call_gone(c))
-        return;
-    struct api_pub *p = pub_state(c);
-    if (status != CMQ_OK ||
-        rpc_pb_decode(cmq_TopicInfo_fields, &p->ti, msg->body, msg->body_len) != CMQ_OK) {
-        sync_failed(c, status ? status : CMQ_ECORRUPT, "topic");
-        return;
-    }
-    start_sync(c);
+    be_topic_sync(&gw_call_gateway(c)->be, ti, on_synced, c); /* keeps the hold */
 }
 
 void api_topic_sync_after_meta(struct gw_call *c, uint64_t appid, const char *topic_name,
@@ -292,11 +123,8 @@ void api_topic_sync_after_meta(struct gw_call *c, uint64_t appid, const char *to
         return;
     }
     p->ok = ok;
-    cmq_NameRequest r = cmq_NameRequest_init_zero;
-    r.appid = appid;
-    snprintf(r.name, sizeof r.name, "%s", topic_name);
-    api_meta_call(c, cmq_MetaMsgType_META_MSG_TOPIC_GET, cmq_NameRequest_fields, &r,
-                  on_topic_for_sync);
+    gw_call_hold(c);
+    be_topic_get(&gw_call_gateway(c)->be, appid, topic_name, on_topic_for_sync, c);
 }
 
 void api_topic_drop_after_meta(struct gw_call *c, const void *topic_info, struct json *ok)
@@ -327,136 +155,92 @@ void api_topic_drop_after_meta(struct gw_call *c, const void *topic_info, struct
 
 /* ---------- answers ---------- */
 
-static enum cmq_err publish_error(int status)
-{
-    switch (status) {
-    case CMQ_ENOTFOUND: return CMQERR_TOPIC_NOT_EXIST;
-    case CMQ_ETOOBIG: return CMQERR_MSG_TOO_BIG;
-    case CMQ_EINVAL: return CMQERR_INVALID_REQUEST;
-    default: return cmq_error_from_status(status);
-    }
-}
-
-static void answer_publish(struct gw_call *c, const struct rpc_msg *msg)
-{
-    struct api_call *a = gw_call_data(c);
-    struct api_pub *p = a->pub;
-    cmq_PublishReply r = cmq_PublishReply_init_zero;
-    if (rpc_pb_decode(cmq_PublishReply_fields, &r, msg->body, msg->body_len) != CMQ_OK) {
-        api_reply_err(c, CMQERR_INTERNAL, NULL);
-        return;
-    }
-    if (r.refused) {
-        if (!p->healed) { /* storage's subscription set may be stale: sync, then once more */
-            p->healed = 1;
-            start_sync(c);
-            return;
-        }
-        api_reply_err(c, r.refused == 1 ? CMQERR_TOPIC_NO_SUBSCRIPTION : CMQERR_NO_MATCH, NULL);
-        return;
-    }
-    if (r.msg_ids_count != p->count) {
-        api_reply_err(c, CMQERR_INTERNAL, NULL);
-        return;
-    }
-    struct json *j = api_begin_ok(c);
-    if (!j)
-        return;
-    if (a->action == CMQ_ACTION_PUBLISH_MESSAGE) {
-        json_kv_id(j, "msgId", r.msg_ids[0]);
-    } else {
-        json_key(j, "msgList");
-        json_arr_begin(j);
-        for (pb_size_t i = 0; i < r.msg_ids_count; i++) {
-            json_obj_begin(j);
-            json_kv_id(j, "msgId", r.msg_ids[i]);
-            json_obj_end(j);
-        }
-        json_arr_end(j);
-    }
-    api_finish_ok(c, j);
-}
-
 static void answer_stats(struct gw_call *c, int status, const struct rpc_msg *msg);
 
-static void on_storage(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+static void on_storage(void *arg, int status, const struct rpc_msg *msg)
 {
-    if (gw_call_gone(c))
+    struct gw_call *c = arg;
+    if (gw_call_gone(c)) {
+        gw_call_release(c);
         return;
-    struct gateway *gw = gw_call_gateway(c);
+    }
     struct api_pub *p = pub_state(c);
-    if (status == CMQ_OK && p->ti.partition_id < sizeof gw->partition_peer)
-        gw->partition_peer[p->ti.partition_id] = (signed char)gw_call_last_peer(c);
-    switch (tag) {
-    case STEP_SYNC:
-        if (status != CMQ_OK) {
-            sync_failed(c, status, "storage");
-            return;
-        }
-        if (p->ok) {
-            finish_meta_step(c);
-            return;
-        }
-        storage_send(c, cmq_StorageMsgType_STORAGE_MSG_PUBLISH, p->req, p->req_len, STEP_PUBLISH);
-        return;
+    switch (p->step) {
     case STEP_DROP:
         if (status != CMQ_OK && status != CMQ_ENOTFOUND)
             log_warn("topic_drop_failed", "topic=%s status=%s note=\"storage keeps orphan state\"",
                      p->ti.name, status_name(status));
         finish_meta_step(c);
-        return;
-    case STEP_STATS:
-        answer_stats(c, status, msg);
-        return;
+        break;
+    case STEP_STATS: answer_stats(c, status, msg); break;
     case STEP_TRACE: {
         cmq_TraceReply *r = calloc(1, sizeof *r);
         if (status != CMQ_OK)
             api_reply_err(c, cmq_error_from_status(status), NULL);
-        else if (!r || rpc_pb_decode(cmq_TraceReply_fields, r, msg->body, msg->body_len) != CMQ_OK)
+        else if (!r || !msg || rpc_pb_decode(cmq_TraceReply_fields, r, msg->body, msg->body_len) != CMQ_OK)
             api_reply_err(c, CMQERR_INTERNAL, NULL);
         else
             api_trace_answer(c, p->trace_msg_id, r);
         free(r);
-        return;
+        break;
     }
     case STEP_TOPIC_STATS: {
         cmq_TopicStatsReply st = cmq_TopicStatsReply_init_zero;
-        if (status != CMQ_OK ||
+        if (status != CMQ_OK || !msg ||
             rpc_pb_decode(cmq_TopicStatsReply_fields, &st, msg->body, msg->body_len) != CMQ_OK)
             st.msg_count = 0;
         api_write_topic_attrs(c, &p->ti, st.msg_count);
-        return;
-    }
-    default:
         break;
     }
-    /* "not here" after every replica was tried, or "not found" from one
-     * node: the sync (addressed to the topic's partition) decides, once */
-    if ((status == CMQ_ENOTFOUND || status == CMQ_ENOTLEADER) && !p->healed) {
-        p->healed = 1;
-        start_sync(c);
+    default: api_reply_err(c, CMQERR_INTERNAL, NULL); break;
+    }
+    gw_call_release(c);
+}
+
+static void on_published(void *arg, const struct be_result *r)
+{
+    struct gw_call *c = arg;
+    if (gw_call_gone(c)) {
+        gw_call_release(c);
         return;
     }
-    if (status != CMQ_OK) {
-        api_reply_err(c, publish_error(status), NULL);
+    struct api_call *a = gw_call_data(c);
+    if (r->err != CMQERR_OK) {
+        api_reply_err(c, r->err, NULL);
+        gw_call_release(c);
         return;
     }
-    answer_publish(c, msg);
+    struct json *j = api_begin_ok(c);
+    if (j) {
+        if (a->action == CMQ_ACTION_PUBLISH_MESSAGE) {
+            json_kv_id(j, "msgId", r->ids[0]);
+        } else {
+            json_key(j, "msgList");
+            json_arr_begin(j);
+            for (size_t i = 0; i < r->n_ids; i++) {
+                json_obj_begin(j);
+                json_kv_id(j, "msgId", r->ids[i]);
+                json_obj_end(j);
+            }
+            json_arr_end(j);
+        }
+        api_finish_ok(c, j);
+    }
+    gw_call_release(c);
 }
 
 /* ---------- PublishMessage / BatchPublishMessage ---------- */
 
-static int build_publish(struct gw_call *c)
+static void do_publish(struct gw_call *c, const cmq_TopicInfo *ti)
 {
     struct api_call *a = gw_call_data(c);
-    struct api_pub *p = a->pub;
     struct cmq_fault f = {0};
     struct param_value bodies[CMQ_BATCH_MAX];
     size_t n, total;
     int rc;
-    if (api_read_bodies(c, a->action == CMQ_ACTION_PUBLISH_MESSAGE, p->ti.max_msg_size, bodies, &n,
+    if (api_read_bodies(c, a->action == CMQ_ACTION_PUBLISH_MESSAGE, ti->max_msg_size, bodies, &n,
                         &total) != 0)
-        return -1;
+        return;
     /* msgTag.n: at most 5, each 1-16 characters (§7.6) */
     struct param_value tags[CMQ_TAGS_MAX + 1];
     size_t n_tags = 0;
@@ -464,18 +248,18 @@ static int build_publish(struct gw_call *c)
                          &n_tags, &f);
     if (rc == CMQ_ELIMIT || (rc == CMQ_OK && n_tags > CMQ_TAGS_MAX)) {
         api_reply_err(c, CMQERR_MSG_TAG_TOO_MANY, NULL);
-        return -1;
+        return;
     }
     if (rc == CMQ_ENOTFOUND) {
         n_tags = 0;
     } else if (rc != CMQ_OK) {
         api_reply_fault(c, &f);
-        return -1;
+        return;
     }
     for (size_t i = 0; i < n_tags; i++)
         if (name_check_tag("msgTag", tags[i].val, tags[i].len, &f) != CMQ_OK) {
             api_reply_fault(c, &f);
-            return -1;
+            return;
         }
     /* routingKey: <= 64 bytes, <= 15 dots; required on a routing topic */
     char rk[CMQ_ROUTING_KEY_BYTES_MAX + 1] = "";
@@ -485,61 +269,49 @@ static int build_publish(struct gw_call *c)
     if (rc == CMQ_OK && len > 0) {
         if (name_check_routing_key("routingKey", v, len, &f) != CMQ_OK) {
             api_reply_fault(c, &f);
-            return -1;
+            return;
         }
         memcpy(rk, v, len);
         rk[len] = '\0';
     } else if (rc != CMQ_OK && rc != CMQ_ENOTFOUND) {
         api_reply_fault(c, &f);
-        return -1;
+        return;
     }
-    if (p->ti.filter_type == 2 && rk[0] == '\0') {
+    if (ti->filter_type == 2 && rk[0] == '\0') {
         api_reply_err(c, CMQERR_ROUTING_KEY_MISSING, NULL);
-        return -1;
+        return;
     }
     char addr[64] = "";
     api_client_addr(c, addr, sizeof addr); /* ip:port, like SendMessage's (the trace) */
-    p->count = (uint32_t)n;
-    rc = api_publish_encode(p->ti.num_id, bodies, n, tags, n_tags, rk, addr, &p->req, &p->req_len);
-    if (rc != CMQ_OK) {
-        api_reply_err(c, rc == CMQ_ETOOBIG ? CMQERR_REQUEST_TOO_BIG : CMQERR_INTERNAL, NULL);
-        return -1;
-    }
-    return 0;
+    struct be_text bt[CMQ_BATCH_MAX], tt[CMQ_TAGS_MAX];
+    for (size_t i = 0; i < n; i++)
+        bt[i] = (struct be_text){bodies[i].val, bodies[i].len};
+    for (size_t i = 0; i < n_tags; i++)
+        tt[i] = (struct be_text){tags[i].val, tags[i].len};
+    gw_call_hold(c);
+    be_publish(&gw_call_gateway(c)->be, a->action, ti, bt, n, tt, n_tags, rk, addr, on_published, c);
 }
 
-static void on_topic_info(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+static void on_topic_info(void *arg, const cmq_TopicInfo *ti, const struct be_fault *f)
 {
-    (void)tag;
-    if (gw_call_gone(c))
-        return;
-    struct api_pub *p = pub_state(c);
-    if (status != CMQ_OK ||
-        rpc_pb_decode(cmq_TopicInfo_fields, &p->ti, msg->body, msg->body_len) != CMQ_OK) {
-        api_reply_backend_error(c, status, msg);
-        return;
+    struct gw_call *c = arg;
+    if (!gw_call_gone(c)) {
+        if (!ti)
+            api_reply_be_fault(c, f);
+        else
+            do_publish(c, ti);
     }
-    if (p->ti.num_id == 0 || p->ti.partition_id == 0) {
-        log_warn("topic_unplaced", "topic=%s partition=%u", p->ti.name, p->ti.partition_id);
-        api_reply_err(c, CMQERR_INTERNAL, NULL);
-        return;
-    }
-    if (build_publish(c) == 0)
-        storage_send(c, cmq_StorageMsgType_STORAGE_MSG_PUBLISH, p->req, p->req_len, STEP_PUBLISH);
+    gw_call_release(c);
 }
 
 void api_do_publish(struct gw_call *c)
 {
     struct api_call *a = gw_call_data(c);
-    if (!pub_state(c)) {
-        api_reply_err(c, CMQERR_INTERNAL, NULL);
+    char name[130];
+    if (api_need_str(c, "topicName", name, sizeof name))
         return;
-    }
-    cmq_NameRequest r = cmq_NameRequest_init_zero;
-    r.appid = a->key.appid;
-    if (api_need_str(c, "topicName", r.name, sizeof r.name))
-        return;
-    api_meta_call(c, cmq_MetaMsgType_META_MSG_TOPIC_GET, cmq_NameRequest_fields, &r, on_topic_info);
+    gw_call_hold(c);
+    be_topic_get(&gw_call_gateway(c)->be, a->key.appid, name, on_topic_info, c);
 }
 
 /* ---------- GetSubscriptionAttributes: storage's counters ---------- */

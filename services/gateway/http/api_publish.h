@@ -16,17 +16,6 @@ struct api_call;
 /* PublishMessage and BatchPublishMessage (spec §7.6, §7.7). */
 void api_do_publish(struct gw_call *c);
 
-/* Encodes a storage PublishRequest (type STORAGE_MSG_PUBLISH) for the topic
- * with metadata num_id `topic_num_id`: `n` bodies (1-16, borrowed), `n_tags`
- * tags (<= 5), a routing key ("" or NULL for none) and the client's address
- * (for the trace).  The caller has checked the spec's limits (sizes, tag
- * lengths, routing key).  On CMQ_OK *out is malloc'd (caller frees).  The
- * reply is a PublishReply: msg_ids, or `refused` (1: no subscription,
- * 6030/10650; 2: none matches, 6030/10730). */
-int api_publish_encode(uint64_t topic_num_id, const struct param_value *bodies, size_t n,
-                       const struct param_value *tags, size_t n_tags, const char *routing_key,
-                       const char *client_addr, uint8_t **out, size_t *out_len);
-
 /* After a successful Subscribe / Unsubscribe / SetSubscriptionAttributes /
  * ClearSubscriptionFilterTags in metadata: copies the topic's subscription
  * set to storage, then answers with `ok` (owned: freed here). */

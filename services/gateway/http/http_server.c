@@ -1,12 +1,15 @@
-/* api.c: the CMQ HTTP JSON API (spec cmq-http-api.md) on /v2/index.php and /.
+/* http_server.c: the CMQ HTTP JSON API (spec cmq-http-api.md) on
+ * /v2/index.php and /, the h2o front end over the gateway's back end
+ * (services/gateway/backend/).
  *
  * Pipeline per request: method and size checks -> form parameters from the
  * query string and the body (whatever the Content-Type) -> Action -> the key
- * for SecretId (cache, else metadata) -> signature (§4, both HMACs, the Host
- * header and the host with its port toggled) -> ACL for restricted keys
- * (metadata) -> the action.  Every answer is HTTP 200 with code/message/
- * requestId (§2.3); every failure carries the spec's code, built in one place
- * (services/gateway/api/cmq_error.h).
+ * for SecretId and the signature (§4, both HMACs, the Host header and the
+ * host with its port toggled) and the ACL for restricted keys, all three by
+ * the back end's auth module (backend/be_auth.h) -> the action.  Every
+ * answer is HTTP 200 with code/message/requestId (§2.3); every failure
+ * carries the spec's code, built in one place
+ * (services/gateway/cmqapi/cmq_error.h).
  *
  * Actions served here: queue management via metadata (api_queue.c) and
  * storage (api_msg.c), the message actions via storage (api_msg.c); topic and
@@ -15,7 +18,7 @@
  */
 #include "api_internal.h"
 #include "api_publish.h"
-#include "qcache.h"
+#include "be_auth.h"
 
 #include "action.h"
 #include "clock.h"
@@ -93,24 +96,39 @@ void api_reply_fault(struct gw_call *c, const struct cmq_fault *f)
     api_reply_err(c, f->err, f->arg[0] ? f->arg : NULL);
 }
 
-/* A failed back-end reply: the row metadata's MetaError names (the table
- * in cmqapi/cmq_error.c maps it), or the status's default row (timeouts
- * and unavailability: 6000). */
+void api_reply_be_fault(struct gw_call *c, const struct be_fault *f)
+{
+    if (f->err != CMQERR_COUNT_) {
+        api_reply_err(c, f->err, f->arg[0] ? f->arg : NULL);
+        return;
+    }
+    struct api_call *a = gw_call_data(c);
+    struct json *j = json_create(4096);
+    if (!j)
+        return;
+    char message[300];
+    snprintf(message, sizeof message, "(%d)%s", f->module, f->reason);
+    json_obj_begin(j);
+    json_kv_int(j, "code", f->code);
+    json_kv_cstr(j, "message", message);
+    json_kv_cstr(j, "requestId", a->request_id);
+    json_obj_end(j);
+    api_respond_json(c, j);
+    json_destroy(j);
+}
+
+/* A failed back-end reply: metadata's MetaError names the exact CMQ code;
+ * otherwise the status's default row (timeouts and unavailability: 6000). */
 void api_reply_backend_error(struct gw_call *c, int status, const struct rpc_msg *msg)
 {
     struct api_call *a = gw_call_data(c);
-    cmq_MetaError me = cmq_MetaError_init_zero;
-    if (status != CMQ_OK && msg && msg->body_len &&
-        rpc_pb_decode(cmq_MetaError_fields, &me, msg->body, msg->body_len) == CMQ_OK &&
-        me.row != cmq_MetaRow_META_ROW_DEFAULT) {
-        api_reply_err(c, cmq_error_from_meta(status, me.row), me.param[0] ? me.param : NULL);
-        return;
-    }
-    if (status != CMQ_OK)
+    struct be_fault f;
+    be_meta_fault(status, msg, CMQERR_COUNT_, &f);
+    if (f.err != CMQERR_COUNT_ && cmq_error_code(f.err) == 6000)
         log_warn("api_backend_failed", "request=%s action=%s status=%s error=\"%s\"",
                  a->request_id, action_name(a->action), status_name(status),
                  msg && msg->error ? msg->error : "");
-    api_reply_err(c, cmq_error_from_status(status == CMQ_OK ? CMQ_EINTERNAL : status), NULL);
+    api_reply_be_fault(c, &f);
 }
 
 /* Starts a success response: {"code":0,"message":"","requestId":...; the
@@ -244,44 +262,55 @@ static void dispatch(struct gw_call *c)
     case CMQ_ACTION_BATCH_PUBLISH_MESSAGE: api_do_publish(c); return;
     default: {
         /* Not served by this build yet (see the file comment): say so plainly. */
-        api_reply_err(c, CMQERR_NOT_SERVED, action_name(a->action));
+        struct json *j = json_create(4096);
+        if (!j)
+            return;
+        char message[160];
+        snprintf(message, sizeof message, "(10050)action %s is not served by this server yet",
+                 action_name(a->action));
+        json_obj_begin(j);
+        json_kv_int(j, "code", 6000);
+        json_kv_cstr(j, "message", message);
+        json_kv_cstr(j, "requestId", a->request_id);
+        json_obj_end(j);
+        api_respond_json(c, j);
+        json_destroy(j);
     }
     }
 }
 
 /* ---------- authentication and authorisation ---------- */
 
-static void on_acl(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+static void on_acl(void *arg, int allowed, enum cmq_err denial, const char *reason,
+                   const struct be_fault *f)
 {
-    (void)tag;
-    if (gw_call_gone(c))
-        return;
-    cmq_AclCheckReply r = cmq_AclCheckReply_init_zero;
-    if (status != CMQ_OK || rpc_pb_decode(cmq_AclCheckReply_fields, &r, msg->body, msg->body_len)) {
-        api_reply_backend_error(c, status, msg);
-        return;
-    }
-    if (!r.allowed) {
+    struct gw_call *c = arg;
+    if (!gw_call_gone(c)) {
         struct api_call *a = gw_call_data(c);
-        log_info("api_denied", "request=%s secret_id=%s action=%s reason=\"%s\"", a->request_id,
-                 a->key.secret_id, action_name(a->action), r.reason);
-        api_reply_err(c, cmq_error_from_status(CMQ_EDENIED), NULL);
-        return;
+        if (f) {
+            api_reply_be_fault(c, f);
+        } else if (!allowed) {
+            log_info("api_denied", "request=%s secret_id=%s action=%s reason=\"%s\"", a->request_id,
+                     a->key.secret_id, action_name(a->action), reason);
+            api_reply_err(c, denial, NULL);
+        } else {
+            dispatch(c);
+        }
     }
-    dispatch(c);
+    gw_call_release(c);
 }
 
 /* The resource an action touches, for the ACL: ("queue", queueName),
  * ("topic", topicName) or account-level (""). */
-static void acl_resource(struct api_call *a, cmq_AclCheckRequest *r)
+static void acl_resource(struct api_call *a, char *type, size_t tcap, char *name, size_t ncap)
 {
     struct param_view pv;
-    if (params_find(a->params, "queueName", &pv) && pv.val_len < sizeof r->resource_name) {
-        snprintf(r->resource_type, sizeof r->resource_type, "queue");
-        memcpy(r->resource_name, pv.val, pv.val_len);
-    } else if (params_find(a->params, "topicName", &pv) && pv.val_len < sizeof r->resource_name) {
-        snprintf(r->resource_type, sizeof r->resource_type, "topic");
-        memcpy(r->resource_name, pv.val, pv.val_len);
+    if (params_find(a->params, "queueName", &pv) && pv.val_len < ncap) {
+        snprintf(type, tcap, "queue");
+        memcpy(name, pv.val, pv.val_len);
+    } else if (params_find(a->params, "topicName", &pv) && pv.val_len < ncap) {
+        snprintf(type, tcap, "topic");
+        memcpy(name, pv.val, pv.val_len);
     }
 }
 
@@ -292,26 +321,20 @@ static void authorise(struct gw_call *c)
         dispatch(c); /* an unrestricted key may do anything on its own account */
         return;
     }
-    cmq_AclCheckRequest r = cmq_AclCheckRequest_init_zero;
-    snprintf(r.secret_id, sizeof r.secret_id, "%s", a->key.secret_id);
-    snprintf(r.action, sizeof r.action, "%s", action_name(a->action));
-    acl_resource(a, &r);
-    api_meta_call(c, cmq_MetaMsgType_META_MSG_ACL_CHECK, cmq_AclCheckRequest_fields, &r, on_acl);
+    char type[16] = "", name[130] = "";
+    acl_resource(a, type, sizeof type, name, sizeof name);
+    gw_call_hold(c);
+    be_acl_check(&gw_call_gateway(c)->be, a->key.secret_id, a->action, type, name, on_acl, c);
 }
 
 static void verify(struct gw_call *c)
 {
     struct api_call *a = gw_call_data(c);
-    if (!a->key.exists) {
-        log_info("api_auth_failed", "request=%s secret_id=%s reason=unknown_key", a->request_id,
-                 a->key.secret_id);
-        api_reply_err(c, CMQERR_SECRET_ID_NOT_EXIST, NULL);
-        return;
-    }
-    if (!a->key.enabled) {
-        log_info("api_auth_failed", "request=%s secret_id=%s reason=disabled_key", a->request_id,
-                 a->key.secret_id);
-        api_reply_err(c, CMQERR_SECRET_ID_STATUS, NULL);
+    enum cmq_err e = be_key_refusal(&a->key);
+    if (e != CMQERR_OK) {
+        log_info("api_auth_failed", "request=%s secret_id=%s reason=%s", a->request_id,
+                 a->key.secret_id, a->key.exists ? "disabled_key" : "unknown_key");
+        api_reply_err(c, e, NULL);
         return;
     }
     const char *hosts[2] = {a->host, a->host_alt};
@@ -325,8 +348,7 @@ static void verify(struct gw_call *c)
         .nonces = NULL,
     };
     struct cmq_fault f = {0};
-    int rc = sign_verify(a->params, &sr, a->key.secret_key, strlen(a->key.secret_key), &f);
-    if (rc != CMQ_OK) {
+    if (be_auth_http(&a->key, a->params, &sr, &f) != CMQ_OK) {
         log_info("api_auth_failed", "request=%s secret_id=%s reason=%s", a->request_id,
                  a->key.secret_id, cmq_error_id(f.err));
         api_reply_fault(c, &f);
@@ -335,44 +357,24 @@ static void verify(struct gw_call *c)
     authorise(c);
 }
 
-static void on_key(struct gw_call *c, int tag, int status, const struct rpc_msg *msg)
+static void on_key(void *arg, const struct key_entry *key, const struct be_fault *f)
 {
-    (void)tag;
-    if (gw_call_gone(c))
-        return;
-    struct api_call *a = gw_call_data(c);
-    struct gateway *gw = gw_call_gateway(c);
-    struct key_entry e = {0};
-    snprintf(e.secret_id, sizeof e.secret_id, "%s", a->key.secret_id);
-    if (status == CMQ_OK) {
-        cmq_Key k = cmq_Key_init_zero;
-        if (rpc_pb_decode(cmq_Key_fields, &k, msg->body, msg->body_len) != CMQ_OK) {
-            api_reply_err(c, CMQERR_INTERNAL, NULL);
-            return;
+    struct gw_call *c = arg;
+    if (!gw_call_gone(c)) {
+        struct api_call *a = gw_call_data(c);
+        if (!key) {
+            api_reply_be_fault(c, f);
+        } else {
+            a->key = *key;
+            verify(c);
         }
-        e.exists = 1;
-        e.enabled = k.enabled;
-        e.restricted = k.restricted;
-        e.appid = k.appid;
-        snprintf(e.secret_key, sizeof e.secret_key, "%s", k.secret_key);
-    } else if (status == CMQ_EDENIED || status == CMQ_EAUTH) {
-        /* A disabled key or a malformed SecretId: metadata's MetaError
-         * names the row. */
-        api_reply_backend_error(c, status, msg);
-        return;
-    } else if (status != CMQ_ENOTFOUND) {
-        api_reply_backend_error(c, status, msg);
-        return;
     }
-    keycache_put(gw->keys, &e, clock_mono_ms());
-    a->key = e;
-    verify(c);
+    gw_call_release(c);
 }
 
 static void authenticate(struct gw_call *c)
 {
     struct api_call *a = gw_call_data(c);
-    struct gateway *gw = gw_call_gateway(c);
     struct cmq_fault f = {0};
     const char *id;
     size_t len;
@@ -382,15 +384,8 @@ static void authenticate(struct gw_call *c)
     }
     memcpy(a->key.secret_id, id, len);
     a->key.secret_id[len] = '\0';
-    const struct key_entry *e = keycache_get(gw->keys, a->key.secret_id, clock_mono_ms());
-    if (e) {
-        a->key = *e;
-        verify(c);
-        return;
-    }
-    cmq_KeyRequest kr = cmq_KeyRequest_init_zero;
-    snprintf(kr.secret_id, sizeof kr.secret_id, "%s", a->key.secret_id);
-    api_meta_call(c, cmq_MetaMsgType_META_MSG_KEY_GET_SECRET, cmq_KeyRequest_fields, &kr, on_key);
+    gw_call_hold(c);
+    be_key_lookup(&gw_call_gateway(c)->be, a->key.secret_id, on_key, c);
 }
 
 /* ---------- the handler ---------- */
@@ -481,14 +476,6 @@ int api_open(struct gateway *gw, h2o_hostconf_t *host)
     api->gw = gw;
     /* Request ids are boot_tag-seq: a tag per loop keeps them unique. */
     api->boot_tag = (unsigned)(clock_wall_ms() ^ clock_mono_ns()) + (unsigned)gw->index;
-    gw->keys = keycache_new(4096, 30000, 2000);
-    gw->queues = qcache_new(4096, 10000);
-    if (!gw->keys || !gw->queues) {
-        keycache_free(gw->keys);
-        qcache_free(gw->queues);
-        free(api);
-        return CMQ_ENOMEM;
-    }
     if (host) {
         h2o_pathconf_t *pc = h2o_config_register_path(host, "/", 0);
         h2o_handler_t *h = h2o_create_handler(pc, sizeof *h);
@@ -502,9 +489,5 @@ void api_close(struct api *api)
 {
     if (!api)
         return;
-    keycache_free(api->gw->keys);
-    api->gw->keys = NULL;
-    qcache_free(api->gw->queues);
-    api->gw->queues = NULL;
     free(api);
 }

@@ -1,5 +1,6 @@
 /* tcp_internal.h: shared by tcp_server.c (connections, frames, auth),
- * tcp_ops.c (queue operations) and tcp_publish.c.  Not a public header. */
+ * tcp_ops.c (queue operations) and tcp_publish.c, the CMQ TCP front end over
+ * the gateway's back end (services/gateway/backend/).  Not a public header. */
 #ifndef CMQ_GATEWAY_TCP_INTERNAL_H
 #define CMQ_GATEWAY_TCP_INTERNAL_H
 
@@ -11,9 +12,7 @@
 #include "crypto.h"
 #include "keycache.h"
 #include "metadata.pb.h"
-#include "qcache.h"
 #include "rpc.h"
-#include "sign.h"
 
 /* §8 codes the SDK knows by number. */
 #define TCP_NOT_AUTHED 306
@@ -30,6 +29,7 @@ struct acl_memo {
     int cmd;
     char name[65];
     int allowed;
+    int denial;       /* the denial's row (enum cmq_err) */
     uint64_t until_ms;
 };
 
@@ -90,18 +90,20 @@ struct treq {
     uint8_t *payload;
     size_t payload_len;
     struct cmq_frame f;
-    /* queue operations (tcp_ops.c) */
-    cmq_QueueInfo qi;
-    uint32_t stype;
-    uint8_t *sreq;
-    size_t sreq_len;
-    int timeout_ms;
-    int healed;
+    uint64_t start_ns;    /* arrival (metrics) */
+    int result;           /* the answer's result (metrics) */
+    char queue[130];      /* queue operations: the queue's name (tcp_txn.c) */
 };
 
 struct treq *treq_new(struct tconn *c, const uint8_t *payload, size_t len, const cmqtcp_TcpHead *h);
-/* Frees the request and drops its hold on the connection. */
+/* Counts the request in /metrics, frees it and drops its hold on the
+ * connection. */
 void treq_done(struct treq *r);
+/* Answers row `e` (naming `arg`, may be NULL), then treq_done. */
+void treq_fail(struct treq *r, enum cmq_err e, const char *arg);
+/* Answers a back-end fault, then treq_done. */
+struct be_fault;
+void treq_fault(struct treq *r, const struct be_fault *f);
 
 /* Queues a frame for writing (no-op on a closed connection). */
 void tconn_send(struct tconn *c, struct cmq_frame *f);

@@ -1,8 +1,10 @@
 /* tcp_server.c: connections, framing, auth and dispatch of the CMQ TCP
- * protocol; the queue operations are in tcp_ops.c.  See tcp_server.h. */
+ * protocol; the queue operations are in tcp_ops.c.  Keys, signatures and
+ * ACL decisions are the back end's (backend/be_auth.h).  See tcp_server.h. */
 #include "tcp_internal.h"
 
-#include "api_internal.h"
+#include "be_auth.h"
+#include "metrics.h"
 
 #include "clock.h"
 #include "log.h"
@@ -22,7 +24,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define TCP_META_TIMEOUT_MS 3000
 #define TCP_SWEEP_MS 1000
 
 /* ---------- connection lifetime ---------- */
@@ -192,6 +193,7 @@ struct treq *treq_new(struct tconn *c, const uint8_t *payload, size_t len, const
     r->conn = c;
     r->seqno = h->seqno;
     r->cmd = h->cmd;
+    r->start_ns = clock_mono_ns();
     c->refs++;
     c->inflight++;
     c->srv->inflight++;
@@ -214,96 +216,82 @@ static void close_when_flushed(struct tconn *c, const char *why)
 void treq_done(struct treq *r)
 {
     struct tconn *c = r->conn;
+    struct be_loop *be = c->srv->env.be;
+    uint64_t now = clock_mono_ns();
+    if (be->metrics)
+        metrics_request_proto(be->metrics, METRICS_TCP, tcp_action_of(r->cmd), r->result,
+                              now > r->start_ns ? (now - r->start_ns) / 1000 : 0);
     c->inflight--;
     c->srv->inflight--;
     free(r->payload);
-    free(r->sreq);
     free(r);
     if (c->srv->draining && c->inflight == 0)
         close_when_flushed(c, "stopping");
     conn_unref(c);
 }
 
+void treq_fail(struct treq *r, enum cmq_err e, const char *arg)
+{
+    r->result = tcp_result_code(e);
+    tconn_reply_err(r->conn, r->seqno, r->cmd, e, arg);
+    treq_done(r);
+}
+
+void treq_fault(struct treq *r, const struct be_fault *f)
+{
+    if (f->err != CMQERR_COUNT_) {
+        treq_fail(r, f->err, f->arg[0] ? f->arg : NULL);
+        return;
+    }
+    char msg[300];
+    snprintf(msg, sizeof msg, "(%d)%s", f->module, f->reason);
+    r->result = f->code;
+    tconn_reply(r->conn, r->seqno, r->cmd, f->code, msg);
+    treq_done(r);
+}
+
 /* ---------- auth (§6.2) ---------- */
 
-static void auth_finish(struct treq *r)
+static void auth_fail(struct treq *r, enum cmq_err e, const char *why)
 {
+    struct tconn *c = r->conn;
+    log_info("tcp_auth_failed", "peer=%s secret_id=%s client_id=%s reason=%s", c->peer,
+             r->f.m.tcp_auth.secret_id, r->f.m.tcp_auth.client_id, why);
+    treq_fail(r, e, NULL);
+}
+
+static void on_key(void *arg, const struct key_entry *key, const struct be_fault *f)
+{
+    struct treq *r = arg;
     struct tconn *c = r->conn;
     const cmqtcp_TcpAuth *a = &r->f.m.tcp_auth;
     c->auth_pending = 0;
-    if (c->closed)
-        goto out;
-    if (!c->key.exists) {
-        log_info("tcp_auth_failed", "peer=%s secret_id=%s reason=unknown_key", c->peer, a->secret_id);
-        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_SECRET_ID_NOT_EXIST, NULL);
-        goto out;
+    if (c->closed) {
+        treq_done(r);
+        return;
     }
-    if (!c->key.enabled) {
-        log_info("tcp_auth_failed", "peer=%s secret_id=%s reason=disabled_key", c->peer, a->secret_id);
-        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_SECRET_ID_STATUS, NULL);
-        goto out;
+    if (!key) {
+        log_info("tcp_auth_failed", "peer=%s secret_id=%s reason=key_lookup", c->peer, a->secret_id);
+        treq_fault(r, f);
+        return;
     }
-    enum sign_alg alg;
-    char want[SIGN_B64_MAX];
-    if (sign_alg_from_name(a->signature_method, &alg) != CMQ_OK) {
-        log_info("tcp_auth_failed", "peer=%s secret_id=%s reason=bad_method", c->peer, a->secret_id);
-        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_PARAM_ERROR, NULL);
-        goto out;
+    enum cmq_err e = be_key_refusal(key);
+    if (e != CMQERR_OK) {
+        auth_fail(r, e, key->exists ? "disabled_key" : "unknown_key");
+        return;
     }
-    if (sign_tcp_auth(a->client_id, a->secret_id, alg, c->key.secret_key, strlen(c->key.secret_key),
-                      want) != CMQ_OK) {
-        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_INTERNAL, NULL);
-        goto out;
+    e = be_auth_tcp(key, a->client_id, a->secret_id, a->signature_method, a->signature);
+    if (e != CMQERR_OK) {
+        auth_fail(r, e, e == CMQERR_PARAM_ERROR ? "bad_method" : "signature");
+        return;
     }
-    size_t wl = strlen(want);
-    if (strlen(a->signature) != wl || crypto_memcmp(want, a->signature, wl) != 0) {
-        log_info("tcp_auth_failed", "peer=%s secret_id=%s client_id=%s reason=signature", c->peer,
-                 a->secret_id, a->client_id);
-        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_AUTH_FAILED, NULL);
-        goto out;
-    }
+    c->key = *key;
     c->authed = 1;
     snprintf(c->client_id, sizeof c->client_id, "%s", a->client_id);
     log_info("tcp_auth", "peer=%s secret_id=%s client_id=%s appid=%llu", c->peer, a->secret_id,
              a->client_id, (unsigned long long)c->key.appid);
     tconn_reply(c, r->seqno, r->cmd, 0, NULL);
-out:
     treq_done(r);
-}
-
-static void on_key(void *arg, const struct rpc_result *res)
-{
-    struct treq *r = arg;
-    struct tconn *c = r->conn;
-    struct key_entry e = {0};
-    memcpy(e.secret_id, r->f.m.tcp_auth.secret_id, strlen(r->f.m.tcp_auth.secret_id) + 1);
-    if (res->status == CMQ_OK && res->msg) {
-        cmq_Key k = cmq_Key_init_zero;
-        if (rpc_pb_decode(cmq_Key_fields, &k, res->msg->body, res->msg->body_len) != CMQ_OK) {
-            c->auth_pending = 0;
-            tconn_reply_err(c, r->seqno, r->cmd, CMQERR_INTERNAL, NULL);
-            treq_done(r);
-            return;
-        }
-        e.exists = 1;
-        e.enabled = k.enabled;
-        e.restricted = k.restricted;
-        e.appid = k.appid;
-        snprintf(e.secret_key, sizeof e.secret_key, "%s", k.secret_key);
-        OPENSSL_cleanse(&k, sizeof k);
-    } else if (res->status == CMQ_EDENIED) {
-        e.exists = 1; /* disabled */
-    } else if (res->status != CMQ_ENOTFOUND && res->status != CMQ_EAUTH) {
-        c->auth_pending = 0;
-        tconn_reply_err(c, r->seqno, r->cmd, cmq_error_from_status(res->status), NULL);
-        treq_done(r);
-        return;
-    }
-    if (res->status == CMQ_OK || res->status == CMQ_ENOTFOUND)
-        keycache_put(c->srv->env.keys, &e, clock_mono_ms());
-    c->key = e;
-    OPENSSL_cleanse(&e, sizeof e);
-    auth_finish(r);
 }
 
 static void do_auth(struct treq *r)
@@ -315,39 +303,11 @@ static void do_auth(struct treq *r)
         return;
     }
     if (!r->f.m.has_tcp_auth) {
-        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_MISSING_PARAM, "tcp_auth");
-        treq_done(r);
-        return;
-    }
-    if (strlen(r->f.m.tcp_auth.secret_id) >= KEY_ID_MAX) {
-        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_SECRET_ID_NOT_EXIST, NULL);
-        treq_done(r);
+        treq_fail(r, CMQERR_MISSING_PARAM, "tcp_auth");
         return;
     }
     c->auth_pending = 1;
-    const struct key_entry *e = keycache_get(c->srv->env.keys, r->f.m.tcp_auth.secret_id,
-                                             clock_mono_ms());
-    if (e) {
-        c->key = *e;
-        auth_finish(r);
-        return;
-    }
-    cmq_KeyRequest kr = cmq_KeyRequest_init_zero;
-    memcpy(kr.secret_id, r->f.m.tcp_auth.secret_id, strlen(r->f.m.tcp_auth.secret_id) + 1);
-    uint8_t *body;
-    size_t len;
-    struct rpc_opts opts = {.timeout_ms = TCP_META_TIMEOUT_MS, .attempts = 2, .peer = -1};
-    int rc = rpc_pb_encode(cmq_KeyRequest_fields, &kr, &body, &len);
-    if (rc == CMQ_OK) {
-        rc = rpc_client_call(c->srv->env.metadata, cmq_MetaMsgType_META_MSG_KEY_GET_SECRET, body,
-                             len, &opts, on_key, r);
-        free(body);
-    }
-    if (rc != CMQ_OK) {
-        c->auth_pending = 0;
-        tconn_reply_err(c, r->seqno, r->cmd, cmq_error_from_status(rc), NULL);
-        treq_done(r);
-    }
+    be_key_lookup(c->srv->env.be, r->f.m.tcp_auth.secret_id, on_key, r);
 }
 
 /* ---------- dispatch ---------- */
@@ -419,31 +379,31 @@ static void acl_decided(struct treq *r, const struct acl_memo *m)
         run_op(r);
         return;
     }
-    tconn_reply_err(r->conn, r->seqno, r->cmd, cmq_error_from_status(CMQ_EDENIED), NULL);
-    treq_done(r);
+    treq_fail(r, (enum cmq_err)m->denial, NULL);
 }
 
-static void on_acl(void *arg, const struct rpc_result *res)
+static void on_acl(void *arg, int allowed, enum cmq_err denial, const char *reason,
+                   const struct be_fault *f)
 {
     struct treq *r = arg;
     struct tconn *c = r->conn;
-    cmq_AclCheckReply ar = cmq_AclCheckReply_init_zero;
-    if (res->status != CMQ_OK || !res->msg ||
-        rpc_pb_decode(cmq_AclCheckReply_fields, &ar, res->msg->body, res->msg->body_len) != CMQ_OK) {
-        tconn_reply_err(c, r->seqno, r->cmd,
-                        cmq_error_from_status(res->status == CMQ_OK ? CMQ_EINTERNAL : res->status), NULL);
+    if (c->closed) {
         treq_done(r);
+        return;
+    }
+    if (f) {
+        treq_fault(r, f);
         return;
     }
     int is_topic;
     const char *name = tcp_resource_of(r, &is_topic);
     struct acl_memo *m = &c->acl[c->acl_next++ % TCP_ACL_CACHE];
-    *m = (struct acl_memo){.cmd = r->cmd, .allowed = ar.allowed,
+    *m = (struct acl_memo){.cmd = r->cmd, .allowed = allowed, .denial = (int)denial,
                            .until_ms = clock_mono_ms() + TCP_ACL_TTL_MS};
     snprintf(m->name, sizeof m->name, "%s", name ? name : "");
-    if (!ar.allowed)
+    if (!allowed)
         log_info("tcp_denied", "peer=%s secret_id=%s action=%s resource=%s reason=\"%s\"", c->peer,
-                 c->key.secret_id, action_name(tcp_action_of(r->cmd)), m->name, ar.reason);
+                 c->key.secret_id, action_name(tcp_action_of(r->cmd)), m->name, reason);
     acl_decided(r, m);
 }
 
@@ -461,24 +421,8 @@ static void authorise(struct treq *r)
         acl_decided(r, m);
         return;
     }
-    cmq_AclCheckRequest q = cmq_AclCheckRequest_init_zero;
-    snprintf(q.secret_id, sizeof q.secret_id, "%s", c->key.secret_id);
-    snprintf(q.action, sizeof q.action, "%s", action_name(tcp_action_of(r->cmd)));
-    snprintf(q.resource_type, sizeof q.resource_type, "%s", is_topic ? "topic" : "queue");
-    snprintf(q.resource_name, sizeof q.resource_name, "%s", name);
-    uint8_t *body;
-    size_t len;
-    struct rpc_opts opts = {.timeout_ms = TCP_META_TIMEOUT_MS, .attempts = 2, .peer = -1};
-    int rc = rpc_pb_encode(cmq_AclCheckRequest_fields, &q, &body, &len);
-    if (rc == CMQ_OK) {
-        rc = rpc_client_call(c->srv->env.metadata, cmq_MetaMsgType_META_MSG_ACL_CHECK, body, len,
-                             &opts, on_acl, r);
-        free(body);
-    }
-    if (rc != CMQ_OK) {
-        tconn_reply_err(c, r->seqno, r->cmd, cmq_error_from_status(rc), NULL);
-        treq_done(r);
-    }
+    be_acl_check(c->srv->env.be, c->key.secret_id, tcp_action_of(r->cmd),
+                 is_topic ? "topic" : "queue", name, on_acl, r);
 }
 
 static void handle_frame(struct tconn *c, const uint8_t *payload, size_t len, const cmqtcp_TcpHead *h)
@@ -520,8 +464,7 @@ static void handle_frame(struct tconn *c, const uint8_t *payload, size_t len, co
         /* The head decoded, so the request can be answered (§13). */
         log_info("tcp_bad_body", "peer=%s seqno=%lld cmd=%d", c->peer, (long long)h->seqno,
                  (int)h->cmd);
-        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_INVALID_REQUEST, NULL);
-        treq_done(r);
+        treq_fail(r, CMQERR_INVALID_REQUEST, NULL);
         return;
     }
     switch (h->cmd) {
@@ -536,8 +479,7 @@ static void handle_frame(struct tconn *c, const uint8_t *payload, size_t len, co
     case cmqtcp_Cmd_CMD_BATCH_PUBLISH_MSG:
     case cmqtcp_Cmd_CMD_TRANSACTION_CONFIRM: authorise(r); return;
     default:
-        tconn_reply_err(c, r->seqno, r->cmd, CMQERR_INVALID_REQUEST, NULL);
-        treq_done(r);
+        treq_fail(r, CMQERR_INVALID_REQUEST, NULL);
     }
 }
 

@@ -2,9 +2,8 @@
  * (shared/spec/cmq-tcp-protocol.md; docs/tcp-protocol.md says what is
  * implemented and what was chosen where the spec leaves it open).
  *
- * One tcp_server runs on one h2o event loop, with that loop's clients to
- * metadata and storage and its caches (all borrowed): the gateway opens one
- * per loop.  The first binds the listening socket (a taken port fails with
+ * One tcp_server runs on one h2o event loop, with that loop's back end
+ * (borrowed): the gateway opens one per loop.  The first binds the listening socket (a taken port fails with
  * CMQ_EBUSY); the others accept on dup()s of it.
  *
  * A connection authenticates with its first request (§6.2), then pipelines
@@ -23,20 +22,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct keycache;
-struct qcache;
-struct rpc_client;
+struct be_loop;
 struct rpc_call;
 
-/* What a loop lends its TCP listener (all borrowed, outliving the server). */
+/* What a loop lends its TCP listener (all borrowed, outliving the server):
+ * its event loop and its back end (services/gateway/backend/backend.h),
+ * which serves every request and counts them in /metrics. */
 struct tcp_env {
     h2o_evloop_t *loop;
-    struct rpc_client *metadata;
-    struct rpc_client *storage;
-    struct keycache *keys;
-    struct qcache *queues;
-    signed char *partition_peer; /* last storage peer per partition id */
-    size_t n_partition_peer;
+    struct be_loop *be;
 };
 
 struct tcp_limits {

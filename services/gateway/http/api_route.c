@@ -1,4 +1,4 @@
-/* tcp_route.c: QueryQueueRoute / QueryTopicRoute (cmq-tcp-protocol.md §5),
+/* api_route.c: QueryQueueRoute / QueryTopicRoute (cmq-tcp-protocol.md §5),
  * the HTTP "name server" the TCP SDK asks for TCP access addresses.  They
  * run through the normal API pipeline (signature §5.3 = the CMQ API's, ACL
  * for restricted keys) and answer {"code":0,"message":"","requestId":...,
