@@ -22,7 +22,12 @@
 #define API_JSON_MAX (4u << 20)
 #define API_META_TIMEOUT_MS 3000
 
-struct api;
+/* One loop's HTTP front end (http_server.c). */
+struct api {
+    struct gateway *gw;
+    uint64_t seq;
+    unsigned boot_tag;
+};
 
 /* Per-request state (gw_call_data of an API call). */
 struct api_call {

@@ -237,50 +237,6 @@ static void on_done(void *arg, const struct be_result *r)
 
 /* ---------- building the requests ---------- */
 
-int api_read_bodies(struct gw_call *c, bool single, int64_t max_msg_size,
-                    struct param_value bodies[CMQ_BATCH_MAX], size_t *n, size_t *total)
-{
-    struct api_call *a = gw_call_data(c);
-    struct cmq_fault f = {0};
-    int rc;
-    *n = 0;
-    *total = 0;
-    if (single) {
-        const char *v;
-        size_t len;
-        rc = params_get_str(a->params, "msgBody", SIZE_MAX, &v, &len, &f);
-        if (rc == CMQ_ENOTFOUND) {
-            api_reply_err(c, CMQERR_MSG_BODY_EMPTY, NULL);
-            return -1;
-        }
-        if (rc != CMQ_OK) {
-            api_reply_fault(c, &f);
-            return -1;
-        }
-        bodies[(*n)++] = (struct param_value){v, len};
-    } else if ((rc = params_get_list(a->params, "msgBody", CMQ_BATCH_MAX, 0, bodies, n, &f)) !=
-               CMQ_OK) {
-        api_reply_fault(c, &f);
-        return -1;
-    }
-    for (size_t i = 0; i < *n; i++) {
-        if (bodies[i].len == 0) {
-            api_reply_err(c, CMQERR_MSG_BODY_EMPTY, NULL);
-            return -1;
-        }
-        if ((int64_t)bodies[i].len > max_msg_size) {
-            api_reply_err(c, CMQERR_MSG_TOO_BIG, NULL);
-            return -1;
-        }
-        *total += bodies[i].len;
-    }
-    if (*total > CMQ_BATCH_BYTES_MAX) {
-        api_reply_err(c, CMQERR_BATCH_TOO_BIG, NULL);
-        return -1;
-    }
-    return 0;
-}
-
 static void do_send(struct gw_call *c, const cmq_QueueInfo *qi)
 {
     struct api_call *a = gw_call_data(c);

@@ -153,6 +153,73 @@ void api_topic_drop_after_meta(struct gw_call *c, const void *topic_info, struct
     free(buf);
 }
 
+/* ---------- GetTopicAttributes / GetSubscriptionAttributes answers ---------- */
+
+void api_write_topic_attrs(struct gw_call *c, const void *topic_info, uint64_t msg_count)
+{
+    const cmq_TopicInfo t = *(const cmq_TopicInfo *)topic_info;
+    struct json *j = api_begin_ok(c);
+    if (!j)
+        return;
+    json_kv_int(j, "msgCount", (int64_t)msg_count);
+    json_kv_int(j, "maxMsgSize", t.max_msg_size);
+    json_kv_int(j, "msgRetentionSeconds", t.msg_retention_seconds);
+    json_kv_int(j, "createTime", (int64_t)t.create_time);
+    json_kv_int(j, "lastModifyTime", (int64_t)t.last_modify_time);
+    json_kv_int(j, "filterType", t.filter_type);
+    json_kv_int(j, "LoggingEnabled", 0);
+    api_finish_ok(c, j);
+}
+
+static void write_str_array(struct json *j, const char *key, const char *vals, size_t stride,
+                            pb_size_t n)
+{
+    json_key(j, key);
+    json_arr_begin(j);
+    for (pb_size_t i = 0; i < n; i++)
+        json_cstr(j, vals + i * stride);
+    json_arr_end(j);
+}
+
+/* Extension keys (docs/http-api.md): the delivery state of the
+ * subscription as its topic's leader holds it. */
+void api_write_sub_attrs(struct gw_call *c, const void *sub_info, const void *stats)
+{
+    const cmq_SubInfo *sp = sub_info;
+    const cmq_SubInfo s = *sp;
+    cmq_TopicStatsReply st = cmq_TopicStatsReply_init_zero;
+    if (stats)
+        st = *(const cmq_TopicStatsReply *)stats;
+    struct json *j = api_begin_ok(c);
+    if (!j)
+        return;
+    char owner[24];
+    snprintf(owner, sizeof owner, "%" PRIu64, s.appid);
+    json_kv_cstr(j, "topicOwner", owner);
+    json_kv_int(j, "msgCount", (int64_t)st.sub_msg_count);
+    json_kv_int(j, "retryingMsgNum", st.retrying);
+    json_kv_int(j, "maxAttempts", st.max_attempts);
+    json_kv_int(j, "nextAttemptTime", (int64_t)(st.next_attempt_ms / 1000));
+    json_kv_int(j, "deliveredMsgNum", (int64_t)st.delivered);
+    json_kv_int(j, "droppedMsgNum", (int64_t)st.dropped);
+    json_kv_int(j, "deadLetteredMsgNum", (int64_t)st.dead_lettered);
+    json_kv_cstr(j, "protocol", s.protocol);
+    json_kv_cstr(j, "protocal", s.protocol);
+    json_kv_cstr(j, "endpoint", s.endpoint);
+    json_kv_cstr(j, "notifyStrategy", s.notify_strategy);
+    json_kv_cstr(j, "notifyContentFormat", s.notify_content_format);
+    write_str_array(j, "filterTag", &s.filter_tags[0][0], sizeof s.filter_tags[0],
+                    s.filter_tags_count);
+    write_str_array(j, "filterTags", &s.filter_tags[0][0], sizeof s.filter_tags[0],
+                    s.filter_tags_count);
+    write_str_array(j, "bindingKey", &s.binding_keys[0][0], sizeof s.binding_keys[0],
+                    s.binding_keys_count);
+    json_kv_cstr(j, "deadLetterQueueName", s.dead_letter_queue);
+    json_kv_int(j, "createTime", (int64_t)s.create_time);
+    json_kv_int(j, "lastModifyTime", (int64_t)s.last_modify_time);
+    api_finish_ok(c, j);
+}
+
 /* ---------- answers ---------- */
 
 static void answer_stats(struct gw_call *c, int status, const struct rpc_msg *msg);

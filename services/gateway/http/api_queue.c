@@ -70,20 +70,6 @@ static int dead_letter_from_params(struct gw_call *c, cmq_QueueRequest *q, int s
     return 0;
 }
 
-void api_write_dead_letter_policy(struct json *j, const cmq_QueueInfo *qi)
-{
-    if (!qi->has_dead_letter_policy)
-        return;
-    const cmq_DeadLetterPolicy *p = &qi->dead_letter_policy;
-    char text[512];
-    size_t n = dlq_policy_format(p->dead_letter_queue_id[0] ? p->dead_letter_queue_id
-                                                             : p->dead_letter_queue,
-                                 p->policy, p->max_receive_count, p->max_time_to_live, text,
-                                 sizeof text);
-    if (n)
-        json_kv_str(j, "deadLetterPolicy", text, n);
-}
-
 static void write_queue_attrs(struct json *j, const cmq_QueueInfo *qi)
 {
     json_kv_int(j, "maxMsgHeapNum", qi->max_msg_heap_num);

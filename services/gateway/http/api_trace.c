@@ -21,28 +21,6 @@
 #include <stdio.h>
 #include <string.h>
 
-void api_client_addr(struct gw_call *c, char *out, size_t cap)
-{
-    out[0] = 0;
-    h2o_req_t *req = gw_call_req(c);
-    if (!req || !req->conn || !req->conn->callbacks || !req->conn->callbacks->get_peername)
-        return;
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    if (req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) == 0)
-        return;
-    char ip[INET6_ADDRSTRLEN] = "";
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-        snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
-    } else if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-        snprintf(out, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
-    }
-}
-
 int api_trace_request(struct gw_call *c, uint64_t queue_num, uint32_t partition, void *req)
 {
     struct api_call *a = gw_call_data(c);

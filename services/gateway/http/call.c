@@ -135,3 +135,8 @@ int gw_call_backend(struct gw_call *c, int backend, uint32_t type, const pb_msgd
     free(body);
     return rc;
 }
+
+struct gateway *gw_call_loop_of(h2o_req_t *req)
+{
+    return H2O_STRUCT_FROM_MEMBER(struct gateway, ctx, req->conn->ctx);
+}

@@ -19,6 +19,9 @@
 
 struct gw_call;
 
+/* The loop serving `req` (the loop whose h2o context accepted it). */
+struct gateway *gw_call_loop_of(h2o_req_t *req);
+
 /* Starts a call for `req` with `data_size` zeroed bytes for the handler
  * (gw_call_data).  Returns NULL when out of memory. */
 struct gw_call *gw_call_begin(struct gateway *gw, h2o_req_t *req, size_t data_size);

@@ -95,6 +95,12 @@ struct treq {
     char queue[130];      /* queue operations: the queue's name (tcp_txn.c) */
 };
 
+/* tcp_conn.c: a connection's last reference frees it (and a closing server
+ * once it has no connection left); close once the queued frames are written. */
+void conn_unref(struct tconn *c);
+void server_maybe_free(struct tcp_server *s);
+void close_when_flushed(struct tconn *c, const char *why);
+
 struct treq *treq_new(struct tconn *c, const uint8_t *payload, size_t len, const cmqtcp_TcpHead *h);
 /* Counts the request in /metrics, frees it and drops its hold on the
  * connection. */
