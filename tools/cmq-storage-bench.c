@@ -1,6 +1,6 @@
 /* cmq-storage-bench: appends/s and receive+delete/s through a real storage
  * cluster, speaking the storage protocol (proto/storage.proto) over ZeroMQ
- * directly, like the gateway does (services/gateway/api_msg.c), so the
+ * directly, like the gateway does (services/gateway/backend/be_storage.c), so the
  * figures are the storage layer's: Raft replication to a majority, group
  * commit fsyncs, the queue state machine, and reading bodies back from the
  * segments.

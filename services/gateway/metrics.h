@@ -18,7 +18,7 @@
  *   the TCP `result`; auth is action "none")
  *   cmq_gateway_inflight_requests, cmq_gateway_long_polls (receives waiting
  *   with pollingWaitSeconds > 0), cmq_gateway_send_appends_total and
- *   cmq_gateway_sends_coalesced_total (coalescing, api_msg.c), the same two
+ *   cmq_gateway_sends_coalesced_total (coalescing, backend/be_storage.c), the same two
  *   for deletes, cmq_gateway_send_requests_total and
  *   cmq_gateway_send_storage_requests_total (client send requests, HTTP and
  *   TCP, and the SendRequests they became: their ratio is the coalescing

@@ -75,7 +75,7 @@ static void dispatch(struct gw_call *c)
     case CMQ_ACTION_CLEAR_SUBSCRIPTION_FILTER_TAGS: api_do_clear_filter_tags(c); return;
     case CMQ_ACTION_LIST_SUBSCRIPTION_BY_TOPIC: api_do_list_subscriptions(c); return;
     case CMQ_ACTION_QUERY_QUEUE_ROUTE:
-    case CMQ_ACTION_QUERY_TOPIC_ROUTE: api_do_query_route(c); return; /* tcp/tcp_route.c */
+    case CMQ_ACTION_QUERY_TOPIC_ROUTE: api_do_query_route(c); return; /* api_route.c */
     case CMQ_ACTION_PUBLISH_MESSAGE:
     case CMQ_ACTION_BATCH_PUBLISH_MESSAGE: api_do_publish(c); return;
     default: {

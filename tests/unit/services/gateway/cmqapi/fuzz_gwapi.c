@@ -1,8 +1,8 @@
 /* fuzz_gwapi.c: libFuzzer entry point over fuzz_one.h (clang only; built on
  * demand, not by default):
  *   CC=clang meson setup build-fuzz -Dsanitize=true
- *   ninja -C build-fuzz tests/unit/gateway/fuzz_gwapi
- *   ./build-fuzz/tests/unit/gateway/fuzz_gwapi tests/unit/gateway/corpus
+ *   ninja -C build-fuzz tests/unit/services/gateway/cmqapi/fuzz_gwapi
+ *   ./build-fuzz/tests/unit/services/gateway/cmqapi/fuzz_gwapi tests/unit/services/gateway/cmqapi/corpus
  * New crashers go into corpus/ (named bad-*, unsigned-* or any-*) so that
  * test_corpus.c replays them in every test run. */
 #include <stddef.h>

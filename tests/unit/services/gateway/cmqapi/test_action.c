@@ -1,4 +1,4 @@
-/* test_action.c: services/gateway/api/action.c: every action of §6-§8,
+/* test_action.c: services/gateway/cmqapi/action.c: every action of §6-§8,
  * matched case-insensitively (§3, §13.1). */
 #include <criterion/criterion.h>
 #include <stdio.h>

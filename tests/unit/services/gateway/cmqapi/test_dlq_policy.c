@@ -1,4 +1,4 @@
-/* test_dlq_policy.c: services/gateway/api/dlq_policy.c, the deadLetterPolicy
+/* test_dlq_policy.c: services/gateway/cmqapi/dlq_policy.c, the deadLetterPolicy
  * JSON reader (spec §6): the four keys, integers as numbers or quoted, JSON
  * escapes, skipped unknown members, and every malformed or oversized input
  * refused with the spec's code naming the parameter. */

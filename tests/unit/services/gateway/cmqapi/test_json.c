@@ -1,4 +1,4 @@
-/* test_json.c: services/gateway/api/json.c: structure, RFC 8259 escaping,
+/* test_json.c: services/gateway/cmqapi/json.c: structure, RFC 8259 escaping,
  * the invalid-UTF-8 policy, the hard cap, and the §13.4 key types. */
 #include <criterion/criterion.h>
 #include <stdio.h>

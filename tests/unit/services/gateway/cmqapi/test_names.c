@@ -1,4 +1,4 @@
-/* test_names.c: services/gateway/api/names.c: the §5.1 name rule, case
+/* test_names.c: services/gateway/cmqapi/names.c: the §5.1 name rule, case
  * folding, tags, routing keys, endpoints and subscription enums (§7.6, §8.1). */
 #include <criterion/criterion.h>
 #include <stdio.h>

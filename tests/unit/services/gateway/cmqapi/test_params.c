@@ -1,4 +1,4 @@
-/* test_params.c: services/gateway/api/params.c: form decoding (§2.2), the
+/* test_params.c: services/gateway/cmqapi/params.c: form decoding (§2.2), the
  * duplicate rule, bounds, typed getters and indexed lists (§5.2, §5.3). */
 #include <criterion/criterion.h>
 #include <stdio.h>

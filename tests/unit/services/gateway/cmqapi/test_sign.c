@@ -1,4 +1,4 @@
-/* test_sign.c: services/gateway/api/sign.c against spec §4.
+/* test_sign.c: services/gateway/cmqapi/sign.c against spec §4.
  *
  * Every worked example of §4.3 is checked byte for byte: the string to sign
  * and the signature, from parameters added one by one and from the raw body

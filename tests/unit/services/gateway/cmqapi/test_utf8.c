@@ -1,4 +1,4 @@
-/* test_utf8.c: services/gateway/api/utf8.c against the well-formed byte
+/* test_utf8.c: services/gateway/cmqapi/utf8.c against the well-formed byte
  * sequences of the Unicode Standard, Table 3-7, at every boundary. */
 #include <criterion/criterion.h>
 #include <stdio.h>
