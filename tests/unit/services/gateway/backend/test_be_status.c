@@ -44,18 +44,14 @@ Test(be_status, rows_and_denials)
     cr_assert_eq(be_row_find(4440, 10100), CMQERR_QUEUE_NOT_EXIST);
     cr_assert_eq(be_row_find(4440, 10600), CMQERR_TOPIC_NOT_EXIST);
     cr_assert_eq(be_row_find(1234, 0), CMQERR_COUNT_);
-    cr_assert_eq(be_denial_row(0, 0), CMQERR_NO_CAM_AUTH);
-    cr_assert_eq(be_denial_row(9999, 1), CMQERR_NO_CAM_AUTH);
-    cr_assert_eq(be_denial_row(4440, 10100), CMQERR_QUEUE_NOT_EXIST);
+    cr_assert_eq(be_denial_row(), CMQERR_NO_CAM_AUTH);
 }
 
-static struct rpc_msg meta_error(int code, int module, const char *reason, const char *param,
-                                 uint8_t **buf)
+static struct rpc_msg meta_error(int row, const char *param, uint8_t **buf)
 {
     cmq_MetaError me = cmq_MetaError_init_zero;
-    me.cmq_code = code;
-    me.cmq_module = module;
-    snprintf(me.reason, sizeof me.reason, "%s", reason);
+    me.row = (cmq_MetaRow)row;
+    snprintf(me.reason, sizeof me.reason, "why");
     snprintf(me.param, sizeof me.param, "%s", param);
     size_t len;
     cr_assert_eq(rpc_pb_encode(cmq_MetaError_fields, &me, buf, &len), CMQ_OK);
@@ -70,23 +66,24 @@ Test(be_status, metadata_faults)
 {
     struct be_fault f;
     uint8_t *buf;
-    struct rpc_msg m = meta_error(4440, 10100, "no queue", "", &buf);
+    struct rpc_msg m = meta_error(cmq_MetaRow_META_ROW_QUEUE_NOT_EXIST, "", &buf);
     be_meta_fault(CMQ_ENOTFOUND, &m, CMQERR_COUNT_, &f);
     cr_assert_eq(f.err, CMQERR_QUEUE_NOT_EXIST);
     free(buf);
-    m = meta_error(4000, 10350, "too long", "queueName", &buf);
+    m = meta_error(cmq_MetaRow_META_ROW_TOPIC_NOT_EXIST, "", &buf); /* the row, not the status's */
+    be_meta_fault(CMQ_ENOTFOUND, &m, CMQERR_QUEUE_NOT_EXIST, &f);
+    cr_assert_eq(f.err, CMQERR_TOPIC_NOT_EXIST);
+    free(buf);
+    m = meta_error(cmq_MetaRow_META_ROW_PARAM_RANGE, "queueName", &buf);
     be_meta_fault(CMQ_EINVAL, &m, CMQERR_COUNT_, &f);
     cr_assert_eq(f.err, CMQERR_PARAM_RANGE);
     cr_assert_str_eq(f.arg, "queueName");
     free(buf);
-    m = meta_error(4999, 10999, "odd", "", &buf); /* not in the table: answered as named */
-    be_meta_fault(CMQ_EINVAL, &m, CMQERR_COUNT_, &f);
-    cr_assert_eq(f.err, CMQERR_COUNT_);
-    cr_assert_eq(f.code, 4999);
-    cr_assert_eq(f.module, 10999);
-    cr_assert_str_eq(f.reason, "odd");
+    /* no row named: the fallback row for "not found", else the status's row */
+    m = meta_error(cmq_MetaRow_META_ROW_DEFAULT, "", &buf);
+    be_meta_fault(CMQ_ENOTFOUND, &m, CMQERR_TOPIC_NOT_EXIST, &f);
+    cr_assert_eq(f.err, CMQERR_TOPIC_NOT_EXIST);
     free(buf);
-    /* no MetaError: the fallback row for "not found", else the status's row */
     be_meta_fault(CMQ_ENOTFOUND, NULL, CMQERR_TOPIC_NOT_EXIST, &f);
     cr_assert_eq(f.err, CMQERR_TOPIC_NOT_EXIST);
     be_meta_fault(CMQ_ETIMEDOUT, NULL, CMQERR_TOPIC_NOT_EXIST, &f);
