@@ -3,9 +3,10 @@
  * Topics are kept in an array sorted by id, subscriptions of a topic in an
  * array sorted by sub_id, retries of a subscription in an array sorted by
  * msg id: every iteration is in id order (determinism), lookups are binary
- * searches.  Publish entries are parsed in place (bodies are nanopb
- * callbacks that may exceed this nanopb build's 64 KiB field limit); the
- * other topic commands are small and decoded with nanopb.
+ * searches.  Entries are peeked with the one StorageCommand codec
+ * (cmdcodec.h); Publish members are parsed in place with pbwire.h (bodies
+ * may exceed this nanopb build's 64 KiB field limit); the other topic
+ * commands are small and decoded with nanopb.
  */
 #include "tsm.h"
 
