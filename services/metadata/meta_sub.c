@@ -494,8 +494,10 @@ fail:
     return st;
 }
 
-int meta_sub_delete(struct meta_store *s, const cmq_SubNameRequest *req, cmq_SubInfo *out,
-                    struct meta_err *e)
+/* Unsubscribe (the row goes) or ClearSubscriptionFilterTags (its tags go),
+ * in one transaction; `out` is the subscription as it was, or as it is. */
+static int sub_change(struct meta_store *s, const cmq_SubNameRequest *req, int clear_tags,
+                      cmq_SubInfo *out, struct meta_err *e)
 {
     int st = meta_tx_begin(s, e);
     if (st != CMQ_OK)
@@ -505,50 +507,40 @@ int meta_sub_delete(struct meta_store *s, const cmq_SubNameRequest *req, cmq_Sub
     if ((st = sub_locate(s, req->appid, req->topic_name, req->subscription_name, out, &row, &t,
                          e)) != CMQ_OK)
         goto fail;
-    sqlite3_stmt *q = meta_prepare(s, "DELETE FROM subscriptions WHERE id = ?");
+    if (clear_tags && sub_lists_write(s, row, 1, NULL, 0) != CMQ_OK)
+        goto db;
+    sqlite3_stmt *q =
+        clear_tags ? meta_prepare(s, "UPDATE subscriptions SET modified_ms = ?1 WHERE id = ?2")
+                   : meta_prepare(s, "DELETE FROM subscriptions WHERE id = ?2");
     if (!q)
         goto db;
-    sqlite3_bind_int64(q, 1, row);
+    if (clear_tags)
+        sqlite3_bind_int64(q, 1, (int64_t)meta_now_ms(s));
+    sqlite3_bind_int64(q, 2, row);
     if (meta_exec_step(q) != SQLITE_DONE)
         goto db;
-    event_sub(s, "subscription.deleted", out, t.partition_id);
+    if (clear_tags && (st = meta_sub_get(s, req, out, e)) != CMQ_OK)
+        goto fail;
+    event_sub(s, clear_tags ? "subscription.updated" : "subscription.deleted", out,
+              t.partition_id);
     return meta_tx_commit(s, e);
 db:
-    st = meta_db_fail(s, e, "unsubscribe");
+    st = meta_db_fail(s, e, clear_tags ? "clear filter tags" : "unsubscribe");
 fail:
     meta_tx_rollback(s);
     return st;
 }
 
+int meta_sub_delete(struct meta_store *s, const cmq_SubNameRequest *req, cmq_SubInfo *out,
+                    struct meta_err *e)
+{
+    return sub_change(s, req, 0, out, e);
+}
+
 int meta_sub_clear_tags(struct meta_store *s, const cmq_SubNameRequest *req, cmq_SubInfo *out,
                         struct meta_err *e)
 {
-    int st = meta_tx_begin(s, e);
-    if (st != CMQ_OK)
-        return st;
-    cmq_TopicInfo t;
-    int64_t row;
-    if ((st = sub_locate(s, req->appid, req->topic_name, req->subscription_name, out, &row, &t,
-                         e)) != CMQ_OK)
-        goto fail;
-    if (sub_lists_write(s, row, 1, NULL, 0) != CMQ_OK)
-        goto db;
-    sqlite3_stmt *q = meta_prepare(s, "UPDATE subscriptions SET modified_ms = ? WHERE id = ?");
-    if (!q)
-        goto db;
-    sqlite3_bind_int64(q, 1, (int64_t)meta_now_ms(s));
-    sqlite3_bind_int64(q, 2, row);
-    if (meta_exec_step(q) != SQLITE_DONE)
-        goto db;
-    if ((st = meta_sub_get(s, req, out, e)) != CMQ_OK)
-        goto fail;
-    event_sub(s, "subscription.updated", out, t.partition_id);
-    return meta_tx_commit(s, e);
-db:
-    st = meta_db_fail(s, e, "clear filter tags");
-fail:
-    meta_tx_rollback(s);
-    return st;
+    return sub_change(s, req, 1, out, e);
 }
 
 int meta_sub_list(struct meta_store *s, const cmq_ListRequest *req, cmq_SubList *out,
