@@ -1,6 +1,7 @@
 /* host.c: the partition host: apply dispatch, snapshot image framing, the
  * tick and request routing over the feature modules; see host.h. */
 #include "host.h"
+#include "cmdcodec.h"
 #include "dlq.h"
 #include "forward.h"
 #include "queues.h"
@@ -75,11 +76,14 @@ int host_apply(void *arg, struct partition *p, const struct raft_entry *e, void 
     if (h->sm_status)
         return h->sm_status; /* failed: apply nothing more until repaired */
     res->skip_bodies = !partition_is_leader(p); /* only the leader answers receives */
-    if (topics_owns(e)) { /* the queue machine sees an empty entry (keeps its index) */
+    struct cmdcodec_view v; /* the entry is peeked once, here, and routed by its kind */
+    bool peeked = e->len && cmdcodec_peek(e->data, e->len, &v);
+    if (peeked && cmdcodec_is_topic(v.kind)) { /* the queue machine sees an empty entry
+                                                   (keeps its index) */
         qsm_apply(h->qsm, e->index, e->term, NULL, 0, res);
-        return topics_apply(h, e);
+        return topics_apply(h, e, &v);
     }
-    int st = queues_apply(h, e);
+    int st = queues_apply(h, e, peeked ? &v : NULL);
     if (!partition_is_leader(p))
         return st;
     if (res->n_dlq)

@@ -314,6 +314,12 @@ void qsm_destroy(struct qsm *q);
  * CMQ_EINVAL, CMQ_ESTALE, CMQ_EEMPTY, ...) or the failed state's status. */
 int qsm_apply(struct qsm *q, uint64_t index, uint64_t term, const uint8_t *cmd, size_t len,
               struct qsm_result *res);
+/* The same for an entry its caller has peeked already: `v` is cmdcodec_peek's
+ * view of cmd (cmdcodec.h, borrowed for the call), or NULL (then qsm peeks
+ * it), so a host that routes entries by their kind parses each one once. */
+struct cmdcodec_view;
+int qsm_apply_peeked(struct qsm *q, uint64_t index, uint64_t term, const uint8_t *cmd, size_t len,
+                     const struct cmdcodec_view *v, struct qsm_result *res);
 
 /* ---- read-only queries (leader, no log entry) ---- */
 

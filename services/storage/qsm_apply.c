@@ -199,6 +199,12 @@ static int cmd_set(struct qsm *q, const cmq_StorageSetQueueAttributesRequest *c,
 int qsm_apply(struct qsm *q, uint64_t index, uint64_t term, const uint8_t *cmd, size_t len,
               struct qsm_result *res)
 {
+    return qsm_apply_peeked(q, index, term, cmd, len, NULL, res);
+}
+
+int qsm_apply_peeked(struct qsm *q, uint64_t index, uint64_t term, const uint8_t *cmd, size_t len,
+                     const struct cmdcodec_view *pv, struct qsm_result *res)
+{
     bool skip = res->skip_bodies;
     memset(res, 0, sizeof *res);
     res->skip_bodies = skip;
@@ -209,16 +215,17 @@ int qsm_apply(struct qsm *q, uint64_t index, uint64_t term, const uint8_t *cmd, 
     q->applied_term = term;
     if (len == 0)
         return res->status = CMQ_OK;
-    struct cmdcodec_view v;
-    if (!cmdcodec_peek(cmd, len, &v))
+    struct cmdcodec_view own;
+    const struct cmdcodec_view *v = pv ? pv : &own;
+    if (!pv && !cmdcodec_peek(cmd, len, &own))
         return res->status = CMQ_EINVAL;
     cmq_StorageCommand *c = q->cmd;
-    if (v.kind == cmq_StorageCommand_send_tag) {
-        if (!qsm_parse_send(v.member, v.member_len, &q->send))
+    if (v->kind == cmq_StorageCommand_send_tag) {
+        if (!qsm_parse_send(v->member, v->member_len, &q->send))
             return res->status = CMQ_EINVAL;
         memset(c, 0, sizeof *c);
         c->which_cmd = cmq_StorageCommand_send_tag;
-        c->leader_ms = v.leader_ms;
+        c->leader_ms = v->leader_ms;
     } else if (!qsm_decode_cmd(cmd, len, c)) {
         return res->status = CMQ_EINVAL;
     }

@@ -365,9 +365,9 @@ void queues_detach(struct hosted *h)
 
 /* ---------- apply ---------- */
 
-int queues_apply(struct hosted *h, const struct raft_entry *e)
+int queues_apply(struct hosted *h, const struct raft_entry *e, const struct cmdcodec_view *v)
 {
-    int st = qsm_apply(h->qsm, e->index, e->term, e->data, e->len, &h->res);
+    int st = qsm_apply_peeked(h->qsm, e->index, e->term, e->data, e->len, v, &h->res);
     if (st == CMQ_ECORRUPT || st == CMQ_EIO || st == CMQ_ENOSPC || st == CMQ_EINTERNAL)
         hosted_failed(h, st); /* latched (qsm.h invariant 3): step aside, repair */
     if (st != CMQ_OK && st != CMQ_EEMPTY && st != CMQ_ENOTFOUND && st != CMQ_ESTALE &&

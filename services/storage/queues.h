@@ -26,7 +26,8 @@ void queues_detach(struct hosted *h);
 /* Applies a committed queue entry to h's state machine (the result in
  * h->res, reset by the host); a failed state machine is latched
  * (hosted_failed).  Returns qsm_apply's status. */
-int queues_apply(struct hosted *h, const struct raft_entry *e);
+struct cmdcodec_view;
+int queues_apply(struct hosted *h, const struct raft_entry *e, const struct cmdcodec_view *v);
 /* Proposes the receives parked on `h` (for `queue_id`, or every queue when
  * 0) that would now find a message.  Safe inside apply. */
 void queues_wake(struct hosted *h, uint64_t queue_id);

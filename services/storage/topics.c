@@ -142,16 +142,11 @@ void topics_detach(struct hosted *h)
     h->tsm = NULL;
 }
 
-bool topics_owns(const struct raft_entry *e)
-{
-    return e->len && tsm_is_command(e->data, e->len);
-}
-
 static void kick(struct node *n);
 
-int topics_apply(struct hosted *h, const struct raft_entry *e)
+int topics_apply(struct hosted *h, const struct raft_entry *e, const struct cmdcodec_view *v)
 {
-    int rc = tsm_apply(h->tsm, e->index, e->data, e->len);
+    int rc = tsm_apply_peeked(h->tsm, e->index, e->data, e->len, v);
     if (rc != CMQ_OK && rc != CMQ_ENOTFOUND)
         log_warn("topic_apply_refused", "partition=%u index=%" PRIu64 " status=%s", h->id,
                  e->index, status_name(rc));

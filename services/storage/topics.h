@@ -26,9 +26,10 @@
 
 int topics_attach(struct hosted *h);
 void topics_detach(struct hosted *h);
-/* Whether the committed entry is a topic command; then topics_apply runs it. */
-bool topics_owns(const struct raft_entry *e);
-int topics_apply(struct hosted *h, const struct raft_entry *e);
+/* Applies a committed topic command (cmdcodec_is_topic(v->kind)); `v` is the
+ * host's peek of the entry (borrowed, NULL: tsm peeks it). */
+struct cmdcodec_view;
+int topics_apply(struct hosted *h, const struct raft_entry *e, const struct cmdcodec_view *v);
 /* 1 when the request was a topic request (answered or kept), else 0. */
 int topics_handle(struct node *n, struct rpc_call *call);
 /* Every raft tick: starts due deliveries. */

@@ -41,12 +41,6 @@ void tsm_set_tracer(struct tsm *t, const struct qsm_tracer *tr)
 /* ---------- wire: the command is peeked by cmdcodec.h, a Publish member is
  * parsed in place with pbwire.h (generated cmq_*_tag field numbers) ---------- */
 
-bool tsm_is_command(const uint8_t *cmd, size_t len)
-{
-    struct cmdcodec_view v;
-    return cmdcodec_peek(cmd, len, &v) && cmdcodec_is_topic(v.kind);
-}
-
 static bool copy_str(char *dst, size_t cap, const uint8_t *src, uint64_t n)
 {
     if (n >= cap)
@@ -468,13 +462,22 @@ static int cmd_progress(struct tsm *t, uint64_t index, uint64_t ms, const cmq_To
 
 int tsm_apply(struct tsm *t, uint64_t index, const uint8_t *cmd, size_t len)
 {
+    return tsm_apply_peeked(t, index, cmd, len, NULL);
+}
+
+int tsm_apply_peeked(struct tsm *t, uint64_t index, const uint8_t *cmd, size_t len,
+                     const struct cmdcodec_view *pv)
+{
     assert(index > t->applied_index);
     t->applied_index = index;
-    struct cmdcodec_view v;
-    uint32_t kind = cmdcodec_peek(cmd, len, &v) ? v.kind : 0;
+    struct cmdcodec_view own;
+    const struct cmdcodec_view *v = pv;
+    if (!v)
+        v = cmdcodec_peek(cmd, len, &own) ? &own : NULL;
+    uint32_t kind = v ? v->kind : 0;
     if (kind == cmq_StorageCommand_publish_tag) {
         struct tsm_publish m;
-        if (!parse_publish(&v, &m)) /* the entry is peeked once */
+        if (!parse_publish(v, &m)) /* the entry is peeked once */
             return CMQ_EINVAL;
         return cmd_publish(t, index, &m);
     }

@@ -130,14 +130,16 @@ struct tsm;
 int tsm_create(uint32_t partition_id, struct tsm **out);
 void tsm_destroy(struct tsm *t); /* accepts NULL */
 
-/* Whether an encoded StorageCommand (borrowed) is a topic command (oneof
- * field 40..49): those go to tsm_apply, the rest to the queue machine. */
-bool tsm_is_command(const uint8_t *cmd, size_t len);
-
 /* Applies a committed topic command at (index).  Returns CMQ_OK,
  * CMQ_ENOTFOUND (unknown topic), CMQ_EINVAL (malformed), CMQ_ELIMIT,
  * CMQ_ENOMEM.  A refused command changes nothing. */
 int tsm_apply(struct tsm *t, uint64_t index, const uint8_t *cmd, size_t len);
+/* The same for an entry its caller has peeked already (`v`: cmdcodec_peek's
+ * view of cmd, borrowed; NULL: tsm peeks it).  A host routes an entry to
+ * this machine when cmdcodec_is_topic(v->kind), to the queue machine else. */
+struct cmdcodec_view;
+int tsm_apply_peeked(struct tsm *t, uint64_t index, const uint8_t *cmd, size_t len,
+                     const struct cmdcodec_view *v);
 
 /* Parses an encoded StorageCommand (borrowed) holding a Publish: true and
  * *out filled (pointing into cmd), or false when it is anything else. */

@@ -1,6 +1,7 @@
 /* Tests for services/storage/tsm.c: the topic state machine (pure core) and
  * the retry schedules of spec §9.5. */
 #include "tsm.h"
+#include "cmdcodec.h"
 
 #include "status.h"
 #include "storage.pb.h"
@@ -116,8 +117,9 @@ Test(tsm, publish_parses_in_place_and_filters)
     cr_expect(tsm_sub_matches(tp, tsm_sub(tp, "b"), &m), "no filter tags: everything");
     cr_expect_not(tsm_sub_matches(tp, tsm_sub(tp, "c"), &m), "blue/green vs red/x");
     cr_expect_eq(tsm_check_publish(t, &m), CMQ_OK);
-    cr_assert(tsm_is_command(buf, len));
-    cr_expect_eq(tsm_apply(t, 6, buf, len), CMQ_OK);
+    struct cmdcodec_view v; /* the host peeks once and routes by kind */
+    cr_assert(cmdcodec_peek(buf, len, &v) && cmdcodec_is_topic(v.kind));
+    cr_expect_eq(tsm_apply_peeked(t, 6, buf, len, &v), CMQ_OK);
     cr_expect_eq(tp->published, 2);
     cr_expect_eq(tp->last_publish_id, ((uint64_t)PART << 52) | (6u << 4) | 1);
     cr_expect_eq(tsm_first_needed_index(t), 6, "cursors still need entry 6");
