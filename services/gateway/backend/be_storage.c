@@ -158,6 +158,27 @@ static int unplaced(uint64_t num_id, uint32_t partition, const char *kind, const
     return 1;
 }
 
+/* Asks metadata for the queue or topic `name` of `appid` (request `type`);
+ * `l` (malloc'd, freed by `done`) carries the caller.  On a failure to send,
+ * the caller's callback gets the fault at once. */
+static void name_get(struct be_loop *be, uint32_t type, uint64_t appid, const char *name,
+                     struct lookup *l, be_reply_fn *done)
+{
+    cmq_NameRequest q = cmq_NameRequest_init_zero;
+    q.appid = appid;
+    snprintf(q.name, sizeof q.name, "%s", name);
+    int rc = l ? meta_call(be, type, cmq_NameRequest_fields, &q, 2, done, l) : CMQ_ENOMEM;
+    if (rc == CMQ_OK)
+        return;
+    struct be_fault f;
+    be_fault_row(&f, cmq_error_from_status(rc), NULL);
+    if (l && l->qfn)
+        l->qfn(l->arg, NULL, &f);
+    else if (l)
+        l->tfn(l->arg, NULL, &f);
+    free(l);
+}
+
 static void queue_found(struct be_loop *be, const cmq_QueueInfo *qi, be_queue_fn *fn, void *arg)
 {
     struct be_fault f;
@@ -196,22 +217,15 @@ void be_queue_get(struct be_loop *be, uint64_t appid, const char *name, int fres
         queue_found(be, &qi, fn, arg);
         return;
     }
-    struct be_fault f;
     struct lookup *l = malloc(sizeof *l);
-    cmq_NameRequest q = cmq_NameRequest_init_zero;
-    q.appid = appid;
-    snprintf(q.name, sizeof q.name, "%s", name);
-    int rc = CMQ_ENOMEM;
-    if (l) {
-        *l = (struct lookup){.be = be, .qfn = fn, .arg = arg};
-        rc = meta_call(be, cmq_MetaMsgType_META_MSG_QUEUE_GET, cmq_NameRequest_fields, &q, 2,
-                       on_queue_info, l);
-    }
-    if (rc != CMQ_OK) {
-        free(l);
-        be_fault_row(&f, cmq_error_from_status(rc), NULL);
+    if (!l) {
+        struct be_fault f;
+        be_fault_row(&f, CMQERR_INTERNAL, NULL);
         fn(arg, NULL, &f);
+        return;
     }
+    *l = (struct lookup){.be = be, .qfn = fn, .arg = arg};
+    name_get(be, cmq_MetaMsgType_META_MSG_QUEUE_GET, appid, name, l, on_queue_info);
 }
 
 static void on_topic_info(void *arg, int status, const struct rpc_msg *msg)
@@ -234,22 +248,15 @@ static void on_topic_info(void *arg, int status, const struct rpc_msg *msg)
 
 void be_topic_get(struct be_loop *be, uint64_t appid, const char *name, be_topic_fn *fn, void *arg)
 {
-    struct be_fault f;
     struct lookup *l = malloc(sizeof *l);
-    cmq_NameRequest q = cmq_NameRequest_init_zero;
-    q.appid = appid;
-    snprintf(q.name, sizeof q.name, "%s", name);
-    int rc = CMQ_ENOMEM;
-    if (l) {
-        *l = (struct lookup){.be = be, .tfn = fn, .arg = arg};
-        rc = meta_call(be, cmq_MetaMsgType_META_MSG_TOPIC_GET, cmq_NameRequest_fields, &q, 2,
-                       on_topic_info, l);
-    }
-    if (rc != CMQ_OK) {
-        free(l);
-        be_fault_row(&f, cmq_error_from_status(rc), NULL);
+    if (!l) {
+        struct be_fault f;
+        be_fault_row(&f, CMQERR_INTERNAL, NULL);
         fn(arg, NULL, &f);
+        return;
     }
+    *l = (struct lookup){.be = be, .tfn = fn, .arg = arg};
+    name_get(be, cmq_MetaMsgType_META_MSG_TOPIC_GET, appid, name, l, on_topic_info);
 }
 
 /* ---------- queue operations ---------- */
