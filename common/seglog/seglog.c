@@ -28,7 +28,8 @@
  *       can have a torn tail.
  *
  * Recovery (opening a log that was cut off at any point) is in
- * seglog_recover.c; what the two files share is in seglog_internal.h.
+ * seglog_recover.c, one segment's files in seglog_seg.c; the layers and what
+ * they share are in seglog_internal.h.
  */
 #include "seglog.h"
 #include "seglog_internal.h"
@@ -61,88 +62,9 @@ _Static_assert(SEGLOG_RECORD_BYTES_DEFAULT + SEG_REC_HDR_BYTES + SEG_FILE_HDR_BY
 
 static const uint8_t zero_pad[SEG_REC_ALIGN];
 
-/* ---- small helpers ---- */
-
-void sl_set_err(struct seglog *log, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(log->err, sizeof log->err, fmt, ap);
-    va_end(ap);
-}
-
-void sl_seg_path(const struct seglog *log, uint64_t first, const char *ext, char *buf)
-{
-    snprintf(buf, PATH_MAX_, "%s/%020" PRIu64 "%s", log->dir, first, ext);
-}
-
-struct seg *sl_active(struct seglog *log)
-{
-    assert(log->n_segs > 0);
-    return &log->segs[log->n_segs - 1];
-}
-
-static int is_active(const struct seglog *log, const struct seg *s)
-{
-    return s == &log->segs[log->n_segs - 1];
-}
-
 static uint64_t log_first(const struct seglog *log)
 {
     return log->segs[0].first;
-}
-
-/* Fails the log after an I/O error on a write path. */
-int sl_fail(struct seglog *log, int status, const char *what, const char *path)
-{
-    if (!log->failed)
-        log->failed = status;
-    sl_set_err(log, "%s: %s failed (%s); log is failed until reopened", path, what,
-               status_name(status));
-    return status;
-}
-
-/* The test seam (seglog_opts.fault): nonzero fails operation `op`. */
-static int inject(const struct seglog *log, const char *op)
-{
-    return log->opts.fault ? log->opts.fault(log->opts.fault_arg, op) : CMQ_OK;
-}
-
-static void seg_uncount(struct seglog *log, struct seg *s)
-{
-    if (s->counted) {
-        s->counted = 0;
-        log->open_sealed--;
-    }
-}
-
-static void seg_close_fds(struct seglog *log, struct seg *s)
-{
-    if (s->fd >= 0)
-        close(s->fd);
-    if (s->idx_fd >= 0)
-        close(s->idx_fd);
-    s->fd = s->idx_fd = -1;
-    seg_uncount(log, s);
-}
-
-/* Closes least-recently-used sealed segments beyond the budget (I5: never a
- * dirty one, never `keep`). */
-static void evict(struct seglog *log, const struct seg *keep)
-{
-    while (log->open_sealed > log->opts.max_open_segments) {
-        struct seg *victim = NULL;
-        for (size_t i = 0; i + 1 < log->n_segs; i++) {
-            struct seg *s = &log->segs[i];
-            if (s->fd < 0 || s->dirty || s->pins || s == keep)
-                continue;
-            if (!victim || s->lru < victim->lru)
-                victim = s;
-        }
-        if (!victim)
-            return;
-        seg_close_fds(log, victim);
-    }
 }
 
 static void wait_not_syncing(struct seglog *log)
@@ -156,72 +78,6 @@ static void wait_quiet(struct seglog *log)
 {
     while (log->syncing || log->readers)
         pthread_cond_wait(&log->cv, &log->mu);
-}
-
-/* ---- file headers ---- */
-
-int sl_idx_write_header(struct seglog *log, struct seg *s)
-{
-    uint8_t h[IDX_FILE_HDR_BYTES];
-    file_hdr_encode(h, IDX_FILE_MAGIC, IDX_ENTRY_BYTES, s->first, 0);
-    int st = file_truncate(s->idx_fd, 0);
-    if (!st)
-        st = file_pwrite_all(s->idx_fd, h, sizeof h, 0);
-    (void)log;
-    return st;
-}
-
-/* ---- opening segment files ---- */
-
-/* Opens the descriptors of `s` if closed; a missing .idx is rebuilt. */
-int sl_seg_open(struct seglog *log, struct seg *s)
-{
-    s->lru = ++log->tick;
-    if (s->fd >= 0)
-        return CMQ_OK;
-    char path[PATH_MAX_];
-    sl_seg_path(log, s->first, ".seg", path);
-    int st = file_open(path, O_RDWR, &s->fd);
-    if (st) {
-        sl_set_err(log, "%s: open failed (%s)", path, status_name(st));
-        return st;
-    }
-    if (!is_active(log, s)) {
-        s->counted = 1;
-        log->open_sealed++;
-    }
-    sl_seg_path(log, s->first, ".idx", path);
-    st = file_open(path, O_RDWR | O_CREAT, &s->idx_fd);
-    if (st) {
-        sl_set_err(log, "%s: open failed (%s)", path, status_name(st));
-        seg_close_fds(log, s);
-        return st;
-    }
-    evict(log, s);
-    return CMQ_OK;
-}
-
-/* Rebuilds the .idx of a segment whose entries up to s->last must all be
- * present; anything less is corruption. */
-int sl_seg_rebuild_idx(struct seglog *log, struct seg *s, uint64_t prev_term,
-                       uint64_t *last_term)
-{
-    struct scan sc;
-    log->st.idx_rebuilds++;
-    int st = sl_scan_segment(log, s, s->last, prev_term, &sc);
-    if (st)
-        return st;
-    if (last_term)
-        *last_term = sc.last_term;
-    if (sc.last != s->last) {
-        char path[PATH_MAX_];
-        sl_seg_path(log, s->first, ".seg", path);
-        sl_set_err(log, "%s: offset %" PRIu64 ": %s where index %" PRIu64
-                   " was expected (the segment should hold up to index %" PRIu64 ")", path,
-                   sc.end_off, sc.bad ? sc.bad : "end of scan", sc.last + 1, s->last);
-        return CMQ_ECORRUPT;
-    }
-    return CMQ_OK;
 }
 
 /* Looks up index `i` of segment `s` in its .idx: *term and *off.  A bad
@@ -326,97 +182,12 @@ static int seg_end_offset(struct seglog *log, struct seg *s, uint64_t *end)
     return CMQ_OK;
 }
 
-/* Cuts `s` at byte `off` (index `from` and later dropped), leaving zeros
- * after it (I2), durably. */
-int sl_seg_cut(struct seglog *log, struct seg *s, uint64_t off, uint64_t from)
-{
-    char path[PATH_MAX_];
-    sl_seg_path(log, s->first, ".seg", path);
-    int st = inject(log, "truncate");
-    if (!st)
-        st = file_truncate(s->fd, off);
-    if (!st)
-        st = file_preallocate(s->fd, s->size);
-    if (!st)
-        st = file_fsync(s->fd);
-    if (!st)
-        st = file_truncate(s->idx_fd, IDX_FILE_HDR_BYTES + (from - s->first) * IDX_ENTRY_BYTES);
-    if (st)
-        return sl_fail(log, st, "truncate", path);
-    s->last = from - 1;
-    s->tail = off;
-    return CMQ_OK;
-}
-
-/* Creates segment `first` durably (tmp file, preallocate, header, fsync,
- * rename, fsync dir) and appends it to the array as the new active one. */
-int sl_seg_create(struct seglog *log, uint64_t first)
-{
-    if (log->n_segs == log->cap_segs) {
-        size_t cap = log->cap_segs ? log->cap_segs * 2 : 16;
-        struct seg *n = realloc(log->segs, cap * sizeof *n);
-        if (!n)
-            return CMQ_ENOMEM;
-        log->segs = n;
-        log->cap_segs = cap;
-    }
-    char tmp[PATH_MAX_], path[PATH_MAX_];
-    sl_seg_path(log, first, ".seg.tmp", tmp);
-    sl_seg_path(log, first, ".seg", path);
-    int fd = -1, ifd = -1;
-    int st = inject(log, "create");
-    if (!st)
-        st = file_open(tmp, O_RDWR | O_CREAT | O_TRUNC, &fd);
-    if (!st)
-        st = file_preallocate(fd, log->opts.segment_bytes);
-    if (!st) {
-        uint8_t h[SEG_FILE_HDR_BYTES];
-        file_hdr_encode(h, SEG_FILE_MAGIC, 0, first, log->opts.segment_bytes);
-        st = file_pwrite_all(fd, h, sizeof h, 0);
-    }
-    if (!st)
-        st = file_fsync(fd);
-    if (!st)
-        st = file_rename(tmp, path);
-    if (!st) {
-        sl_seg_path(log, first, ".idx", tmp);
-        st = file_open(tmp, O_RDWR | O_CREAT | O_TRUNC, &ifd);
-    }
-    if (!st)
-        st = file_fsync_dir(log->dir);
-    if (st) {
-        if (fd >= 0)
-            close(fd);
-        if (ifd >= 0)
-            close(ifd);
-        return sl_fail(log, st, "segment creation", path);
-    }
-    /* The previous active segment becomes sealed. */
-    if (log->n_segs > 0 && sl_active(log)->fd >= 0 && !sl_active(log)->counted) {
-        sl_active(log)->counted = 1;
-        log->open_sealed++;
-    }
-    /* The next sync also fdatasyncs the sealed segment's .idx, so a clean
-     * restart can trust it. */
-    if (log->n_segs > 0)
-        sl_active(log)->dirty = 1;
-    struct seg *s = &log->segs[log->n_segs++];
-    *s = (struct seg){.first = first, .last = first - 1, .size = log->opts.segment_bytes,
-                      .tail = SEG_FILE_HDR_BYTES, .lru = ++log->tick, .fd = fd, .idx_fd = ifd};
-    st = sl_idx_write_header(log, s);
-    if (st)
-        return sl_fail(log, st, "index header write", path);
-    log->st.segments = log->n_segs;
-    evict(log, s);
-    return CMQ_OK;
-}
-
 /* Removes segment `i` from disk and from the array (caller fsyncs the dir). */
 static int seg_remove(struct seglog *log, size_t i)
 {
     assert(!log->syncing && !log->readers);
     struct seg *s = &log->segs[i];
-    seg_close_fds(log, s);
+    sl_seg_close_fds(log, s);
     char path[PATH_MAX_];
     sl_seg_path(log, s->first, ".seg", path);
     int st = file_unlink(path);
@@ -437,7 +208,7 @@ static int seg_remove(struct seglog *log, size_t i)
 static int seg_make_active(struct seglog *log)
 {
     struct seg *s = sl_active(log);
-    seg_uncount(log, s);
+    sl_seg_uncount(log, s);
     int st = sl_seg_open(log, s); /* active now, so not counted */
     if (st)
         return st;
@@ -566,7 +337,7 @@ static int write_chunk(struct seglog *log, const struct seglog_entry *e, size_t 
     }
     assert(off <= s->size);
     char path[PATH_MAX_];
-    int st = inject(log, "write");
+    int st = sl_inject(log, "write");
     if (!st)
         st = file_pwritev_all(s->fd, log->iov, iovcnt, start);
     if (st) {
@@ -626,13 +397,13 @@ int seglog_append(struct seglog *log, const struct seglog_entry *entries, size_t
                 wait_quiet(log);
                 st = seg_remove(log, log->n_segs - 1);
                 if (!st && log->n_segs > 0)
-                    seg_uncount(log, sl_active(log));
+                    sl_seg_uncount(log, sl_active(log));
             } else {
                 /* I6: a segment is durable before its successor exists, so
                  * after a crash every sealed segment holds all the records its
                  * successor's name implies.  Once per segment, under the
                  * mutex. */
-                st = inject(log, "fdatasync");
+                st = sl_inject(log, "fdatasync");
                 if (!st)
                     st = file_fdatasync(s->fd);
                 if (st) {
@@ -688,7 +459,7 @@ int seglog_sync(struct seglog *log)
     log->syncing = 1;
     pthread_mutex_unlock(&log->mu);
 
-    st = inject(log, "fdatasync");
+    st = sl_inject(log, "fdatasync");
     for (size_t i = 0; !st && i < nf; i++)
         st = file_fdatasync(fds[i]);
     free(fds);
@@ -959,7 +730,7 @@ int seglog_hardstate_save(struct seglog *log, const struct seglog_hardstate *hs)
     snprintf(path, sizeof path, "%s/hardstate", log->dir);
     pthread_mutex_lock(&log->hs_mu);
     int fd = -1;
-    int st = inject(log, "hardstate");
+    int st = sl_inject(log, "hardstate");
     if (!st)
         st = file_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, &fd);
     if (!st)

@@ -1,7 +1,11 @@
-/* seglog_internal.h: what seglog.c (the log: segments, append, sync, read,
- * truncation, hard state) and seglog_recover.c (scanning segments and
- * opening a log after a crash) share: the log's and a segment's structs,
- * and the helpers each file calls in the other.  Private to common/seglog;
+/* seglog_internal.h: the private model of common/seglog, in three layers
+ * that call only downwards:
+ *   seglog.c          the log: append, sync, read, truncation, compaction,
+ *                     hard state; seglog_open calls sl_recover
+ *   seglog_recover.c  opening a log after a crash or a clean stop
+ *   seglog_seg.c      one segment's files: create, open, cut, record checks,
+ *                     the sequential reader and the scan; errors and failure
+ * Private to common/seglog;
  * the invariants I1-I7 the structs keep are listed at the top of seglog.c.
  * Every function here expects log->mu held unless it says otherwise. */
 #ifndef CMQ_SEGLOG_INTERNAL_H
@@ -53,11 +57,15 @@ struct seglog {
     struct iovec *iov;
 };
 
-/* ---- seglog.c ---- */
+/* ---- seglog_seg.c ---- */
 
 /* The active (last) segment. */
 struct seg *sl_active(struct seglog *log);
 int sl_fail(struct seglog *log, int status, const char *what, const char *path);
+/* The test seam (seglog_opts.fault): nonzero fails operation `op`. */
+int sl_inject(const struct seglog *log, const char *op);
+void sl_seg_uncount(struct seglog *log, struct seg *s);
+void sl_seg_close_fds(struct seglog *log, struct seg *s);
 int sl_idx_write_header(struct seglog *log, struct seg *s);
 int sl_seg_create(struct seglog *log, uint64_t first);
 int sl_seg_cut(struct seglog *log, struct seg *s, uint64_t off, uint64_t from);
@@ -67,7 +75,18 @@ int sl_seg_rebuild_idx(struct seglog *log, struct seg *s, uint64_t prev_term,
                        uint64_t *last_term);
 void sl_set_err(struct seglog *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- seglog_recover.c ---- */
+/* The sequential reader the scans use. */
+struct reader {
+    int fd;
+    uint8_t *buf;
+    size_t cap;
+    uint64_t base; /* file offset of buf[0] */
+    size_t have;
+    uint64_t file_size;
+};
+int sl_reader_init(struct reader *r, const struct seglog *log, int fd);
+void sl_reader_free(struct reader *r);
+long sl_reader_get(struct reader *r, uint64_t off, size_t len, const uint8_t **p);
 
 struct scan {
     uint64_t end_off;   /* byte after the last good record */
@@ -76,10 +95,14 @@ struct scan {
     const char *bad;    /* why the scan stopped early, NULL when it reached stop_last */
 };
 
-int sl_recover(struct seglog *log);
 int sl_scan_segment(struct seglog *log, struct seg *s, uint64_t stop_last, uint64_t prev_term,
                     struct scan *out);
 const char *sl_rec_hdr_problem(const uint8_t *h, uint64_t off, uint64_t size,
                                uint32_t max_record);
+int sl_rec_crc_ok(const uint8_t *rec);
+
+/* ---- seglog_recover.c ---- */
+
+int sl_recover(struct seglog *log);
 
 #endif

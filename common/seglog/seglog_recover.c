@@ -13,8 +13,8 @@
  *     damage is in the middle and open fails with CMQ_ECORRUPT naming the file
  *     and offset; if not, it is a torn tail and is cut off.
  *
- * Also the sequential reader and the segment scan, which seglog.c uses to
- * rebuild a missing .idx of a segment it opens.
+ * Builds on seglog_seg.c (the segment files, the reader and the scan) and
+ * calls nothing in seglog.c.
  */
 #include "seglog_internal.h"
 
@@ -39,175 +39,6 @@ static int check_file_hdr(const uint8_t *h, size_t got, uint32_t magic, uint64_t
            get_le32(h + 8) == SEG_FORMAT_VERSION && get_le64(h + 16) == first;
 }
 
-/* ---- sequential reader used by scans ---- */
-
-struct reader {
-    int fd;
-    uint8_t *buf;
-    size_t cap;
-    uint64_t base; /* file offset of buf[0] */
-    size_t have;
-    uint64_t file_size;
-};
-
-static int reader_init(struct reader *r, const struct seglog *log, int fd)
-{
-    size_t need = (size_t)seg_rec_bytes(log->opts.max_record_bytes) + 4096;
-    r->cap = need < READER_MIN_BYTES ? READER_MIN_BYTES : need;
-    r->buf = malloc(r->cap);
-    if (!r->buf)
-        return CMQ_ENOMEM;
-    r->fd = fd;
-    r->base = 0;
-    r->have = 0;
-    return file_size(fd, &r->file_size);
-}
-
-static void reader_free(struct reader *r)
-{
-    free(r->buf);
-    r->buf = NULL;
-}
-
-/* Makes [off, off+len) available; *p points at it.  Returns the bytes
- * available (less than len only at end of file), or -status. */
-static long reader_get(struct reader *r, uint64_t off, size_t len, const uint8_t **p)
-{
-    assert(len <= r->cap);
-    if (off < r->base || off + len > r->base + r->have) {
-        if (off >= r->file_size) {
-            *p = NULL;
-            return 0;
-        }
-        size_t got;
-        int s = file_pread(r->fd, r->buf, r->cap, off, &got);
-        if (s)
-            return -s;
-        r->base = off;
-        r->have = got;
-    }
-    *p = r->buf + (off - r->base);
-    uint64_t avail = r->base + r->have - off;
-    return (long)(avail < len ? avail : len);
-}
-
-/* Checks a record header at `off` in a file of `size` bytes.  Returns NULL
- * when plausible, else why not. */
-const char *sl_rec_hdr_problem(const uint8_t *h, uint64_t off, uint64_t size,
-                               uint32_t max_record)
-{
-    if (get_le32(h) != SEG_REC_MAGIC)
-        return "bad magic";
-    if (h[8] != SEG_FORMAT_VERSION)
-        return "unknown record version";
-    if (get_le16(h + 10) != 0)
-        return "nonzero flags";
-    uint32_t len = get_le32(h + 12);
-    if (len > max_record)
-        return "length over the record limit";
-    if (off + seg_rec_bytes(len) > size)
-        return "record runs past the end of the file";
-    return NULL;
-}
-
-static int rec_crc_ok(const uint8_t *rec)
-{
-    uint32_t len = get_le32(rec + 12);
-    uint32_t crc = crc32c(0, rec + 8, SEG_REC_HDR_BYTES - 8);
-    crc = crc32c(crc, rec + SEG_REC_HDR_BYTES, len);
-    return crc == get_le32(rec + 4);
-}
-
-
-/* ---- scanning a segment ---- */
-
-/* Scans `s` from its first record, up to index stop_last, rewriting its .idx.
- * Stops at the first record that is not valid (scan->bad says why).  A valid
- * record with the wrong index or a falling term is CMQ_ECORRUPT at once. */
-int sl_scan_segment(struct seglog *log, struct seg *s, uint64_t stop_last, uint64_t prev_term,
-                    struct scan *out)
-{
-    char path[PATH_MAX_];
-    sl_seg_path(log, s->first, ".seg", path);
-    struct reader rd;
-    int st = reader_init(&rd, log, s->fd);
-    if (st) {
-        reader_free(&rd);
-        return st;
-    }
-    uint64_t size = rd.file_size < s->size ? rd.file_size : s->size;
-    st = sl_idx_write_header(log, s);
-    uint8_t ibuf[CHUNK_ENTRIES][IDX_ENTRY_BYTES];
-    size_t ni = 0;
-    uint64_t ioff = IDX_FILE_HDR_BYTES;
-    uint64_t off = SEG_FILE_HDR_BYTES, expect = s->first;
-    out->bad = NULL;
-    while (!st && expect <= stop_last) {
-        const uint8_t *p;
-        if (off + SEG_REC_HDR_BYTES > size) {
-            out->bad = "end of file";
-            break;
-        }
-        long n = reader_get(&rd, off, SEG_REC_HDR_BYTES, &p);
-        if (n < 0) {
-            st = (int)-n;
-            break;
-        }
-        if (n < SEG_REC_HDR_BYTES) {
-            out->bad = "short header";
-            break;
-        }
-        const char *why = sl_rec_hdr_problem(p, off, size, log->opts.max_record_bytes);
-        if (why) {
-            static const uint8_t zeros[SEG_REC_HDR_BYTES];
-            out->bad = memcmp(p, zeros, sizeof zeros) == 0 ? "zeros" : why;
-            break;
-        }
-        uint32_t len = get_le32(p + 12);
-        n = reader_get(&rd, off, SEG_REC_HDR_BYTES + (size_t)len, &p);
-        if (n < 0) {
-            st = (int)-n;
-            break;
-        }
-        if ((size_t)n < SEG_REC_HDR_BYTES + (size_t)len) {
-            out->bad = "short payload";
-            break;
-        }
-        if (!rec_crc_ok(p)) {
-            out->bad = "bad CRC";
-            break;
-        }
-        uint64_t term = get_le64(p + 16), index = get_le64(p + 24);
-        if (index != expect) {
-            sl_set_err(log, "%s: offset %" PRIu64 ": record has index %" PRIu64 " where %" PRIu64
-                       " was expected", path, off, index, expect);
-            st = CMQ_ECORRUPT;
-            break;
-        }
-        if (term < prev_term) {
-            sl_set_err(log, "%s: offset %" PRIu64 ": index %" PRIu64 " has term %" PRIu64
-                       " below the previous term %" PRIu64, path, off, index, term, prev_term);
-            st = CMQ_ECORRUPT;
-            break;
-        }
-        idx_entry_encode(ibuf[ni++], index, term, (uint32_t)off);
-        if (ni == CHUNK_ENTRIES) {
-            st = file_pwrite_all(s->idx_fd, ibuf, sizeof ibuf, ioff);
-            ioff += sizeof ibuf;
-            ni = 0;
-        }
-        prev_term = term;
-        expect++;
-        off += seg_rec_bytes(len);
-    }
-    if (!st && ni)
-        st = file_pwrite_all(s->idx_fd, ibuf, ni * IDX_ENTRY_BYTES, ioff);
-    out->end_off = off;
-    out->last = expect - 1;
-    out->last_term = prev_term;
-    reader_free(&rd);
-    return st;
-}
 
 /* Is there a valid record with index >= expect at `off`?  Reads with its own
  * buffer (*buf, allocated on first use, max record size), so the caller's
@@ -231,7 +62,7 @@ static int tail_candidate(struct seglog *log, int fd, uint64_t off, uint64_t siz
     st = file_pread(fd, *buf, SEG_REC_HDR_BYTES + (size_t)len, off, &got);
     if (st)
         return -st;
-    if (got < SEG_REC_HDR_BYTES + (size_t)len || !rec_crc_ok(*buf))
+    if (got < SEG_REC_HDR_BYTES + (size_t)len || !sl_rec_crc_ok(*buf))
         return 0;
     *index = get_le64(*buf + 24);
     return 1;
@@ -246,12 +77,12 @@ static int scan_tail(struct seglog *log, struct seg *s, uint64_t from, uint64_t 
                      uint64_t *found_off, uint64_t *found_index, int *nonzero)
 {
     struct reader rd;
-    int st = reader_init(&rd, log, s->fd);
+    int st = sl_reader_init(&rd, log, s->fd);
     uint8_t *cand = NULL;
     *found_off = 0;
     *nonzero = 0;
     if (st) {
-        reader_free(&rd);
+        sl_reader_free(&rd);
         return st;
     }
     uint64_t size = rd.file_size, off = from;
@@ -271,7 +102,7 @@ static int scan_tail(struct seglog *log, struct seg *s, uint64_t from, uint64_t 
         while (!st && !*found_off && off + 8 <= b) {
             const uint8_t *p;
             size_t want = b - off < rd.cap ? (size_t)(b - off) : rd.cap;
-            long n = reader_get(&rd, off, want, &p);
+            long n = sl_reader_get(&rd, off, want, &p);
             if (n < 0) {
                 st = (int)-n;
                 break;
@@ -307,7 +138,7 @@ static int scan_tail(struct seglog *log, struct seg *s, uint64_t from, uint64_t 
     }
     file_advise_random(s->fd, 0);
     free(cand);
-    reader_free(&rd);
+    sl_reader_free(&rd);
     return st;
 }
 
