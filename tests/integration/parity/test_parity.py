@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""HTTP/TCP code parity on the real cluster (issue 13).
+
+One table of states (missing queue, missing topic, topic without
+subscriptions, none matching, stale receipt handle, oversize body, empty
+queue); each row runs the same operations over the signed HTTP API
+(cmqhttp.py) and over the CMQ TCP protocol (parity_tcp, libcmq) and asserts
+the CMQ code and the module code (the "(NNNNN)" both protocols put before the
+row's text) are the spec's, on both.  The one documented difference: TCP
+answers "no message" with result 10200 (the module code; the SDK knows only
+that one, tcp-protocol spec §8), where HTTP answers 7000/10200.
+
+Starts its own cluster (tools/cmq, temp CMQ_VAR, random port base).
+usage: test_parity.py BUILD_DIR PARITY_TCP
+"""
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from cmqhttp import Client, Tap, load_env  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+BUILD = os.path.abspath(sys.argv[1])
+PARITY_TCP = os.path.abspath(sys.argv[2])
+VAR = tempfile.mkdtemp(prefix='cmq-parity-')
+BASE = 20030 + random.randrange(120) * 100  # below the ephemeral port range
+ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD, CMQ_NO_INSTALL='1')
+CMQ = os.path.join(ROOT, 'tools', 'cmq')
+MAX_MSG = 1024  # maxMsgSize of the queue and topics below; OVER is above it
+OVER = 2000
+tap = Tap()
+
+# The table.  {p} is the protocol's name ("http" / "tcp"): rows that change
+# state use a queue of their own per protocol.  $h is the receipt handle of
+# the last pull.  Every step but the last must succeed; the last one's code
+# and module code are checked.
+ROWS = [
+    ('missing queue: send', (4440, 10100), [('send', 'parnone', 1)]),
+    ('missing queue: receive', (4440, 10100), [('pull', 'parnone', 0)]),
+    ('missing queue: delete', (4440, 10100), [('delete', 'parnone', '4503599627370576')]),
+    ('missing topic: publish', (4440, 10600), [('publish', 'parnotopic', 1, '-')]),
+    ('topic without subscriptions: publish', (6030, 10650), [('publish', 'parnosub-{p}', 1, '-')]),
+    ('topic without subscriptions (the last one removed): publish', (6030, 10650),
+     [('publish', 'parunsub-{p}', 1, '-')]),
+    ('none matching: publish with a tag no subscription has', (6030, 10730),
+     [('publish', 'partag', 1, 'blue')]),
+    ('stale receipt handle: delete after delete', (4430, 10260),
+     [('send', 'parq-{p}', 1), ('pull', 'parq-{p}', 0), ('delete', 'parq-{p}', '$h'),
+      ('delete', 'parq-{p}', '$h')]),
+    ('oversize body: send', (4400, 10230), [('send', 'parq-{p}', OVER)]),
+    ('oversize body: publish', (4400, 10230), [('publish', 'partag', OVER, 'red')]),
+    ('empty queue: receive, no wait', (7000, 10200), [('pull', 'parempty-{p}', 0)]),
+]
+
+
+def module_of(text):
+    m = re.match(r'\((\d+)\)', text or '')
+    return int(m.group(1)) if m else None
+
+
+class Http:
+    name = 'http'
+
+    def __init__(self, env):
+        self.c = Client(env['CMQ_HTTP_ENDPOINT'], env['CMQ_SECRET_ID'], env['CMQ_SECRET_KEY'])
+
+    def run(self, op):
+        """-> (code, module, handle, raw)"""
+        kind, name = op[0], op[1]
+        if kind == 'send':
+            r = self.c.call('SendMessage', queueName=name, msgBody='x' * op[2])
+        elif kind == 'pull':
+            r = self.c.call('ReceiveMessage', queueName=name, pollingWaitSeconds=op[2])
+        elif kind == 'delete':
+            r = self.c.call('DeleteMessage', queueName=name, receiptHandle=op[2])
+        else:
+            kw = {} if op[3] == '-' else {'msgTag.1': op[3]}
+            r = self.c.call('PublishMessage', topicName=name, msgBody='x' * op[2], **kw)
+        return r.get('code'), module_of(r.get('message')), r.get('receiptHandle'), r
+
+
+class Tcp:
+    name = 'tcp'
+
+    def __init__(self, env):
+        self.p = subprocess.Popen([PARITY_TCP, env['CMQ_TCP_ENDPOINT'], env['CMQ_SECRET_ID'],
+                                   env['CMQ_SECRET_KEY']], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+
+    def run(self, op):
+        self.p.stdin.write(' '.join(str(x) for x in op) + '\n')
+        self.p.stdin.flush()
+        line = self.p.stdout.readline().rstrip('\n')
+        parts = line.split('\t', 2)
+        if len(parts) != 3:
+            return None, None, None, line
+        code, handle, error = int(parts[0]), parts[1], parts[2]
+        return code, module_of(error), handle if handle != '0' else None, line
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(timeout=15)
+
+
+def expected_for(proto, code, module):
+    """The spec's answer on this protocol (TCP: 'no message' is 10200)."""
+    if proto == 'tcp' and (code, module) == (7000, 10200):
+        return 10200, 10200
+    return code, module
+
+
+def run_row(proto, steps):
+    handle = None
+    got = None
+    for i, step in enumerate(steps):
+        op = tuple(s.format(p=proto.name) if isinstance(s, str) else s for s in step)
+        op = tuple(handle if s == '$h' else s for s in op)
+        got = proto.run(op)
+        if i < len(steps) - 1 and got[0] != 0:
+            return None, 'setup step %r answered %r' % (op, got[3])
+        if got[2]:
+            handle = got[2]
+    return got, ''
+
+
+def setup(http):
+    calls = [('CreateQueue', dict(queueName=q, pollingWaitSeconds=0, visibilityTimeout=30,
+                                  maxMsgSize=MAX_MSG)) for q in ('parq-http', 'parq-tcp')]
+    calls += [('CreateQueue', dict(queueName=q, pollingWaitSeconds=0))
+              for q in ('parempty-http', 'parempty-tcp', 'parsub')]
+    # a fresh topic per protocol: an HTTP publish tells storage about the
+    # topic, which would hide what TCP answers for a topic storage never saw
+    calls += [('CreateTopic', dict(topicName=t, maxMsgSize=MAX_MSG))
+              for t in ('parnosub-http', 'parnosub-tcp')]
+    # a topic per protocol whose only subscription was removed again
+    for t in ('parunsub-http', 'parunsub-tcp'):
+        calls += [('CreateTopic', dict(topicName=t)),
+                  ('Subscribe', {'topicName': t, 'subscriptionName': 'gone', 'protocol': 'queue',
+                                 'endpoint': 'parsub'}),
+                  ('Unsubscribe', {'topicName': t, 'subscriptionName': 'gone'})]
+    calls += [('CreateTopic', dict(topicName='partag', filterType=1, maxMsgSize=MAX_MSG)),
+              ('Subscribe', {'topicName': 'partag', 'subscriptionName': 'parsub',
+                             'protocol': 'queue', 'endpoint': 'parsub',
+                             'notifyContentFormat': 'SIMPLIFIED', 'filterTag.1': 'red'})]
+    for action, kw in calls:
+        r = http.c.call(action, **kw)
+        if not tap.check('setup: %s %s' % (action, kw.get('queueName') or kw.get('topicName')),
+                         r.get('code') == 0, r):
+            return False
+    return True
+
+
+def main():
+    up = subprocess.run([CMQ, 'up'], env=ENV, capture_output=True, text=True)
+    if up.returncode != 0:
+        print(up.stdout + up.stderr)
+        tap.check('cluster up', False)
+        return
+    tcp = None
+    try:
+        env = load_env(os.path.join(VAR, 'cluster.env'))
+        http = Http(env)
+        if not setup(http):
+            return
+        tcp = Tcp(env)
+        got = tcp.run(('publish', 'partag', 1, 'red'))
+        tap.check('tcp: a matching publish succeeds', got[0] == 0, got[3])
+        got = http.run(('publish', 'partag', 1, 'red'))
+        tap.check('http: a matching publish succeeds', got[0] == 0, got[3])
+        for what, (code, module), steps in ROWS:
+            answers = {}
+            for proto in (http, tcp):
+                got, why = run_row(proto, steps)
+                if got is None:
+                    tap.check('%s over %s' % (what, proto.name), False, why)
+                    continue
+                answers[proto.name] = got
+                want = expected_for(proto.name, code, module)
+                tap.check('%s over %s: %d/%d' % (what, proto.name, want[0], want[1]),
+                          (got[0], got[1]) == want, 'got %s/%s: %r' % (got[0], got[1], got[3]))
+            if len(answers) == 2:
+                h, t = answers['http'], answers['tcp']
+                same = h[1] == t[1] and (h[0] == t[0] or (h[0], t[0]) == (7000, 10200))
+                tap.check('%s: HTTP and TCP agree' % what, same,
+                          'HTTP %s/%s, TCP %s/%s' % (h[0], h[1], t[0], t[1]))
+    finally:
+        if tcp:
+            tcp.close()
+        subprocess.run([CMQ, 'down'], env=ENV, capture_output=True)
+        subprocess.run(['rm', '-rf', VAR])
+
+
+main()
+sys.exit(tap.finish())
