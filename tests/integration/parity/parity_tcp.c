@@ -2,7 +2,7 @@
  * (test_parity.py).  One authenticated libcmq connection; reads one
  * operation per line on stdin and answers one line per operation on stdout,
  * so the Python table drives both protocols with the same rows:
- *   send QUEUE SIZE            a body of SIZE bytes ('x')
+ *   send QUEUE SIZE [DELAY]    a body of SIZE bytes ('x'), DELAY seconds late
  *   pull QUEUE WAIT            one message, waiting WAIT seconds
  *   delete QUEUE HANDLE        one receipt handle (decimal)
  *   publish TOPIC SIZE TAG     one message; TAG "-" for none
@@ -49,7 +49,7 @@ static void run(struct cmq_client *c, char *line, char *body)
     }
     uint64_t handle = 0;
     if (strcmp(op, "send") == 0) {
-        cmq_send(c, name, body, body_size(arg), -1, &r);
+        cmq_send(c, name, body, body_size(arg), tag ? atoi(tag) : -1, &r);
     } else if (strcmp(op, "pull") == 0) {
         cmq_pull(c, name, 0, atoi(arg), &r);
         if (r.code == 0 && r.n_msgs > 0)

@@ -3,7 +3,7 @@
 
 One table of states (missing queue, missing topic, topic without
 subscriptions, none matching, stale receipt handle, oversize body, empty
-queue); each row runs the same operations over the signed HTTP API
+queue, the delay cap); each row runs the same operations over the signed HTTP API
 (cmqhttp.py) and over the CMQ TCP protocol (parity_tcp, libcmq) and asserts
 the CMQ code and the module code (the "(NNNNN)" both protocols put before the
 row's text) are the spec's, on both.  The one documented difference: TCP
@@ -54,6 +54,9 @@ ROWS = [
     ('oversize body: send', (4400, 10230), [('send', 'parq-{p}', OVER)]),
     ('oversize body: publish', (4400, 10230), [('publish', 'partag', OVER, 'red')]),
     ('empty queue: receive, no wait', (7000, 10200), [('pull', 'parempty-{p}', 0)]),
+    # the delay cap: gateway.max_delay_seconds (default 3600), one check for both
+    ('delay at the cap: send', (0, None), [('send', 'parempty-{p}', 1, 3600)]),
+    ('delay above the cap: send', (4000, 10692), [('send', 'parempty-{p}', 1, 3601)]),
 ]
 
 
@@ -72,7 +75,8 @@ class Http:
         """-> (code, module, handle, raw)"""
         kind, name = op[0], op[1]
         if kind == 'send':
-            r = self.c.call('SendMessage', queueName=name, msgBody='x' * op[2])
+            kw = {'delaySeconds': op[3]} if len(op) > 3 else {}
+            r = self.c.call('SendMessage', queueName=name, msgBody='x' * op[2], **kw)
         elif kind == 'pull':
             r = self.c.call('ReceiveMessage', queueName=name, pollingWaitSeconds=op[2])
         elif kind == 'delete':
@@ -104,6 +108,70 @@ class Tcp:
     def close(self):
         self.p.stdin.close()
         self.p.wait(timeout=15)
+
+
+def delay_cap_refused_at_start():
+    """A gateway whose delay cap is above what storage supports does not start."""
+    conf = os.path.join(VAR, 'gateway-bad-delay.ini')
+    with open(conf, 'w') as f:
+        f.write('[gateway]\nmax_delay_seconds = 604801\n')
+    r = subprocess.run([os.path.join(BUILD, 'services', 'gateway', 'cmq-gateway'), '--config',
+                        conf], capture_output=True, text=True, timeout=30)
+    tap.check('gateway.max_delay_seconds = 604801 is refused at start-up (exit 2)',
+              r.returncode == 2 and 'max_delay_seconds' in r.stderr, (r.returncode, r.stderr))
+
+
+def raised_delay_cap(env):
+    """A second gateway with gateway.max_delay_seconds = 7200: both protocols
+    accept 7200 and refuse 7201 there (the same check, the configured cap)."""
+    import socket
+    import time
+    conf = open(os.path.join(VAR, 'conf', 'gateway.ini')).read()
+    http_port, tcp_port = BASE + 91, BASE + 92
+    lines, section = [], ''
+    for line in conf.splitlines():
+        if line.startswith('['):
+            section = line
+        elif line.startswith('listen ='):
+            line = {'[rpc]': 'listen = tcp://127.0.0.1:%d' % (BASE + 90),
+                    '[http]': 'listen = 127.0.0.1:%d' % http_port,
+                    '[https]': 'listen =',
+                    '[tcp]': 'listen = 127.0.0.1:%d' % tcp_port}.get(section, line)
+        elif line.startswith('id ='):
+            line = 'id = gateway-delay'
+        lines.append(line)
+    lines += ['[gateway]', 'max_delay_seconds = 7200']
+    path = os.path.join(VAR, 'conf', 'gateway-delay.ini')
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    log = open(os.path.join(VAR, 'log', 'gateway-delay.log'), 'w')
+    proc = subprocess.Popen([os.path.join(BUILD, 'services', 'gateway', 'cmq-gateway'),
+                             '--config', path], stdout=log, stderr=log)
+    tcp = None
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(('127.0.0.1', tcp_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        env2 = dict(env, CMQ_HTTP_ENDPOINT='http://127.0.0.1:%d' % http_port,
+                    CMQ_TCP_ENDPOINT='127.0.0.1:%d' % tcp_port)
+        http, tcp = Http(env2), Tcp(env2)
+        for proto in (http, tcp):
+            q = 'parempty-%s' % proto.name
+            got = proto.run(('send', q, 1, 7200))
+            tap.check('cap 7200: a 7200 s delay is accepted over %s' % proto.name, got[0] == 0,
+                      got[3])
+            got = proto.run(('send', q, 1, 7201))
+            want = (4000, 10692)
+            tap.check('cap 7200: a 7201 s delay is refused over %s (4000/10692)' % proto.name,
+                      (got[0], got[1]) == want, got[3])
+    finally:
+        if tcp:
+            tcp.close()
+        proc.terminate()
+        proc.wait(timeout=15)
 
 
 def expected_for(proto, code, module):
@@ -180,13 +248,15 @@ def main():
                     continue
                 answers[proto.name] = got
                 want = expected_for(proto.name, code, module)
-                tap.check('%s over %s: %d/%d' % (what, proto.name, want[0], want[1]),
+                tap.check('%s over %s: %s/%s' % (what, proto.name, want[0], want[1]),
                           (got[0], got[1]) == want, 'got %s/%s: %r' % (got[0], got[1], got[3]))
             if len(answers) == 2:
                 h, t = answers['http'], answers['tcp']
                 same = h[1] == t[1] and (h[0] == t[0] or (h[0], t[0]) == (7000, 10200))
                 tap.check('%s: HTTP and TCP agree' % what, same,
                           'HTTP %s/%s, TCP %s/%s' % (h[0], h[1], t[0], t[1]))
+        delay_cap_refused_at_start()
+        raised_delay_cap(env)
     finally:
         if tcp:
             tcp.close()
