@@ -14,25 +14,19 @@ Starts its own cluster (tools/cmq, temp CMQ_VAR, random port base).
 usage: test_parity.py BUILD_DIR PARITY_TCP
 """
 import os
-import random
 import re
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from cmqhttp import Client, Tap, load_env  # noqa: E402
+from cluster import Cluster  # noqa: E402
+from cmqhttp import Client  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
-BUILD = os.path.abspath(sys.argv[1])
 PARITY_TCP = os.path.abspath(sys.argv[2])
-VAR = tempfile.mkdtemp(prefix='cmq-parity-')
-BASE = 20030 + random.randrange(120) * 100  # below the ephemeral port range
-ENV = dict(os.environ, CMQ_VAR=VAR, CMQ_PORT_BASE=str(BASE), CMQ_BUILD_DIR=BUILD, CMQ_NO_INSTALL='1')
-CMQ = os.path.join(ROOT, 'tools', 'cmq')
+C = Cluster('parity', port_lo=20030)
 MAX_MSG = 1024  # maxMsgSize of the queue and topics below; OVER is above it
 OVER = 2000
-tap = Tap()
+tap = C.tap
 
 # The table.  {p} is the protocol's name ("http" / "tcp"): rows that change
 # state use a queue of their own per protocol.  $h is the receipt handle of
@@ -112,10 +106,10 @@ class Tcp:
 
 def delay_cap_refused_at_start():
     """A gateway whose delay cap is above what storage supports does not start."""
-    conf = os.path.join(VAR, 'gateway-bad-delay.ini')
+    conf = os.path.join(C.var, 'gateway-bad-delay.ini')
     with open(conf, 'w') as f:
         f.write('[gateway]\nmax_delay_seconds = 604801\n')
-    r = subprocess.run([os.path.join(BUILD, 'services', 'gateway', 'cmq-gateway'), '--config',
+    r = subprocess.run([os.path.join(C.build, 'services', 'gateway', 'cmq-gateway'), '--config',
                         conf], capture_output=True, text=True, timeout=30)
     tap.check('gateway.max_delay_seconds = 604801 is refused at start-up (exit 2)',
               r.returncode == 2 and 'max_delay_seconds' in r.stderr, (r.returncode, r.stderr))
@@ -126,14 +120,14 @@ def raised_delay_cap(env):
     accept 7200 and refuse 7201 there (the same check, the configured cap)."""
     import socket
     import time
-    conf = open(os.path.join(VAR, 'conf', 'gateway.ini')).read()
-    http_port, tcp_port = BASE + 91, BASE + 92
+    conf = open(os.path.join(C.var, 'conf', 'gateway.ini')).read()
+    http_port, tcp_port = C.base + 91, C.base + 92
     lines, section = [], ''
     for line in conf.splitlines():
         if line.startswith('['):
             section = line
         elif line.startswith('listen ='):
-            line = {'[rpc]': 'listen = tcp://127.0.0.1:%d' % (BASE + 90),
+            line = {'[rpc]': 'listen = tcp://127.0.0.1:%d' % (C.base + 90),
                     '[http]': 'listen = 127.0.0.1:%d' % http_port,
                     '[https]': 'listen =',
                     '[tcp]': 'listen = 127.0.0.1:%d' % tcp_port}.get(section, line)
@@ -141,11 +135,11 @@ def raised_delay_cap(env):
             line = 'id = gateway-delay'
         lines.append(line)
     lines += ['[gateway]', 'max_delay_seconds = 7200']
-    path = os.path.join(VAR, 'conf', 'gateway-delay.ini')
+    path = os.path.join(C.var, 'conf', 'gateway-delay.ini')
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
-    log = open(os.path.join(VAR, 'log', 'gateway-delay.log'), 'w')
-    proc = subprocess.Popen([os.path.join(BUILD, 'services', 'gateway', 'cmq-gateway'),
+    log = open(os.path.join(C.var, 'log', 'gateway-delay.log'), 'w')
+    proc = subprocess.Popen([os.path.join(C.build, 'services', 'gateway', 'cmq-gateway'),
                              '--config', path], stdout=log, stderr=log)
     tcp = None
     try:
@@ -223,17 +217,14 @@ def setup(http):
 
 
 def main():
-    up = subprocess.run([CMQ, 'up'], env=ENV, capture_output=True, text=True)
-    if up.returncode != 0:
-        print(up.stdout + up.stderr)
-        tap.check('cluster up', False)
-        return
+    if not C.up():
+        return tap.finish()
     tcp = None
     try:
-        env = load_env(os.path.join(VAR, 'cluster.env'))
+        env = C.cluster_env()
         http = Http(env)
         if not setup(http):
-            return
+            return tap.finish()
         tcp = Tcp(env)
         got = tcp.run(('publish', 'partag', 1, 'red'))
         tap.check('tcp: a matching publish succeeds', got[0] == 0, got[3])
@@ -260,9 +251,7 @@ def main():
     finally:
         if tcp:
             tcp.close()
-        subprocess.run([CMQ, 'down'], env=ENV, capture_output=True)
-        subprocess.run(['rm', '-rf', VAR])
+    return tap.finish()
 
 
-main()
-sys.exit(tap.finish())
+C.run(main)
