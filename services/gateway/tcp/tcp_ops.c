@@ -266,7 +266,12 @@ static void do_confirm(struct treq *r, const cmq_QueueInfo *qi)
     const cmqtcp_TransactionConfirm *t = &r->f.m.transaction_confirm;
     cmq_TxnConfirmRequest q = cmq_TxnConfirmRequest_init_zero;
     q.queue_id = qi->num_id;
-    for (pb_size_t i = 0; i < t->item_count && i < 16; i++) {
+    /* Both arrays are sized by their .options (16 each); a frame's count was
+     * bounded by the decoder, and a confirm never carries more decisions
+     * than the storage request holds. */
+    _Static_assert(sizeof t->item / sizeof t->item[0] <= sizeof q.items / sizeof q.items[0],
+                   "every decision of a TransactionConfirm fits the storage request");
+    for (pb_size_t i = 0; i < t->item_count && i < sizeof t->item / sizeof t->item[0]; i++) {
         if (t->item[i].msg_id == 0 || (t->item[i].state != 1 && t->item[i].state != 2))
             continue; /* not a decision: nothing to apply */
         q.items[q.items_count].msg_id = t->item[i].msg_id;
