@@ -10,7 +10,6 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include "format.h"
 #include "seglog.h"
 #include "status.h"
+#include "../../tmpdir.h"
 
 /* Small segments so a few hundred entries span many of them. */
 #define T_SEGMENT_BYTES 4096u
@@ -30,21 +30,12 @@ static char t_dir[256];
 
 static inline void t_setup(void)
 {
-    snprintf(t_dir, sizeof t_dir, "/tmp/seglog-test-XXXXXX");
-    cr_assert_not_null(mkdtemp(t_dir));
-}
-
-static int t_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    tmpdir_make(t_dir, sizeof t_dir, "seglog-test");
 }
 
 static inline void t_teardown(void)
 {
-    nftw(t_dir, t_rm, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(t_dir);
 }
 
 static inline struct seglog_opts t_opts(void)

@@ -1,7 +1,7 @@
 /* meta_fixture.c: see meta_fixture.h. */
 #include "meta_fixture.h"
+#include "../../tmpdir.h"
 
-#include <ftw.h>
 
 struct fixture fx;
 
@@ -38,8 +38,7 @@ void fx_reopen(void)
 void fx_setup(void)
 {
     memset(&fx, 0, sizeof fx);
-    snprintf(fx.dir, sizeof fx.dir, "/tmp/cmq-meta-test-XXXXXX");
-    cr_assert_not_null(mkdtemp(fx.dir));
+    tmpdir_make(fx.dir, sizeof fx.dir, "meta-test");
     snprintf(fx.path, sizeof fx.path, "%s/metadata.db", fx.dir);
     for (int i = 0; i < 32; i++)
         fx.key[i] = (uint8_t)(i * 7 + 1);
@@ -59,19 +58,11 @@ void fx_setup(void)
     fx.appid = a.appid;
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 void fx_teardown(void)
 {
     meta_store_close(fx.s);
     fx.s = NULL;
-    nftw(fx.dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(fx.dir);
 }
 
 cmq_QueueRequest qreq(const char *name)

@@ -7,9 +7,9 @@
 #include "envelope.pb.h"
 #include "rpc.h"
 #include "status.h"
+#include "../../tmpdir.h"
 
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <pb_decode.h>
 #include <signal.h>
 #include <stdio.h>
@@ -68,18 +68,9 @@ static int stop(void)
     return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/cmq-meta-proc-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    tmpdir_make(dir, sizeof dir, "meta-proc");
     snprintf(rpc_ep, sizeof rpc_ep, "ipc://%s/rpc.sock", dir);
     snprintf(pub_ep, sizeof pub_ep, "ipc://%s/pub.sock", dir);
     snprintf(conf, sizeof conf, "%s/metadata.ini", dir);
@@ -99,7 +90,7 @@ static void teardown(void)
     if (child > 0)
         stop();
     zmq_ctx_term(zctx);
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(dir);
 }
 
 TestSuite(process, .init = setup, .fini = teardown, .timeout = 60);

@@ -4,6 +4,7 @@
  * test_meta_acl.c. */
 #include "meta_fixture.h"
 #include "meta_secret.h"
+#include "../../tmpdir.h"
 
 #include <sqlite3.h>
 
@@ -191,8 +192,8 @@ Test(secret, master_key_parse_and_file)
                                        "101112131415161718191a1b1c1d1e1f",
                                        k),
                  CMQ_EINVAL);
-    char dir[] = "/tmp/cmq-mk-XXXXXX", path[64];
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[64], path[96];
+    tmpdir_make(dir, sizeof dir, "mk");
     snprintf(path, sizeof path, "%s/master.key", dir);
     uint8_t a[32], b[32];
     int created;
@@ -205,8 +206,7 @@ Test(secret, master_key_parse_and_file)
     struct stat sb;
     cr_assert_eq(stat(path, &sb), 0);
     cr_assert_eq(sb.st_mode & 0777, 0600);
-    unlink(path);
-    rmdir(dir);
+    tmpdir_remove(dir);
 }
 
 /* ---- numeric ids (schema v2) ---- */

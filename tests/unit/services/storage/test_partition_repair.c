@@ -8,10 +8,10 @@
 
 #include "log.h"
 #include "status.h"
+#include "../../tmpdir.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,23 +23,14 @@ static char t_root[256], t_dir[300];
 static void t_setup(void)
 {
     log_init("test", CMQ_LOG_ERROR);
-    snprintf(t_root, sizeof t_root, "/tmp/repair-test-XXXXXX");
-    cr_assert_not_null(mkdtemp(t_root));
+    tmpdir_make(t_root, sizeof t_root, "repair-test");
     snprintf(t_dir, sizeof t_dir, "%s/p-7", t_root);
     cr_assert_eq(mkdir(t_dir, 0750), 0);
 }
 
-static int t_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void t_teardown(void)
 {
-    nftw(t_root, t_rm, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(t_root);
 }
 
 TestSuite(partition_repair, .init = t_setup, .fini = t_teardown);

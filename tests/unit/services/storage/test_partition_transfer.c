@@ -9,7 +9,6 @@
  * its own mkdtemp directory; Raft messages travel through a queue this file
  * delivers, and a node can be cut off. */
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include "partition.h"
 #include "raft.h"
 #include "status.h"
+#include "../../tmpdir.h"
 
 #define N 3
 #define QMAX 4096
@@ -107,19 +107,10 @@ static void tick(int i, int times)
     }
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void setup(void)
 {
     log_init("test", CMQ_LOG_ERROR);
-    snprintf(t_dir, sizeof t_dir, "/tmp/xfer-test-XXXXXX");
-    cr_assert_not_null(mkdtemp(t_dir));
+    tmpdir_make(t_dir, sizeof t_dir, "xfer-test");
     static struct raft_config members;
     members.n = N;
     for (int i = 0; i < N; i++)
@@ -155,7 +146,7 @@ static void teardown(void)
         free(q[i].ents);
     }
     nq = 0;
-    nftw(t_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(t_dir);
 }
 
 TestSuite(partition_transfer, .init = setup, .fini = teardown);

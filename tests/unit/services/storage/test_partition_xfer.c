@@ -9,9 +9,9 @@
 
 #include "log.h"
 #include "status.h"
+#include "../../tmpdir.h"
 
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,21 +66,12 @@ static struct xfer_ctx ctx(void)
                              .send = on_send, .send_chunk = on_chunk};
 }
 
-static int t_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void t_setup(void)
 {
     log_init("test", CMQ_LOG_ERROR);
     memset(&seen, 0, sizeof seen);
     memset(t_xfers, 0, sizeof t_xfers);
-    snprintf(t_dir, sizeof t_dir, "/tmp/xfer-test-XXXXXX");
-    cr_assert_not_null(mkdtemp(t_dir));
+    tmpdir_make(t_dir, sizeof t_dir, "xfer-test");
     struct seglog_opts lo;
     seglog_opts_default(&lo);
     lo.create = true;
@@ -108,7 +99,7 @@ static void t_teardown(void)
 {
     raft_destroy(t_raft);
     seglog_close(t_log);
-    nftw(t_dir, t_rm, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(t_dir);
 }
 
 TestSuite(partition_xfer, .init = t_setup, .fini = t_teardown);

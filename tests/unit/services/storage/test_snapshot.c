@@ -7,7 +7,6 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
@@ -20,27 +19,19 @@
 #include "partition.h"
 #include "snapfile.h"
 #include "status.h"
+#include "../../tmpdir.h"
 
 static char t_dir[256];
 
 static void t_setup(void)
 {
     log_init("test", CMQ_LOG_ERROR);
-    snprintf(t_dir, sizeof t_dir, "/tmp/snap-test-XXXXXX");
-    cr_assert_not_null(mkdtemp(t_dir));
-}
-
-static int t_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    tmpdir_make(t_dir, sizeof t_dir, "snap-test");
 }
 
 static void t_teardown(void)
 {
-    nftw(t_dir, t_rm, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(t_dir);
 }
 
 TestSuite(snapfile, .init = t_setup, .fini = t_teardown);
